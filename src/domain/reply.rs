@@ -1,0 +1,1 @@
+//! Classifying inbound SMS replies (SAFE-CONTACT.md, "Replies").

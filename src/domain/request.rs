@@ -1,0 +1,320 @@
+//! The outreach request as the triage system sends it (`POST /v1/outreach`).
+//!
+//! Serde enforces the schema (types, required fields, enum values); `validate` adds the few
+//! limits serde cannot express. Contact details are *data*, not schema: a junk phone number or
+//! postcode passes here and is decided (and counted) by the policy.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutreachRequest {
+    pub request_id: String,
+    pub case_ref: String,
+    pub kind: Kind,
+    #[serde(default)]
+    pub priority: Option<bool>,
+    #[serde(default)]
+    pub referral: Referral,
+    pub crime: Crime,
+    #[serde(default)]
+    pub victim: Victim,
+    pub contact: Contact,
+    #[serde(default)]
+    pub consent: Consent,
+    #[serde(default)]
+    pub personalisation: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    PriorityPretext,
+    InformationPack,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::PriorityPretext => "priority_pretext",
+            Kind::InformationPack => "information_pack",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "priority_pretext" => Some(Kind::PriorityPretext),
+            "information_pack" => Some(Kind::InformationPack),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Referral {
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub referred_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub local_authority: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Crime {
+    pub categories: Vec<String>,
+    #[serde(default)]
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Victim {
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub date_of_birth: Option<NaiveDate>,
+    #[serde(default)]
+    pub is_under_18: Option<bool>,
+    #[serde(default)]
+    pub vulnerabilities: Vec<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    #[serde(default)]
+    pub phones: Vec<Phone>,
+    #[serde(default)]
+    pub email: Option<Email>,
+    #[serde(default)]
+    pub postal: Option<Postal>,
+    #[serde(default)]
+    pub preferred_method: Option<Method>,
+    #[serde(default)]
+    pub safe_times: Vec<SafeTime>,
+    #[serde(default)]
+    pub do_not_contact: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phone {
+    pub number: String,
+    /// `victim` (or absent) for the victim's own phone; anything else (suspect, parent, …) is not.
+    #[serde(default)]
+    pub belongs_to: Option<String>,
+    #[serde(default)]
+    pub safe_to_text: Option<bool>,
+    #[serde(default)]
+    pub safe_to_voicemail: Option<bool>,
+}
+
+impl Phone {
+    pub fn is_victims(&self) -> bool {
+        self.belongs_to.as_deref().is_none_or(|b| b == "victim")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Email {
+    pub address: String,
+    #[serde(default)]
+    pub safe: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Postal {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub lines: Vec<String>,
+    #[serde(default)]
+    pub postcode: Option<String>,
+    #[serde(default)]
+    pub safe: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Phone,
+    Sms,
+    Email,
+    Letter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Day {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Day {
+    pub fn from_weekday(w: chrono::Weekday) -> Day {
+        use chrono::Weekday::*;
+        match w {
+            Mon => Day::Mon,
+            Tue => Day::Tue,
+            Wed => Day::Wed,
+            Thu => Day::Thu,
+            Fri => Day::Fri,
+            Sat => Day::Sat,
+            Sun => Day::Sun,
+        }
+    }
+}
+
+/// A window of local (Europe/London) time on the given weekdays. `from` after `to` means the
+/// window runs past midnight into the next day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SafeTime {
+    pub days: Vec<Day>,
+    #[serde(with = "hhmm")]
+    pub from: NaiveTime,
+    #[serde(with = "hhmm")]
+    pub to: NaiveTime,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Consent {
+    #[serde(default)]
+    pub information_pack: bool,
+    #[serde(default)]
+    pub recorded_at: Option<DateTime<Utc>>,
+}
+
+/// `"HH:MM"` local times.
+pub mod hhmm {
+    use chrono::NaiveTime;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(t: &NaiveTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.format("%H:%M").to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).ok_or_else(|| D::Error::custom(format!("expected a time as HH:MM, got {s:?}")))
+    }
+
+    pub fn parse(s: &str) -> Option<NaiveTime> {
+        if s.len() != 5 {
+            return None;
+        }
+        NaiveTime::parse_from_str(s, "%H:%M").ok()
+    }
+}
+
+/// One problem with a request, naming the field by its JSON path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+}
+
+const MAX_ID: usize = 128;
+const MAX_TEXT: usize = 4000;
+const MAX_SHORT: usize = 200;
+const MAX_LIST: usize = 20;
+
+impl OutreachRequest {
+    /// Limits that serde cannot express. Categories and vulnerabilities are compared as lower case,
+    /// so they are normalised here.
+    pub fn validate(mut self) -> Result<OutreachRequest, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        check_id(&mut errors, "request_id", &self.request_id);
+        check_id(&mut errors, "case_ref", &self.case_ref);
+        check_codes(&mut errors, "crime.categories", &mut self.crime.categories);
+        check_codes(&mut errors, "victim.vulnerabilities", &mut self.victim.vulnerabilities);
+        check_len(&mut errors, "crime.summary", self.crime.summary.as_deref(), MAX_TEXT);
+        check_len(&mut errors, "victim.first_name", self.victim.first_name.as_deref(), MAX_SHORT);
+        check_len(&mut errors, "referral.source", self.referral.source.as_deref(), MAX_SHORT);
+        check_len(&mut errors, "referral.local_authority", self.referral.local_authority.as_deref(), MAX_SHORT);
+        if self.contact.phones.len() > MAX_LIST {
+            errors.push(FieldError::new("contact.phones", format!("at most {MAX_LIST} phones")));
+        }
+        for (i, p) in self.contact.phones.iter().enumerate() {
+            check_len(&mut errors, &format!("contact.phones[{i}].number"), Some(&p.number), MAX_SHORT);
+            check_len(&mut errors, &format!("contact.phones[{i}].belongs_to"), p.belongs_to.as_deref(), MAX_SHORT);
+        }
+        if let Some(e) = &self.contact.email {
+            check_len(&mut errors, "contact.email.address", Some(&e.address), MAX_SHORT);
+        }
+        if let Some(p) = &self.contact.postal {
+            check_len(&mut errors, "contact.postal.name", p.name.as_deref(), MAX_SHORT);
+            check_len(&mut errors, "contact.postal.postcode", p.postcode.as_deref(), MAX_SHORT);
+            if p.lines.len() > 8 {
+                errors.push(FieldError::new("contact.postal.lines", "at most 8 lines"));
+            }
+            for (i, l) in p.lines.iter().enumerate() {
+                check_len(&mut errors, &format!("contact.postal.lines[{i}]"), Some(l), MAX_SHORT);
+            }
+        }
+        for (i, w) in self.contact.safe_times.iter().enumerate() {
+            if w.days.is_empty() {
+                errors.push(FieldError::new(format!("contact.safe_times[{i}].days"), "name at least one day"));
+            }
+            if w.from == w.to {
+                errors.push(FieldError::new(format!("contact.safe_times[{i}].to"), "must differ from `from`"));
+            }
+        }
+        if self.personalisation.len() > MAX_LIST {
+            errors.push(FieldError::new("personalisation", format!("at most {MAX_LIST} entries")));
+        }
+        for (k, v) in &self.personalisation {
+            let valid_key = !k.is_empty()
+                && k.len() <= 64
+                && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid_key {
+                errors.push(FieldError::new(format!("personalisation.{k}"), "keys are lower-case letters, digits and _"));
+            }
+            check_len(&mut errors, &format!("personalisation.{k}"), Some(v), MAX_SHORT);
+        }
+        if errors.is_empty() { Ok(self) } else { Err(errors) }
+    }
+}
+
+fn check_id(errors: &mut Vec<FieldError>, field: &str, value: &str) {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_ID
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c));
+    if !ok {
+        errors.push(FieldError::new(
+            field,
+            format!("must be 1 to {MAX_ID} characters of letters, digits and - _ . / :"),
+        ));
+    }
+}
+
+fn check_codes(errors: &mut Vec<FieldError>, field: &str, codes: &mut [String]) {
+    if codes.len() > MAX_LIST {
+        errors.push(FieldError::new(field, format!("at most {MAX_LIST} entries")));
+    }
+    for (i, code) in codes.iter_mut().enumerate() {
+        *code = code.trim().to_ascii_lowercase();
+        if code.is_empty() || code.len() > 64 {
+            errors.push(FieldError::new(format!("{field}[{i}]"), "must be 1 to 64 characters"));
+        }
+    }
+}
+
+fn check_len(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>, max: usize) {
+    if let Some(v) = value
+        && v.chars().count() > max
+    {
+        errors.push(FieldError::new(field, format!("at most {max} characters")));
+    }
+}

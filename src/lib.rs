@@ -1,0 +1,9 @@
+//! safereach: a safe-contact outreach gateway for a victim support service.
+//!
+//! Outreach jobs arrive over HTTP, are decided by the pure safe-contact policy, queued, decided
+//! again by a worker right before sending, rendered from staff-approved templates, sent through
+//! a channel provider, and recorded as events on the case timeline.
+
+pub mod channels;
+pub mod domain;
+pub mod templates;
