@@ -5,5 +5,9 @@
 //! a channel provider, and recorded as events on the case timeline.
 
 pub mod channels;
+pub mod clock;
+pub mod config;
 pub mod domain;
+pub mod store;
 pub mod templates;
+pub mod time;

@@ -1,6 +1,7 @@
 //! Plain types and pure rules: no I/O, no async, no framework types.
 
 pub mod contact;
+pub mod event;
 pub mod policy;
 pub mod reply;
 pub mod request;
@@ -12,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use request::{Kind, OutreachRequest};
+pub use status::MessageStatus;
 
 /// A written channel a message can go out on. (Phone calls are made by advocates, not by us.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -1,0 +1,112 @@
+//! Configuration from the environment (names fixed by the contract), also settable as flags.
+
+use chrono::{DateTime, NaiveTime, Utc};
+use clap::Args;
+
+use crate::domain::request::hhmm;
+
+/// Every setting has an environment variable; `safereach --help` lists them.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Listen address.
+    #[arg(long, env = "SAFEREACH_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// `sqlite://…` (embedded default) or `postgres://…`.
+    #[arg(long, env = "SAFEREACH_DATABASE_URL", default_value = "sqlite://safereach.db")]
+    pub database_url: String,
+    /// Set: the job queue lives in Redis; unset: in the database.
+    #[arg(long, env = "SAFEREACH_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// `sandbox`, `twilio`, `kannel`; a comma list is the failover order.
+    #[arg(long, env = "SAFEREACH_SMS_PROVIDER", default_value = "sandbox")]
+    pub sms_provider: String,
+    /// `sandbox` or `smtp`.
+    #[arg(long, env = "SAFEREACH_EMAIL_PROVIDER", default_value = "sandbox")]
+    pub email_provider: String,
+    /// `sandbox` (PDF files in the outbox) or `http` (POST to a print service).
+    #[arg(long, env = "SAFEREACH_LETTER_PROVIDER", default_value = "sandbox")]
+    pub letter_provider: String,
+    /// Where sandbox providers write what they "sent".
+    #[arg(long, env = "SAFEREACH_OUTBOX_DIR", default_value = "./outbox")]
+    pub outbox_dir: String,
+    /// Shared secret in the URL of Kannel and sandbox callbacks (random at first start when unset).
+    #[arg(long, env = "SAFEREACH_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub webhook_token: Option<String>,
+    /// The base URL providers call back on.
+    #[arg(long, env = "SAFEREACH_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+    /// The window in which SMS may be sent, local time in Europe/London.
+    #[arg(long, env = "SAFEREACH_QUIET_HOURS", default_value = "08:00-20:00", value_parser = parse_window)]
+    pub quiet_hours: (NaiveTime, NaiveTime),
+    /// Tests only: the clock starts at this RFC 3339 time and runs on from there.
+    #[arg(long, env = "SAFEREACH_CLOCK")]
+    pub clock: Option<DateTime<Utc>>,
+    /// `text` or `json` log lines.
+    #[arg(long, env = "SAFEREACH_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// Jobs one worker process handles at once.
+    #[arg(long, env = "SAFEREACH_WORKER_CONCURRENCY", default_value_t = 4)]
+    pub worker_concurrency: usize,
+    /// Transient send failures before a job is dead-lettered for staff.
+    #[arg(long, env = "SAFEREACH_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+    /// Seconds before the first retry of a transient failure; doubles each time.
+    #[arg(long, env = "SAFEREACH_RETRY_BASE_SECS", default_value_t = 30)]
+    pub retry_base_secs: u64,
+    /// Seconds a stopping process waits for jobs in flight.
+    #[arg(long, env = "SAFEREACH_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+}
+
+fn parse_window(s: &str) -> Result<(NaiveTime, NaiveTime), String> {
+    let (from, to) = s.split_once('-').ok_or("expected HH:MM-HH:MM")?;
+    let from = hhmm::parse(from.trim()).ok_or("expected HH:MM-HH:MM")?;
+    let to = hhmm::parse(to.trim()).ok_or("expected HH:MM-HH:MM")?;
+    if from >= to {
+        return Err("the window must start before it ends".into());
+    }
+    Ok((from, to))
+}
+
+impl Config {
+    /// The defaults, ignoring the environment: the base for tests and for `demo`.
+    pub fn defaults() -> Config {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: Config,
+        }
+        // Parsing an empty command line still reads the environment, so clear what it would read.
+        let cmd = <Only as clap::CommandFactory>::command();
+        let cmd = cmd.mut_args(|a| a.env(None::<&str>));
+        let matches = cmd.get_matches_from(["safereach"]);
+        <Only as clap::FromArgMatches>::from_arg_matches(&matches).expect("defaults parse").config
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::defaults();
+        assert_eq!(c.bind, "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://safereach.db");
+        assert_eq!(c.sms_provider, "sandbox");
+        assert_eq!(c.outbox_dir, "./outbox");
+        assert_eq!(c.quiet_hours, (NaiveTime::from_hms_opt(8, 0, 0).unwrap(), NaiveTime::from_hms_opt(20, 0, 0).unwrap()));
+        assert!(c.redis_url.is_none() && c.clock.is_none());
+    }
+
+    #[test]
+    fn quiet_hours_are_checked() {
+        assert!(parse_window("20:00-08:00").is_err());
+        assert!(parse_window("8-20").is_err());
+        assert!(parse_window("09:30-17:00").is_ok());
+    }
+}

@@ -1,0 +1,27 @@
+//! What can happen on a case. Every event is appended to the case timeline with its time, actor
+//! and reason code; reports are queries over these.
+
+use super::codes;
+use serde::{Deserialize, Serialize};
+
+codes!(EventType {
+    // A decision when the job was accepted (the answer of POST /v1/outreach).
+    Accepted => "accepted",
+    // A decision taken again by the worker right before sending, or on release by staff.
+    Decided => "decided",
+    Sent => "sent",
+    SendFailed => "send_failed",
+    Status => "status",
+    StatusIgnored => "status_ignored",
+    Reply => "reply",
+    Suppressed => "suppressed",
+    SuppressionLifted => "suppression_lifted",
+    Alert => "alert",
+    Call => "call",
+    Cancelled => "cancelled",
+    DeadLettered => "dead_lettered",
+    Released => "released",
+    Requeued => "requeued",
+    StaffAction => "staff_action",
+    Redacted => "redacted",
+});

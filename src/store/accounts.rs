@@ -1,0 +1,77 @@
+//! API keys (for the triage system and reporting) and staff accounts.
+
+use sha2::{Digest, Sha256};
+
+use super::{Result, Store, new_id, random_token};
+
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StaffAccount {
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub failed_logins: i64,
+    pub locked_until: Option<i64>,
+    pub disabled: bool,
+}
+
+/// API keys are long random strings, so a plain SHA-256 is the right hash: it is fast enough to
+/// run on every request and cannot be brute-forced from the stored value.
+fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl Store {
+    /// Create a key; the plain key is returned once and never stored.
+    pub async fn create_api_key(&self, name: &str, scopes: &[String], now: i64) -> Result<String> {
+        let key = format!("sr_{}", random_token());
+        sqlx::query("INSERT INTO api_keys (id, name, key_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(new_id("key"))
+            .bind(name)
+            .bind(key_hash(&key))
+            .bind(scopes.join(","))
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(key)
+    }
+
+    pub async fn find_api_key(&self, key: &str) -> Result<Option<ApiKey>> {
+        let row: Option<(String, String, String)> =
+            sqlx::query_as("SELECT id, name, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+                .bind(key_hash(key))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(id, name, scopes)| ApiKey {
+            id,
+            name,
+            scopes: scopes.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        }))
+    }
+
+    pub async fn create_staff(&self, username: &str, role: &str, password_hash: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO staff (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(username)
+            .bind(password_hash)
+            .bind(role)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn staff(&self, username: &str) -> Result<Option<StaffAccount>> {
+        Ok(sqlx::query_as(
+            "SELECT username, password_hash, role, failed_logins, locked_until, disabled FROM staff WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}

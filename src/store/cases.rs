@@ -1,0 +1,526 @@
+//! Cases and their outreach jobs: acceptance, the history the policy reads, cancellation, calls.
+
+use std::collections::BTreeSet;
+
+use sqlx::{AnyConnection, Row};
+
+use super::events::Event;
+use super::{dynamic, Result, Store, StoreError, new_id, placeholders};
+use crate::domain::event::EventType;
+use crate::domain::{CaseHistory, Channel, Decision, Kind, Outcome, OutreachRequest, contact};
+
+/// A job's status as the API reports it.
+pub fn status_for(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Send => "queued",
+        Outcome::Defer => "deferred",
+        Outcome::Hold => "held",
+        Outcome::Block => "blocked",
+    }
+}
+
+/// Statuses of a job that may still lead to a send (rule 11 counts sent ones too).
+const ACTIVE_STATUSES: &str = "'queued', 'deferred', 'sent'";
+
+pub struct AcceptInput<'a> {
+    pub request: &'a OutreachRequest,
+    /// SHA-256 of the canonical request body: same id with another body is a conflict.
+    pub request_hash: String,
+    pub priority: bool,
+    pub safety_sensitive: bool,
+    pub now: i64,
+    pub actor: String,
+}
+
+#[derive(Debug)]
+pub enum AcceptResult {
+    /// Newly accepted: the answer to give, and the decision taken.
+    Created { answer: serde_json::Value, decision: Decision },
+    /// The same request again: the first answer.
+    Replayed { answer: serde_json::Value },
+    /// The same request id with a different body.
+    Conflict,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutreachRecord {
+    pub id: String,
+    pub request_id: String,
+    pub case_ref: String,
+    pub kind: String,
+    pub priority: bool,
+    pub request_json: Option<String>,
+    pub accepted_at: i64,
+    pub status: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub channel: Option<String>,
+    pub template: Option<String>,
+    pub not_before: Option<i64>,
+    pub attempts: i64,
+    pub updated_at: i64,
+}
+
+const OUTREACH_COLUMNS: &str = "id, request_id, case_ref, kind, priority, request_json, accepted_at, status, outcome, reason, channel, template, not_before, attempts, updated_at";
+
+impl OutreachRecord {
+    pub fn request(&self) -> Result<OutreachRequest> {
+        let json = self.request_json.as_deref().ok_or_else(|| StoreError::Corrupt("request redacted".into()))?;
+        serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("outreach request: {e}")))
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CaseRecord {
+    pub case_ref: String,
+    pub created_at: i64,
+    pub referral_source: Option<String>,
+    pub referred_at: Option<i64>,
+    pub local_authority: Option<String>,
+    pub categories: String,
+    pub priority: bool,
+    pub safety_sensitive: bool,
+    pub cancelled_at: Option<i64>,
+    pub call_window: Option<String>,
+}
+
+impl Store {
+    /// Accept an outreach request: create or extend its case, decide it (with `decide`, given the
+    /// case's history inside the same transaction), and record the job, its event and — when it
+    /// is to be sent or deferred — the work for the queue, all in one commit.
+    pub async fn accept_outreach(
+        &self,
+        input: AcceptInput<'_>,
+        decide: impl Fn(&CaseHistory) -> Decision,
+    ) -> Result<AcceptResult> {
+        match self.try_accept(&input, &decide).await {
+            // Another process accepted the same request id meanwhile: answer as it did.
+            Err(e) if e.is_unique_violation() => self.try_accept(&input, &decide).await,
+            result => result,
+        }
+    }
+
+    async fn try_accept(
+        &self,
+        input: &AcceptInput<'_>,
+        decide: &impl Fn(&CaseHistory) -> Decision,
+    ) -> Result<AcceptResult> {
+        let req = input.request;
+        let mut tx = self.begin().await?;
+        if let Some(row) = sqlx::query("SELECT request_hash, response_json FROM outreach WHERE request_id = $1")
+            .bind(&req.request_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            let hash: String = row.try_get(0)?;
+            if hash != input.request_hash {
+                return Ok(AcceptResult::Conflict);
+            }
+            let answer: String = row.try_get(1)?;
+            return Ok(AcceptResult::Replayed { answer: parse_json(&answer)? });
+        }
+
+        self.upsert_case(&mut tx, input).await?;
+        self.record_phones(&mut tx, req).await?;
+        let history = self.history(&mut tx, req, None, input.now).await?;
+        let decision = decide(&history);
+
+        let id = new_id("out");
+        let status = status_for(decision.outcome());
+        let answer = answer_json(&id, &req.case_ref, status, &decision);
+        sqlx::query(dynamic(format!(
+            "INSERT INTO outreach ({OUTREACH_COLUMNS}, request_hash, response_json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $7, $14, $15)"
+        )))
+        .bind(&id)
+        .bind(&req.request_id)
+        .bind(&req.case_ref)
+        .bind(req.kind.as_str())
+        .bind(input.priority)
+        .bind(serde_json::to_string(req).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(input.now)
+        .bind(status)
+        .bind(decision.outcome().as_str())
+        .bind(decision.reason().map(|r| r.as_str()))
+        .bind(decision.route().map(|r| r.channel.as_str()))
+        .bind(decision.route().map(|r| r.template))
+        .bind(decision.not_before().map(|t| t.timestamp_millis()))
+        .bind(&input.request_hash)
+        .bind(answer.to_string())
+        .execute(&mut *tx)
+        .await?;
+        Event::new(&req.case_ref, input.now, &input.actor, EventType::Accepted)
+            .outreach(&id)
+            .decision(&decision)
+            .append(&mut tx)
+            .await?;
+        if let Some(run_at) = run_at(&decision, input.now) {
+            self.enqueue(&mut tx, &id, run_at).await?;
+        }
+        tx.commit().await?;
+        Ok(AcceptResult::Created { answer, decision })
+    }
+
+    async fn upsert_case(&self, conn: &mut AnyConnection, input: &AcceptInput<'_>) -> Result<()> {
+        let req = input.request;
+        // The first referral details win; later jobs fill in what was missing.
+        sqlx::query(
+            "INSERT INTO cases (case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (case_ref) DO UPDATE SET
+               referral_source = COALESCE(cases.referral_source, excluded.referral_source),
+               referred_at = COALESCE(cases.referred_at, excluded.referred_at),
+               local_authority = COALESCE(cases.local_authority, excluded.local_authority),
+               categories = CASE WHEN cases.categories = '' THEN excluded.categories ELSE cases.categories END,
+               priority = cases.priority OR excluded.priority,
+               safety_sensitive = cases.safety_sensitive OR excluded.safety_sensitive",
+        )
+        .bind(&req.case_ref)
+        .bind(input.now)
+        .bind(&req.referral.source)
+        .bind(req.referral.referred_at.map(|t| t.timestamp_millis()))
+        .bind(&req.referral.local_authority)
+        .bind(req.crime.categories.join(","))
+        .bind(input.priority)
+        .bind(input.safety_sensitive)
+        .execute(&mut *conn)
+        .await?;
+        // Serialise decisions per case (Postgres; SQLite's write lock already does).
+        if self.dialect == super::Dialect::Postgres {
+            sqlx::query("SELECT case_ref FROM cases WHERE case_ref = $1 FOR UPDATE")
+                .bind(&req.case_ref)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Remember whose each number is, so that rule 7 can spot a suspect's number on another case.
+    async fn record_phones(&self, conn: &mut AnyConnection, req: &OutreachRequest) -> Result<()> {
+        for phone in &req.contact.phones {
+            let Some(number) = contact::normalise_uk_mobile(&phone.number) else { continue };
+            sqlx::query(
+                "INSERT INTO case_phones (case_ref, number_key, is_victims) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&req.case_ref)
+            .bind(self.address_key(&number))
+            .bind(phone.is_victims())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// What the policy needs to know about the case of `req`. `this` is the job being decided
+    /// (id and acceptance time) when it is already stored; jobs accepted after it don't count.
+    pub async fn history(
+        &self,
+        conn: &mut AnyConnection,
+        req: &OutreachRequest,
+        this: Option<(&str, i64)>,
+        now: i64,
+    ) -> Result<CaseHistory> {
+        let case_ref = &req.case_ref;
+        let case_cancelled: bool = sqlx::query_scalar::<_, Option<i64>>("SELECT cancelled_at FROM cases WHERE case_ref = $1")
+            .bind(case_ref)
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten()
+            .is_some();
+        let (this_id, accepted_at) = this.unwrap_or(("", now));
+        let outreach_cancelled = match this {
+            Some((id, _)) => {
+                sqlx::query_scalar::<_, String>("SELECT status FROM outreach WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *conn)
+                    .await?
+                    == "cancelled"
+            }
+            None => false,
+        };
+        let call_attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE case_ref = $1")
+            .bind(case_ref)
+            .fetch_one(&mut *conn)
+            .await?;
+        let earlier_active = |kind: Kind| {
+            format!(
+                "SELECT COUNT(*) FROM outreach WHERE case_ref = $1 AND kind = '{}' AND status IN ({ACTIVE_STATUSES})
+                 AND id <> $2 AND (accepted_at < $3 OR (accepted_at = $3 AND id < $2))",
+                kind.as_str()
+            )
+        };
+        let mut earlier = [false; 2];
+        for (i, kind) in [Kind::PriorityPretext, Kind::InformationPack].into_iter().enumerate() {
+            let n: i64 = sqlx::query_scalar(dynamic(earlier_active(kind)))
+                .bind(case_ref)
+                .bind(this_id)
+                .bind(accepted_at)
+                .fetch_one(&mut *conn)
+                .await?;
+            earlier[i] = n > 0;
+        }
+
+        let addresses = contact::request_addresses(req);
+        let suppressed = self.matching_keys(conn, "SELECT address_key FROM suppressions WHERE lifted_at IS NULL AND address_key IN", &addresses, None).await?;
+        let numbers: Vec<String> = req.contact.phones.iter().filter_map(|p| contact::normalise_uk_mobile(&p.number)).collect();
+        let numbers_of_others = self
+            .matching_keys(conn, "SELECT number_key FROM case_phones WHERE is_victims = FALSE AND case_ref <> $1 AND number_key IN", &numbers, Some(case_ref))
+            .await?;
+        let approved_templates = self.approved_template_set(conn).await?;
+        Ok(CaseHistory {
+            case_cancelled,
+            outreach_cancelled,
+            accepted_at: Some(crate::time::from_ms(accepted_at)),
+            call_attempts: call_attempts as u32,
+            earlier_pretext_active: earlier[0],
+            earlier_information_pack_active: earlier[1],
+            suppressed,
+            numbers_of_others,
+            approved_templates,
+        })
+    }
+
+    /// Those of `plain` whose keyed hash the query (ending in `IN`) finds.
+    async fn matching_keys(
+        &self,
+        conn: &mut AnyConnection,
+        select_in: &str,
+        plain: &[String],
+        case_ref: Option<&str>,
+    ) -> Result<BTreeSet<String>> {
+        if plain.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let first = if case_ref.is_some() { 2 } else { 1 };
+        let sql = format!("{select_in} ({})", placeholders(first, plain.len()));
+        let mut query = sqlx::query_scalar::<_, String>(dynamic(sql));
+        if let Some(c) = case_ref {
+            query = query.bind(c);
+        }
+        let keys: Vec<String> = plain.iter().map(|p| self.address_key(p)).collect();
+        for k in &keys {
+            query = query.bind(k);
+        }
+        let found: BTreeSet<String> = query.fetch_all(&mut *conn).await?.into_iter().collect();
+        Ok(plain.iter().zip(&keys).filter(|(_, k)| found.contains(*k)).map(|(p, _)| p.clone()).collect())
+    }
+
+    async fn approved_template_set(&self, conn: &mut AnyConnection) -> Result<BTreeSet<(String, Channel)>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, channel FROM template_versions WHERE state = 'approved'")
+                .fetch_all(&mut *conn)
+                .await?;
+        Ok(rows.into_iter().filter_map(|(n, c)| Some((n, Channel::parse(&c)?))).collect())
+    }
+
+    pub async fn outreach(&self, id: &str) -> Result<Option<OutreachRecord>> {
+        Ok(sqlx::query_as(dynamic(format!("SELECT {OUTREACH_COLUMNS} FROM outreach WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Lock and read a job inside a transaction.
+    pub async fn outreach_for_update(&self, conn: &mut AnyConnection, id: &str) -> Result<Option<OutreachRecord>> {
+        Ok(sqlx::query_as(dynamic(format!("SELECT {OUTREACH_COLUMNS} FROM outreach WHERE id = $1{}", self.for_update())))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?)
+    }
+
+    pub async fn case_outreach(&self, case_ref: &str) -> Result<Vec<OutreachRecord>> {
+        Ok(sqlx::query_as(dynamic(format!("SELECT {OUTREACH_COLUMNS} FROM outreach WHERE case_ref = $1 ORDER BY accepted_at, id")))
+            .bind(case_ref)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn case(&self, case_ref: &str) -> Result<Option<CaseRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive, cancelled_at, call_window
+             FROM cases WHERE case_ref = $1",
+        )
+        .bind(case_ref)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Record a new decision for a job (worker or staff), with its event and any queue work.
+    pub async fn record_decision(
+        &self,
+        conn: &mut AnyConnection,
+        job: &OutreachRecord,
+        decision: &Decision,
+        now: i64,
+        actor: &str,
+        kind: EventType,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE outreach SET status = $2, outcome = $3, reason = $4, channel = $5, template = $6, not_before = $7, updated_at = $8
+             WHERE id = $1",
+        )
+        .bind(&job.id)
+        .bind(status_for(decision.outcome()))
+        .bind(decision.outcome().as_str())
+        .bind(decision.reason().map(|r| r.as_str()))
+        .bind(decision.route().map(|r| r.channel.as_str()))
+        .bind(decision.route().map(|r| r.template))
+        .bind(decision.not_before().map(|t| t.timestamp_millis()))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Event::new(&job.case_ref, now, actor, kind).outreach(&job.id).decision(decision).append(conn).await?;
+        if decision.outcome() == Outcome::Defer
+            && let Some(run_at) = run_at(decision, now)
+        {
+            self.enqueue(conn, &job.id, run_at).await?;
+        }
+        Ok(())
+    }
+
+    /// Set a job's status (sent, failed, dead_lettered, …) without a new decision.
+    pub async fn set_outreach_status(&self, conn: &mut AnyConnection, id: &str, status: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE outreach SET status = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(now)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn count_attempt(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar("UPDATE outreach SET attempts = attempts + 1, updated_at = $2 WHERE id = $1 RETURNING attempts")
+            .bind(id)
+            .bind(now)
+            .fetch_one(conn)
+            .await?)
+    }
+
+    /// Cancel one job: anything not yet sent stops (rule 1 blocks it when the worker looks again).
+    /// Returns false when the job is unknown.
+    pub async fn cancel_outreach(&self, id: &str, now: i64, actor: &str) -> Result<Option<OutreachRecord>> {
+        let mut tx = self.begin().await?;
+        let Some(job) = self.outreach_for_update(&mut tx, id).await? else { return Ok(None) };
+        self.cancel_job(&mut tx, &job, now, actor).await?;
+        tx.commit().await?;
+        Ok(self.outreach(id).await?)
+    }
+
+    /// Cancel a case and every job of it not yet sent. None when the case is unknown.
+    pub async fn cancel_case(&self, case_ref: &str, now: i64, actor: &str) -> Result<Option<()>> {
+        let mut tx = self.begin().await?;
+        let updated = sqlx::query("UPDATE cases SET cancelled_at = COALESCE(cancelled_at, $2) WHERE case_ref = $1")
+            .bind(case_ref)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Ok(None);
+        }
+        let jobs: Vec<OutreachRecord> = sqlx::query_as(dynamic(format!(
+            "SELECT {OUTREACH_COLUMNS} FROM outreach WHERE case_ref = $1 ORDER BY accepted_at, id{}",
+            self.for_update()
+        )))
+        .bind(case_ref)
+        .fetch_all(&mut *tx)
+        .await?;
+        for job in &jobs {
+            self.cancel_job(&mut tx, job, now, actor).await?;
+        }
+        Event::new(case_ref, now, actor, EventType::Cancelled).reason("do_not_contact").append(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Some(()))
+    }
+
+    async fn cancel_job(&self, conn: &mut AnyConnection, job: &OutreachRecord, now: i64, actor: &str) -> Result<()> {
+        if matches!(job.status.as_str(), "queued" | "deferred" | "held" | "dead_lettered") {
+            self.set_outreach_status(conn, &job.id, "cancelled", now).await?;
+            Event::new(&job.case_ref, now, actor, EventType::Cancelled)
+                .outreach(&job.id)
+                .reason("do_not_contact")
+                .append(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Record an advocate's call attempt; jobs waiting for calls (rule 12) are looked at again.
+    pub async fn record_call(&self, case_ref: &str, at: i64, outcome: &str, now: i64, actor: &str) -> Result<Option<String>> {
+        let mut tx = self.begin().await?;
+        if self.case_exists(&mut tx, case_ref).await? {
+            let id = new_id("call");
+            sqlx::query("INSERT INTO calls (id, case_ref, at, outcome, recorded_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&id)
+                .bind(case_ref)
+                .bind(at)
+                .bind(outcome)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            Event::new(case_ref, now, actor, EventType::Call)
+                .detail(serde_json::json!({ "outcome": outcome, "at": crate::time::rfc3339_ms(at) }))
+                .append(&mut tx)
+                .await?;
+            let waiting: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM outreach WHERE case_ref = $1 AND status = 'deferred' AND reason = 'calls_first'",
+            )
+            .bind(case_ref)
+            .fetch_all(&mut *tx)
+            .await?;
+            for job in waiting {
+                self.enqueue(&mut tx, &job, now).await?;
+            }
+            tx.commit().await?;
+            Ok(Some(id))
+        } else {
+            Ok(None)
+        }
+    }
+
+    async fn case_exists(&self, conn: &mut AnyConnection, case_ref: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar::<_, String>("SELECT case_ref FROM cases WHERE case_ref = $1")
+            .bind(case_ref)
+            .fetch_optional(conn)
+            .await?
+            .is_some())
+    }
+
+    pub async fn calls(&self, case_ref: &str) -> Result<Vec<(i64, String)>> {
+        Ok(sqlx::query_as("SELECT at, outcome FROM calls WHERE case_ref = $1 ORDER BY at")
+            .bind(case_ref)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
+/// When the queue should run a job after this decision.
+fn run_at(decision: &Decision, now: i64) -> Option<i64> {
+    match decision {
+        Decision::Send(_) => Some(now),
+        Decision::Defer { until, .. } => Some(until.timestamp_millis()),
+        Decision::Hold(_) | Decision::Block(_) => None,
+    }
+}
+
+/// The 202 answer of `POST /v1/outreach` (contract shape).
+pub fn answer_json(id: &str, case_ref: &str, status: &str, decision: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "outreach_id": id,
+        "case_ref": case_ref,
+        "status": status,
+        "decision": {
+            "outcome": decision.outcome().as_str(),
+            "reason": decision.reason().map(|r| r.as_str()),
+            "channel": decision.route().map(|r| r.channel.as_str()),
+            "template": decision.route().map(|r| r.template),
+            "not_before": decision.not_before().map(crate::time::rfc3339),
+        }
+    })
+}
+
+fn parse_json(s: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}

@@ -1,0 +1,156 @@
+//! The append-only case timeline.
+
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use super::{Result, Store};
+use crate::domain::event::EventType;
+use crate::domain::{Decision, MessageStatus};
+
+/// An event to append. Never carries personal data: `detail` holds codes, ids and counts.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub case_ref: String,
+    pub at: i64,
+    pub actor: String,
+    pub kind: EventType,
+    pub outreach_id: Option<String>,
+    pub message_id: Option<String>,
+    pub outcome: Option<&'static str>,
+    pub reason: Option<String>,
+    pub channel: Option<&'static str>,
+    pub status: Option<&'static str>,
+    pub classification: Option<&'static str>,
+    pub detail: Option<serde_json::Value>,
+}
+
+impl Event {
+    pub fn new(case_ref: &str, at: i64, actor: &str, kind: EventType) -> Event {
+        Event {
+            case_ref: case_ref.to_string(),
+            at,
+            actor: actor.to_string(),
+            kind,
+            outreach_id: None,
+            message_id: None,
+            outcome: None,
+            reason: None,
+            channel: None,
+            status: None,
+            classification: None,
+            detail: None,
+        }
+    }
+
+    pub fn outreach(mut self, id: &str) -> Event {
+        self.outreach_id = Some(id.to_string());
+        self
+    }
+
+    pub fn message(mut self, id: &str) -> Event {
+        self.message_id = Some(id.to_string());
+        self
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Event {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    pub fn status(mut self, status: MessageStatus) -> Event {
+        self.status = Some(status.as_str());
+        self
+    }
+
+    pub fn channel(mut self, channel: &'static str) -> Event {
+        self.channel = Some(channel);
+        self
+    }
+
+    pub fn classification(mut self, classification: &'static str) -> Event {
+        self.classification = Some(classification);
+        self
+    }
+
+    pub fn detail(mut self, detail: serde_json::Value) -> Event {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// Outcome, reason, channel, template and time of a decision.
+    pub fn decision(mut self, decision: &Decision) -> Event {
+        self.outcome = Some(decision.outcome().as_str());
+        self.reason = decision.reason().map(|r| r.as_str().to_string());
+        if let Some(route) = decision.route() {
+            self.channel = Some(route.channel.as_str());
+            let mut detail = serde_json::json!({ "template": route.template });
+            if let Some(until) = decision.not_before() {
+                detail["not_before"] = crate::time::rfc3339(until).into();
+            }
+            self.detail = Some(detail);
+        }
+        self
+    }
+
+    pub async fn append(&self, conn: &mut AnyConnection) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO events (case_ref, at, actor, type, outreach_id, message_id, outcome, reason, channel, status, classification, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&self.case_ref)
+        .bind(self.at)
+        .bind(&self.actor)
+        .bind(self.kind.as_str())
+        .bind(&self.outreach_id)
+        .bind(&self.message_id)
+        .bind(self.outcome)
+        .bind(&self.reason)
+        .bind(self.channel)
+        .bind(self.status)
+        .bind(self.classification)
+        .bind(self.detail.as_ref().map(|d| d.to_string()))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// An event as read back for a timeline.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EventRow {
+    #[serde(skip)]
+    pub id: i64,
+    #[serde(skip)]
+    pub at: i64,
+    #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub actor: String,
+    pub outreach_id: Option<String>,
+    pub message_id: Option<String>,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub channel: Option<String>,
+    pub status: Option<String>,
+    pub classification: Option<String>,
+    #[serde(skip)]
+    pub detail: Option<String>,
+}
+
+impl Store {
+    pub async fn append_event(&self, event: &Event) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        event.append(&mut conn).await
+    }
+
+    /// A case's timeline, oldest first.
+    pub async fn case_events(&self, case_ref: &str) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, at, type, actor, outreach_id, message_id, outcome, reason, channel, status, classification, detail
+             FROM events WHERE case_ref = $1 ORDER BY id",
+        )
+        .bind(case_ref)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

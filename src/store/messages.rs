@@ -1,0 +1,229 @@
+//! Messages: one per outreach job, claimed by one worker at a time, moved forward by providers.
+
+use sqlx::AnyConnection;
+
+use super::events::Event;
+use super::{dynamic, Result, Store, new_id};
+use crate::domain::MessageStatus;
+use crate::domain::event::EventType;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRecord {
+    pub id: String,
+    pub outreach_id: String,
+    pub case_ref: String,
+    pub channel: String,
+    pub template: String,
+    pub template_version: i64,
+    pub status: String,
+    pub provider: Option<String>,
+    pub provider_ref: Option<String>,
+    pub to_address: Option<String>,
+    pub subject: Option<String>,
+    pub body: Option<String>,
+    pub html: Option<String>,
+    pub encoding: Option<String>,
+    pub segments: Option<i64>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    pub status_at: i64,
+    pub final_at: Option<i64>,
+    pub redacted_at: Option<i64>,
+}
+
+const MESSAGE_COLUMNS: &str = "id, outreach_id, case_ref, channel, template, template_version, status, provider, provider_ref, to_address, subject, body, html, encoding, segments, created_at, sent_at, status_at, final_at, redacted_at";
+
+impl MessageRecord {
+    pub fn status(&self) -> MessageStatus {
+        MessageStatus::parse(&self.status).unwrap_or(MessageStatus::Queued)
+    }
+}
+
+/// A rendered message about to be sent.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub outreach_id: String,
+    pub case_ref: String,
+    pub channel: &'static str,
+    pub template: String,
+    pub template_version: i64,
+    /// Normalised address, used for the keyed hash.
+    pub to_normalised: String,
+    /// The recipient as JSON.
+    pub to_address: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub html: Option<String>,
+    pub encoding: Option<&'static str>,
+    pub segments: Option<i64>,
+}
+
+/// What a provider callback did to a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusChange {
+    UnknownMessage,
+    Moved { case_ref: String, message_id: String },
+    /// Recorded on the timeline, status left as it was (late, duplicate or backwards).
+    Ignored { case_ref: String, message_id: String },
+}
+
+impl Store {
+    /// The job's message, created on first call (a retried job reuses it, and its id).
+    pub async fn message_for(&self, conn: &mut AnyConnection, new: &NewMessage, now: i64) -> Result<MessageRecord> {
+        if let Some(existing) = self.message_of_outreach(conn, &new.outreach_id).await? {
+            return Ok(existing);
+        }
+        sqlx::query(
+            "INSERT INTO messages (id, outreach_id, case_ref, channel, template, template_version, status, to_key, to_address, subject, body, html, encoding, segments, created_at, status_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+        )
+        .bind(new_id("msg"))
+        .bind(&new.outreach_id)
+        .bind(&new.case_ref)
+        .bind(new.channel)
+        .bind(&new.template)
+        .bind(new.template_version)
+        .bind(self.address_key(&new.to_normalised))
+        .bind(&new.to_address)
+        .bind(&new.subject)
+        .bind(&new.body)
+        .bind(&new.html)
+        .bind(new.encoding)
+        .bind(new.segments)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(self.message_of_outreach(conn, &new.outreach_id).await?.expect("just inserted"))
+    }
+
+    pub async fn message_of_outreach(&self, conn: &mut AnyConnection, outreach_id: &str) -> Result<Option<MessageRecord>> {
+        Ok(sqlx::query_as(dynamic(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE outreach_id = $1")))
+            .bind(outreach_id)
+            .fetch_optional(conn)
+            .await?)
+    }
+
+    pub async fn message(&self, id: &str) -> Result<Option<MessageRecord>> {
+        Ok(sqlx::query_as(dynamic(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn case_messages(&self, case_ref: &str) -> Result<Vec<MessageRecord>> {
+        Ok(sqlx::query_as(dynamic(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE case_ref = $1 ORDER BY created_at, id")))
+            .bind(case_ref)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Take the right to send a message: only one worker holds it, for `lease_ms`. A worker that
+    /// died mid-send loses it when the lease runs out.
+    pub async fn claim_message(&self, id: &str, now: i64, lease_ms: i64) -> Result<bool> {
+        let claimed = sqlx::query(
+            "UPDATE messages SET status = 'sending', claimed_until = $2, status_at = $3
+             WHERE id = $1 AND (status = 'queued' OR (status = 'sending' AND claimed_until < $3))",
+        )
+        .bind(id)
+        .bind(now + lease_ms)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    /// Give a claim back after a transient failure: nothing was handed over.
+    pub async fn release_message(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE messages SET status = 'queued', claimed_until = NULL, status_at = $2 WHERE id = $1 AND status = 'sending'")
+            .bind(id)
+            .bind(now)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The provider took the message.
+    pub async fn mark_sent(&self, conn: &mut AnyConnection, id: &str, provider: &str, provider_ref: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE messages SET status = 'sent', provider = $2, provider_ref = $3, sent_at = $4, status_at = $4, claimed_until = NULL
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(provider)
+        .bind(provider_ref)
+        .bind(now)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The provider refused the message for good.
+    pub async fn mark_failed(&self, conn: &mut AnyConnection, id: &str, provider: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE messages SET status = 'failed', provider = $2, status_at = $3, final_at = $3, claimed_until = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(provider)
+        .bind(now)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Apply a provider's status report for the message it knows as `provider_ref`. Statuses only
+    /// move forward; anything else is recorded on the timeline and left alone.
+    pub async fn apply_status(
+        &self,
+        provider: &str,
+        provider_ref: &str,
+        status: MessageStatus,
+        detail: Option<serde_json::Value>,
+        now: i64,
+    ) -> Result<StatusChange> {
+        let mut tx = self.begin().await?;
+        let found: Option<(String, String, String)> = sqlx::query_as(dynamic(format!(
+            "SELECT id, case_ref, status FROM messages WHERE provider = $1 AND provider_ref = $2{}",
+            self.for_update()
+        )))
+        .bind(provider)
+        .bind(provider_ref)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((message_id, case_ref, current)) = found else { return Ok(StatusChange::UnknownMessage) };
+        let current = MessageStatus::parse(&current).unwrap_or(MessageStatus::Queued);
+        let actor = format!("provider:{provider}");
+        let moves = current.can_move_to(status);
+        if moves {
+            sqlx::query("UPDATE messages SET status = $2, status_at = $3, final_at = CASE WHEN $4 THEN $3 ELSE final_at END WHERE id = $1")
+                .bind(&message_id)
+                .bind(status.as_str())
+                .bind(now)
+                .bind(status.is_final())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let kind = if moves { EventType::Status } else { EventType::StatusIgnored };
+        let mut event = Event::new(&case_ref, now, &actor, kind).message(&message_id).status(status);
+        if let Some(detail) = detail {
+            event = event.detail(detail);
+        }
+        event.append(&mut tx).await?;
+        tx.commit().await?;
+        Ok(if moves {
+            StatusChange::Moved { case_ref, message_id }
+        } else {
+            StatusChange::Ignored { case_ref, message_id }
+        })
+    }
+
+    /// The latest message sent to an address (by keyed hash): where a reply from it belongs.
+    pub async fn latest_message_to(&self, normalised: &str) -> Result<Option<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, case_ref FROM messages WHERE to_key = $1 AND sent_at IS NOT NULL ORDER BY sent_at DESC, id DESC LIMIT 1",
+        )
+        .bind(self.address_key(normalised))
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}

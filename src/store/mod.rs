@@ -1,0 +1,233 @@
+//! The database: SQLite (embedded default) or Postgres, through sqlx's `Any` driver so that one
+//! set of queries serves both. Times are stored as epoch milliseconds and JSON as text, which both
+//! databases and the `Any` driver handle alike; the few dialect differences live in `Dialect`.
+
+mod accounts;
+mod cases;
+mod events;
+mod messages;
+mod outbox;
+mod replies;
+mod templates;
+
+pub use accounts::{ApiKey, StaffAccount};
+pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord};
+pub use events::{Event, EventRow};
+pub use messages::{MessageRecord, NewMessage, StatusChange};
+pub use outbox::DueJob;
+pub use replies::{ReplyRecord, SuppressionKind};
+pub use templates::{NewVersion, TemplateState, TemplateVersion};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// The database could not be reached (as opposed to a query that is wrong).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+            )
+        )
+    }
+
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+pub type Tx = Transaction<'static, sqlx::Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+    keyer: AddressKeyer,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dialect", &self.dialect).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connect (creating an SQLite file when missing), migrate when asked, and load the
+    /// instance secrets (created on first start).
+    pub async fn open(url: &str, migrate: bool) -> Result<Store> {
+        let (pool, dialect) = Self::connect(url).await?;
+        if migrate {
+            Self::migrate(&pool, dialect).await?;
+        }
+        let key = setting_or_init(&pool, "address_key", random_token).await?;
+        Ok(Store { pool, dialect, keyer: AddressKeyer::new(key.as_bytes()) })
+    }
+
+    async fn connect(url: &str) -> Result<(AnyPool, Dialect)> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            return Err(StoreError::Corrupt("SAFEREACH_DATABASE_URL must start with sqlite: or postgres:".into()));
+        };
+        let url = match dialect {
+            // Create the file on first start; WAL lets readers work while a writer commits.
+            Dialect::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        if dialect == Dialect::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        Ok((pool, dialect))
+    }
+
+    /// Apply this crate's migrations. They are booked in their own table: the queue library
+    /// keeps its migrations in sqlx's default one, in the same database.
+    async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<()> {
+        let mut migrator = match dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.dangerous_set_table_name("safereach_migrations");
+        migrator.run(pool).await?;
+        Ok(())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A write transaction. SQLite takes the write lock up front so that two writers never
+    /// deadlock upgrading read locks.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// `FOR UPDATE` where the database has row locks; SQLite's write lock already serialises.
+    fn for_update(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Keyed hash of a normalised address: lets us match numbers and suppressions without
+    /// keeping the address itself, and survives redaction.
+    pub fn address_key(&self, normalised: &str) -> String {
+        self.keyer.key(normalised)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A setting, created with `init` when missing (first writer wins).
+    pub async fn setting_or_init(&self, key: &str, init: impl FnOnce() -> String) -> Result<String> {
+        setting_or_init(&self.pool, key, init).await
+    }
+}
+
+async fn setting_or_init(pool: &AnyPool, key: &str, init: impl FnOnce() -> String) -> Result<String> {
+    let read = || sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = $1").bind(key);
+    if let Some(v) = read().fetch_optional(pool).await? {
+        return Ok(v);
+    }
+    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .bind(key)
+        .bind(init())
+        .execute(pool)
+        .await?;
+    read().fetch_optional(pool).await?.ok_or(StoreError::NotFound)
+}
+
+/// SQL assembled at run time. Every caller builds it only from constants and `$n` placeholders;
+/// values are always bound, never formatted in.
+fn dynamic(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}
+
+/// `$first, $first+1, …` placeholders for an `IN (…)` list of `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// 32 random bytes, hex: API keys, tokens and secrets.
+pub fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+/// Sortable unique ids (UUIDv7) with a readable prefix.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+#[derive(Clone)]
+struct AddressKeyer {
+    mac: Hmac<Sha256>,
+}
+
+impl AddressKeyer {
+    fn new(key: &[u8]) -> AddressKeyer {
+        AddressKeyer { mac: Hmac::new_from_slice(key).expect("HMAC takes any key length") }
+    }
+
+    fn key(&self, normalised: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(normalised.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+}

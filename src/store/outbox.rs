@@ -1,0 +1,68 @@
+//! The transactional outbox of queue work. A decision that needs the queue writes a row here in
+//! its own transaction; the relay later claims due rows, pushes them onto the queue and deletes
+//! them. A crash between push and delete pushes twice, which the worker tolerates (it checks the
+//! job's state first); a crash before the push loses nothing.
+
+use sqlx::AnyConnection;
+
+use super::{dynamic, Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DueJob {
+    pub id: i64,
+    pub outreach_id: String,
+}
+
+impl Store {
+    /// Ask for `outreach_id` to be worked on at `run_at` (ms).
+    pub async fn enqueue(&self, conn: &mut AnyConnection, outreach_id: &str, run_at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO job_outbox (outreach_id, run_at) VALUES ($1, $2)")
+            .bind(outreach_id)
+            .bind(run_at)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Claim up to `limit` due rows for `lease_ms`. Two relays never claim the same row while a
+    /// lease runs: the outer condition is checked again on the locked row.
+    pub async fn claim_due_jobs(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<DueJob>> {
+        let skip_locked = match self.dialect {
+            super::Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            super::Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE job_outbox SET claimed_until = $1
+             WHERE claimed_until <= $2 AND id IN (
+                 SELECT id FROM job_outbox WHERE run_at <= $2 AND claimed_until <= $2
+                 ORDER BY run_at, id LIMIT $3{skip_locked})
+             RETURNING id, outreach_id"
+        );
+        let mut tx = self.begin().await?;
+        let jobs = sqlx::query_as(dynamic(sql)).bind(now + lease_ms).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    /// The claimed rows are on the queue now.
+    pub async fn delete_jobs(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!("DELETE FROM job_outbox WHERE id IN ({})", super::placeholders(1, ids.len()));
+        let mut query = sqlx::query(dynamic(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Rows waiting (due or not) and the run time of the oldest due one: queue depth for metrics.
+    pub async fn outbox_depth(&self, now: i64) -> Result<(i64, Option<i64>)> {
+        Ok(sqlx::query_as("SELECT COUNT(*), MIN(run_at) FROM job_outbox WHERE run_at <= $1")
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}

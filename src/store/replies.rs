@@ -1,0 +1,131 @@
+//! Inbound replies and address suppressions (opt-outs and numbers reported unsafe).
+
+use sqlx::AnyConnection;
+
+use super::{Result, Store, new_id};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuppressionKind {
+    OptOut,
+    Unsafe,
+}
+
+impl SuppressionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionKind::OptOut => "opt_out",
+            SuppressionKind::Unsafe => "unsafe",
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReplyRecord {
+    pub id: String,
+    pub case_ref: Option<String>,
+    pub message_id: Option<String>,
+    pub received_at: i64,
+    pub provider: String,
+    pub body: Option<String>,
+    pub classification: String,
+}
+
+impl Store {
+    /// Suppress an address. An unsafe report outranks (and is never replaced by) an opt-out.
+    pub async fn suppress(
+        &self,
+        conn: &mut AnyConnection,
+        normalised: &str,
+        kind: SuppressionKind,
+        case_ref: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO suppressions (address_key, kind, case_ref, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (address_key) DO UPDATE SET
+               kind = CASE WHEN suppressions.kind = 'unsafe' AND suppressions.lifted_at IS NULL THEN 'unsafe' ELSE excluded.kind END,
+               case_ref = excluded.case_ref, at = excluded.at, lifted_at = NULL",
+        )
+        .bind(self.address_key(normalised))
+        .bind(kind.as_str())
+        .bind(case_ref)
+        .bind(now)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Lift an opt-out (START). An unsafe suppression stays: only staff can clear that.
+    /// Returns whether anything was lifted.
+    pub async fn lift_opt_out(&self, conn: &mut AnyConnection, normalised: &str, now: i64) -> Result<bool> {
+        let lifted = sqlx::query(
+            "UPDATE suppressions SET lifted_at = $2 WHERE address_key = $1 AND kind = 'opt_out' AND lifted_at IS NULL",
+        )
+        .bind(self.address_key(normalised))
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected();
+        Ok(lifted > 0)
+    }
+
+    pub async fn is_suppressed(&self, normalised: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT kind FROM suppressions WHERE address_key = $1 AND lifted_at IS NULL")
+            .bind(self.address_key(normalised))
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_reply(
+        &self,
+        conn: &mut AnyConnection,
+        case_ref: Option<&str>,
+        message_id: Option<&str>,
+        provider: &str,
+        provider_ref: Option<&str>,
+        from_normalised: &str,
+        body: &str,
+        classification: &str,
+        now: i64,
+    ) -> Result<String> {
+        let id = new_id("rep");
+        sqlx::query(
+            "INSERT INTO replies (id, case_ref, message_id, received_at, provider, provider_ref, from_key, from_number, body, classification)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&id)
+        .bind(case_ref)
+        .bind(message_id)
+        .bind(now)
+        .bind(provider)
+        .bind(provider_ref)
+        .bind(self.address_key(from_normalised))
+        .bind(from_normalised)
+        .bind(body)
+        .bind(classification)
+        .execute(conn)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn case_replies(&self, case_ref: &str) -> Result<Vec<ReplyRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, case_ref, message_id, received_at, provider, body, classification FROM replies
+             WHERE case_ref = $1 ORDER BY received_at, id",
+        )
+        .bind(case_ref)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Record the call window a victim asked for.
+    pub async fn set_call_window(&self, conn: &mut AnyConnection, case_ref: &str, window: &str) -> Result<()> {
+        sqlx::query("UPDATE cases SET call_window = $2 WHERE case_ref = $1")
+            .bind(case_ref)
+            .bind(window)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! Template versions: immutable once submitted; states draft → submitted → approved/rejected →
+//! retired. The rules (checks, four eyes) are in `crate::templates::workflow`; this is storage.
+
+use super::{dynamic, Result, Store, StoreError, new_id};
+use crate::domain::codes;
+use serde::{Deserialize, Serialize};
+
+codes!(TemplateState {
+    Draft => "draft",
+    Submitted => "submitted",
+    Approved => "approved",
+    Rejected => "rejected",
+    Retired => "retired",
+});
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TemplateVersion {
+    pub id: String,
+    pub name: String,
+    pub channel: String,
+    pub kind: String,
+    pub discreet: bool,
+    pub version: i64,
+    pub state: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub html: Option<String>,
+    pub author: String,
+    pub created_at: i64,
+    pub submitted_at: Option<i64>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub comment: Option<String>,
+}
+
+const VERSION_COLUMNS: &str = "id, name, channel, kind, discreet, version, state, subject, body, html, author, created_at, submitted_at, decided_by, decided_at, comment";
+
+/// The wording of a new version.
+#[derive(Debug, Clone)]
+pub struct NewVersion<'a> {
+    pub name: &'a str,
+    pub channel: &'a str,
+    pub kind: &'a str,
+    pub discreet: bool,
+    pub subject: Option<&'a str>,
+    pub body: &'a str,
+    pub html: Option<&'a str>,
+    pub author: &'a str,
+    pub state: TemplateState,
+}
+
+impl Store {
+    /// Store a new version numbered after the latest of its (name, channel).
+    pub async fn insert_template_version(&self, new: &NewVersion<'_>, now: i64) -> Result<TemplateVersion> {
+        let mut tx = self.begin().await?;
+        let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM template_versions WHERE name = $1 AND channel = $2")
+            .bind(new.name)
+            .bind(new.channel)
+            .fetch_one(&mut *tx)
+            .await?;
+        let id = new_id("tpl");
+        let submitted_at = (new.state == TemplateState::Submitted).then_some(now);
+        sqlx::query(dynamic(format!(
+            "INSERT INTO template_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL)"
+        )))
+        .bind(&id)
+        .bind(new.name)
+        .bind(new.channel)
+        .bind(new.kind)
+        .bind(new.discreet)
+        .bind(latest.unwrap_or(0) + 1)
+        .bind(new.state.as_str())
+        .bind(new.subject)
+        .bind(new.body)
+        .bind(new.html)
+        .bind(new.author)
+        .bind(now)
+        .bind(submitted_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.template_version(&id).await?.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn template_version(&self, id: &str) -> Result<Option<TemplateVersion>> {
+        Ok(sqlx::query_as(dynamic(format!("SELECT {VERSION_COLUMNS} FROM template_versions WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Every version, by name, channel and version.
+    pub async fn template_versions(&self) -> Result<Vec<TemplateVersion>> {
+        Ok(sqlx::query_as(dynamic(format!("SELECT {VERSION_COLUMNS} FROM template_versions ORDER BY name, channel, version"))).fetch_all(&self.pool).await?)
+    }
+
+    pub async fn approved_version(&self, name: &str, channel: &str) -> Result<Option<TemplateVersion>> {
+        Ok(sqlx::query_as(dynamic(format!(
+            "SELECT {VERSION_COLUMNS} FROM template_versions WHERE name = $1 AND channel = $2 AND state = 'approved'"
+        )))
+        .bind(name)
+        .bind(channel)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Move a version from `from` to `to` (submit, reject). False when it was not in `from`.
+    pub async fn set_template_state(
+        &self,
+        id: &str,
+        from: TemplateState,
+        to: TemplateState,
+        by: Option<&str>,
+        comment: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let (submitted, decided) = if to == TemplateState::Submitted { (Some(now), None) } else { (None, Some(now)) };
+        let changed = sqlx::query(
+            "UPDATE template_versions SET state = $3, submitted_at = COALESCE($4, submitted_at),
+               decided_at = COALESCE($5, decided_at), decided_by = COALESCE($6, decided_by), comment = COALESCE($7, comment)
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(id)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(submitted)
+        .bind(decided)
+        .bind(by)
+        .bind(comment)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
+    /// Approve a submitted version written by someone else, retiring the approved one before it.
+    /// False when the version is not submitted or `approver` wrote it.
+    pub async fn approve_template_version(&self, id: &str, approver: &str, comment: Option<&str>, now: i64) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let version: Option<TemplateVersion> = sqlx::query_as(dynamic(format!(
+            "SELECT {VERSION_COLUMNS} FROM template_versions WHERE id = $1 AND state = 'submitted' AND author <> $2{}",
+            self.for_update()
+        )))
+        .bind(id)
+        .bind(approver)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(version) = version else { return Ok(false) };
+        sqlx::query("UPDATE template_versions SET state = 'retired' WHERE name = $1 AND channel = $2 AND state = 'approved'")
+            .bind(&version.name)
+            .bind(&version.channel)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE template_versions SET state = 'approved', decided_by = $2, decided_at = $3, comment = $4 WHERE id = $1")
+            .bind(id)
+            .bind(approver)
+            .bind(now)
+            .bind(comment)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
