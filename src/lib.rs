@@ -4,10 +4,21 @@
 //! again by a worker right before sending, rendered from staff-approved templates, sent through
 //! a channel provider, and recorded as events on the case timeline.
 
+pub mod app;
+pub mod cli;
 pub mod channels;
 pub mod clock;
 pub mod config;
+pub mod demo;
+pub mod logging;
 pub mod domain;
+pub mod http;
+pub mod inbound;
+pub mod outreach;
+pub mod staff;
+pub mod queue;
 pub mod store;
+
 pub mod templates;
 pub mod time;
+pub mod worker;

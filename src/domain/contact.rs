@@ -12,3 +12,8 @@ pub fn normalise_uk_mobile(_s: &str) -> Option<String> {
 pub fn request_addresses(_req: &OutreachRequest) -> Vec<String> {
     todo!()
 }
+
+/// TEMPORARY stub until the policy branch lands.
+pub fn postal_key(_first_line: &str, _postcode: &str) -> String {
+    todo!()
+}

@@ -30,3 +30,8 @@ pub fn decide(job: &OutreachRequest, history: &CaseHistory, now: DateTime<Utc>, 
     let _ = (job, history, now, config);
     todo!()
 }
+
+/// TEMPORARY stub until the policy branch lands.
+pub fn is_safety_sensitive(_job: &OutreachRequest, _config: &PolicyConfig) -> bool {
+    todo!()
+}

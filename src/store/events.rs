@@ -1,6 +1,5 @@
 //! The append-only case timeline.
 
-use serde::Serialize;
 use sqlx::AnyConnection;
 
 use super::{Result, Store};
@@ -116,14 +115,11 @@ impl Event {
 }
 
 /// An event as read back for a timeline.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
-    #[serde(skip)]
     pub id: i64,
-    #[serde(skip)]
     pub at: i64,
     #[sqlx(rename = "type")]
-    #[serde(rename = "type")]
     pub kind: String,
     pub actor: String,
     pub outreach_id: Option<String>,
@@ -133,7 +129,6 @@ pub struct EventRow {
     pub channel: Option<String>,
     pub status: Option<String>,
     pub classification: Option<String>,
-    #[serde(skip)]
     pub detail: Option<String>,
 }
 

@@ -1,0 +1,181 @@
+//! Wiring: build the shared state from the configuration and run the roles a process has
+//! (HTTP API, worker, or both), with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::channels::Channels;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::policy::PolicyConfig;
+use crate::queue::{Queue, QueueError, Relay};
+use crate::store::{Store, StoreError};
+use crate::worker::Worker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+/// What every handler and the worker share.
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub queue: Queue,
+    pub clock: Clock,
+    pub policy: PolicyConfig,
+    pub channels: Channels,
+    pub webhook_token: String,
+    /// Wakes the relay after a commit that wrote queue work.
+    pub relay_wake: Arc<Notify>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// API, webhooks, staff pages and the worker in one process.
+    Serve,
+    Api,
+    Worker,
+}
+
+impl Role {
+    fn http(self) -> bool {
+        matches!(self, Role::Serve | Role::Api)
+    }
+    fn worker(self) -> bool {
+        matches!(self, Role::Serve | Role::Worker)
+    }
+}
+
+impl AppState {
+    pub async fn build(config: Config, migrate: bool) -> Result<AppState, AppError> {
+        let clock = match config.clock {
+            Some(start) => {
+                tracing::warn!(start = %crate::time::rfc3339(start), "SAFEREACH_CLOCK is set: the clock is shifted (tests only)");
+                Clock::starting_at(start)
+            }
+            None => Clock::system(),
+        };
+        let store = Store::open(&config.database_url, migrate).await?;
+        let queue = Queue::connect(&config.database_url).await?;
+        let webhook_token = match &config.webhook_token {
+            Some(t) if !t.is_empty() => t.clone(),
+            _ => {
+                let mut created = false;
+                let token = store
+                    .setting_or_init("webhook_token", || {
+                        created = true;
+                        crate::store::random_token()
+                    })
+                    .await?;
+                if created {
+                    // Printed once, at first start: providers need it in their callback URLs.
+                    println!("SAFEREACH_WEBHOOK_TOKEN (generated, store it safely): {token}");
+                }
+                token
+            }
+        };
+        let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
+        let channels = crate::channels::from_config(&config).map_err(AppError::Config)?;
+        Ok(AppState { config, store, queue, clock, policy, channels, webhook_token, relay_wake: Arc::new(Notify::new()) })
+    }
+
+    pub fn worker(&self) -> Worker {
+        Worker {
+            store: self.store.clone(),
+            clock: self.clock,
+            policy: self.policy.clone(),
+            channels: self.channels.clone(),
+            max_attempts: self.config.max_attempts,
+            retry_base: Duration::from_secs(self.config.retry_base_secs),
+            relay_wake: self.relay_wake.clone(),
+        }
+    }
+}
+
+/// A started process: its address (when it serves HTTP) and its tasks.
+pub struct Running {
+    pub addr: Option<SocketAddr>,
+    pub state: Arc<AppState>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running, AppError> {
+    let state = Arc::new(AppState::build(config, migrate).await?);
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let relay = Relay { store: state.store.clone(), queue: state.queue.clone(), clock: state.clock, wake: state.relay_wake.clone() };
+    tasks.push(tokio::spawn(relay.run(shutdown.clone())));
+
+    let mut addr = None;
+    if role.http() {
+        let bind = state.config.bind.clone();
+        let listener = tokio::net::TcpListener::bind(&bind).await.map_err(|source| AppError::Bind { addr: bind, source })?;
+        addr = listener.local_addr().ok();
+        let app = crate::http::router(state.clone());
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        }));
+    }
+    if role.worker() {
+        let handler: Arc<dyn crate::queue::JobHandler> = Arc::new(state.worker());
+        let queue = state.queue.clone();
+        let (concurrency, grace) = (state.config.worker_concurrency.max(1), Duration::from_secs(state.config.shutdown_timeout_secs));
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = queue.run_worker("safereach-worker", handler, concurrency, grace, stop).await {
+                tracing::error!(error = %e, "worker stopped");
+            }
+        }));
+    }
+    tracing::info!(role = ?role, addr = ?addr, "safereach started");
+    Ok(Running { addr, state, shutdown, tasks })
+}
+
+impl Running {
+    /// Stop taking new work, let work in flight finish, and return.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Run until SIGINT or SIGTERM, then stop gracefully.
+    pub async fn until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("stopping: finishing work in flight");
+        self.stop().await;
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,212 @@
+//! The command line (contract: API.md, "Command line").
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, Role};
+use crate::config::Config;
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "safereach", version, about = "Safe-contact outreach gateway for a victim support service")]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// API, webhooks, staff pages and the worker in one process (the default).
+    Serve(RunArgs),
+    /// Only the HTTP side.
+    Api(RunArgs),
+    /// Only the queue worker.
+    Worker(RunArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Staff accounts.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+    /// Message templates and their approval.
+    Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
+    /// Set up a demonstration on the embedded default, submit example jobs, and keep serving.
+    Demo {
+        /// Where the demo keeps its database and outbox (emptied first).
+        #[arg(long, default_value = "./demo")]
+        dir: PathBuf,
+        /// Exit after printing the summary instead of serving.
+        #[arg(long)]
+        no_serve: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Don't apply migrations on start-up.
+    #[arg(long)]
+    pub no_migrate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new API key once, alone on the last line of stdout (stored hashed).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma list of outreach:write, cases:read, reports:read.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Create a staff account; the password comes from SAFEREACH_PASSWORD or stdin.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["author", "approver", "admin"])]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Load template sources from DIR as new versions submitted for approval by staff U.
+    Load {
+        dir: PathBuf,
+        #[arg(long)]
+        author: String,
+    },
+    /// Approve submitted versions as staff V (refused for a version V wrote).
+    Approve {
+        /// The template to approve (every channel of it).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long = "as")]
+        approver: String,
+    },
+    /// Each template, channel, its versions and their state.
+    List,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    App(#[from] app::AppError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Template(#[from] crate::templates::workflow::WorkflowError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = cli.config;
+    let now = || chrono::Utc::now().timestamp_millis();
+    match cli.command.unwrap_or(Command::Serve(RunArgs { no_migrate: false })) {
+        Command::Serve(args) => serve(config, Role::Serve, args).await,
+        Command::Api(args) => serve(config, Role::Api, args).await,
+        Command::Worker(args) => serve(config, Role::Worker, args).await,
+        Command::Migrate => {
+            Store::open(&config.database_url, true).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Create { name, scopes } } => {
+            if let Some(bad) = scopes.iter().find(|s| !crate::http::auth::ALL_SCOPES.contains(&s.as_str())) {
+                return Err(CliError::Usage(format!("unknown scope {bad:?}; use {}", crate::http::auth::ALL_SCOPES.join(","))));
+            }
+            if scopes.is_empty() {
+                return Err(CliError::Usage("give at least one scope with --scopes".into()));
+            }
+            let store = Store::open(&config.database_url, true).await?;
+            let key = store.create_api_key(&name, &scopes, now()).await?;
+            println!("API key {name:?} with scopes {} (shown once):", scopes.join(","));
+            println!("{key}");
+            Ok(())
+        }
+        Command::Staff { command: StaffCommand::Create { username, role } } => {
+            let password = match std::env::var("SAFEREACH_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut p = String::new();
+                    std::io::stdin().read_to_string(&mut p)?;
+                    p.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let store = Store::open(&config.database_url, true).await?;
+            crate::staff::create_account(&store, &username, &role, &password, now()).await.map_err(CliError::Usage)?;
+            println!("staff account {username} created with role {role}");
+            Ok(())
+        }
+        Command::Templates { command } => {
+            let store = Store::open(&config.database_url, true).await?;
+            templates(&store, command, now()).await
+        }
+        Command::Demo { dir, no_serve } => crate::demo::run(config, &dir, !no_serve).await,
+    }
+}
+
+async fn serve(config: Config, role: Role, args: RunArgs) -> Result<(), CliError> {
+    let running = app::start(config, role, !args.no_migrate).await?;
+    if let Some(addr) = running.addr {
+        println!("safereach listening on http://{addr}");
+    }
+    running.until_signal().await;
+    Ok(())
+}
+
+async fn templates(store: &Store, command: TemplatesCommand, now: i64) -> Result<(), CliError> {
+    use crate::templates::workflow;
+    match command {
+        TemplatesCommand::Load { dir, author } => {
+            let loaded = workflow::load_dir(store, &dir, &author, now).await?;
+            for line in loaded {
+                println!("{line}");
+            }
+        }
+        TemplatesCommand::Approve { name, all: _, approver } => {
+            let approved = workflow::approve_submitted(store, name.as_deref(), &approver, now).await?;
+            if approved.is_empty() {
+                println!("nothing was waiting for approval");
+            }
+            for line in approved {
+                println!("{line}");
+            }
+        }
+        TemplatesCommand::List => {
+            for v in store.template_versions().await? {
+                println!(
+                    "{:<28} {:<7} v{:<3} {:<10} by {}{}",
+                    v.name,
+                    v.channel,
+                    v.version,
+                    v.state,
+                    v.author,
+                    v.decided_by.map(|d| format!(", decided by {d}")).unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! `safereach demo`: a fresh embedded set-up with staff, approved templates and an API key,
+//! a handful of realistic jobs covering send, defer, hold and block, and a summary of what
+//! happened. Then it keeps serving so that the results can be looked at.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::app::{self, Role};
+use crate::cli::CliError;
+use crate::config::Config;
+use crate::domain::OutreachRequest;
+use crate::store::AcceptResult;
+
+const AUTHOR: &str = "alex.author";
+const APPROVER: &str = "sam.approver";
+
+pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(), CliError> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let dir = dir.canonicalize()?;
+    config.database_url = format!("sqlite://{}", dir.join("safereach.db").display());
+    config.outbox_dir = dir.join("outbox").display().to_string();
+
+    let running = app::start(config, Role::Serve, true).await?;
+    let state = running.state.clone();
+    let store = &state.store;
+    let now = state.clock.now_ms();
+
+    // Two staff users, so that the templates are approved four-eyes.
+    let mut passwords = Vec::new();
+    for (user, role) in [(AUTHOR, "author"), (APPROVER, "approver")] {
+        let password = crate::store::random_token()[..20].to_string();
+        crate::staff::create_account(store, user, role, &password, now).await.map_err(CliError::Usage)?;
+        passwords.push((user, role, password));
+    }
+    let templates_dir = Path::new("message_templates");
+    if !templates_dir.is_dir() {
+        return Err(CliError::Usage("run the demo from the repository root (message_templates/ not found)".into()));
+    }
+    crate::templates::workflow::load_dir(store, templates_dir, AUTHOR, now).await?;
+    let approved = crate::templates::workflow::approve_submitted(store, None, APPROVER, now).await?;
+    let key = store.create_api_key("demo", &crate::http::auth::ALL_SCOPES.map(String::from), now).await?;
+
+    let mut answers = Vec::new();
+    for (label, body) in example_jobs(state.clock.now()) {
+        let request: OutreachRequest = serde_json::from_value(body.clone()).expect("demo jobs fit the schema");
+        let request = request.validate().expect("demo jobs are valid");
+        let answer = match crate::outreach::accept(&state, &request, &body, "demo".into()).await? {
+            AcceptResult::Created { answer, .. } | AcceptResult::Replayed { answer } => answer,
+            AcceptResult::Conflict => continue,
+        };
+        answers.push((label, answer));
+    }
+    // Give the worker a moment to send what it may.
+    for _ in 0..50 {
+        let mut waiting = 0;
+        for (_, answer) in &answers {
+            let id = answer["outreach_id"].as_str().unwrap_or_default();
+            if store.outreach(id).await?.is_some_and(|o| o.status == "queued") {
+                waiting += 1;
+            }
+        }
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let base = running.addr.map(|a| format!("http://{a}")).unwrap_or_default();
+    println!("\nsafereach demo: {} templates approved four-eyes ({AUTHOR} wrote, {APPROVER} approved)\n", approved.len());
+    println!("{:<10} {:<18} {:<9} {:<26} {:<28} {}", "case", "kind", "decision", "reason", "channel / template", "now");
+    for (label, answer) in &answers {
+        let d = &answer["decision"];
+        let id = answer["outreach_id"].as_str().unwrap_or_default();
+        let status = store.outreach(id).await?.map(|o| o.status).unwrap_or_default();
+        let route = match (d["channel"].as_str(), d["template"].as_str()) {
+            (Some(c), Some(t)) => format!("{c} / {t}"),
+            _ => "-".into(),
+        };
+        let reason = match d["not_before"].as_str() {
+            Some(t) => format!("{} until {t}", d["reason"].as_str().unwrap_or("-")),
+            None => d["reason"].as_str().unwrap_or("-").to_string(),
+        };
+        println!(
+            "{:<10} {:<18} {:<9} {:<26} {:<28} {status}",
+            answer["case_ref"].as_str().unwrap_or_default(),
+            label,
+            d["outcome"].as_str().unwrap_or_default(),
+            reason,
+            route
+        );
+    }
+    println!("\nSandbox outbox (what was \"sent\"): {}", state.config.outbox_dir);
+    println!("  sms.jsonl, email/*.eml, letters/*.pdf");
+    println!("\nStaff logins: {}", passwords.iter().map(|(u, r, p)| format!("{u} ({r}) / {p}")).collect::<Vec<_>>().join(", "));
+    println!("API key (all scopes): {key}");
+    println!("\nLook at:");
+    println!("  curl -H 'Authorization: Bearer {key}' {base}/v1/cases/DEMO-1");
+    println!("  {base}/readyz");
+    println!(
+        "  curl -X POST -H 'Content-Type: application/json' '{base}/webhooks/sandbox/status?token={}' -d '{{\"provider_ref\": \"<message id>\", \"status\": \"delivered\"}}'",
+        state.webhook_token
+    );
+    if keep_serving {
+        println!("\nServing on {base} until Ctrl-C.");
+        running.until_signal().await;
+    } else {
+        running.stop().await;
+    }
+    Ok(())
+}
+
+/// Realistic jobs, one per interesting outcome. Names, numbers and addresses are fictional
+/// (Ofcom's drama range 07700 900xxx, example.org, made-up streets).
+fn example_jobs(now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Value)> {
+    let referred = crate::time::rfc3339(now - chrono::TimeDelta::hours(2));
+    let referral = json!({ "source": "police", "referred_at": referred, "local_authority": "Coventry" });
+    vec![
+        ("pre-text", json!({
+            "request_id": "demo-1", "case_ref": "DEMO-1", "kind": "priority_pretext", "priority": true, "referral": referral,
+            "crime": { "categories": ["domestic_abuse"], "summary": "assault by partner" },
+            "victim": { "first_name": "Ana" },
+            "contact": { "phones": [{ "number": "07700 900101", "belongs_to": "victim", "safe_to_text": true }], "preferred_method": "phone" },
+            "personalisation": { "advocate_name": "Jo" }
+        })),
+        ("information pack", json!({
+            "request_id": "demo-2", "case_ref": "DEMO-2", "kind": "information_pack", "referral": referral,
+            "crime": { "categories": ["burglary"], "summary": "house broken into while away" },
+            "victim": { "first_name": "Lee" },
+            "contact": { "postal": { "name": "Lee Jones", "lines": ["2 Station Road", "Coventry"], "postcode": "CV1 2AB", "safe": true }, "preferred_method": "letter" },
+            "consent": { "information_pack": true }
+        })),
+        ("information pack", json!({
+            "request_id": "demo-3", "case_ref": "DEMO-3", "kind": "information_pack", "referral": referral,
+            "crime": { "categories": ["theft"], "summary": "bike stolen from the station" },
+            "victim": { "first_name": "Priya" },
+            "contact": { "email": { "address": "priya@example.org", "safe": true }, "preferred_method": "email" },
+            "consent": { "information_pack": true }
+        })),
+        ("information pack", json!({
+            "request_id": "demo-4", "case_ref": "DEMO-4", "kind": "information_pack", "priority": true, "referral": referral,
+            "crime": { "categories": ["serious_violence"] },
+            "contact": { "phones": [{ "number": "07700 900104", "safe_to_text": true }], "preferred_method": "phone" },
+            "consent": { "information_pack": true }
+        })),
+        ("pre-text", json!({
+            "request_id": "demo-5", "case_ref": "DEMO-5", "kind": "priority_pretext", "referral": referral,
+            "crime": { "categories": ["hate_crime"] },
+            "contact": { "phones": [{ "number": "07700 900105", "belongs_to": "victim", "safe_to_text": false }] }
+        })),
+        ("information pack", json!({
+            "request_id": "demo-6", "case_ref": "DEMO-6", "kind": "information_pack", "priority": false, "referral": referral,
+            "crime": { "categories": ["criminal_damage"], "summary": "her ex-partner smashed the windows" },
+            "contact": { "phones": [{ "number": "07700 900106", "safe_to_text": true }], "preferred_method": "sms" },
+            "consent": { "information_pack": true }
+        })),
+        ("information pack", json!({
+            "request_id": "demo-7", "case_ref": "DEMO-7", "kind": "information_pack", "referral": referral,
+            "crime": { "categories": ["theft"] },
+            "contact": { "email": { "address": "sam@example.org", "safe": true }, "preferred_method": "email" },
+            "consent": { "information_pack": false }
+        })),
+        ("pre-text", json!({
+            "request_id": "demo-8", "case_ref": "DEMO-8", "kind": "priority_pretext", "referral": referral,
+            "crime": { "categories": ["robbery"] },
+            "victim": { "first_name": "Max", "date_of_birth": "2011-05-05" },
+            "contact": { "phones": [{ "number": "07700 900108", "safe_to_text": true }] }
+        })),
+        ("information pack", json!({
+            "request_id": "demo-9", "case_ref": "DEMO-9", "kind": "information_pack", "referral": referral,
+            "crime": { "categories": ["fraud"] },
+            "contact": { "phones": [{ "number": "12345" }], "email": { "address": "not-an-email" }, "preferred_method": "email" },
+            "consent": { "information_pack": true }
+        })),
+    ]
+}

@@ -1,0 +1,93 @@
+//! Provider callbacks. No API key: each provider's own authentication (here, the webhook token
+//! in the URL). A bad token is 403 and changes nothing; an unknown message is acknowledged.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::json::JsonBody;
+use super::problem::Problem;
+use crate::app::AppState;
+use crate::domain::MessageStatus;
+use crate::domain::request::FieldError;
+use crate::store::StatusChange;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/webhooks/sandbox/status", post(sandbox_status))
+        .route("/webhooks/sandbox/inbound", post(sandbox_inbound))
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The callback token, compared in constant time so that timing tells nothing about it.
+pub fn check_token(state: &AppState, given: Option<&str>) -> Result<(), Problem> {
+    use subtle::ConstantTimeEq;
+    match given {
+        Some(t) if bool::from(t.as_bytes().ct_eq(state.webhook_token.as_bytes())) => Ok(()),
+        _ => {
+            tracing::warn!("callback rejected: bad or missing token");
+            Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Callback not authenticated").detail("bad or missing token"))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SandboxStatus {
+    provider_ref: String,
+    status: String,
+}
+
+async fn sandbox_status(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<TokenQuery>,
+    body: JsonBody<SandboxStatus>,
+) -> Result<Json<Value>, Problem> {
+    check_token(&state, q.token.as_deref())?;
+    let status = MessageStatus::parse(&body.value.status)
+        .filter(|s| !matches!(s, MessageStatus::Queued | MessageStatus::Sending))
+        .ok_or_else(|| Problem::validation(vec![FieldError::new("status", "not a provider status")]))?;
+    let change = state
+        .store
+        .apply_status("sandbox", &body.value.provider_ref, status, None, state.clock.now_ms())
+        .await?;
+    Ok(Json(status_answer(&change)))
+}
+
+pub fn status_answer(change: &StatusChange) -> Value {
+    match change {
+        StatusChange::UnknownMessage => {
+            tracing::info!("status callback for an unknown message acknowledged");
+            json!({ "result": "unknown_message" })
+        }
+        StatusChange::Moved { message_id, .. } => json!({ "result": "moved", "message_id": message_id }),
+        StatusChange::Ignored { message_id, .. } => json!({ "result": "ignored", "message_id": message_id }),
+    }
+}
+
+#[derive(Deserialize)]
+struct SandboxInbound {
+    from: String,
+    #[allow(dead_code)]
+    to: Option<String>,
+    body: String,
+}
+
+async fn sandbox_inbound(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<TokenQuery>,
+    body: JsonBody<SandboxInbound>,
+) -> Result<Json<Value>, Problem> {
+    check_token(&state, q.token.as_deref())?;
+    let inbound = body.value;
+    let outcome = crate::inbound::receive_reply(&state, "sandbox", &inbound.from, &inbound.body, None).await?;
+    Ok(Json(outcome))
+}

@@ -1,0 +1,169 @@
+//! The approval workflow over stored template versions: checks at submission, four eyes at
+//! approval. Used by the CLI and the staff pages alike.
+
+use std::path::Path;
+
+use super::{TemplateError, TemplateSource};
+use crate::store::{NewVersion, Store, StoreError, TemplateState, TemplateVersion};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("no staff account {0}")]
+    UnknownStaff(String),
+    #[error("{who} has the role {role}, which may not {action}")]
+    WrongRole { who: String, role: String, action: &'static str },
+    #[error("{name} ({channel}) was refused: {problems}")]
+    Refused { name: String, channel: String, problems: String },
+    #[error("{0} wrote this version, so someone else must approve it")]
+    OwnVersion(String),
+    #[error("no such template version, or it is not waiting for that")]
+    NotFound,
+}
+
+type Result<T> = std::result::Result<T, WorkflowError>;
+
+/// Staff who may write wording: authors and approvers (an approver's own wording still needs
+/// another approver).
+const WRITERS: [&str; 2] = ["author", "approver"];
+const APPROVERS: [&str; 1] = ["approver"];
+
+async fn require_role(store: &Store, who: &str, roles: &[&str], action: &'static str) -> Result<()> {
+    let account = store.staff(who).await?.ok_or_else(|| WorkflowError::UnknownStaff(who.to_string()))?;
+    if roles.contains(&account.role.as_str()) && !account.disabled {
+        Ok(())
+    } else {
+        Err(WorkflowError::WrongRole { who: who.to_string(), role: account.role, action })
+    }
+}
+
+/// Run the submission checks; refuse with every problem named.
+fn checked(source: &TemplateSource) -> Result<()> {
+    let problems = super::check(source, &super::Rules::default());
+    let blocking: Vec<String> = problems.iter().filter(|p| p.blocks()).map(|p| p.message.clone()).collect();
+    if blocking.is_empty() {
+        Ok(())
+    } else {
+        Err(WorkflowError::Refused {
+            name: source.name.clone(),
+            channel: source.channel.as_str().to_string(),
+            problems: blocking.join("; "),
+        })
+    }
+}
+
+fn new_version<'a>(source: &'a TemplateSource, author: &'a str, state: TemplateState) -> NewVersion<'a> {
+    NewVersion {
+        name: &source.name,
+        channel: source.channel.as_str(),
+        kind: source.kind.as_str(),
+        discreet: source.discreet,
+        subject: source.content.subject.as_deref(),
+        body: &source.content.body,
+        html: source.content.html.as_deref(),
+        author,
+        state,
+    }
+}
+
+/// Whether `version` holds exactly this wording.
+fn same_wording(version: &TemplateVersion, source: &TemplateSource) -> bool {
+    version.body == source.content.body
+        && version.subject == source.content.subject
+        && version.html == source.content.html
+        && version.discreet == source.discreet
+        && version.kind == source.kind.as_str()
+}
+
+/// Load every source in `dir` as a new version submitted for approval by `author`. A source whose
+/// wording is already the latest version of its template is skipped, so loading twice is harmless.
+pub async fn load_dir(store: &Store, dir: &Path, author: &str, now: i64) -> Result<Vec<String>> {
+    require_role(store, author, &WRITERS, "write templates").await?;
+    let sources = super::load_dir(dir)?;
+    for source in &sources {
+        checked(source)?;
+    }
+    let existing = store.template_versions().await?;
+    let mut report = Vec::new();
+    for source in &sources {
+        let latest = existing.iter().filter(|v| v.name == source.name && v.channel == source.channel.as_str()).max_by_key(|v| v.version);
+        if let Some(v) = latest.filter(|v| same_wording(v, source) && v.state != "rejected") {
+            report.push(format!("{} ({}) unchanged: v{} is {}", source.name, source.channel.as_str(), v.version, v.state));
+            continue;
+        }
+        let v = store.insert_template_version(&new_version(source, author, TemplateState::Submitted), now).await?;
+        report.push(format!("{} ({}) v{} submitted for approval", v.name, v.channel, v.version));
+    }
+    Ok(report)
+}
+
+/// Save new wording as a draft (staff pages).
+pub async fn save_draft(store: &Store, source: &TemplateSource, author: &str, now: i64) -> Result<TemplateVersion> {
+    require_role(store, author, &WRITERS, "write templates").await?;
+    Ok(store.insert_template_version(&new_version(source, author, TemplateState::Draft), now).await?)
+}
+
+/// Submit a draft for approval, after the checks.
+pub async fn submit(store: &Store, id: &str, by: &str, now: i64) -> Result<()> {
+    require_role(store, by, &WRITERS, "submit templates").await?;
+    let version = store.template_version(id).await?.ok_or(WorkflowError::NotFound)?;
+    checked(&source_of(&version)?)?;
+    if store.set_template_state(id, TemplateState::Draft, TemplateState::Submitted, None, None, now).await? {
+        Ok(())
+    } else {
+        Err(WorkflowError::NotFound)
+    }
+}
+
+/// Approve a submitted version; never the approver's own.
+pub async fn approve(store: &Store, id: &str, approver: &str, comment: Option<&str>, now: i64) -> Result<TemplateVersion> {
+    require_role(store, approver, &APPROVERS, "approve templates").await?;
+    let version = store.template_version(id).await?.ok_or(WorkflowError::NotFound)?;
+    if version.author == approver {
+        return Err(WorkflowError::OwnVersion(approver.to_string()));
+    }
+    if !store.approve_template_version(id, approver, comment, now).await? {
+        return Err(WorkflowError::NotFound);
+    }
+    Ok(store.template_version(id).await?.ok_or(WorkflowError::NotFound)?)
+}
+
+pub async fn reject(store: &Store, id: &str, approver: &str, comment: &str, now: i64) -> Result<()> {
+    require_role(store, approver, &APPROVERS, "reject templates").await?;
+    if store.set_template_state(id, TemplateState::Submitted, TemplateState::Rejected, Some(approver), Some(comment), now).await? {
+        Ok(())
+    } else {
+        Err(WorkflowError::NotFound)
+    }
+}
+
+/// Approve every submitted version of `name` (or of all templates) as `approver`.
+pub async fn approve_submitted(store: &Store, name: Option<&str>, approver: &str, now: i64) -> Result<Vec<String>> {
+    let waiting: Vec<TemplateVersion> = store
+        .template_versions()
+        .await?
+        .into_iter()
+        .filter(|v| v.state == "submitted" && name.is_none_or(|n| v.name == n))
+        .collect();
+    let mut report = Vec::new();
+    for v in waiting {
+        let approved = approve(store, &v.id, approver, None, now).await?;
+        report.push(format!("{} ({}) v{} approved by {approver}", approved.name, approved.channel, approved.version));
+    }
+    Ok(report)
+}
+
+/// A stored version as a source, for checks and previews.
+pub fn source_of(v: &TemplateVersion) -> Result<TemplateSource> {
+    let bad = |what: &str| WorkflowError::Store(StoreError::Corrupt(format!("template version {}: {what}", v.id)));
+    Ok(TemplateSource {
+        name: v.name.clone(),
+        channel: crate::domain::Channel::parse(&v.channel).ok_or_else(|| bad("channel"))?,
+        kind: crate::domain::Kind::parse(&v.kind).ok_or_else(|| bad("kind"))?,
+        discreet: v.discreet,
+        content: super::TemplateContent { subject: v.subject.clone(), body: v.body.clone(), html: v.html.clone() },
+    })
+}

@@ -1,0 +1,313 @@
+//! The worker: for one outreach job, decide again → render the approved template → send →
+//! record. Each step is a small function; `process` runs them in order and is callable from tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::BoxDynError;
+use tokio::sync::Notify;
+
+use crate::channels::{Accepted, Channels, OutboundMessage, SendError};
+use crate::clock::Clock;
+use crate::domain::event::EventType;
+use crate::domain::policy::{PolicyConfig, decide};
+use crate::domain::{Decision, OutreachRequest, Recipient, Route};
+use crate::queue::{JobHandler, OutreachJob};
+use crate::store::{Event, MessageRecord, NewMessage, OutreachRecord, Store, StoreError};
+use crate::templates;
+
+pub const ACTOR: &str = "worker";
+
+/// A claim on a message lasts this long; a worker that dies mid-send loses it after that.
+const SEND_LEASE_MS: i64 = 120_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for WorkerError {
+    fn from(e: sqlx::Error) -> Self {
+        WorkerError::Store(e.into())
+    }
+}
+
+/// What processing a job came to (for tests and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// Nothing to do: already sent, finished, or another worker is on it.
+    Skipped,
+    /// Decided again and not sent now (defer, hold or block).
+    Decided(Decision),
+    Sent { message_id: String },
+    /// A transient failure: tried again at the given time (ms).
+    Retrying { at: i64 },
+    DeadLettered,
+    Failed,
+}
+
+pub struct Worker {
+    pub store: Store,
+    pub clock: Clock,
+    pub policy: PolicyConfig,
+    pub channels: Channels,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    /// Wakes the relay after we wrote queue work.
+    pub relay_wake: Arc<Notify>,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for Worker {
+    async fn handle(&self, job: OutreachJob) -> Result<(), BoxDynError> {
+        match self.process(&job.outreach_id).await {
+            Ok(done) => {
+                tracing::debug!(outreach_id = %job.outreach_id, outcome = ?outcome_name(&done), "job processed");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(outreach_id = %job.outreach_id, error = %e, "job failed; the queue will retry it");
+                Err(e.into())
+            }
+        }
+    }
+}
+
+fn outcome_name(p: &Processed) -> &'static str {
+    match p {
+        Processed::Skipped => "skipped",
+        Processed::Decided(d) => d.outcome().as_str(),
+        Processed::Sent { .. } => "sent",
+        Processed::Retrying { .. } => "retrying",
+        Processed::DeadLettered => "dead_lettered",
+        Processed::Failed => "failed",
+    }
+}
+
+/// A send that the decision allows, rendered and stored, ready to hand to a provider.
+struct Prepared {
+    job: OutreachRecord,
+    route: Route,
+    message: MessageRecord,
+}
+
+impl Worker {
+    pub async fn process(&self, outreach_id: &str) -> Result<Processed, WorkerError> {
+        let prepared = match self.decide_and_prepare(outreach_id).await? {
+            Ok(prepared) => prepared,
+            Err(done) => return Ok(done),
+        };
+        let now = self.clock.now_ms();
+        if !self.store.claim_message(&prepared.message.id, now, SEND_LEASE_MS).await? {
+            return Ok(Processed::Skipped);
+        }
+        let outbound = outbound(&prepared.message, &prepared.route.recipient);
+        let result = self.channels.send(prepared.route.channel, &outbound).await;
+        self.record_send(&prepared, result).await
+    }
+
+    /// Decide again with what the store knows now; when the answer is send, render the approved
+    /// template and create the message. `Err(done)` when there is nothing to send.
+    async fn decide_and_prepare(&self, outreach_id: &str) -> Result<Result<Prepared, Processed>, WorkerError> {
+        let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
+        let mut tx = self.store.begin().await?;
+        let Some(job) = self.store.outreach_for_update(&mut tx, outreach_id).await? else {
+            return Ok(Err(Processed::Skipped));
+        };
+        if !matches!(job.status.as_str(), "queued" | "deferred") {
+            return Ok(Err(Processed::Skipped));
+        }
+        if let Some(existing) = self.store.message_of_outreach(&mut tx, &job.id).await?
+            && existing.status().is_handed_over()
+        {
+            // Sent before, but the job's own status was not updated (a crash in between).
+            self.store.set_outreach_status(&mut tx, &job.id, "sent", now_ms).await?;
+            tx.commit().await?;
+            return Ok(Err(Processed::Skipped));
+        }
+        let request = job.request()?;
+        let history = self.store.history(&mut tx, &request, Some((&job.id, job.accepted_at)), now_ms).await?;
+        let decision = decide(&request, &history, now, &self.policy);
+        let route = match &decision {
+            Decision::Send(route) => route.clone(),
+            _ => {
+                self.store.record_decision(&mut tx, &job, &decision, now_ms, ACTOR, EventType::Decided).await?;
+                tx.commit().await?;
+                self.relay_wake.notify_one();
+                return Ok(Err(Processed::Decided(decision)));
+            }
+        };
+        let Some(template) = self.store.approved_version(route.template, route.channel.as_str()).await? else {
+            // Retired between the policy's look and ours: a person must look, as rule 14 says.
+            let hold = Decision::Hold(crate::domain::ReasonCode::NoApprovedTemplate);
+            self.store.record_decision(&mut tx, &job, &hold, now_ms, ACTOR, EventType::Decided).await?;
+            tx.commit().await?;
+            return Ok(Err(Processed::Decided(hold)));
+        };
+        let content = templates::TemplateContent { subject: template.subject.clone(), body: template.body.clone(), html: template.html.clone() };
+        let rendered = match templates::render(route.channel, &content, &render_vars(&request)) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(outreach_id = %job.id, template = route.template, error = %e, "template did not render; held for staff");
+                self.store.set_outreach_status(&mut tx, &job.id, "held", now_ms).await?;
+                Event::new(&job.case_ref, now_ms, ACTOR, EventType::Decided)
+                    .outreach(&job.id)
+                    .reason("render_failed")
+                    .append(&mut tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(Err(Processed::Decided(decision)));
+            }
+        };
+        Event::new(&job.case_ref, now_ms, ACTOR, EventType::Decided).outreach(&job.id).decision(&decision).append(&mut tx).await?;
+        let new = NewMessage {
+            outreach_id: job.id.clone(),
+            case_ref: job.case_ref.clone(),
+            channel: route.channel.as_str(),
+            template: template.name.clone(),
+            template_version: template.version,
+            to_normalised: normalised(&route.recipient),
+            to_address: serde_json::to_string(&route.recipient).unwrap_or_default(),
+            subject: rendered.subject,
+            body: rendered.text,
+            html: rendered.html,
+            encoding: rendered.sms.map(|s| match s.encoding {
+                crate::domain::sms::Encoding::Gsm7 => "gsm7",
+                crate::domain::sms::Encoding::Ucs2 => "ucs2",
+            }),
+            segments: rendered.sms.map(|s| s.segments as i64),
+        };
+        let message = self.store.message_for(&mut tx, &new, now_ms).await?;
+        tx.commit().await?;
+        Ok(Ok(Prepared { job, route, message }))
+    }
+
+    /// Record what the provider said.
+    async fn record_send(&self, p: &Prepared, result: Result<Accepted, SendError>) -> Result<Processed, WorkerError> {
+        let now = self.clock.now_ms();
+        let (job, message) = (&p.job, &p.message);
+        let channel = p.route.channel.as_str();
+        let mut tx = self.store.begin().await?;
+        let done = match result {
+            Ok(accepted) => {
+                self.store.mark_sent(&mut tx, &message.id, accepted.provider, &accepted.provider_ref, now).await?;
+                self.store.set_outreach_status(&mut tx, &job.id, "sent", now).await?;
+                Event::new(&job.case_ref, now, ACTOR, EventType::Sent)
+                    .outreach(&job.id)
+                    .message(&message.id)
+                    .channel(channel)
+                    .status(crate::domain::MessageStatus::Sent)
+                    .detail(serde_json::json!({
+                        "provider": accepted.provider,
+                        "template": message.template,
+                        "template_version": message.template_version,
+                    }))
+                    .append(&mut tx)
+                    .await?;
+                Processed::Sent { message_id: message.id.clone() }
+            }
+            Err(SendError::Permanent(why)) => {
+                tracing::warn!(message_id = %message.id, error = %why, "provider refused the message for good");
+                self.store.mark_failed(&mut tx, &message.id, "", now).await?;
+                self.store.set_outreach_status(&mut tx, &job.id, "failed", now).await?;
+                Event::new(&job.case_ref, now, ACTOR, EventType::SendFailed)
+                    .outreach(&job.id)
+                    .message(&message.id)
+                    .channel(channel)
+                    .status(crate::domain::MessageStatus::Failed)
+                    .reason("permanent")
+                    .append(&mut tx)
+                    .await?;
+                Processed::Failed
+            }
+            Err(SendError::Transient(why)) => {
+                tracing::warn!(message_id = %message.id, error = %why, "provider failed; will retry");
+                self.store.release_message(&mut tx, &message.id, now).await?;
+                let attempts = self.store.count_attempt(&mut tx, &job.id, now).await?;
+                let event = Event::new(&job.case_ref, now, ACTOR, EventType::SendFailed)
+                    .outreach(&job.id)
+                    .message(&message.id)
+                    .channel(channel)
+                    .reason("transient")
+                    .detail(serde_json::json!({ "attempt": attempts }));
+                event.append(&mut tx).await?;
+                if attempts >= self.max_attempts as i64 {
+                    self.store.set_outreach_status(&mut tx, &job.id, "dead_lettered", now).await?;
+                    Event::new(&job.case_ref, now, ACTOR, EventType::DeadLettered)
+                        .outreach(&job.id)
+                        .reason("retries_exhausted")
+                        .append(&mut tx)
+                        .await?;
+                    Processed::DeadLettered
+                } else {
+                    let at = now + backoff(self.retry_base, attempts as u32).as_millis() as i64;
+                    self.store.enqueue(&mut tx, &job.id, at).await?;
+                    Processed::Retrying { at }
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(done)
+    }
+}
+
+/// `base`, doubling with each attempt, capped at an hour, with ±20% jitter so that retries of
+/// many jobs after an outage don't all land at once.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(Duration::from_secs(3600));
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    capped.mul_f64(jitter)
+}
+
+/// Personalisation for the template: the victim's first name and the request's own values,
+/// only those that are present (strict rendering refuses a template that needs a missing one).
+pub fn render_vars(request: &OutreachRequest) -> serde_json::Value {
+    let mut vars = serde_json::Map::new();
+    for (k, v) in &request.personalisation {
+        vars.insert(k.clone(), v.clone().into());
+    }
+    if let Some(name) = request.victim.first_name.as_deref().filter(|n| !n.trim().is_empty()) {
+        vars.insert("first_name".into(), name.trim().into());
+    }
+    serde_json::Value::Object(vars)
+}
+
+fn normalised(recipient: &Recipient) -> String {
+    match recipient {
+        Recipient::Phone { number } => number.clone(),
+        Recipient::Email { address } => address.clone(),
+        Recipient::Postal { lines, postcode, .. } => {
+            crate::domain::contact::postal_key(lines.first().map(String::as_str).unwrap_or(""), postcode)
+        }
+    }
+}
+
+fn outbound(message: &MessageRecord, recipient: &Recipient) -> OutboundMessage {
+    OutboundMessage {
+        id: message.id.clone(),
+        recipient: recipient.clone(),
+        subject: message.subject.clone(),
+        text: message.body.clone().unwrap_or_default(),
+        html: message.html.clone(),
+        sms: message.body.as_deref().filter(|_| message.channel == "sms").map(crate::domain::sms::analyse),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_is_capped() {
+        let base = Duration::from_secs(30);
+        for attempt in 1..=4u32 {
+            let expected = 30.0 * f64::from(1u32 << (attempt - 1));
+            let got = backoff(base, attempt).as_secs_f64();
+            assert!(got >= expected * 0.8 - 1e-9 && got <= expected * 1.2 + 1e-9, "attempt {attempt}: {got}");
+        }
+        assert!(backoff(base, 30) <= Duration::from_secs(4320));
+    }
+}
