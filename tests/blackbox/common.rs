@@ -1,0 +1,164 @@
+//! Start the real app on 127.0.0.1:0 with a temporary database and drive it over HTTP, as the
+//! triage system and providers do.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use safereach::app::{self, AppState, Role, Running};
+use safereach::config::Config;
+use serde_json::{Value, json};
+
+pub const AUTHOR: &str = "test.author";
+pub const APPROVER: &str = "test.approver";
+pub const PASSWORD: &str = "a long test password";
+pub const WEBHOOK_TOKEN: &str = "test-webhook-token";
+
+pub struct TestApp {
+    pub base: String,
+    pub state: Arc<AppState>,
+    pub key: String,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    running: Option<Running>,
+}
+
+pub struct Options {
+    pub clock: Option<String>,
+    pub approve_templates: bool,
+    pub configure: Box<dyn FnOnce(&mut Config)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { clock: None, approve_templates: true, configure: Box::new(|_| {}) }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_at(clock: &str) -> TestApp {
+    spawn_with(Options { clock: Some(clock.to_string()), ..Options::default() }).await
+}
+
+pub async fn spawn_with(options: Options) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::defaults();
+    config.bind = "127.0.0.1:0".into();
+    config.database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+    config.outbox_dir = dir.path().join("outbox").display().to_string();
+    config.webhook_token = Some(WEBHOOK_TOKEN.into());
+    config.clock = options.clock.map(|c| c.parse().expect("clock is RFC 3339"));
+    config.retry_base_secs = 1;
+    (options.configure)(&mut config);
+    let running = app::start(config, Role::Serve, true).await.expect("app starts");
+    let state = running.state.clone();
+    let store = &state.store;
+    let now = state.clock.now_ms();
+    safereach::staff::create_account(store, AUTHOR, "author", PASSWORD, now).await.unwrap();
+    safereach::staff::create_account(store, APPROVER, "approver", PASSWORD, now).await.unwrap();
+    if options.approve_templates {
+        safereach::templates::workflow::load_dir(store, &templates_dir(), AUTHOR, now).await.unwrap();
+        safereach::templates::workflow::approve_submitted(store, None, APPROVER, now).await.unwrap();
+    }
+    let key = store.create_api_key("triage", &["outreach:write".into(), "cases:read".into(), "reports:read".into()], now).await.unwrap();
+    TestApp {
+        base: format!("http://{}", running.addr.expect("serves HTTP")),
+        state,
+        key,
+        http: reqwest::Client::new(),
+        dir,
+        running: Some(running),
+    }
+}
+
+pub fn templates_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("message_templates")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self.http.post(self.url(path)).bearer_auth(&self.key).json(body).send().await.expect("request");
+        read(response).await
+    }
+
+    pub async fn post_outreach(&self, body: &Value) -> (StatusCode, Value) {
+        self.post_json("/v1/outreach", body).await
+    }
+
+    pub async fn get_case(&self, case_ref: &str) -> (StatusCode, Value) {
+        let response = self.http.get(self.url(&format!("/v1/cases/{case_ref}"))).bearer_auth(&self.key).send().await.expect("request");
+        read(response).await
+    }
+
+    pub async fn webhook(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let url = self.url(&format!("{path}?token={WEBHOOK_TOKEN}"));
+        read(self.http.post(url).json(body).send().await.expect("request")).await
+    }
+
+    /// Poll the case until `done` holds (the worker runs in the background), or fail.
+    pub async fn wait_for_case(&self, case_ref: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..150 {
+            let (status, case) = self.get_case(case_ref).await;
+            if status == StatusCode::OK && done(&case) {
+                return case;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (_, case) = self.get_case(case_ref).await;
+        panic!("timed out waiting for {what} on {case_ref}: {case:#}");
+    }
+
+    /// Wait until the case's first message is in `status`.
+    pub async fn wait_for_message(&self, case_ref: &str, status: &str) -> Value {
+        let case = self
+            .wait_for_case(case_ref, &format!("a message {status}"), |c| c["messages"][0]["status"] == status)
+            .await;
+        case["messages"][0].clone()
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.path().join("outbox")
+    }
+
+    /// The lines of the sandbox SMS outbox.
+    pub fn sent_sms(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.outbox().join("sms.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("outbox lines are JSON"))
+            .collect()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(json!({ "text": text })) };
+    (status, value)
+}
+
+/// A minimal valid pre-text request for a non-safety-sensitive case.
+pub fn pretext(request_id: &str, case_ref: &str) -> Value {
+    json!({
+        "request_id": request_id,
+        "case_ref": case_ref,
+        "kind": "priority_pretext",
+        "crime": { "categories": ["robbery"] },
+        "victim": { "first_name": "Robin" },
+        "contact": { "phones": [{ "number": "+447700900555", "belongs_to": "victim", "safe_to_text": true }] }
+    })
+}
