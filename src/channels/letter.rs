@@ -146,7 +146,7 @@ pub fn render_letter(
         let mut surface = page.surface();
         if index == 0 {
             draw_sender(&mut surface, sender);
-            let mut y = ADDRESS_TOP + ascent(address_size);
+            let mut y = ADDRESS_TOP + cap_height(address_size);
             for line in &address {
                 text(&mut surface, &REGULAR, address_size, ADDRESS_LEFT, y, line);
                 y += address_size * 1.2;
@@ -203,8 +203,9 @@ fn draw_sender(surface: &mut Surface, sender: &LetterSender) {
     }
 }
 
-/// Cap height of DejaVu Sans is 0.73 em: the first baseline that puts the letters' tops at `top`.
-fn ascent(size: f32) -> f32 {
+/// Cap height of DejaVu Sans (0.73 em): a first baseline this far below a line's top puts the
+/// tops of its capitals on that line.
+fn cap_height(size: f32) -> f32 {
     size * 0.73
 }
 
@@ -229,8 +230,7 @@ fn wrap(face: &Face, size: f32, width: f32, body: &str) -> Vec<String> {
             continue;
         }
         let (mut line, mut line_width) = (String::new(), 0.0);
-        for word in source_line.split_whitespace().flat_map(|w| split_long_word(face, size, width, w)) {
-            let word_width = face.width(word, size);
+        for (word, word_width) in source_line.split_whitespace().flat_map(|w| split_long_word(face, size, width, w)) {
             if !line.is_empty() && line_width + space + word_width > width {
                 out.push(std::mem::take(&mut line));
                 line_width = 0.0;
@@ -250,19 +250,24 @@ fn wrap(face: &Face, size: f32, width: f32, body: &str) -> Vec<String> {
     out
 }
 
-/// A word wider than a whole line (a long link) is cut where it would overflow.
-fn split_long_word<'a>(face: &Face, size: f32, width: f32, word: &'a str) -> Vec<&'a str> {
+/// A word with its width; a word wider than a whole line (a long link) is cut where it would
+/// overflow, into pieces measured character by character.
+fn split_long_word<'a>(face: &Face, size: f32, width: f32, word: &'a str) -> Vec<(&'a str, f32)> {
+    let word_width = face.width(word, size);
+    if word_width <= width {
+        return vec![(word, word_width)];
+    }
     let mut pieces = Vec::new();
     let (mut start, mut piece_width) = (0, 0.0);
     for (i, c) in word.char_indices() {
         let w = face.width(c.encode_utf8(&mut [0; 4]), size);
         if piece_width + w > width && i > start {
-            pieces.push(&word[start..i]);
+            pieces.push((&word[start..i], piece_width));
             (start, piece_width) = (i, 0.0);
         }
         piece_width += w;
     }
-    pieces.push(&word[start..]);
+    pieces.push((&word[start..], piece_width));
     pieces
 }
 
