@@ -88,7 +88,7 @@ impl AppState {
             }
         };
         let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
-        let channels = crate::channels::from_config(&config).map_err(AppError::Config)?;
+        let channels = crate::channels::from_config(&config, clock).map_err(AppError::Config)?;
         Ok(AppState { config, store, queue, clock, policy, channels, webhook_token, relay_wake: Arc::new(Notify::new()) })
     }
 

@@ -26,6 +26,9 @@ pub struct Config {
     /// `sandbox` (PDF files in the outbox) or `http` (POST to a print service).
     #[arg(long, env = "SAFEREACH_LETTER_PROVIDER", default_value = "sandbox")]
     pub letter_provider: String,
+    /// The sender of emails; its domain also names our Message-IDs.
+    #[arg(long, env = "SAFEREACH_EMAIL_FROM", default_value = "Northgate Victim Care <noreply@victimcare.example.org>")]
+    pub email_from: String,
     /// Where sandbox providers write what they "sent".
     #[arg(long, env = "SAFEREACH_OUTBOX_DIR", default_value = "./outbox")]
     pub outbox_dir: String,

@@ -81,7 +81,27 @@ impl Channels {
     }
 }
 
-/// TEMPORARY until the channels branch lands.
-pub fn from_config(_config: &crate::config::Config) -> Result<Channels, String> {
-    todo!()
+/// The providers the configuration names. Only the sandbox exists so far.
+pub fn from_config(config: &crate::config::Config, clock: crate::clock::Clock) -> Result<Channels, String> {
+    use std::sync::Arc;
+    let outbox = std::path::PathBuf::from(&config.outbox_dir);
+    let mut sms: Vec<Arc<dyn Provider>> = Vec::new();
+    for name in config.sms_provider.split(',').map(str::trim) {
+        match name {
+            "sandbox" => sms.push(Arc::new(sandbox::SandboxSms::new(&outbox, clock))),
+            other => return Err(format!("unknown SMS provider {other:?} in SAFEREACH_SMS_PROVIDER")),
+        }
+    }
+    let from: lettre::message::Mailbox =
+        config.email_from.parse().map_err(|e| format!("SAFEREACH_EMAIL_FROM is not a valid mailbox: {e}"))?;
+    let message_id_domain = from.email.domain().to_string();
+    let email: Arc<dyn Provider> = match config.email_provider.as_str() {
+        "sandbox" => Arc::new(sandbox::SandboxEmail::new(&outbox, from, message_id_domain)),
+        other => return Err(format!("unknown email provider {other:?} in SAFEREACH_EMAIL_PROVIDER")),
+    };
+    let letter: Arc<dyn Provider> = match config.letter_provider.as_str() {
+        "sandbox" => Arc::new(sandbox::SandboxLetter::new(&outbox, letter::LetterSender::default(), clock)),
+        other => return Err(format!("unknown letter provider {other:?} in SAFEREACH_LETTER_PROVIDER")),
+    };
+    Ok(Channels { sms, email, letter })
 }

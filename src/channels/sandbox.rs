@@ -15,25 +15,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use lettre::message::Mailbox;
 
 use super::email::{build_email, is_plain_id};
 use super::letter::{LetterSender, render_letter};
 use super::{Accepted, OutboundMessage, Provider, SendError};
+use crate::clock::Clock;
 use crate::domain::Recipient;
-
-/// The time the sandbox stamps on what it "sent"; the app passes its own (test) clock.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 const PROVIDER: &str = "sandbox";
 
 fn accepted(msg: &OutboundMessage) -> Accepted {
     Accepted { provider: PROVIDER, provider_ref: msg.id.clone() }
-}
-
-fn system_clock() -> Clock {
-    Arc::new(Utc::now)
 }
 
 /// SMS into `{outbox}/sms.jsonl`.
@@ -43,12 +37,9 @@ pub struct SandboxSms {
 }
 
 impl SandboxSms {
-    pub fn new(outbox: impl Into<PathBuf>) -> Self {
-        SandboxSms { outbox: outbox.into(), clock: system_clock() }
-    }
-
-    pub fn with_clock(self, clock: Clock) -> Self {
-        SandboxSms { clock, ..self }
+    /// `clock` stamps what was "sent" (the app's own, so `SAFEREACH_CLOCK` applies).
+    pub fn new(outbox: impl Into<PathBuf>, clock: Clock) -> Self {
+        SandboxSms { outbox: outbox.into(), clock }
     }
 }
 
@@ -77,7 +68,7 @@ impl Provider for SandboxSms {
             "body": msg.text,
             "encoding": sms.encoding,
             "segments": sms.segments,
-            "at": (self.clock)().to_rfc3339_opts(SecondsFormat::Millis, true),
+            "at": self.clock.now().to_rfc3339_opts(SecondsFormat::Millis, true),
         });
         // serde_json escapes newlines inside strings, so the record is exactly one line.
         let mut line = record.to_string().into_bytes();
@@ -132,12 +123,8 @@ pub struct SandboxLetter {
 }
 
 impl SandboxLetter {
-    pub fn new(outbox: impl Into<PathBuf>, sender: LetterSender) -> Self {
-        SandboxLetter { outbox: outbox.into(), sender: Arc::new(sender), clock: system_clock() }
-    }
-
-    pub fn with_clock(self, clock: Clock) -> Self {
-        SandboxLetter { clock, ..self }
+    pub fn new(outbox: impl Into<PathBuf>, sender: LetterSender, clock: Clock) -> Self {
+        SandboxLetter { outbox: outbox.into(), sender: Arc::new(sender), clock }
     }
 }
 
@@ -154,7 +141,7 @@ impl Provider for SandboxLetter {
         if !is_plain_id(&msg.id) {
             return Err(SendError::Permanent("message id has unexpected characters".into()));
         }
-        let date = (self.clock)().with_timezone(&chrono_tz::Europe::London).date_naive();
+        let date = self.clock.now().with_timezone(&chrono_tz::Europe::London).date_naive();
         // Rendering is CPU work (shaping, font subsetting, compression): keep it off the runtime.
         let (sender, recipient, id, body) =
             (self.sender.clone(), msg.recipient.clone(), msg.id.clone(), msg.text.clone());
@@ -219,10 +206,10 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::domain::sms::{Encoding, SmsInfo};
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     fn fixed_clock() -> Clock {
-        Arc::new(|| Utc.with_ymd_and_hms(2026, 11, 20, 23, 30, 0).unwrap())
+        Clock::starting_at(Utc.with_ymd_and_hms(2026, 11, 20, 23, 30, 0).unwrap())
     }
 
     fn sms(id: &str, number: &str, text: &str) -> OutboundMessage {
@@ -281,7 +268,7 @@ mod tests {
     async fn sms_appends_one_json_line_per_message() {
         let outbox = tempfile::tempdir().unwrap();
         // The outbox does not exist yet: the provider creates it.
-        let provider = SandboxSms::new(outbox.path().join("nested/outbox")).with_clock(fixed_clock());
+        let provider = SandboxSms::new(outbox.path().join("nested/outbox"), fixed_clock());
         let accepted = provider.send(&sms("m-1", "+447700900123", "Hi Zoë,\nreply STOP")).await.unwrap();
         assert_eq!(accepted, Accepted { provider: "sandbox", provider_ref: "m-1".into() });
         provider.send(&sms("m-2", "+447700900124", "Second")).await.unwrap();
@@ -306,7 +293,7 @@ mod tests {
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..200 {
             // A provider per task: each opens the file itself, as separate processes would.
-            let provider = SandboxSms::new(outbox.path());
+            let provider = SandboxSms::new(outbox.path(), Clock::system());
             let msg = sms(&format!("m-{i}"), "+447700900123", &body);
             tasks.spawn(async move { provider.send(&msg).await });
         }
@@ -325,7 +312,7 @@ mod tests {
     #[tokio::test]
     async fn sms_refuses_what_a_provider_would() {
         let outbox = tempfile::tempdir().unwrap();
-        let provider = SandboxSms::new(outbox.path());
+        let provider = SandboxSms::new(outbox.path(), Clock::system());
         for msg in [
             sms("m", "07700900123", "Hi"),
             sms("m", "+44 7700 900123", "Hi"),
@@ -360,7 +347,7 @@ mod tests {
     #[tokio::test]
     async fn letter_is_written_as_a_pdf_file() {
         let outbox = tempfile::tempdir().unwrap();
-        let provider = SandboxLetter::new(outbox.path(), LetterSender::default()).with_clock(fixed_clock());
+        let provider = SandboxLetter::new(outbox.path(), LetterSender::default(), fixed_clock());
         let accepted = provider.send(&letter("0190f3a2-7c1e")).await.unwrap();
         assert_eq!(accepted.provider_ref, "0190f3a2-7c1e");
 
@@ -391,7 +378,7 @@ mod tests {
         let from: Mailbox = "Care <noreply@example.org>".parse().unwrap();
         let result = SandboxEmail::new(&blocked, from, "example.org").send(&email("m-1")).await;
         assert!(matches!(result, Err(SendError::Transient(_))), "{result:?}");
-        let result = SandboxSms::new(&blocked).send(&sms("m-1", "+447700900123", "Hi")).await;
+        let result = SandboxSms::new(&blocked, Clock::system()).send(&sms("m-1", "+447700900123", "Hi")).await;
         assert!(matches!(result, Err(SendError::Transient(_))), "{result:?}");
     }
 
