@@ -26,13 +26,15 @@ pub struct TestApp {
 
 pub struct Options {
     pub clock: Option<String>,
+    /// `Role::Api` leaves the worker out, so a test can run `worker().process(…)` itself.
+    pub role: Role,
     pub approve_templates: bool,
     pub configure: Box<dyn FnOnce(&mut Config)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { clock: None, approve_templates: true, configure: Box::new(|_| {}) }
+        Options { clock: None, role: Role::Serve, approve_templates: true, configure: Box::new(|_| {}) }
     }
 }
 
@@ -54,7 +56,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     config.clock = options.clock.map(|c| c.parse().expect("clock is RFC 3339"));
     config.retry_base_secs = 1;
     (options.configure)(&mut config);
-    let running = app::start(config, Role::Serve, true).await.expect("app starts");
+    let running = app::start(config, options.role, true).await.expect("app starts");
     let state = running.state.clone();
     let store = &state.store;
     let now = state.clock.now_ms();
