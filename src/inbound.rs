@@ -1,12 +1,85 @@
 //! Inbound SMS replies, from any provider: classify, match to the case of the latest outbound
-//! message to that number, record, suppress and alert. We never send an automatic reply.
+//! message to that number, record, suppress and alert. We never send an automatic reply, so no
+//! classification can text a safety-sensitive case back.
 
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::store::Result;
+use crate::domain::contact::normalise_uk_mobile;
+use crate::domain::event::EventType;
+use crate::domain::reply::{Classification, Suppression, classify_reply};
+use crate::store::{Event, Result, SuppressionKind};
 
+/// Record one inbound SMS. `from` is the sender as the provider gave it.
 pub async fn receive_reply(state: &AppState, provider: &str, from: &str, body: &str, provider_ref: Option<&str>) -> Result<Value> {
-    let _ = (state, provider, from, body, provider_ref);
-    Ok(json!({}))
+    let store = &state.store;
+    let now = state.clock.now_ms();
+    let analysis = classify_reply(body);
+    let classification = analysis.classification;
+    // A number we can't read as a UK mobile is still recorded (for staff), keyed as given.
+    let number = normalise_uk_mobile(from).unwrap_or_else(|| from.trim().to_string());
+    let matched = store.latest_message_to(&number).await?;
+    let case_ref = matched.as_ref().map(|(_, case)| case.as_str());
+    let message_id = matched.as_ref().map(|(id, _)| id.as_str());
+    let actor = format!("provider:{provider}");
+
+    let mut tx = store.begin().await?;
+    let reply_id =
+        store.insert_reply(&mut tx, case_ref, message_id, provider, provider_ref, &number, body, classification.as_str(), now).await?;
+    // Suppression applies to the number whether or not a case matched.
+    if let Some(suppression) = analysis.suppression {
+        let kind = match suppression {
+            Suppression::OptOut => SuppressionKind::OptOut,
+            Suppression::Unsafe => SuppressionKind::Unsafe,
+        };
+        store.suppress(&mut tx, &number, kind, case_ref, now).await?;
+        if let Some(case_ref) = case_ref {
+            Event::new(case_ref, now, &actor, EventType::Suppressed).reason(kind.as_str()).append(&mut tx).await?;
+        }
+    }
+    let lifted = analysis.lifts_opt_out && store.lift_opt_out(&mut tx, &number, now).await?;
+    if let Some(case_ref) = case_ref {
+        let mut reply = Event::new(case_ref, now, &actor, EventType::Reply).classification(classification.as_str());
+        if let Some(id) = message_id {
+            reply = reply.message(id);
+        }
+        reply.detail(json!({ "reply_id": reply_id })).append(&mut tx).await?;
+        if lifted {
+            Event::new(case_ref, now, &actor, EventType::SuppressionLifted).reason("opt_in").append(&mut tx).await?;
+        }
+        if let Some(window) = &analysis.time_preference {
+            let window = serde_json::to_string(window).unwrap_or_default();
+            store.set_call_window(&mut tx, case_ref, &window).await?;
+        }
+        if let Some((urgency, reason)) = alert_for(classification) {
+            Event::new(case_ref, now, &actor, EventType::Alert)
+                .reason(reason)
+                .classification(classification.as_str())
+                .detail(json!({ "urgency": urgency, "reply_id": reply_id }))
+                .append(&mut tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    tracing::info!(
+        reply_id = %reply_id,
+        case_ref = case_ref.unwrap_or("-"),
+        classification = classification.as_str(),
+        matched = matched.is_some(),
+        "reply received"
+    );
+    Ok(json!({ "reply_id": reply_id, "matched": matched.is_some(), "classification": classification.as_str() }))
+}
+
+/// Who must look, and how urgently (SAFE-CONTACT.md's reply table).
+fn alert_for(classification: Classification) -> Option<(&'static str, &'static str)> {
+    match classification {
+        Classification::Distress => Some(("urgent", "distress")),
+        // An unsafe number is also a number_conflict for review.
+        Classification::Unsafe => Some(("high", "number_conflict")),
+        Classification::OptOut => Some(("normal", "opt_out")),
+        Classification::TimePreference => Some(("normal", "time_preference")),
+        Classification::Other => Some(("normal", "reply_needs_review")),
+        Classification::OptIn => None,
+    }
 }
