@@ -82,11 +82,10 @@ pub fn gsm_septets(c: char) -> Option<usize> {
 /// Encoding and segment count of `text`.
 pub fn analyse(text: &str) -> SmsInfo {
     // Cost of each character in the chosen encoding.
-    let (encoding, costs): (Encoding, Vec<usize>) =
-        match text.chars().map(gsm_septets).collect::<Option<Vec<_>>>() {
-            Some(septets) => (Encoding::Gsm7, septets),
-            None => (Encoding::Ucs2, text.chars().map(char::len_utf16).collect()),
-        };
+    let (encoding, costs): (Encoding, Vec<usize>) = match text.chars().map(gsm_septets).collect::<Option<Vec<_>>>() {
+        Some(septets) => (Encoding::Gsm7, septets),
+        None => (Encoding::Ucs2, text.chars().map(char::len_utf16).collect()),
+    };
     let units = costs.iter().sum();
     SmsInfo { encoding, units, segments: count_segments(encoding, units, &costs) }
 }
