@@ -68,18 +68,74 @@ pub struct Rules {
 /// words for the service and what it does, and crime and justice words.
 pub const DEFAULT_FORBIDDEN_WORDS: &[&str] = &[
     // the organisation (its name and domain: "victimcare" is caught by victim*)
-    "northgate", "victim*",
+    "northgate",
+    "victim*",
     // the service
-    "support*", "advocate*", "advocacy", "caseworker*", "case", "cases", "referral*", "referred",
-    "charity", "helpline", "counsel*", "confidential*", "safeguard*", "refuge*", "safe", "safety",
+    "support*",
+    "advocate*",
+    "advocacy",
+    "caseworker*",
+    "case",
+    "cases",
+    "referral*",
+    "referred",
+    "charity",
+    "helpline",
+    "counsel*",
+    "confidential*",
+    "safeguard*",
+    "refuge*",
+    "safe",
+    "safety",
     "unsafe",
     // crime and justice
-    "crime*", "criminal*", "police", "policing", "officer*", "detective*", "abuse*", "abusive",
-    "abusing", "domestic*", "violen*", "assault*", "attack*", "rape*", "rapist*", "sexual*", "sex",
-    "hate*", "hatred", "stalk*", "harass*", "coerc*", "offence*", "offense*", "offender*",
-    "perpetrator*", "suspect*", "witness*", "court", "courts", "trial", "trials", "prosecut*",
-    "investigat*", "justice", "incident*", "traffick*", "slavery", "exploit*", "forced marriage",
-    "honour", "murder*", "kidnap*", "arson", "terror*", "fgm", "compensation",
+    "crime*",
+    "criminal*",
+    "police",
+    "policing",
+    "officer*",
+    "detective*",
+    "abuse*",
+    "abusive",
+    "abusing",
+    "domestic*",
+    "violen*",
+    "assault*",
+    "attack*",
+    "rape*",
+    "rapist*",
+    "sexual*",
+    "sex",
+    "hate*",
+    "hatred",
+    "stalk*",
+    "harass*",
+    "coerc*",
+    "offence*",
+    "offense*",
+    "offender*",
+    "perpetrator*",
+    "suspect*",
+    "witness*",
+    "court",
+    "courts",
+    "trial",
+    "trials",
+    "prosecut*",
+    "investigat*",
+    "justice",
+    "incident*",
+    "traffick*",
+    "slavery",
+    "exploit*",
+    "forced marriage",
+    "honour",
+    "murder*",
+    "kidnap*",
+    "arson",
+    "terror*",
+    "fgm",
+    "compensation",
 ];
 
 impl Default for Rules {
@@ -113,7 +169,10 @@ pub fn review(source: &TemplateSource, rules: &Rules) -> Review {
         let template = match Template::compile(text) {
             Ok(template) => template,
             Err(e) => {
-                problems.push(Problem::new(ProblemCode::SyntaxError, format!("the {part} is not a valid template: {}", compile_message(&e))));
+                problems.push(Problem::new(
+                    ProblemCode::SyntaxError,
+                    format!("the {part} is not a valid template: {}", compile_message(&e)),
+                ));
                 literal += text;
                 readable = false;
                 continue;
@@ -127,7 +186,10 @@ pub fn review(source: &TemplateSource, rules: &Rules) -> Review {
         }
         for name in walk.names {
             if !known.contains(&name) {
-                problems.push(Problem::new(ProblemCode::UnknownVariable, format!("the {part} uses `{name}`, which is not a known value (known: {})", known.join(", "))));
+                problems.push(Problem::new(
+                    ProblemCode::UnknownVariable,
+                    format!("the {part} uses `{name}`, which is not a known value (known: {})", known.join(", ")),
+                ));
                 readable = false;
             }
         }
@@ -135,46 +197,66 @@ pub fn review(source: &TemplateSource, rules: &Rules) -> Review {
         literal.push('\n');
     }
 
-    // Fill in: with sample data (the preview), with no values (all are optional), with long names.
-    let mut renders = Vec::new();
-    if readable {
-        match render(source.channel, &source.content, &sample_vars()) {
-            Ok(sample) => {
-                renders.push(("the sample data".to_string(), sample.clone()));
-                review.preview = Some(sample);
-            }
-            Err(e) => problems.push(Problem::new(ProblemCode::RenderFailed, e.to_string())),
-        }
-        match render(source.channel, &source.content, &Value::Object(Default::default())) {
-            Ok(bare) => renders.push(("no personal details".to_string(), bare)),
-            Err(e) => problems.push(Problem::new(ProblemCode::UnguardedVariable, format!("without personal details, {e}"))),
-        }
-        let long = format!("{}-character names", rules.longest_name);
-        if let Ok(long_render) = render(source.channel, &source.content, &long_sample_vars(rules.longest_name)) {
-            renders.push((long, long_render));
-        }
-    }
+    let renders = if readable { fill_in(source, rules, &sample_vars(), problems) } else { Vec::new() };
+    review.preview = renders.iter().find(|(with, _)| with == SAMPLE).map(|(_, r)| r.clone());
     check_length(source, rules, &renders, problems);
 
     if source.discreet {
         let mut texts = vec![literal.clone()];
         for (_, rendered) in &renders {
-            texts.extend([rendered.subject.clone(), Some(rendered.text.clone()), rendered.html.clone()].into_iter().flatten());
+            texts.extend(
+                [rendered.subject.clone(), Some(rendered.text.clone()), rendered.html.clone()].into_iter().flatten(),
+            );
         }
         for (entry, found) in forbidden_words(&texts, &rules.forbidden_words) {
-            problems.push(Problem::new(ProblemCode::ForbiddenWord, format!("a discreet message must not say “{found}” (forbidden: `{entry}`)")));
+            problems.push(Problem::new(
+                ProblemCode::ForbiddenWord,
+                format!("a discreet message must not say “{found}” (forbidden: `{entry}`)"),
+            ));
         }
         if literal.contains("://") || literal.to_lowercase().contains("www.") {
-            review.warnings.push(Problem::new(ProblemCode::LinkInDiscreet, "this discreet message has a web address: make sure it does not name the service"));
+            review.warnings.push(Problem::new(
+                ProblemCode::LinkInDiscreet,
+                "this discreet message has a web address: make sure it does not name the service",
+            ));
         }
     }
     if let Some(Rendered { sms: Some(info), text, .. }) = &review.preview
         && info.encoding == Encoding::Ucs2
     {
         let chars: String = non_gsm_chars(text).iter().map(|c| format!("“{c}” ")).collect();
-        review.warnings.push(Problem::new(ProblemCode::Ucs2Encoding, format!("{}makes this SMS use UCS-2: a segment then holds 70 characters instead of 160", chars)));
+        review.warnings.push(Problem::new(
+            ProblemCode::Ucs2Encoding,
+            format!("{}makes this SMS use UCS-2: a segment then holds 70 characters instead of 160", chars),
+        ));
     }
     review
+}
+
+const SAMPLE: &str = "the sample data";
+
+/// Renders with `sample` (the preview), with no values (all are optional), and with long names.
+pub(super) fn fill_in(
+    source: &TemplateSource,
+    rules: &Rules,
+    sample: &Value,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, Rendered)> {
+    let mut renders = Vec::new();
+    // The static checks make this one fail only if the sample data lacks a known variable; it is
+    // kept so that a failure is never silent.
+    match render(source.channel, &source.content, sample) {
+        Ok(rendered) => renders.push((SAMPLE.to_string(), rendered)),
+        Err(e) => problems.push(Problem::new(ProblemCode::RenderFailed, format!("with the sample data, {e}"))),
+    }
+    match render(source.channel, &source.content, &Value::Object(Default::default())) {
+        Ok(rendered) => renders.push(("no personal details".to_string(), rendered)),
+        Err(e) => problems.push(Problem::new(ProblemCode::UnguardedVariable, format!("without personal details, {e}"))),
+    }
+    if let Ok(rendered) = render(source.channel, &source.content, &long_sample_vars(rules.longest_name)) {
+        renders.push((format!("{}-character names", rules.longest_name), rendered));
+    }
+    renders
 }
 
 /// The variables a template may use: the keys of the sample data.
@@ -205,7 +287,9 @@ fn check_settings(source: &TemplateSource, problems: &mut Vec<Problem>) {
         problem("a pre-text is sent by SMS only: set `channel: sms`".into());
     }
     if name.ends_with("_discreet") && !source.discreet {
-        problem(format!("`{name}` is for safety-sensitive cases: set `discreet: yes` so it is checked for forbidden words"));
+        problem(format!(
+            "`{name}` is for safety-sensitive cases: set `discreet: yes` so it is checked for forbidden words"
+        ));
     }
     let expected = match name {
         template_names::PRIORITY_PRETEXT | template_names::PRIORITY_PRETEXT_DISCREET => Some(Kind::PriorityPretext),
@@ -232,7 +316,10 @@ fn check_parts_present(source: &TemplateSource, problems: &mut Vec<Problem>) {
             problems.push(Problem::new(ProblemCode::MissingSubject, "an email needs a subject (`subject:` setting)"));
         }
         if blank(&source.content.html) {
-            problems.push(Problem::new(ProblemCode::MissingHtml, "an email needs an HTML part after a `--- html ---` line"));
+            problems.push(Problem::new(
+                ProblemCode::MissingHtml,
+                "an email needs an HTML part after a `--- html ---` line",
+            ));
         }
     }
 }
@@ -240,13 +327,13 @@ fn check_parts_present(source: &TemplateSource, problems: &mut Vec<Problem>) {
 fn check_length(source: &TemplateSource, rules: &Rules, renders: &[(String, Rendered)], problems: &mut Vec<Problem>) {
     let (limit, code, what) = match source.kind {
         Kind::PriorityPretext => (rules.pretext_max_segments, ProblemCode::PretextTooLong, "a pre-text"),
-        Kind::InformationPack => (rules.information_pack_max_segments, ProblemCode::SmsTooLong, "an information-pack SMS"),
+        Kind::InformationPack => {
+            (rules.information_pack_max_segments, ProblemCode::SmsTooLong, "an information-pack SMS")
+        }
     };
     // The worst case decides; one problem is enough.
-    let worst = renders
-        .iter()
-        .filter_map(|(with, r)| r.sms.map(|info| (with, info)))
-        .max_by_key(|(_, info)| info.segments);
+    let worst =
+        renders.iter().filter_map(|(with, r)| r.sms.map(|info| (with, info))).max_by_key(|(_, info)| info.segments);
     if let Some((with, info)) = worst.filter(|(_, info)| info.segments > limit) {
         let encoding = match info.encoding {
             Encoding::Gsm7 => "GSM-7 characters",
@@ -395,7 +482,10 @@ mod tests {
     fn stems_and_phrases() {
         assert_eq!(find("Victims' Code", &["victim*"]), vec![("victim*".into(), "victims".into())]);
         assert_eq!(find("https://victimcare.example.org", &["victim*"]).len(), 1);
-        assert_eq!(find("a forced\nMarriage", &["forced marriage"]), vec![("forced marriage".into(), "forced marriage".into())]);
+        assert_eq!(
+            find("a forced\nMarriage", &["forced marriage"]),
+            vec![("forced marriage".into(), "forced marriage".into())]
+        );
         assert!(find("forced to wait for marriage", &["forced marriage"]).is_empty());
     }
 
@@ -403,8 +493,25 @@ mod tests {
     fn default_list_catches_the_brief_words() {
         let rules = Rules::default();
         for word in [
-            "Northgate", "victim", "support", "crime", "police", "abuse", "domestic", "violence", "assault",
-            "rape", "sexual", "hate", "stalking", "advocate", "referral", "case", "offence", "witness", "court",
+            "Northgate",
+            "victim",
+            "support",
+            "crime",
+            "police",
+            "abuse",
+            "domestic",
+            "violence",
+            "assault",
+            "rape",
+            "sexual",
+            "hate",
+            "stalking",
+            "advocate",
+            "referral",
+            "case",
+            "offence",
+            "witness",
+            "court",
         ] {
             assert!(!forbidden_words(&[word.to_string()], &rules.forbidden_words).is_empty(), "{word}");
         }

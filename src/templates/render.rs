@@ -119,7 +119,12 @@ fn one_line(text: &str) -> String {
     text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
-fn fill(registry: &Handlebars<'static>, part: &'static str, template: &str, data: &Value) -> Result<String, TemplateError> {
+fn fill(
+    registry: &Handlebars<'static>,
+    part: &'static str,
+    template: &str,
+    data: &Value,
+) -> Result<String, TemplateError> {
     registry.render_template(template, data).map_err(|e| render_error(part, &e))
 }
 
@@ -210,11 +215,7 @@ mod tests {
     #[test]
     fn text_parts_are_not_escaped_and_html_is() {
         let data = json!({"first_name": "Sam & <Jo> \"O'Neil\""});
-        let content = email(
-            "Hello {{first_name}}",
-            "Dear {{first_name}},",
-            "<p>Dear {{first_name}},</p>",
-        );
+        let content = email("Hello {{first_name}}", "Dear {{first_name}},", "<p>Dear {{first_name}},</p>");
         let out = render(Channel::Email, &content, &data).unwrap();
         assert_eq!(out.subject.as_deref(), Some("Hello Sam & <Jo> \"O'Neil\""));
         assert_eq!(out.text, "Dear Sam & <Jo> \"O'Neil\",");
@@ -257,10 +258,7 @@ mod tests {
             ("advocate_name".to_string(), "Jo".to_string()),
             ("first_name".to_string(), "Other".to_string()),
         ]);
-        assert_eq!(
-            render_vars(Some("Sam"), &personalisation),
-            json!({"advocate_name": "Jo", "first_name": "Sam"})
-        );
+        assert_eq!(render_vars(Some("Sam"), &personalisation), json!({"advocate_name": "Jo", "first_name": "Sam"}));
         assert_eq!(render_vars(None, &BTreeMap::new()), json!({}));
     }
 

@@ -40,13 +40,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<TemplateSource>, TemplateError> {
 
     let mut sources: Vec<(String, TemplateSource)> = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| TemplateError::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| TemplateError::Io { path: path.clone(), source })?;
         let file = path.display().to_string();
         let source = parse_source(&file, &text)?;
-        if let Some((first, _)) =
-            sources.iter().find(|(_, s)| s.name == source.name && s.channel == source.channel)
-        {
+        if let Some((first, _)) = sources.iter().find(|(_, s)| s.name == source.name && s.channel == source.channel) {
             return Err(TemplateError::Duplicate {
                 file,
                 first: first.clone(),
@@ -89,7 +86,12 @@ pub fn parse_source(file: &str, text: &str) -> Result<TemplateSource, TemplateEr
             continue;
         }
         let Some((key, value)) = line.split_once(':') else {
-            return Err(err(number, format!("expected a setting like `name: priority_pretext`, found `{line}`")));
+            return Err(err(
+                number,
+                format!(
+                    "expected a setting like `name: priority_pretext`, or a line containing only --- to end the settings (found `{line}`)"
+                ),
+            ));
         };
         settings.set(key.trim(), value.trim()).map_err(|message| err(number, message))?;
         if key.trim().eq_ignore_ascii_case("subject") {
@@ -182,9 +184,8 @@ impl Settings {
                 replace(&mut self.channel, channel).ok_or_else(duplicate)
             }
             "kind" => {
-                let kind = Kind::parse(&value.to_ascii_lowercase()).ok_or_else(|| {
-                    format!("kind must be priority_pretext or information_pack (found `{value}`)")
-                })?;
+                let kind = Kind::parse(&value.to_ascii_lowercase())
+                    .ok_or_else(|| format!("kind must be priority_pretext or information_pack (found `{value}`)"))?;
                 replace(&mut self.kind, kind).ok_or_else(duplicate)
             }
             "discreet" => {
