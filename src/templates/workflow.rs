@@ -43,7 +43,7 @@ async fn require_role(store: &Store, who: &str, roles: &[&str], action: &'static
 /// Run the submission checks; refuse with every problem named.
 fn checked(source: &TemplateSource) -> Result<()> {
     let problems = super::check(source, &super::Rules::default());
-    let blocking: Vec<String> = problems.iter().filter(|p| p.blocks()).map(|p| p.message.clone()).collect();
+    let blocking: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
     if blocking.is_empty() {
         Ok(())
     } else {

@@ -11,7 +11,7 @@ use crate::channels::{Accepted, Channels, OutboundMessage, SendError};
 use crate::clock::Clock;
 use crate::domain::event::EventType;
 use crate::domain::policy::{PolicyConfig, decide};
-use crate::domain::{Decision, OutreachRequest, Recipient, Route};
+use crate::domain::{Decision, Recipient, Route};
 use crate::queue::{JobHandler, OutreachJob};
 use crate::store::{Event, MessageRecord, NewMessage, OutreachRecord, Store, StoreError};
 use crate::templates;
@@ -147,7 +147,7 @@ impl Worker {
             return Ok(Err(Processed::Decided(hold)));
         };
         let content = templates::TemplateContent { subject: template.subject.clone(), body: template.body.clone(), html: template.html.clone() };
-        let rendered = match templates::render(route.channel, &content, &render_vars(&request)) {
+        let rendered = match templates::render(route.channel, &content, &templates::render_vars(request.victim.first_name.as_deref(), &request.personalisation)) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(outreach_id = %job.id, template = route.template, error = %e, "template did not render; held for staff");
@@ -260,19 +260,6 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let capped = exp.min(Duration::from_secs(3600));
     let jitter = 0.8 + rand::random::<f64>() * 0.4;
     capped.mul_f64(jitter)
-}
-
-/// Personalisation for the template: the victim's first name and the request's own values,
-/// only those that are present (strict rendering refuses a template that needs a missing one).
-pub fn render_vars(request: &OutreachRequest) -> serde_json::Value {
-    let mut vars = serde_json::Map::new();
-    for (k, v) in &request.personalisation {
-        vars.insert(k.clone(), v.clone().into());
-    }
-    if let Some(name) = request.victim.first_name.as_deref().filter(|n| !n.trim().is_empty()) {
-        vars.insert("first_name".into(), name.trim().into());
-    }
-    serde_json::Value::Object(vars)
 }
 
 fn normalised(recipient: &Recipient) -> String {
