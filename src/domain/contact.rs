@@ -122,7 +122,7 @@ impl PostalAddress {
     }
 
     pub fn key(&self) -> String {
-        postal_key_of(&self.postcode, &self.lines[0])
+        postal_key_of(&self.postcode, self.lines.first().map(String::as_str).unwrap_or_default())
     }
 
     pub fn into_recipient(self) -> Recipient {
