@@ -33,13 +33,8 @@ pub fn normalise_uk_mobile(raw: &str) -> Option<String> {
             _ => return None,
         }
     }
-    let subscriber = if let Some(rest) = digits.strip_prefix("447") {
-        rest
-    } else if let Some(rest) = digits.strip_prefix("07").filter(|_| !plus) {
-        rest
-    } else {
-        return None;
-    };
+    // A national `07…` number cannot follow a `+`.
+    let subscriber = digits.strip_prefix("447").or_else(|| digits.strip_prefix("07").filter(|_| !plus))?;
     (subscriber.len() == 9).then(|| format!("+447{subscriber}"))
 }
 
@@ -90,7 +85,15 @@ fn is_outward_code(outward: &str) -> bool {
     // A = letter, 9 = digit.
     let shape: String = outward
         .chars()
-        .map(|c| if c.is_ascii_uppercase() { 'A' } else if c.is_ascii_digit() { '9' } else { '?' })
+        .map(|c| {
+            if c.is_ascii_uppercase() {
+                'A'
+            } else if c.is_ascii_digit() {
+                '9'
+            } else {
+                '?'
+            }
+        })
         .collect();
     matches!(shape.as_str(), "A9" | "A99" | "AA9" | "AA99" | "A9A" | "AA9A")
 }
@@ -199,21 +202,21 @@ mod tests {
     fn anything_but_a_uk_mobile_is_none() {
         for raw in [
             "",
-            "+44121 496 0000",  // landline
-            "01214960000",      // landline
-            "7700900123",       // no prefix
-            "+4407700900123",   // trunk zero without the brackets
+            "+44121 496 0000", // landline
+            "01214960000",     // landline
+            "7700900123",      // no prefix
+            "+4407700900123",  // trunk zero without the brackets
             "+0447700900123",
-            "+07700900123",     // a + on a national number
-            "0770090012",       // too short
-            "077009001234",     // too long
+            "+07700900123", // a + on a national number
+            "0770090012",   // too short
+            "077009001234", // too long
             "+4477009001234",
             "+33612345678",     // French mobile
             "0044 7700 900123", // international prefix is not one of the accepted forms
             "07700 9OO123",     // letters O for zeros
             "07700/900123",
             "+44+7700900123",
-            "٠٧٧٠٠٩٠٠١٢٣",      // non-ASCII digits
+            "٠٧٧٠٠٩٠٠١٢٣", // non-ASCII digits
         ] {
             assert_eq!(normalise_uk_mobile(raw), None, "{raw:?}");
         }
@@ -233,7 +236,7 @@ mod tests {
             "sam",
             "@example.org",
             "sam@",
-            "sam@example",         // no dot
+            "sam@example", // no dot
             "sam@@example.org",
             "sam@ex@ample.org",
             "sa m@example.org",
@@ -246,7 +249,7 @@ mod tests {
             "sam@[127.0.0.1]",
             "sam@127.0.0.1",
             "sam@exam_ple.org",
-            "sam.@example.org",    // lettre: dot at the end of the local part
+            "sam.@example.org", // lettre: dot at the end of the local part
             "\"sa@m\"@example.org",
         ] {
             assert_eq!(normalise_email(raw), None, "{raw:?}");
@@ -273,7 +276,9 @@ mod tests {
 
     #[test]
     fn malformed_postcodes_are_none() {
-        for raw in ["", "B1", "B1 1A", "1B1 1AA", "B1 AAA", "BBB1 1AA", "B1 1AAA", "B11 1A1", "GIR 0AB", "B-1 1AA", "B1 1ÄA"] {
+        for raw in
+            ["", "B1", "B1 1A", "1B1 1AA", "B1 AAA", "BBB1 1AA", "B1 1AAA", "B11 1A1", "GIR 0AB", "B-1 1AA", "B1 1ÄA"]
+        {
             assert_eq!(normalise_postcode(raw), None, "{raw:?}");
         }
     }
@@ -289,7 +294,8 @@ mod tests {
 
     #[test]
     fn a_complete_postal_address_needs_name_line_and_postcode() {
-        let full = PostalAddress::parse(&postal(Some(" Sam Smith "), &["", " 1 High Street", "Birmingham"], Some("b11aa")));
+        let full =
+            PostalAddress::parse(&postal(Some(" Sam Smith "), &["", " 1 High Street", "Birmingham"], Some("b11aa")));
         assert_eq!(
             full,
             Some(PostalAddress {
@@ -315,12 +321,18 @@ mod tests {
         assert_eq!(postal_key(&postal(None, &["1 High St"], Some("junk"))), None);
         assert_eq!(postal_key(&postal(None, &[], Some("B1 1AA"))), None);
         // The key a route carries is the same key.
-        let parsed = PostalAddress::parse(&postal(Some("Sam"), &["1, High St."], Some("b11aa"))).map(|p| p.into_recipient());
+        let parsed =
+            PostalAddress::parse(&postal(Some("Sam"), &["1, High St."], Some("b11aa"))).map(|p| p.into_recipient());
         assert_eq!(parsed.as_ref().map(recipient_key), a);
     }
 
     fn phone(number: &str, belongs_to: Option<&str>) -> Phone {
-        Phone { number: number.into(), belongs_to: belongs_to.map(str::to_owned), safe_to_text: None, safe_to_voicemail: None }
+        Phone {
+            number: number.into(),
+            belongs_to: belongs_to.map(str::to_owned),
+            safe_to_text: None,
+            safe_to_voicemail: None,
+        }
     }
 
     #[test]

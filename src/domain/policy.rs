@@ -98,7 +98,9 @@ impl Default for PolicyConfig {
         let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         PolicyConfig {
             safety_sensitive_categories: owned(DEFAULT_SAFETY_SENSITIVE_CATEGORIES),
-            priority_categories: owned(&[DEFAULT_SAFETY_SENSITIVE_CATEGORIES, DEFAULT_OTHER_PRIORITY_CATEGORIES].concat()),
+            priority_categories: owned(
+                &[DEFAULT_SAFETY_SENSITIVE_CATEGORIES, DEFAULT_OTHER_PRIORITY_CATEGORIES].concat(),
+            ),
             priority_vulnerabilities: owned(DEFAULT_PRIORITY_VULNERABILITIES),
             keywords: owned(DEFAULT_KEYWORDS),
             quiet_hours: (NaiveTime::MIN + TimeDelta::hours(8), NaiveTime::MIN + TimeDelta::hours(20)),

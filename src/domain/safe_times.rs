@@ -41,10 +41,7 @@ impl TimeRules<'_> {
         // Window edges are whole minutes, so the rest of now's minute is not allowed either.
         let this_minute = now.with_second(0)?.with_nanosecond(0)?;
         let end = now + SEARCH_HORIZON;
-        (1..)
-            .map(|m| this_minute + TimeDelta::minutes(m))
-            .take_while(|t| *t <= end)
-            .find(|t| self.allows(*t))
+        (1..).map(|m| this_minute + TimeDelta::minutes(m)).take_while(|t| *t <= end).find(|t| self.allows(*t))
     }
 }
 

@@ -14,7 +14,15 @@ fn one_of<T: Clone + std::fmt::Debug + 'static>(items: Vec<T>) -> impl Strategy<
 
 fn phone() -> impl Strategy<Value = Phone> {
     (
-        one_of(vec!["+447700900001", "07700 900002", "447700900003", "+447700900001", "0121 496 0000", "junk", "+44 (0)7700 900004"]),
+        one_of(vec![
+            "+447700900001",
+            "07700 900002",
+            "447700900003",
+            "+447700900001",
+            "0121 496 0000",
+            "junk",
+            "+44 (0)7700 900004",
+        ]),
         one_of(vec![None, Some("victim"), Some("suspect"), Some("parent")]),
         any::<Option<bool>>(),
     )
@@ -51,13 +59,13 @@ fn postal() -> impl Strategy<Value = Option<Postal>> {
 }
 
 fn safe_time() -> impl Strategy<Value = SafeTime> {
-    let time = (0u32..24, prop::sample::select(vec![0u32, 30])).prop_filter_map("time", |(h, m)| NaiveTime::from_hms_opt(h, m, 0));
-    let days = prop::sample::subsequence(vec![Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri, Day::Sat, Day::Sun], 1..=7);
-    (days, time.clone(), time).prop_filter("from differs from to", |(_, f, t)| f != t).prop_map(|(days, from, to)| SafeTime {
-        days,
-        from,
-        to,
-    })
+    let time = (0u32..24, prop::sample::select(vec![0u32, 30]))
+        .prop_filter_map("time", |(h, m)| NaiveTime::from_hms_opt(h, m, 0));
+    let days =
+        prop::sample::subsequence(vec![Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri, Day::Sat, Day::Sun], 1..=7);
+    (days, time.clone(), time)
+        .prop_filter("from differs from to", |(_, f, t)| f != t)
+        .prop_map(|(days, from, to)| SafeTime { days, from, to })
 }
 
 /// Any second of 2026–2027 (both years' clock changes included).

@@ -254,10 +254,34 @@ fn rows() -> Vec<Row> {
     let h = history;
     vec![
         // Rule 1: do_not_contact.
-        row("1: do_not_contact blocks a pre-text", pretext("burglary").safe_mobile().do_not_contact(), h(), NOW, B(DoNotContact)),
-        row("1: a cancelled case blocks", pretext("burglary").safe_mobile(), h().with(|h| h.case_cancelled = true), NOW, B(DoNotContact)),
-        row("1: a cancelled job blocks", pack("burglary").safe_mobile(), h().with(|h| h.outreach_cancelled = true), NOW, B(DoNotContact)),
-        row("1 before 2: do_not_contact beats no_consent", pack("theft").consent(false).do_not_contact(), h(), NOW, B(DoNotContact)),
+        row(
+            "1: do_not_contact blocks a pre-text",
+            pretext("burglary").safe_mobile().do_not_contact(),
+            h(),
+            NOW,
+            B(DoNotContact),
+        ),
+        row(
+            "1: a cancelled case blocks",
+            pretext("burglary").safe_mobile(),
+            h().with(|h| h.case_cancelled = true),
+            NOW,
+            B(DoNotContact),
+        ),
+        row(
+            "1: a cancelled job blocks",
+            pack("burglary").safe_mobile(),
+            h().with(|h| h.outreach_cancelled = true),
+            NOW,
+            B(DoNotContact),
+        ),
+        row(
+            "1 before 2: do_not_contact beats no_consent",
+            pack("theft").consent(false).do_not_contact(),
+            h(),
+            NOW,
+            B(DoNotContact),
+        ),
         row(
             "1 before 3, 5: do_not_contact beats suppressed and minor",
             pretext("burglary").safe_mobile().under_18(true).do_not_contact(),
@@ -266,8 +290,20 @@ fn rows() -> Vec<Row> {
             B(DoNotContact),
         ),
         // Rule 2: no_consent.
-        row("2: an information pack without consent", pack("theft").email("lee@example.org", Some(true)).prefers(Method::Email).consent(false), h(), NOW, B(NoConsent)),
-        row("2: a pre-text needs no consent", pretext("burglary").safe_mobile(), h(), NOW, S(Sms, PRETEXT, phone_to(MOBILE))),
+        row(
+            "2: an information pack without consent",
+            pack("theft").email("lee@example.org", Some(true)).prefers(Method::Email).consent(false),
+            h(),
+            NOW,
+            B(NoConsent),
+        ),
+        row(
+            "2: a pre-text needs no consent",
+            pretext("burglary").safe_mobile(),
+            h(),
+            NOW,
+            S(Sms, PRETEXT, phone_to(MOBILE)),
+        ),
         row(
             "2 before 3: no_consent beats suppressed",
             pack("theft").email("lee@example.org", Some(true)).consent(false),
@@ -275,9 +311,21 @@ fn rows() -> Vec<Row> {
             NOW,
             B(NoConsent),
         ),
-        row("2 before 4: no_consent beats possible_priority", pack("theft").safe_mobile().summary("her ex-partner").consent(false), h(), NOW, B(NoConsent)),
+        row(
+            "2 before 4: no_consent beats possible_priority",
+            pack("theft").safe_mobile().summary("her ex-partner").consent(false),
+            h(),
+            NOW,
+            B(NoConsent),
+        ),
         // Rule 3: suppressed.
-        row("3: the pre-text number is suppressed", pretext("burglary").phone("07700 900001", None, None), h().suppressing(MOBILE), NOW, B(Suppressed)),
+        row(
+            "3: the pre-text number is suppressed",
+            pretext("burglary").phone("07700 900001", None, None),
+            h().suppressing(MOBILE),
+            NOW,
+            B(Suppressed),
+        ),
         row(
             "3: a suppressed SMS number is not fallen back around",
             pack("theft").safe_mobile().email("lee@example.org", None).prefers(Method::Sms),
@@ -294,7 +342,9 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "3: a suppressed postal address matches by postcode and first line",
-            pack("theft").postal(Some("Lee Jones"), &["2, Station Road."], "CV1 2AB", Some(true)).prefers(Method::Letter),
+            pack("theft")
+                .postal(Some("Lee Jones"), &["2, Station Road."], "CV1 2AB", Some(true))
+                .prefers(Method::Letter),
             h().suppressing("CV1 2AB|2 station road"),
             NOW,
             B(Suppressed),
@@ -320,9 +370,21 @@ fn rows() -> Vec<Row> {
             NOW,
             B(Suppressed),
         ),
-        row("3 before 5: suppressed beats minor", pretext("burglary").safe_mobile().under_18(true), h().suppressing(MOBILE), NOW, B(Suppressed)),
+        row(
+            "3 before 5: suppressed beats minor",
+            pretext("burglary").safe_mobile().under_18(true),
+            h().suppressing(MOBILE),
+            NOW,
+            B(Suppressed),
+        ),
         // Rule 4: possible_priority.
-        row("4: keywords: ex-partner", pack("criminal_damage").safe_mobile().summary("her ex-partner smashed the windows"), h(), NOW, H(PossiblePriority)),
+        row(
+            "4: keywords: ex-partner",
+            pack("criminal_damage").safe_mobile().summary("her ex-partner smashed the windows"),
+            h(),
+            NOW,
+            H(PossiblePriority),
+        ),
         row(
             "4: keywords: no false match on exam, Essex",
             pack("theft").safe_mobile().summary("exam papers stolen in Essex"),
@@ -330,11 +392,41 @@ fn rows() -> Vec<Row> {
             NOW,
             S(Sms, PACK, phone_to(MOBILE)),
         ),
-        row("4: keywords: a phrase", pack("criminal_damage").safe_mobile().summary("made a THREAT TO KILL"), h(), NOW, H(PossiblePriority)),
-        row("4: keywords: a prefix", pack("criminal_damage").safe_mobile().summary("Stalking, since May"), h(), NOW, H(PossiblePriority)),
-        row("4: a priority category", pack("terrorism").safe_mobile().priority(Some(false)), h(), NOW, H(PossiblePriority)),
-        row("4: a safety-sensitive category sent as non-priority", pack("domestic_abuse").safe_mobile().prefers(Method::Sms), h(), NOW, H(PossiblePriority)),
-        row("4: a priority vulnerability", pack("theft").safe_mobile().vulnerability("intimidated"), h(), NOW, H(PossiblePriority)),
+        row(
+            "4: keywords: a phrase",
+            pack("criminal_damage").safe_mobile().summary("made a THREAT TO KILL"),
+            h(),
+            NOW,
+            H(PossiblePriority),
+        ),
+        row(
+            "4: keywords: a prefix",
+            pack("criminal_damage").safe_mobile().summary("Stalking, since May"),
+            h(),
+            NOW,
+            H(PossiblePriority),
+        ),
+        row(
+            "4: a priority category",
+            pack("terrorism").safe_mobile().priority(Some(false)),
+            h(),
+            NOW,
+            H(PossiblePriority),
+        ),
+        row(
+            "4: a safety-sensitive category sent as non-priority",
+            pack("domestic_abuse").safe_mobile().prefers(Method::Sms),
+            h(),
+            NOW,
+            H(PossiblePriority),
+        ),
+        row(
+            "4: a priority vulnerability",
+            pack("theft").safe_mobile().vulnerability("intimidated"),
+            h(),
+            NOW,
+            H(PossiblePriority),
+        ),
         row(
             "4: a pack marked priority is not second-guessed",
             pack("theft").safe_mobile().summary("her ex-partner").priority(Some(true)).prefers(Method::Sms),
@@ -342,14 +434,50 @@ fn rows() -> Vec<Row> {
             NOW,
             S(Sms, PACK, phone_to(MOBILE)),
         ),
-        row("4: pre-texts are already priority", pretext("theft").safe_mobile().summary("her ex-partner"), h(), NOW, S(Sms, PRETEXT, phone_to(MOBILE))),
-        row("4 before 5: possible_priority beats minor", pack("theft").safe_mobile().summary("harassed").under_18(true), h(), NOW, H(PossiblePriority)),
+        row(
+            "4: pre-texts are already priority",
+            pretext("theft").safe_mobile().summary("her ex-partner"),
+            h(),
+            NOW,
+            S(Sms, PRETEXT, phone_to(MOBILE)),
+        ),
+        row(
+            "4 before 5: possible_priority beats minor",
+            pack("theft").safe_mobile().summary("harassed").under_18(true),
+            h(),
+            NOW,
+            H(PossiblePriority),
+        ),
         // Rule 5: minor.
         row("5: is_under_18", pretext("burglary").safe_mobile().under_18(true), h(), NOW, H(Minor)),
-        row("5: a date of birth 17 years ago", pretext("burglary").safe_mobile().born("2009-01-01"), h(), NOW, H(Minor)),
-        row("5: the day before the 18th birthday", pretext("burglary").safe_mobile().born("2008-11-24"), h(), NOW, H(Minor)),
-        row("5: the 18th birthday is adult", pretext("burglary").safe_mobile().born("2008-11-23"), h(), NOW, S(Sms, PRETEXT, phone_to(MOBILE))),
-        row("5: the date of birth wins over is_under_18 false", pretext("burglary").safe_mobile().born("2015-03-03").under_18(false), h(), NOW, H(Minor)),
+        row(
+            "5: a date of birth 17 years ago",
+            pretext("burglary").safe_mobile().born("2009-01-01"),
+            h(),
+            NOW,
+            H(Minor),
+        ),
+        row(
+            "5: the day before the 18th birthday",
+            pretext("burglary").safe_mobile().born("2008-11-24"),
+            h(),
+            NOW,
+            H(Minor),
+        ),
+        row(
+            "5: the 18th birthday is adult",
+            pretext("burglary").safe_mobile().born("2008-11-23"),
+            h(),
+            NOW,
+            S(Sms, PRETEXT, phone_to(MOBILE)),
+        ),
+        row(
+            "5: the date of birth wins over is_under_18 false",
+            pretext("burglary").safe_mobile().born("2015-03-03").under_18(false),
+            h(),
+            NOW,
+            H(Minor),
+        ),
         row(
             "5: the birthday is the local date (00:30 BST is already the 15th)",
             pretext("burglary").safe_mobile().born("2008-06-15"),
@@ -368,18 +496,70 @@ fn rows() -> Vec<Row> {
         row("5 before 6: minor beats no_mobile_number", pretext("burglary").born("2010-10-10"), h(), NOW, H(Minor)),
         // Rule 6: no_safe_number / no_mobile_number.
         row("6: safety-sensitive pre-text without any phone", pretext("domestic_abuse"), h(), NOW, H(NoSafeNumber)),
-        row("6: safety-sensitive pre-text, safe_to_text not given", pretext("stalking").phone(MOBILE, None, None), h(), NOW, H(NoSafeNumber)),
-        row("6: safety-sensitive pre-text, safe landline", pretext("hate_crime").phone(LANDLINE, None, Some(true)), h(), NOW, H(NoSafeNumber)),
-        row("6: safety-sensitive pre-text, someone else's safe mobile", pretext("domestic_abuse").phone(MOBILE, Some("parent"), Some(true)), h(), NOW, H(NoSafeNumber)),
+        row(
+            "6: safety-sensitive pre-text, safe_to_text not given",
+            pretext("stalking").phone(MOBILE, None, None),
+            h(),
+            NOW,
+            H(NoSafeNumber),
+        ),
+        row(
+            "6: safety-sensitive pre-text, safe landline",
+            pretext("hate_crime").phone(LANDLINE, None, Some(true)),
+            h(),
+            NOW,
+            H(NoSafeNumber),
+        ),
+        row(
+            "6: safety-sensitive pre-text, someone else's safe mobile",
+            pretext("domestic_abuse").phone(MOBILE, Some("parent"), Some(true)),
+            h(),
+            NOW,
+            H(NoSafeNumber),
+        ),
         row("6: pre-text without any phone", pretext("burglary"), h(), NOW, B(NoMobileNumber)),
-        row("6: pre-text with a landline only", pretext("burglary").phone(LANDLINE, None, None), h(), NOW, B(NoMobileNumber)),
-        row("6: pre-text, mobile not safe to text", pretext("burglary").phone(MOBILE, None, Some(false)), h(), NOW, B(NoMobileNumber)),
-        row("6: pre-text, the suspect's mobile", pretext("burglary").phone(MOBILE, Some("suspect"), Some(true)), h(), NOW, B(NoMobileNumber)),
-        row("6: pre-text, junk number", pretext("burglary").phone("call after 6", None, None), h(), NOW, B(NoMobileNumber)),
-        row("6: safe_to_text absent is fine when not safety-sensitive", pretext("burglary").phone("07700 900001", None, None), h(), NOW, S(Sms, PRETEXT, phone_to(MOBILE))),
+        row(
+            "6: pre-text with a landline only",
+            pretext("burglary").phone(LANDLINE, None, None),
+            h(),
+            NOW,
+            B(NoMobileNumber),
+        ),
+        row(
+            "6: pre-text, mobile not safe to text",
+            pretext("burglary").phone(MOBILE, None, Some(false)),
+            h(),
+            NOW,
+            B(NoMobileNumber),
+        ),
+        row(
+            "6: pre-text, the suspect's mobile",
+            pretext("burglary").phone(MOBILE, Some("suspect"), Some(true)),
+            h(),
+            NOW,
+            B(NoMobileNumber),
+        ),
+        row(
+            "6: pre-text, junk number",
+            pretext("burglary").phone("call after 6", None, None),
+            h(),
+            NOW,
+            B(NoMobileNumber),
+        ),
+        row(
+            "6: safe_to_text absent is fine when not safety-sensitive",
+            pretext("burglary").phone("07700 900001", None, None),
+            h(),
+            NOW,
+            S(Sms, PRETEXT, phone_to(MOBILE)),
+        ),
         row(
             "6: the first textable number is used",
-            pretext("burglary").phone(LANDLINE, None, None).phone(MOBILE, Some("suspect"), None).phone("447700900002", Some("victim"), None),
+            pretext("burglary").phone(LANDLINE, None, None).phone(MOBILE, Some("suspect"), None).phone(
+                "447700900002",
+                Some("victim"),
+                None,
+            ),
             h(),
             NOW,
             S(Sms, PRETEXT, phone_to(MOBILE_2)),
@@ -430,7 +610,13 @@ fn rows() -> Vec<Row> {
             NOW,
             B(WrittenUnsafe),
         ),
-        row("8: safety-sensitive pack, no preferred method", pack("stalking").priority(Some(true)).safe_mobile(), h(), NOW, B(WrittenUnsafe)),
+        row(
+            "8: safety-sensitive pack, no preferred method",
+            pack("stalking").priority(Some(true)).safe_mobile(),
+            h(),
+            NOW,
+            B(WrittenUnsafe),
+        ),
         row(
             "8: safety-sensitive pack, preferred email not marked safe",
             pack("hate_crime").priority(Some(true)).email("ana@example.org", None).prefers(Method::Email),
@@ -440,12 +626,22 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "8: safety-sensitive pack, preferred email marked unsafe",
-            pack("hate_crime").priority(Some(true)).email("ana@example.org", Some(false)).safe_mobile().prefers(Method::Email),
+            pack("hate_crime")
+                .priority(Some(true))
+                .email("ana@example.org", Some(false))
+                .safe_mobile()
+                .prefers(Method::Email),
             h(),
             NOW,
             B(WrittenUnsafe),
         ),
-        row("8: safety-sensitive pack, preferred email missing", pack("hate_crime").priority(Some(true)).prefers(Method::Email), h(), NOW, B(WrittenUnsafe)),
+        row(
+            "8: safety-sensitive pack, preferred email missing",
+            pack("hate_crime").priority(Some(true)).prefers(Method::Email),
+            h(),
+            NOW,
+            B(WrittenUnsafe),
+        ),
         row(
             "8: safety-sensitive pack by SMS to a number not marked safe",
             pack("trafficking").priority(Some(true)).phone(MOBILE, None, None).prefers(Method::Sms),
@@ -491,35 +687,49 @@ fn rows() -> Vec<Row> {
         // Rule 9: letters.
         row(
             "9: safety-sensitive letter without a name",
-            pack("domestic_abuse").priority(Some(true)).postal(None, &["2 Station Road"], "CV1 2AB", Some(true)).prefers(Method::Letter),
+            pack("domestic_abuse")
+                .priority(Some(true))
+                .postal(None, &["2 Station Road"], "CV1 2AB", Some(true))
+                .prefers(Method::Letter),
             h(),
             NOW,
             B(InsufficientContactInfo),
         ),
         row(
             "9: safety-sensitive letter without lines",
-            pack("domestic_abuse").priority(Some(true)).postal(Some("Ana"), &[], "CV1 2AB", Some(true)).prefers(Method::Letter),
+            pack("domestic_abuse")
+                .priority(Some(true))
+                .postal(Some("Ana"), &[], "CV1 2AB", Some(true))
+                .prefers(Method::Letter),
             h(),
             NOW,
             B(InsufficientContactInfo),
         ),
         row(
             "9: safety-sensitive letter with an invalid postcode",
-            pack("domestic_abuse").priority(Some(true)).postal(Some("Ana"), &["2 Station Road"], "CV1", Some(true)).prefers(Method::Letter),
+            pack("domestic_abuse")
+                .priority(Some(true))
+                .postal(Some("Ana"), &["2 Station Road"], "CV1", Some(true))
+                .prefers(Method::Letter),
             h(),
             NOW,
             B(InsufficientContactInfo),
         ),
         row(
             "9: a preferred letter with an incomplete address and nothing else",
-            pack("theft").postal(Some("Lee"), &["2 Station Road"], "not a postcode", Some(true)).prefers(Method::Letter),
+            pack("theft")
+                .postal(Some("Lee"), &["2 Station Road"], "not a postcode", Some(true))
+                .prefers(Method::Letter),
             h(),
             NOW,
             B(InsufficientContactInfo),
         ),
         row(
             "9: not safety-sensitive, an incomplete letter falls back to email",
-            pack("theft").postal(None, &["2 Station Road"], "CV1 2AB", None).email("lee@example.org", None).prefers(Method::Letter),
+            pack("theft")
+                .postal(None, &["2 Station Road"], "CV1 2AB", None)
+                .email("lee@example.org", None)
+                .prefers(Method::Letter),
             h(),
             NOW,
             S(Mail, PACK, email_to("lee@example.org")),
@@ -527,7 +737,10 @@ fn rows() -> Vec<Row> {
         // Rule 10: email and SMS.
         row(
             "10: safety-sensitive, safe but invalid email",
-            pack("sexual_violence").priority(Some(true)).email("ana at example dot org", Some(true)).prefers(Method::Email),
+            pack("sexual_violence")
+                .priority(Some(true))
+                .email("ana at example dot org", Some(true))
+                .prefers(Method::Email),
             h(),
             NOW,
             B(InsufficientContactInfo),
@@ -539,11 +752,20 @@ fn rows() -> Vec<Row> {
             NOW,
             B(InsufficientContactInfo),
         ),
-        row("10: not safety-sensitive, nothing usable at all", pack("theft").phone(LANDLINE, None, None).email("junk", None), h(), NOW, B(InsufficientContactInfo)),
+        row(
+            "10: not safety-sensitive, nothing usable at all",
+            pack("theft").phone(LANDLINE, None, None).email("junk", None),
+            h(),
+            NOW,
+            B(InsufficientContactInfo),
+        ),
         row("10: not safety-sensitive, no contact details at all", pack("theft"), h(), NOW, B(InsufficientContactInfo)),
         row(
             "10: not safety-sensitive, only unsafe addresses",
-            pack("theft").phone(MOBILE, None, Some(false)).email("lee@example.org", Some(false)).full_postal(Some(false)),
+            pack("theft")
+                .phone(MOBILE, None, Some(false))
+                .email("lee@example.org", Some(false))
+                .full_postal(Some(false)),
             h(),
             NOW,
             B(InsufficientContactInfo),
@@ -592,8 +814,20 @@ fn rows() -> Vec<Row> {
             S(Mail, PACK, email_to("lee@example.org")),
         ),
         // Rule 11: duplicate.
-        row("11: a second pre-text", pretext("burglary").safe_mobile(), h().with(|h| h.earlier_pretext_active = true), NOW, B(Duplicate)),
-        row("11: a second information pack", pack("theft").safe_mobile(), h().with(|h| h.earlier_information_pack_active = true), NOW, B(Duplicate)),
+        row(
+            "11: a second pre-text",
+            pretext("burglary").safe_mobile(),
+            h().with(|h| h.earlier_pretext_active = true),
+            NOW,
+            B(Duplicate),
+        ),
+        row(
+            "11: a second information pack",
+            pack("theft").safe_mobile(),
+            h().with(|h| h.earlier_information_pack_active = true),
+            NOW,
+            B(Duplicate),
+        ),
         row(
             "11: an information pack after a pre-text is not a duplicate",
             pack("theft").safe_mobile(),
@@ -625,7 +859,11 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "12: one call is not enough",
-            pack("theft").priority(Some(true)).email("lee@example.org", None).prefers(Method::Phone).referred("2026-11-23T08:00:00Z"),
+            pack("theft")
+                .priority(Some(true))
+                .email("lee@example.org", None)
+                .prefers(Method::Phone)
+                .referred("2026-11-23T08:00:00Z"),
             h().with(|h| h.call_attempts = 1),
             NOW,
             defer(CallsFirst, "2026-11-24T08:00:00Z", Mail),
@@ -665,8 +903,20 @@ fn rows() -> Vec<Row> {
             NOW,
             S(Sms, PACK, phone_to(MOBILE)),
         ),
-        row("12: with neither, from now", pack("theft").priority(Some(true)).safe_mobile(), h(), NOW, defer(CallsFirst, "2026-11-24T10:00:00Z", Sms)),
-        row("12: not for packs that are not priority", pack("theft").safe_mobile().referred("2026-11-23T08:00:00Z"), h(), NOW, S(Sms, PACK, phone_to(MOBILE))),
+        row(
+            "12: with neither, from now",
+            pack("theft").priority(Some(true)).safe_mobile(),
+            h(),
+            NOW,
+            defer(CallsFirst, "2026-11-24T10:00:00Z", Sms),
+        ),
+        row(
+            "12: not for packs that are not priority",
+            pack("theft").safe_mobile().referred("2026-11-23T08:00:00Z"),
+            h(),
+            NOW,
+            S(Sms, PACK, phone_to(MOBILE)),
+        ),
         row(
             "12 before 13: calls_first beats outside_safe_hours",
             pack("theft").priority(Some(true)).safe_mobile().referred("2026-11-23T21:00:00Z"),
@@ -675,10 +925,34 @@ fn rows() -> Vec<Row> {
             defer(CallsFirst, "2026-11-24T21:00:00Z", Sms),
         ),
         // Rule 13: outside_safe_hours.
-        row("13: an SMS at 22:30 waits for 08:00", pretext("burglary").safe_mobile(), h(), "2026-11-23T22:30:00Z", defer(OutsideSafeHours, "2026-11-24T08:00:00Z", Sms)),
-        row("13: an SMS at 07:59 waits a minute", pretext("burglary").safe_mobile(), h(), "2026-11-23T07:59:00Z", defer(OutsideSafeHours, "2026-11-23T08:00:00Z", Sms)),
-        row("13: quiet hours end at 20:00", pretext("burglary").safe_mobile(), h(), "2026-11-23T20:00:00Z", defer(OutsideSafeHours, "2026-11-24T08:00:00Z", Sms)),
-        row("13: 19:59:59 is still inside", pretext("burglary").safe_mobile(), h(), "2026-11-23T19:59:59Z", S(Sms, PRETEXT, phone_to(MOBILE))),
+        row(
+            "13: an SMS at 22:30 waits for 08:00",
+            pretext("burglary").safe_mobile(),
+            h(),
+            "2026-11-23T22:30:00Z",
+            defer(OutsideSafeHours, "2026-11-24T08:00:00Z", Sms),
+        ),
+        row(
+            "13: an SMS at 07:59 waits a minute",
+            pretext("burglary").safe_mobile(),
+            h(),
+            "2026-11-23T07:59:00Z",
+            defer(OutsideSafeHours, "2026-11-23T08:00:00Z", Sms),
+        ),
+        row(
+            "13: quiet hours end at 20:00",
+            pretext("burglary").safe_mobile(),
+            h(),
+            "2026-11-23T20:00:00Z",
+            defer(OutsideSafeHours, "2026-11-24T08:00:00Z", Sms),
+        ),
+        row(
+            "13: 19:59:59 is still inside",
+            pretext("burglary").safe_mobile(),
+            h(),
+            "2026-11-23T19:59:59Z",
+            S(Sms, PRETEXT, phone_to(MOBILE)),
+        ),
         row(
             "13: in summer, 07:30 UTC is 08:30 BST",
             pretext("burglary").safe_mobile(),
@@ -764,7 +1038,13 @@ fn rows() -> Vec<Row> {
             defer(OutsideSafeHours, "2026-11-24T08:00:00Z", Sms),
         ),
         // Rule 14: no_approved_template.
-        row("14: nothing approved", pretext("burglary").safe_mobile(), CaseHistory::default(), NOW, H(NoApprovedTemplate)),
+        row(
+            "14: nothing approved",
+            pretext("burglary").safe_mobile(),
+            CaseHistory::default(),
+            NOW,
+            H(NoApprovedTemplate),
+        ),
         row(
             "14: the non-discreet template does not stand in for the discreet one",
             pretext("domestic_abuse").safe_mobile(),
@@ -787,7 +1067,13 @@ fn rows() -> Vec<Row> {
             S(Mail, PACK, email_to("lee@example.org")),
         ),
         // Rule 15 and templates.
-        row("15: pre-text, safety-sensitive: discreet", pretext("hate_crime").safe_mobile(), h(), NOW, S(Sms, PRETEXT_DISCREET, phone_to(MOBILE))),
+        row(
+            "15: pre-text, safety-sensitive: discreet",
+            pretext("hate_crime").safe_mobile(),
+            h(),
+            NOW,
+            S(Sms, PRETEXT_DISCREET, phone_to(MOBILE)),
+        ),
         row(
             "15: a safety-sensitive category among others still makes it discreet",
             pretext("burglary").categories(&["burglary", "Stalking"]).safe_mobile(),
@@ -795,7 +1081,13 @@ fn rows() -> Vec<Row> {
             NOW,
             S(Sms, PRETEXT_DISCREET, phone_to(MOBILE)),
         ),
-        row("15: pre-text, otherwise: plain", pretext("serious_violence").safe_mobile(), h(), NOW, S(Sms, PRETEXT, phone_to(MOBILE))),
+        row(
+            "15: pre-text, otherwise: plain",
+            pretext("serious_violence").safe_mobile(),
+            h(),
+            NOW,
+            S(Sms, PRETEXT, phone_to(MOBILE)),
+        ),
         row(
             "15: pack by SMS, not safety-sensitive",
             pack("theft").phone("+44 (0)7700 900001", Some("victim"), None).prefers(Method::Sms),
@@ -825,7 +1117,10 @@ fn the_table_covers_every_reason_code_and_outcome() {
     for rule in 1..=15 {
         let prefix = format!("{rule}:");
         let before = format!("{rule} before");
-        assert!(rows.iter().any(|r| r.name.starts_with(&prefix) || r.name.starts_with(&before)), "no row for rule {rule}");
+        assert!(
+            rows.iter().any(|r| r.name.starts_with(&prefix) || r.name.starts_with(&before)),
+            "no row for rule {rule}"
+        );
     }
 }
 
@@ -921,7 +1216,12 @@ fn configuration_changes_the_lists() {
 
 #[test]
 fn a_deferral_carries_the_route_it_will_take() {
-    let d = decide(&pretext("domestic_abuse").phone("07700900001", None, Some(true)).0, &history(), at("2026-11-23T22:30:00Z"), &PolicyConfig::default());
+    let d = decide(
+        &pretext("domestic_abuse").phone("07700900001", None, Some(true)).0,
+        &history(),
+        at("2026-11-23T22:30:00Z"),
+        &PolicyConfig::default(),
+    );
     assert_eq!(
         d,
         Decision::Defer {
@@ -958,7 +1258,11 @@ fn scenario_1_domestic_abuse_pretext_to_own_safe_mobile_is_sent_discreetly() {
     );
     assert_eq!(
         d,
-        Decision::Send(Route { channel: Channel::Sms, template: PRETEXT_DISCREET, recipient: phone_to("+447700900001") })
+        Decision::Send(Route {
+            channel: Channel::Sms,
+            template: PRETEXT_DISCREET,
+            recipient: phone_to("+447700900001")
+        })
     );
 }
 
