@@ -12,6 +12,11 @@ fn one_of<T: Clone + std::fmt::Debug + 'static>(items: Vec<T>) -> impl Strategy<
     prop::sample::select(items)
 }
 
+/// `safe`/`safe_to_text`: mostly explicitly true, so that safety-sensitive cases get sent too.
+fn safe_flag() -> impl Strategy<Value = Option<bool>> {
+    prop_oneof![5 => Just(Some(true)), 3 => Just(None), 2 => Just(Some(false))]
+}
+
 fn phone() -> impl Strategy<Value = Phone> {
     (
         one_of(vec![
@@ -23,8 +28,8 @@ fn phone() -> impl Strategy<Value = Phone> {
             "junk",
             "+44 (0)7700 900004",
         ]),
-        one_of(vec![None, Some("victim"), Some("suspect"), Some("parent")]),
-        any::<Option<bool>>(),
+        one_of(vec![None, Some("victim"), Some("victim"), Some("suspect")]),
+        safe_flag(),
     )
         .prop_map(|(number, belongs_to, safe_to_text)| Phone {
             number: number.into(),
@@ -36,7 +41,7 @@ fn phone() -> impl Strategy<Value = Phone> {
 
 fn email() -> impl Strategy<Value = Option<Email>> {
     prop::option::of(
-        (one_of(vec!["sam@example.org", "Sam@Example.ORG", "not-an-email", "lee@example.org"]), any::<Option<bool>>())
+        (one_of(vec!["sam@example.org", "Sam@Example.ORG", "not-an-email", "lee@example.org"]), safe_flag())
             .prop_map(|(address, safe)| Email { address: address.into(), safe }),
     )
 }
@@ -47,7 +52,7 @@ fn postal() -> impl Strategy<Value = Option<Postal>> {
             one_of(vec![None, Some("Sam Smith"), Some("")]),
             one_of(vec![vec![], vec!["1 High Street", "Birmingham"], vec!["2 Station Road"]]),
             one_of(vec![None, Some("B1 1AA"), Some("cv12ab"), Some("nowhere")]),
-            any::<Option<bool>>(),
+            safe_flag(),
         )
             .prop_map(|(name, lines, postcode, safe)| Postal {
                 name: name.map(str::to_owned),
@@ -76,21 +81,21 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
 prop_compose! {
     fn request()(
         kind in one_of(vec![Kind::PriorityPretext, Kind::InformationPack]),
-        priority in any::<Option<bool>>(),
+        priority in prop_oneof![5 => Just(Some(true)), 3 => Just(None), 2 => Just(Some(false))],
         categories in prop::sample::subsequence(
             vec!["burglary", "theft", "criminal_damage", "domestic_abuse", "hate_crime", "stalking", "terrorism"], 1..=2),
-        summary in one_of(vec![None, Some("house broken into"), Some("her ex-partner smashed the windows"),
-            Some("exam papers stolen in Essex"), Some("threats to kill")]),
+        summary in one_of(vec![None, None, Some("house broken into"), Some("exam papers stolen in Essex"),
+            Some("her ex-partner smashed the windows"), Some("threats to kill")]),
         vulnerabilities in prop::sample::subsequence(vec!["elderly", "intimidated"], 0..=1),
-        date_of_birth in one_of(vec![None, Some("1990-04-01"), Some("2012-05-05"), Some("2008-11-23")]),
-        is_under_18 in prop::option::weighted(0.2, any::<bool>()),
+        date_of_birth in one_of(vec![None, None, None, Some("1990-04-01"), Some("1971-02-03"), Some("2008-11-23"), Some("2012-05-05")]),
+        is_under_18 in prop_oneof![6 => Just(None), 3 => Just(Some(false)), 1 => Just(Some(true))],
         phones in prop::collection::vec(phone(), 0..3),
         email in email(),
         postal in postal(),
         preferred_method in prop::option::of(one_of(vec![Method::Phone, Method::Sms, Method::Email, Method::Letter])),
         safe_times in prop::collection::vec(safe_time(), 0..=2),
-        do_not_contact in prop::bool::weighted(0.1),
-        consent in prop::bool::weighted(0.8),
+        do_not_contact in prop::bool::weighted(0.04),
+        consent in prop::bool::weighted(0.9),
         referred_hours_ago in prop::option::of(0i64..72),
     ) -> (OutreachRequest, Option<i64>) {
         let owned = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
@@ -133,8 +138,8 @@ fn case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)
     (
         request(),
         instant(),
-        prop::bool::weighted(0.05),
-        prop::bool::weighted(0.05),
+        prop::bool::weighted(0.02),
+        prop::bool::weighted(0.02),
         0u32..4,
         prop::bool::weighted(0.1),
         prop::bool::weighted(0.1),
@@ -191,6 +196,31 @@ fn case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)
         )
 }
 
+/// A safety-sensitive information pack that gets past rules 1, 2, 4 and 5, so that the choice of
+/// channel and address is what is tested.
+fn sensitive_pack() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)> {
+    let preferred = prop_oneof![
+        3 => Just(Some(Method::Sms)),
+        3 => Just(Some(Method::Email)),
+        3 => Just(Some(Method::Letter)),
+        1 => Just(Some(Method::Phone)),
+        1 => Just(None),
+    ];
+    let category = one_of(vec!["domestic_abuse", "stalking", "hate_crime"]);
+    (case(), category, preferred).prop_map(|((mut job, mut history, now), category, preferred)| {
+        job.kind = Kind::InformationPack;
+        job.contact.preferred_method = preferred;
+        job.priority = Some(true);
+        job.consent.information_pack = true;
+        job.crime.categories = vec![category.to_string()];
+        job.contact.do_not_contact = false;
+        job.victim = Victim::default();
+        history.case_cancelled = false;
+        history.outreach_cancelled = false;
+        (job, history, now)
+    })
+}
+
 /// The address flag that marks a route's address as explicitly safe, as the request gave it.
 fn explicitly_safe(job: &OutreachRequest, route: &Route) -> bool {
     let contact = &job.contact;
@@ -225,7 +255,9 @@ proptest! {
     /// No safety-sensitive victim is sent (or lined up) a message on a channel they did not choose,
     /// or at an address not explicitly marked safe; and their SMS are discreet.
     #[test]
-    fn safety_sensitive_cases_only_get_chosen_safe_discreet_contact((job, history, now) in case()) {
+    fn safety_sensitive_cases_only_get_chosen_safe_discreet_contact(
+        (job, history, now) in prop_oneof![case(), sensitive_pack()]
+    ) {
         let config = PolicyConfig::default();
         let decision = decide(&job, &history, now, &config);
         if is_safety_sensitive(&job, &config) && let Some(route) = decision.route() {
@@ -248,7 +280,7 @@ proptest! {
     }
 
     #[test]
-    fn a_suppressed_or_others_address_is_never_used((job, history, now) in case()) {
+    fn a_suppressed_or_others_address_is_never_used((job, history, now) in prop_oneof![case(), sensitive_pack()]) {
         let decision = decide(&job, &history, now, &PolicyConfig::default());
         if let Some(route) = decision.route() {
             let key = crate::domain::contact::recipient_key(&route.recipient);
@@ -344,4 +376,58 @@ proptest! {
             }
         }
     }
+}
+
+/// The properties above only mean something if the generated cases reach every rule: check that
+/// they produce every reason code and outcome, including safety-sensitive packs actually sent.
+#[test]
+fn generated_cases_reach_every_rule() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    use std::collections::BTreeMap;
+
+    let config = PolicyConfig::default();
+    let mut runner = TestRunner::deterministic();
+    let strategy = prop_oneof![case(), sensitive_pack()];
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..3000 {
+        let Ok(tree) = strategy.new_tree(&mut runner) else { continue };
+        let (job, history, now) = tree.current();
+        let decision = decide(&job, &history, now, &config);
+        let label = match decision.reason() {
+            Some(reason) => format!("{} {reason}", decision.outcome().as_str()),
+            None => "send".to_string(),
+        };
+        *seen.entry(label).or_default() += 1;
+        if let Decision::Send(route) = &decision
+            && is_safety_sensitive(&job, &config)
+            && job.kind == Kind::InformationPack
+        {
+            *seen.entry(format!("sensitive pack by {}", route.channel.as_str())).or_default() += 1;
+        }
+    }
+    let mut wanted: Vec<String> = vec![
+        "send".into(),
+        "defer calls_first".into(),
+        "defer outside_safe_hours".into(),
+        "hold outside_safe_hours".into(),
+        "sensitive pack by sms".into(),
+        "sensitive pack by email".into(),
+        "sensitive pack by letter".into(),
+    ];
+    for code in ReasonCode::ALL {
+        if !matches!(code, ReasonCode::CallsFirst | ReasonCode::OutsideSafeHours) {
+            let outcome = match code {
+                ReasonCode::PossiblePriority
+                | ReasonCode::Minor
+                | ReasonCode::NoSafeNumber
+                | ReasonCode::NumberConflict
+                | ReasonCode::NoApprovedTemplate => "hold",
+                _ => "block",
+            };
+            wanted.push(format!("{outcome} {code}"));
+        }
+    }
+    let missing: Vec<&String> = wanted.iter().filter(|w| !seen.contains_key(*w)).collect();
+    assert!(missing.is_empty(), "never generated: {missing:?}; seen: {seen:?}");
 }
