@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::codes;
 use super::request::Day;
 
-codes!(Classification {
+codes!(ReplyClass {
     Distress => "distress",
     Unsafe => "unsafe",
     OptOut => "opt_out",
@@ -34,7 +34,7 @@ codes!(Suppression {
 /// What a reply means and what it implies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyAnalysis {
-    pub classification: Classification,
+    pub classification: ReplyClass,
     /// The suppression the number gets, whatever the classification.
     pub suppression: Option<Suppression>,
     /// An opt-in: lift an `opt_out` suppression of this number (never an `unsafe` one).
@@ -141,15 +141,15 @@ pub fn classify_reply(body: &str) -> ReplyAnalysis {
     let time_preference = parse_time_preference(&words);
 
     let classification = [
-        (distress, Classification::Distress),
-        (unsafe_number, Classification::Unsafe),
-        (opt_out, Classification::OptOut),
-        (opt_in, Classification::OptIn),
-        (time_preference.is_some(), Classification::TimePreference),
+        (distress, ReplyClass::Distress),
+        (unsafe_number, ReplyClass::Unsafe),
+        (opt_out, ReplyClass::OptOut),
+        (opt_in, ReplyClass::OptIn),
+        (time_preference.is_some(), ReplyClass::TimePreference),
     ]
     .into_iter()
     .find_map(|(fits, class)| fits.then_some(class))
-    .unwrap_or(Classification::Other);
+    .unwrap_or(ReplyClass::Other);
 
     let suppression = if unsafe_number {
         Some(Suppression::Unsafe)
@@ -162,8 +162,8 @@ pub fn classify_reply(body: &str) -> ReplyAnalysis {
     ReplyAnalysis {
         classification,
         suppression,
-        lifts_opt_out: classification == Classification::OptIn,
-        time_preference: time_preference.filter(|_| classification == Classification::TimePreference),
+        lifts_opt_out: classification == ReplyClass::OptIn,
+        time_preference: time_preference.filter(|_| classification == ReplyClass::TimePreference),
     }
 }
 
@@ -409,18 +409,18 @@ fn hm((hour, minute): Clock) -> NaiveTime {
 
 #[cfg(test)]
 mod tests {
-    use super::Classification::{Distress, OptIn, OptOut, Other, Unsafe};
+    use super::ReplyClass::{Distress, OptIn, OptOut, Other, Unsafe};
     use super::*;
 
-    const TIME: Classification = Classification::TimePreference;
+    const TIME: ReplyClass = ReplyClass::TimePreference;
 
-    fn class(body: &str) -> Classification {
+    fn class(body: &str) -> ReplyClass {
         classify_reply(body).classification
     }
 
     #[test]
     fn each_class_from_its_examples() {
-        let table: &[(&str, Classification, Option<Suppression>)] = &[
+        let table: &[(&str, ReplyClass, Option<Suppression>)] = &[
             // opt_out: the whole message, any case, any punctuation
             ("STOP", OptOut, Some(Suppression::OptOut)),
             ("stop", OptOut, Some(Suppression::OptOut)),
@@ -578,10 +578,10 @@ mod tests {
 
     #[test]
     fn codes_are_spelled_as_the_specification() {
-        let spelled: Vec<&str> = Classification::ALL.iter().map(|c| c.as_str()).collect();
+        let spelled: Vec<&str> = ReplyClass::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(spelled, ["distress", "unsafe", "opt_out", "opt_in", "time_preference", "other"]);
         assert_eq!(Suppression::parse("unsafe"), Some(Suppression::Unsafe));
-        assert_eq!(serde_json::to_string(&Classification::TimePreference).ok().as_deref(), Some("\"time_preference\""));
+        assert_eq!(serde_json::to_string(&ReplyClass::TimePreference).ok().as_deref(), Some("\"time_preference\""));
     }
 }
 
@@ -596,12 +596,12 @@ mod properties {
         fn the_analysis_is_consistent(body in "\\PC{0,60}") {
             let a = classify_reply(&body);
             prop_assert_eq!(&a, &classify_reply(&body));
-            prop_assert_eq!(a.lifts_opt_out, a.classification == Classification::OptIn);
-            prop_assert_eq!(a.time_preference.is_some(), a.classification == Classification::TimePreference);
-            if matches!(a.classification, Classification::Unsafe) {
+            prop_assert_eq!(a.lifts_opt_out, a.classification == ReplyClass::OptIn);
+            prop_assert_eq!(a.time_preference.is_some(), a.classification == ReplyClass::TimePreference);
+            if matches!(a.classification, ReplyClass::Unsafe) {
                 prop_assert_eq!(a.suppression, Some(Suppression::Unsafe));
             }
-            if matches!(a.classification, Classification::OptOut) {
+            if matches!(a.classification, ReplyClass::OptOut) {
                 prop_assert_eq!(a.suppression, Some(Suppression::OptOut));
             }
         }
@@ -622,7 +622,7 @@ mod properties {
         fn a_lone_opt_out_word_always_suppresses(word in prop::sample::select(OPT_OUT_WHOLE_MESSAGE.to_vec()), upper in any::<bool>()) {
             let written = if upper { word.to_uppercase() } else { word.to_string() };
             let a = classify_reply(&written);
-            prop_assert_eq!((a.classification, a.suppression), (Classification::OptOut, Some(Suppression::OptOut)));
+            prop_assert_eq!((a.classification, a.suppression), (ReplyClass::OptOut, Some(Suppression::OptOut)));
         }
     }
 }
