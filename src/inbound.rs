@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 use crate::domain::contact::normalise_uk_mobile;
 use crate::domain::event::EventType;
-use crate::domain::reply::{Classification, Suppression, classify_reply};
+use crate::domain::reply::{ReplyClass, Suppression, classify_reply};
 use crate::store::{Event, Result, SuppressionKind};
 
 /// Record one inbound SMS. `from` is the sender as the provider gave it.
@@ -72,14 +72,14 @@ pub async fn receive_reply(state: &AppState, provider: &str, from: &str, body: &
 }
 
 /// Who must look, and how urgently (SAFE-CONTACT.md's reply table).
-fn alert_for(classification: Classification) -> Option<(&'static str, &'static str)> {
+fn alert_for(classification: ReplyClass) -> Option<(&'static str, &'static str)> {
     match classification {
-        Classification::Distress => Some(("urgent", "distress")),
+        ReplyClass::Distress => Some(("urgent", "distress")),
         // An unsafe number is also a number_conflict for review.
-        Classification::Unsafe => Some(("high", "number_conflict")),
-        Classification::OptOut => Some(("normal", "opt_out")),
-        Classification::TimePreference => Some(("normal", "time_preference")),
-        Classification::Other => Some(("normal", "reply_needs_review")),
-        Classification::OptIn => None,
+        ReplyClass::Unsafe => Some(("high", "number_conflict")),
+        ReplyClass::OptOut => Some(("normal", "opt_out")),
+        ReplyClass::TimePreference => Some(("normal", "time_preference")),
+        ReplyClass::Other => Some(("normal", "reply_needs_review")),
+        ReplyClass::OptIn => None,
     }
 }

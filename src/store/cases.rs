@@ -261,7 +261,7 @@ impl Store {
             earlier[i] = n > 0;
         }
 
-        let addresses = contact::request_addresses(req);
+        let addresses: Vec<String> = contact::addresses_in(&req.contact).into_iter().collect();
         let suppressed = self.matching_keys(conn, "SELECT address_key FROM suppressions WHERE lifted_at IS NULL AND address_key IN", &addresses, None).await?;
         let numbers: Vec<String> = req.contact.phones.iter().filter_map(|p| contact::normalise_uk_mobile(&p.number)).collect();
         let numbers_of_others = self

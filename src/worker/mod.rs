@@ -168,7 +168,7 @@ impl Worker {
             channel: route.channel.as_str(),
             template: template.name.clone(),
             template_version: template.version,
-            to_normalised: normalised(&route.recipient),
+            to_normalised: crate::domain::contact::recipient_key(&route.recipient),
             to_address: serde_json::to_string(&route.recipient).unwrap_or_default(),
             subject: rendered.subject,
             body: rendered.text,
@@ -260,16 +260,6 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let capped = exp.min(Duration::from_secs(3600));
     let jitter = 0.8 + rand::random::<f64>() * 0.4;
     capped.mul_f64(jitter)
-}
-
-fn normalised(recipient: &Recipient) -> String {
-    match recipient {
-        Recipient::Phone { number } => number.clone(),
-        Recipient::Email { address } => address.clone(),
-        Recipient::Postal { lines, postcode, .. } => {
-            crate::domain::contact::postal_key(lines.first().map(String::as_str).unwrap_or(""), postcode)
-        }
-    }
 }
 
 fn outbound(message: &MessageRecord, recipient: &Recipient) -> OutboundMessage {
