@@ -1,7 +1,7 @@
 -- safereach schema (SQLite). Kept in step with migrations/postgres/0001_init.sql.
 -- Times are milliseconds since the Unix epoch (UTC). Columns that hold personal data are marked
 -- "personal": retention sets them to NULL. Addresses are matched through keyed hashes (*_key),
--- which survive redaction.
+-- which survive redaction. Flags are BIGINT 0/1: sqlx's Any driver cannot decode SQLite booleans.
 
 CREATE TABLE settings (
     key   TEXT PRIMARY KEY,
@@ -15,8 +15,8 @@ CREATE TABLE cases (
     referred_at      BIGINT,
     local_authority  TEXT,
     categories       TEXT NOT NULL DEFAULT '',      -- comma list of crime categories
-    priority         BOOLEAN NOT NULL DEFAULT FALSE,
-    safety_sensitive BOOLEAN NOT NULL DEFAULT FALSE,
+    priority         BIGINT NOT NULL DEFAULT 0,
+    safety_sensitive BIGINT NOT NULL DEFAULT 0,
     cancelled_at     BIGINT,
     call_window      TEXT,                          -- from a time_preference reply
     erased_at        BIGINT
@@ -28,7 +28,7 @@ CREATE TABLE outreach (
     request_hash  TEXT NOT NULL,
     case_ref      TEXT NOT NULL REFERENCES cases(case_ref),
     kind          TEXT NOT NULL,
-    priority      BOOLEAN NOT NULL,
+    priority      BIGINT NOT NULL,
     request_json  TEXT,                             -- personal
     accepted_at   BIGINT NOT NULL,
     status        TEXT NOT NULL,                    -- queued deferred held blocked sent failed cancelled
@@ -93,7 +93,7 @@ CREATE INDEX events_at ON events (at);
 CREATE TABLE case_phones (
     case_ref   TEXT NOT NULL,
     number_key TEXT NOT NULL,
-    is_victims BOOLEAN NOT NULL,
+    is_victims BIGINT NOT NULL,
     PRIMARY KEY (case_ref, number_key, is_victims)
 );
 CREATE INDEX case_phones_number ON case_phones (number_key);
@@ -145,7 +145,7 @@ CREATE TABLE template_versions (
     name         TEXT NOT NULL,
     channel      TEXT NOT NULL,
     kind         TEXT NOT NULL,
-    discreet     BOOLEAN NOT NULL,
+    discreet     BIGINT NOT NULL,
     version      BIGINT NOT NULL,
     state        TEXT NOT NULL,                     -- draft submitted approved rejected retired
     subject      TEXT,
@@ -176,7 +176,7 @@ CREATE TABLE staff (
     created_at      BIGINT NOT NULL,
     failed_logins   BIGINT NOT NULL DEFAULT 0,
     locked_until    BIGINT,
-    disabled        BOOLEAN NOT NULL DEFAULT FALSE
+    disabled        BIGINT NOT NULL DEFAULT 0
 );
 
 -- At most one approved version of each template on each channel.

@@ -18,7 +18,8 @@ pub struct StaffAccount {
     pub role: String,
     pub failed_logins: i64,
     pub locked_until: Option<i64>,
-    pub disabled: bool,
+    #[sqlx(try_from = "i64")]
+    pub disabled: super::Flag,
 }
 
 /// API keys are long random strings, so a plain SHA-256 is the right hash: it is fast enough to

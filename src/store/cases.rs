@@ -48,7 +48,8 @@ pub struct OutreachRecord {
     pub request_id: String,
     pub case_ref: String,
     pub kind: String,
-    pub priority: bool,
+    #[sqlx(try_from = "i64")]
+    pub priority: super::Flag,
     pub request_json: Option<String>,
     pub accepted_at: i64,
     pub status: String,
@@ -78,8 +79,10 @@ pub struct CaseRecord {
     pub referred_at: Option<i64>,
     pub local_authority: Option<String>,
     pub categories: String,
-    pub priority: bool,
-    pub safety_sensitive: bool,
+    #[sqlx(try_from = "i64")]
+    pub priority: super::Flag,
+    #[sqlx(try_from = "i64")]
+    pub safety_sensitive: super::Flag,
     pub cancelled_at: Option<i64>,
     pub call_window: Option<String>,
 }
@@ -136,7 +139,7 @@ impl Store {
         .bind(&req.request_id)
         .bind(&req.case_ref)
         .bind(req.kind.as_str())
-        .bind(input.priority)
+        .bind(i64::from(input.priority))
         .bind(serde_json::to_string(req).map_err(|e| StoreError::Corrupt(e.to_string()))?)
         .bind(input.now)
         .bind(status)
@@ -172,8 +175,8 @@ impl Store {
                referred_at = COALESCE(cases.referred_at, excluded.referred_at),
                local_authority = COALESCE(cases.local_authority, excluded.local_authority),
                categories = CASE WHEN cases.categories = '' THEN excluded.categories ELSE cases.categories END,
-               priority = cases.priority OR excluded.priority,
-               safety_sensitive = cases.safety_sensitive OR excluded.safety_sensitive",
+               priority = CASE WHEN cases.priority + excluded.priority > 0 THEN 1 ELSE 0 END,
+               safety_sensitive = CASE WHEN cases.safety_sensitive + excluded.safety_sensitive > 0 THEN 1 ELSE 0 END",
         )
         .bind(&req.case_ref)
         .bind(input.now)
@@ -181,8 +184,8 @@ impl Store {
         .bind(req.referral.referred_at.map(|t| t.timestamp_millis()))
         .bind(&req.referral.local_authority)
         .bind(req.crime.categories.join(","))
-        .bind(input.priority)
-        .bind(input.safety_sensitive)
+        .bind(i64::from(input.priority))
+        .bind(i64::from(input.safety_sensitive))
         .execute(&mut *conn)
         .await?;
         // Serialise decisions per case (Postgres; SQLite's write lock already does).
@@ -205,7 +208,7 @@ impl Store {
             )
             .bind(&req.case_ref)
             .bind(self.address_key(&number))
-            .bind(phone.is_victims())
+            .bind(i64::from(phone.is_victims()))
             .execute(&mut *conn)
             .await?;
         }
@@ -265,7 +268,7 @@ impl Store {
         let suppressed = self.matching_keys(conn, "SELECT address_key FROM suppressions WHERE lifted_at IS NULL AND address_key IN", &addresses, None).await?;
         let numbers: Vec<String> = req.contact.phones.iter().filter_map(|p| contact::normalise_uk_mobile(&p.number)).collect();
         let numbers_of_others = self
-            .matching_keys(conn, "SELECT number_key FROM case_phones WHERE is_victims = FALSE AND case_ref <> $1 AND number_key IN", &numbers, Some(case_ref))
+            .matching_keys(conn, "SELECT number_key FROM case_phones WHERE is_victims = 0 AND case_ref <> $1 AND number_key IN", &numbers, Some(case_ref))
             .await?;
         let approved_templates = self.approved_template_set(conn).await?;
         Ok(CaseHistory {

@@ -195,11 +195,11 @@ impl Store {
         let actor = format!("provider:{provider}");
         let moves = current.can_move_to(status);
         if moves {
-            sqlx::query("UPDATE messages SET status = $2, status_at = $3, final_at = CASE WHEN $4 THEN $3 ELSE final_at END WHERE id = $1")
+            sqlx::query("UPDATE messages SET status = $2, status_at = $3, final_at = CASE WHEN $4 = 1 THEN $3 ELSE final_at END WHERE id = $1")
                 .bind(&message_id)
                 .bind(status.as_str())
                 .bind(now)
-                .bind(status.is_final())
+                .bind(i64::from(status.is_final()))
                 .execute(&mut *tx)
                 .await?;
         }

@@ -193,6 +193,17 @@ async fn setting_or_init(pool: &AnyPool, key: &str, init: impl FnOnce() -> Strin
     read().fetch_optional(pool).await?.ok_or(StoreError::NotFound)
 }
 
+/// A boolean column. Flags are stored as 0/1 BIGINT because sqlx's `Any` driver cannot decode
+/// SQLite's BOOLEAN; read them with `#[sqlx(try_from = "i64")]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flag(pub bool);
+
+impl From<i64> for Flag {
+    fn from(v: i64) -> Flag {
+        Flag(v != 0)
+    }
+}
+
 /// SQL assembled at run time. Every caller builds it only from constants and `$n` placeholders;
 /// values are always bound, never formatted in.
 fn dynamic(sql: String) -> sqlx::AssertSqlSafe<String> {

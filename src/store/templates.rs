@@ -19,7 +19,8 @@ pub struct TemplateVersion {
     pub name: String,
     pub channel: String,
     pub kind: String,
-    pub discreet: bool,
+    #[sqlx(try_from = "i64")]
+    pub discreet: super::Flag,
     pub version: i64,
     pub state: String,
     pub subject: Option<String>,
@@ -67,7 +68,7 @@ impl Store {
         .bind(new.name)
         .bind(new.channel)
         .bind(new.kind)
-        .bind(new.discreet)
+        .bind(i64::from(new.discreet))
         .bind(latest.unwrap_or(0) + 1)
         .bind(new.state.as_str())
         .bind(new.subject)

@@ -33,7 +33,7 @@ const APPROVERS: [&str; 1] = ["approver"];
 
 async fn require_role(store: &Store, who: &str, roles: &[&str], action: &'static str) -> Result<()> {
     let account = store.staff(who).await?.ok_or_else(|| WorkflowError::UnknownStaff(who.to_string()))?;
-    if roles.contains(&account.role.as_str()) && !account.disabled {
+    if roles.contains(&account.role.as_str()) && !account.disabled.0 {
         Ok(())
     } else {
         Err(WorkflowError::WrongRole { who: who.to_string(), role: account.role, action })
@@ -74,7 +74,7 @@ fn same_wording(version: &TemplateVersion, source: &TemplateSource) -> bool {
     version.body == source.content.body
         && version.subject == source.content.subject
         && version.html == source.content.html
-        && version.discreet == source.discreet
+        && version.discreet.0 == source.discreet
         && version.kind == source.kind.as_str()
 }
 
@@ -163,7 +163,7 @@ pub fn source_of(v: &TemplateVersion) -> Result<TemplateSource> {
         name: v.name.clone(),
         channel: crate::domain::Channel::parse(&v.channel).ok_or_else(|| bad("channel"))?,
         kind: crate::domain::Kind::parse(&v.kind).ok_or_else(|| bad("kind"))?,
-        discreet: v.discreet,
+        discreet: v.discreet.0,
         content: super::TemplateContent { subject: v.subject.clone(), body: v.body.clone(), html: v.html.clone() },
     })
 }
