@@ -89,7 +89,16 @@ impl AppState {
         };
         let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
         let channels = crate::channels::from_config(&config, clock).map_err(AppError::Config)?;
-        Ok(AppState { config, store, queue, clock, policy, channels, webhook_token, relay_wake: Arc::new(Notify::new()) })
+        Ok(AppState {
+            config,
+            store,
+            queue,
+            clock,
+            policy,
+            channels,
+            webhook_token,
+            relay_wake: Arc::new(Notify::new()),
+        })
     }
 
     pub fn worker(&self) -> Worker {
@@ -117,13 +126,19 @@ pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running,
     let state = Arc::new(AppState::build(config, migrate).await?);
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
-    let relay = Relay { store: state.store.clone(), queue: state.queue.clone(), clock: state.clock, wake: state.relay_wake.clone() };
+    let relay = Relay {
+        store: state.store.clone(),
+        queue: state.queue.clone(),
+        clock: state.clock,
+        wake: state.relay_wake.clone(),
+    };
     tasks.push(tokio::spawn(relay.run(shutdown.clone())));
 
     let mut addr = None;
     if role.http() {
         let bind = state.config.bind.clone();
-        let listener = tokio::net::TcpListener::bind(&bind).await.map_err(|source| AppError::Bind { addr: bind, source })?;
+        let listener =
+            tokio::net::TcpListener::bind(&bind).await.map_err(|source| AppError::Bind { addr: bind, source })?;
         addr = listener.local_addr().ok();
         let app = crate::http::router(state.clone());
         let stop = shutdown.clone();
@@ -137,7 +152,8 @@ pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running,
     if role.worker() {
         let handler: Arc<dyn crate::queue::JobHandler> = Arc::new(state.worker());
         let queue = state.queue.clone();
-        let (concurrency, grace) = (state.config.worker_concurrency.max(1), Duration::from_secs(state.config.shutdown_timeout_secs));
+        let (concurrency, grace) =
+            (state.config.worker_concurrency.max(1), Duration::from_secs(state.config.shutdown_timeout_secs));
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = queue.run_worker("safereach-worker", handler, concurrency, grace, stop).await {
@@ -170,7 +186,8 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -134,7 +134,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Keys { command: KeysCommand::Create { name, scopes } } => {
             if let Some(bad) = scopes.iter().find(|s| !crate::http::auth::ALL_SCOPES.contains(&s.as_str())) {
-                return Err(CliError::Usage(format!("unknown scope {bad:?}; use {}", crate::http::auth::ALL_SCOPES.join(","))));
+                return Err(CliError::Usage(format!(
+                    "unknown scope {bad:?}; use {}",
+                    crate::http::auth::ALL_SCOPES.join(",")
+                )));
             }
             if scopes.is_empty() {
                 return Err(CliError::Usage("give at least one scope with --scopes".into()));

@@ -27,7 +27,11 @@ pub struct Config {
     #[arg(long, env = "SAFEREACH_LETTER_PROVIDER", default_value = "sandbox")]
     pub letter_provider: String,
     /// The sender of emails; its domain also names our Message-IDs.
-    #[arg(long, env = "SAFEREACH_EMAIL_FROM", default_value = "Northgate Victim Care <noreply@victimcare.example.org>")]
+    #[arg(
+        long,
+        env = "SAFEREACH_EMAIL_FROM",
+        default_value = "Northgate Victim Care <noreply@victimcare.example.org>"
+    )]
     pub email_from: String,
     /// Where sandbox providers write what they "sent".
     #[arg(long, env = "SAFEREACH_OUTBOX_DIR", default_value = "./outbox")]
@@ -102,7 +106,10 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://safereach.db");
         assert_eq!(c.sms_provider, "sandbox");
         assert_eq!(c.outbox_dir, "./outbox");
-        assert_eq!(c.quiet_hours, (NaiveTime::from_hms_opt(8, 0, 0).unwrap(), NaiveTime::from_hms_opt(20, 0, 0).unwrap()));
+        assert_eq!(
+            c.quiet_hours,
+            (NaiveTime::from_hms_opt(8, 0, 0).unwrap(), NaiveTime::from_hms_opt(20, 0, 0).unwrap())
+        );
         assert!(c.redis_url.is_none() && c.clock.is_none());
     }
 

@@ -71,8 +71,11 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     }
 
     let base = running.addr.map(|a| format!("http://{a}")).unwrap_or_default();
-    println!("\nsafereach demo: {} templates approved four-eyes ({AUTHOR} wrote, {APPROVER} approved)\n", approved.len());
-    println!("{:<10} {:<18} {:<9} {:<26} {:<28} {}", "case", "kind", "decision", "reason", "channel / template", "now");
+    println!(
+        "\nsafereach demo: {} templates approved four-eyes ({AUTHOR} wrote, {APPROVER} approved)\n",
+        approved.len()
+    );
+    println!("{:<8} {:<17} {:<9} {:<48} {:<33} now", "case", "kind", "decision", "reason", "channel / template");
     for (label, answer) in &answers {
         let d = &answer["decision"];
         let id = answer["outreach_id"].as_str().unwrap_or_default();
@@ -86,7 +89,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
             None => d["reason"].as_str().unwrap_or("-").to_string(),
         };
         println!(
-            "{:<10} {:<18} {:<9} {:<26} {:<28} {status}",
+            "{:<8} {:<17} {:<9} {:<48} {:<33} {status}",
             answer["case_ref"].as_str().unwrap_or_default(),
             label,
             d["outcome"].as_str().unwrap_or_default(),
@@ -94,9 +97,15 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
             route
         );
     }
+    if let Some(pretext) = store.case_messages("DEMO-1").await?.first().and_then(|m| m.body.clone()) {
+        println!("\nThe discreet pre-text DEMO-1 was sent:\n  {pretext}");
+    }
     println!("\nSandbox outbox (what was \"sent\"): {}", state.config.outbox_dir);
     println!("  sms.jsonl, email/*.eml, letters/*.pdf");
-    println!("\nStaff logins: {}", passwords.iter().map(|(u, r, p)| format!("{u} ({r}) / {p}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "\nStaff logins: {}",
+        passwords.iter().map(|(u, r, p)| format!("{u} ({r}) / {p}")).collect::<Vec<_>>().join(", ")
+    );
     println!("API key (all scopes): {key}");
     println!("\nLook at:");
     println!("  curl -H 'Authorization: Bearer {key}' {base}/v1/cases/DEMO-1");
@@ -120,61 +129,88 @@ fn example_jobs(now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Value)
     let referred = crate::time::rfc3339(now - chrono::TimeDelta::hours(2));
     let referral = json!({ "source": "police", "referred_at": referred, "local_authority": "Coventry" });
     vec![
-        ("pre-text", json!({
-            "request_id": "demo-1", "case_ref": "DEMO-1", "kind": "priority_pretext", "priority": true, "referral": referral,
-            "crime": { "categories": ["domestic_abuse"], "summary": "assault by partner" },
-            "victim": { "first_name": "Ana" },
-            "contact": { "phones": [{ "number": "07700 900101", "belongs_to": "victim", "safe_to_text": true }], "preferred_method": "phone" },
-            "personalisation": { "advocate_name": "Jo" }
-        })),
-        ("information pack", json!({
-            "request_id": "demo-2", "case_ref": "DEMO-2", "kind": "information_pack", "referral": referral,
-            "crime": { "categories": ["burglary"], "summary": "house broken into while away" },
-            "victim": { "first_name": "Lee" },
-            "contact": { "postal": { "name": "Lee Jones", "lines": ["2 Station Road", "Coventry"], "postcode": "CV1 2AB", "safe": true }, "preferred_method": "letter" },
-            "consent": { "information_pack": true }
-        })),
-        ("information pack", json!({
-            "request_id": "demo-3", "case_ref": "DEMO-3", "kind": "information_pack", "referral": referral,
-            "crime": { "categories": ["theft"], "summary": "bike stolen from the station" },
-            "victim": { "first_name": "Priya" },
-            "contact": { "email": { "address": "priya@example.org", "safe": true }, "preferred_method": "email" },
-            "consent": { "information_pack": true }
-        })),
-        ("information pack", json!({
-            "request_id": "demo-4", "case_ref": "DEMO-4", "kind": "information_pack", "priority": true, "referral": referral,
-            "crime": { "categories": ["serious_violence"] },
-            "contact": { "phones": [{ "number": "07700 900104", "safe_to_text": true }], "preferred_method": "phone" },
-            "consent": { "information_pack": true }
-        })),
-        ("pre-text", json!({
-            "request_id": "demo-5", "case_ref": "DEMO-5", "kind": "priority_pretext", "referral": referral,
-            "crime": { "categories": ["hate_crime"] },
-            "contact": { "phones": [{ "number": "07700 900105", "belongs_to": "victim", "safe_to_text": false }] }
-        })),
-        ("information pack", json!({
-            "request_id": "demo-6", "case_ref": "DEMO-6", "kind": "information_pack", "priority": false, "referral": referral,
-            "crime": { "categories": ["criminal_damage"], "summary": "her ex-partner smashed the windows" },
-            "contact": { "phones": [{ "number": "07700 900106", "safe_to_text": true }], "preferred_method": "sms" },
-            "consent": { "information_pack": true }
-        })),
-        ("information pack", json!({
-            "request_id": "demo-7", "case_ref": "DEMO-7", "kind": "information_pack", "referral": referral,
-            "crime": { "categories": ["theft"] },
-            "contact": { "email": { "address": "sam@example.org", "safe": true }, "preferred_method": "email" },
-            "consent": { "information_pack": false }
-        })),
-        ("pre-text", json!({
-            "request_id": "demo-8", "case_ref": "DEMO-8", "kind": "priority_pretext", "referral": referral,
-            "crime": { "categories": ["robbery"] },
-            "victim": { "first_name": "Max", "date_of_birth": "2011-05-05" },
-            "contact": { "phones": [{ "number": "07700 900108", "safe_to_text": true }] }
-        })),
-        ("information pack", json!({
-            "request_id": "demo-9", "case_ref": "DEMO-9", "kind": "information_pack", "referral": referral,
-            "crime": { "categories": ["fraud"] },
-            "contact": { "phones": [{ "number": "12345" }], "email": { "address": "not-an-email" }, "preferred_method": "email" },
-            "consent": { "information_pack": true }
-        })),
+        (
+            "pre-text",
+            json!({
+                "request_id": "demo-1", "case_ref": "DEMO-1", "kind": "priority_pretext", "priority": true, "referral": referral,
+                "crime": { "categories": ["domestic_abuse"], "summary": "assault by partner" },
+                "victim": { "first_name": "Ana" },
+                "contact": { "phones": [{ "number": "07700 900101", "belongs_to": "victim", "safe_to_text": true }], "preferred_method": "phone" },
+                "personalisation": { "advocate_name": "Jo" }
+            }),
+        ),
+        (
+            "information pack",
+            json!({
+                "request_id": "demo-2", "case_ref": "DEMO-2", "kind": "information_pack", "referral": referral,
+                "crime": { "categories": ["burglary"], "summary": "house broken into while away" },
+                "victim": { "first_name": "Lee" },
+                "contact": { "postal": { "name": "Lee Jones", "lines": ["2 Station Road", "Coventry"], "postcode": "CV1 2AB", "safe": true }, "preferred_method": "letter" },
+                "consent": { "information_pack": true }
+            }),
+        ),
+        (
+            "information pack",
+            json!({
+                "request_id": "demo-3", "case_ref": "DEMO-3", "kind": "information_pack", "referral": referral,
+                "crime": { "categories": ["theft"], "summary": "bike stolen from the station" },
+                "victim": { "first_name": "Priya" },
+                "contact": { "email": { "address": "priya@example.org", "safe": true }, "preferred_method": "email" },
+                "consent": { "information_pack": true }
+            }),
+        ),
+        (
+            "information pack",
+            json!({
+                "request_id": "demo-4", "case_ref": "DEMO-4", "kind": "information_pack", "priority": true, "referral": referral,
+                "crime": { "categories": ["serious_violence"] },
+                "contact": { "phones": [{ "number": "07700 900104", "safe_to_text": true }], "preferred_method": "phone" },
+                "consent": { "information_pack": true }
+            }),
+        ),
+        (
+            "pre-text",
+            json!({
+                "request_id": "demo-5", "case_ref": "DEMO-5", "kind": "priority_pretext", "referral": referral,
+                "crime": { "categories": ["hate_crime"] },
+                "contact": { "phones": [{ "number": "07700 900105", "belongs_to": "victim", "safe_to_text": false }] }
+            }),
+        ),
+        (
+            "information pack",
+            json!({
+                "request_id": "demo-6", "case_ref": "DEMO-6", "kind": "information_pack", "priority": false, "referral": referral,
+                "crime": { "categories": ["criminal_damage"], "summary": "her ex-partner smashed the windows" },
+                "contact": { "phones": [{ "number": "07700 900106", "safe_to_text": true }], "preferred_method": "sms" },
+                "consent": { "information_pack": true }
+            }),
+        ),
+        (
+            "information pack",
+            json!({
+                "request_id": "demo-7", "case_ref": "DEMO-7", "kind": "information_pack", "referral": referral,
+                "crime": { "categories": ["theft"] },
+                "contact": { "email": { "address": "sam@example.org", "safe": true }, "preferred_method": "email" },
+                "consent": { "information_pack": false }
+            }),
+        ),
+        (
+            "pre-text",
+            json!({
+                "request_id": "demo-8", "case_ref": "DEMO-8", "kind": "priority_pretext", "referral": referral,
+                "crime": { "categories": ["robbery"] },
+                "victim": { "first_name": "Max", "date_of_birth": "2011-05-05" },
+                "contact": { "phones": [{ "number": "07700 900108", "safe_to_text": true }] }
+            }),
+        ),
+        (
+            "information pack",
+            json!({
+                "request_id": "demo-9", "case_ref": "DEMO-9", "kind": "information_pack", "referral": referral,
+                "crime": { "categories": ["fraud"] },
+                "contact": { "phones": [{ "number": "12345" }], "email": { "address": "not-an-email" }, "preferred_method": "email" },
+                "consent": { "information_pack": true }
+            }),
+        ),
     ]
 }

@@ -11,7 +11,13 @@ use crate::domain::reply::{ReplyClass, Suppression, classify_reply};
 use crate::store::{Event, Result, SuppressionKind};
 
 /// Record one inbound SMS. `from` is the sender as the provider gave it.
-pub async fn receive_reply(state: &AppState, provider: &str, from: &str, body: &str, provider_ref: Option<&str>) -> Result<Value> {
+pub async fn receive_reply(
+    state: &AppState,
+    provider: &str,
+    from: &str,
+    body: &str,
+    provider_ref: Option<&str>,
+) -> Result<Value> {
     let store = &state.store;
     let now = state.clock.now_ms();
     let analysis = classify_reply(body);
@@ -24,8 +30,19 @@ pub async fn receive_reply(state: &AppState, provider: &str, from: &str, body: &
     let actor = format!("provider:{provider}");
 
     let mut tx = store.begin().await?;
-    let reply_id =
-        store.insert_reply(&mut tx, case_ref, message_id, provider, provider_ref, &number, body, classification.as_str(), now).await?;
+    let reply_id = store
+        .insert_reply(
+            &mut tx,
+            case_ref,
+            message_id,
+            provider,
+            provider_ref,
+            &number,
+            body,
+            classification.as_str(),
+            now,
+        )
+        .await?;
     // Suppression applies to the number whether or not a case matched.
     if let Some(suppression) = analysis.suppression {
         let kind = match suppression {

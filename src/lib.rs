@@ -5,18 +5,18 @@
 //! a channel provider, and recorded as events on the case timeline.
 
 pub mod app;
-pub mod cli;
 pub mod channels;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
-pub mod logging;
 pub mod domain;
 pub mod http;
 pub mod inbound;
+pub mod logging;
 pub mod outreach;
-pub mod staff;
 pub mod queue;
+pub mod staff;
 pub mod store;
 
 pub mod templates;

@@ -4,7 +4,9 @@ use safereach::cli::{Cli, run};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    safereach::logging::init(&cli.config.log_format);
+    // The demo prints a summary; its routine log lines would only bury it.
+    let quiet = matches!(cli.command, Some(safereach::cli::Command::Demo { .. }));
+    safereach::logging::init(&cli.config.log_format, if quiet { "warn" } else { "info" });
     run(cli).await?;
     Ok(())
 }

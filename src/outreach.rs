@@ -9,7 +9,12 @@ use crate::store::{AcceptInput, AcceptResult, Result};
 
 /// Decide and record a validated request. `raw` is the body as received: the same `request_id`
 /// with a body that differs in anything but key order and whitespace is a conflict.
-pub async fn accept(state: &AppState, request: &OutreachRequest, raw: &serde_json::Value, actor: String) -> Result<AcceptResult> {
+pub async fn accept(
+    state: &AppState,
+    request: &OutreachRequest,
+    raw: &serde_json::Value,
+    actor: String,
+) -> Result<AcceptResult> {
     let request_hash = hex::encode(Sha256::digest(crate::http::json::canonical(raw).as_bytes()));
     let now = state.clock.now();
     let input = AcceptInput {

@@ -5,12 +5,12 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{Channel, Recipient};
 use crate::domain::sms::SmsInfo;
+use crate::domain::{Channel, Recipient};
 
-pub mod sandbox;
-pub mod letter;
 pub mod email;
+pub mod letter;
+pub mod sandbox;
 
 /// A rendered message ready to hand to a provider.
 #[derive(Debug, Clone)]

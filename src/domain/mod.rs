@@ -116,9 +116,17 @@ pub mod template_names {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Recipient {
     /// E.164 UK mobile, `+447…`.
-    Phone { number: String },
-    Email { address: String },
-    Postal { name: String, lines: Vec<String>, postcode: String },
+    Phone {
+        number: String,
+    },
+    Email {
+        address: String,
+    },
+    Postal {
+        name: String,
+        lines: Vec<String>,
+        postcode: String,
+    },
 }
 
 /// A send or defer targets one channel with one template and one recipient.

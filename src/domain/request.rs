@@ -279,7 +279,8 @@ impl OutreachRequest {
                 && k.len() <= 64
                 && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !valid_key {
-                errors.push(FieldError::new(format!("personalisation.{k}"), "keys are lower-case letters, digits and _"));
+                errors
+                    .push(FieldError::new(format!("personalisation.{k}"), "keys are lower-case letters, digits and _"));
             }
             check_len(&mut errors, &format!("personalisation.{k}"), Some(v), MAX_SHORT);
         }
@@ -292,10 +293,8 @@ fn check_id(errors: &mut Vec<FieldError>, field: &str, value: &str) {
         && value.len() <= MAX_ID
         && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c));
     if !ok {
-        errors.push(FieldError::new(
-            field,
-            format!("must be 1 to {MAX_ID} characters of letters, digits and - _ . / :"),
-        ));
+        errors
+            .push(FieldError::new(field, format!("must be 1 to {MAX_ID} characters of letters, digits and - _ . / :")));
     }
 }
 

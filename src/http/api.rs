@@ -115,7 +115,13 @@ async fn record_call(
     }
     let id = state
         .store
-        .record_call(&case_ref, call.at.timestamp_millis(), call.outcome.as_str(), now.timestamp_millis(), &caller.actor())
+        .record_call(
+            &case_ref,
+            call.at.timestamp_millis(),
+            call.outcome.as_str(),
+            now.timestamp_millis(),
+            &caller.actor(),
+        )
         .await?
         .ok_or_else(|| Problem::not_found("case"))?;
     state.relay_wake.notify_one();

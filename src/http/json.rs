@@ -23,11 +23,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        let is_json =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+                ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
         if !is_json {
             return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Send JSON")
                 .detail("the Content-Type must be application/json"));
@@ -109,7 +108,8 @@ mod tests {
 
     #[test]
     fn a_wrong_type_or_unknown_enum_value_is_named_by_path() {
-        let p = problem(r#"{"request_id":"r","case_ref":"c","kind":"postcard","crime":{"categories":[]},"contact":{}}"#);
+        let p =
+            problem(r#"{"request_id":"r","case_ref":"c","kind":"postcard","crime":{"categories":[]},"contact":{}}"#);
         assert_eq!((p.status, p.errors[0].field.as_str()), (422, "kind"));
         let p = problem(
             r#"{"request_id":"r","case_ref":"c","kind":"priority_pretext","crime":{"categories":[]},

@@ -23,7 +23,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     // Spans name the route pattern, never the raw URI: query strings of provider callbacks carry
     // phone numbers and message text.
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-        let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+        let route =
+            req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
         let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
         tracing::info_span!("http", method = %req.method(), route = %route, request_id = %request_id)
     });

@@ -57,7 +57,8 @@ impl Problem {
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Problem {
-        let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable").detail(detail);
+        let mut p =
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable").detail(detail);
         p.retry_after = Some(5);
         p
     }

@@ -35,7 +35,8 @@ pub fn check_token(state: &AppState, given: Option<&str>) -> Result<(), Problem>
         Some(t) if bool::from(t.as_bytes().ct_eq(state.webhook_token.as_bytes())) => Ok(()),
         _ => {
             tracing::warn!("callback rejected: bad or missing token");
-            Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Callback not authenticated").detail("bad or missing token"))
+            Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Callback not authenticated")
+                .detail("bad or missing token"))
         }
     }
 }
@@ -55,10 +56,8 @@ async fn sandbox_status(
     let status = MessageStatus::parse(&body.value.status)
         .filter(|s| !matches!(s, MessageStatus::Queued | MessageStatus::Sending))
         .ok_or_else(|| Problem::validation(vec![FieldError::new("status", "not a provider status")]))?;
-    let change = state
-        .store
-        .apply_status("sandbox", &body.value.provider_ref, status, None, state.clock.now_ms())
-        .await?;
+    let change =
+        state.store.apply_status("sandbox", &body.value.provider_ref, status, None, state.clock.now_ms()).await?;
     Ok(Json(status_answer(&change)))
 }
 

@@ -59,7 +59,9 @@ impl Queue {
     /// Whether the queue's storage answers.
     pub async fn ping(&self) -> Result<(), QueueError> {
         match self {
-            Queue::Sqlite(storage) => sqlx::query("SELECT 1").execute(storage.pool()).await.map(|_| ()).map_err(storage_error),
+            Queue::Sqlite(storage) => {
+                sqlx::query("SELECT 1").execute(storage.pool()).await.map(|_| ()).map_err(storage_error)
+            }
         }
     }
 
@@ -129,9 +131,23 @@ const LEASE_MS: i64 = 60_000;
 const BATCH: i64 = 200;
 const RELAY_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How often the relay looks for jobs the queue lost, and how old such a job must be.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+const STALE_MS: i64 = 15 * 60_000;
+
 impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut last_sweep = tokio::time::Instant::now();
         loop {
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = tokio::time::Instant::now();
+                let now = self.clock.now_ms();
+                match self.store.requeue_stale(now, now - STALE_MS).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(jobs = n, "requeued jobs the queue had lost"),
+                    Err(e) => tracing::warn!(error = %e, "sweep for lost jobs failed"),
+                }
+            }
             match self.pass().await {
                 // A full batch: there may be more.
                 Ok(n) if n as i64 == BATCH => continue,

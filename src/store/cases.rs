@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use sqlx::{AnyConnection, Row};
 
 use super::events::Event;
-use super::{dynamic, Result, Store, StoreError, new_id, placeholders};
+use super::{Result, Store, StoreError, dynamic, new_id, placeholders};
 use crate::domain::event::EventType;
 use crate::domain::{CaseHistory, Channel, Decision, Kind, Outcome, OutreachRequest, contact};
 
@@ -225,12 +225,13 @@ impl Store {
         now: i64,
     ) -> Result<CaseHistory> {
         let case_ref = &req.case_ref;
-        let case_cancelled: bool = sqlx::query_scalar::<_, Option<i64>>("SELECT cancelled_at FROM cases WHERE case_ref = $1")
-            .bind(case_ref)
-            .fetch_optional(&mut *conn)
-            .await?
-            .flatten()
-            .is_some();
+        let case_cancelled: bool =
+            sqlx::query_scalar::<_, Option<i64>>("SELECT cancelled_at FROM cases WHERE case_ref = $1")
+                .bind(case_ref)
+                .fetch_optional(&mut *conn)
+                .await?
+                .flatten()
+                .is_some();
         let (this_id, accepted_at) = this.unwrap_or(("", now));
         let outreach_cancelled = match this {
             Some((id, _)) => {
@@ -265,10 +266,23 @@ impl Store {
         }
 
         let addresses: Vec<String> = contact::addresses_in(&req.contact).into_iter().collect();
-        let suppressed = self.matching_keys(conn, "SELECT address_key FROM suppressions WHERE lifted_at IS NULL AND address_key IN", &addresses, None).await?;
-        let numbers: Vec<String> = req.contact.phones.iter().filter_map(|p| contact::normalise_uk_mobile(&p.number)).collect();
+        let suppressed = self
+            .matching_keys(
+                conn,
+                "SELECT address_key FROM suppressions WHERE lifted_at IS NULL AND address_key IN",
+                &addresses,
+                None,
+            )
+            .await?;
+        let numbers: Vec<String> =
+            req.contact.phones.iter().filter_map(|p| contact::normalise_uk_mobile(&p.number)).collect();
         let numbers_of_others = self
-            .matching_keys(conn, "SELECT number_key FROM case_phones WHERE is_victims = 0 AND case_ref <> $1 AND number_key IN", &numbers, Some(case_ref))
+            .matching_keys(
+                conn,
+                "SELECT number_key FROM case_phones WHERE is_victims = 0 AND case_ref <> $1 AND number_key IN",
+                &numbers,
+                Some(case_ref),
+            )
             .await?;
         let approved_templates = self.approved_template_set(conn).await?;
         Ok(CaseHistory {
@@ -326,17 +340,22 @@ impl Store {
 
     /// Lock and read a job inside a transaction.
     pub async fn outreach_for_update(&self, conn: &mut AnyConnection, id: &str) -> Result<Option<OutreachRecord>> {
-        Ok(sqlx::query_as(dynamic(format!("SELECT {OUTREACH_COLUMNS} FROM outreach WHERE id = $1{}", self.for_update())))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?)
+        Ok(sqlx::query_as(dynamic(format!(
+            "SELECT {OUTREACH_COLUMNS} FROM outreach WHERE id = $1{}",
+            self.for_update()
+        )))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
     }
 
     pub async fn case_outreach(&self, case_ref: &str) -> Result<Vec<OutreachRecord>> {
-        Ok(sqlx::query_as(dynamic(format!("SELECT {OUTREACH_COLUMNS} FROM outreach WHERE case_ref = $1 ORDER BY accepted_at, id")))
-            .bind(case_ref)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(dynamic(format!(
+            "SELECT {OUTREACH_COLUMNS} FROM outreach WHERE case_ref = $1 ORDER BY accepted_at, id"
+        )))
+        .bind(case_ref)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn case(&self, case_ref: &str) -> Result<Option<CaseRecord>> {
@@ -394,11 +413,13 @@ impl Store {
     }
 
     pub async fn count_attempt(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar("UPDATE outreach SET attempts = attempts + 1, updated_at = $2 WHERE id = $1 RETURNING attempts")
-            .bind(id)
-            .bind(now)
-            .fetch_one(conn)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "UPDATE outreach SET attempts = attempts + 1, updated_at = $2 WHERE id = $1 RETURNING attempts",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_one(conn)
+        .await?)
     }
 
     /// Cancel one job: anything not yet sent stops (rule 1 blocks it when the worker looks again).
@@ -408,7 +429,7 @@ impl Store {
         let Some(job) = self.outreach_for_update(&mut tx, id).await? else { return Ok(None) };
         self.cancel_job(&mut tx, &job, now, actor).await?;
         tx.commit().await?;
-        Ok(self.outreach(id).await?)
+        self.outreach(id).await
     }
 
     /// Cancel a case and every job of it not yet sent. None when the case is unknown.
@@ -451,7 +472,14 @@ impl Store {
     }
 
     /// Record an advocate's call attempt; jobs waiting for calls (rule 12) are looked at again.
-    pub async fn record_call(&self, case_ref: &str, at: i64, outcome: &str, now: i64, actor: &str) -> Result<Option<String>> {
+    pub async fn record_call(
+        &self,
+        case_ref: &str,
+        at: i64,
+        outcome: &str,
+        now: i64,
+        actor: &str,
+    ) -> Result<Option<String>> {
         let mut tx = self.begin().await?;
         if self.case_exists(&mut tx, case_ref).await? {
             let id = new_id("call");

@@ -3,7 +3,7 @@
 use sqlx::AnyConnection;
 
 use super::events::Event;
-use super::{dynamic, Result, Store, new_id};
+use super::{Result, Store, dynamic, new_id};
 use crate::domain::MessageStatus;
 use crate::domain::event::EventType;
 
@@ -62,9 +62,15 @@ pub struct NewMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusChange {
     UnknownMessage,
-    Moved { case_ref: String, message_id: String },
+    Moved {
+        case_ref: String,
+        message_id: String,
+    },
     /// Recorded on the timeline, status left as it was (late, duplicate or backwards).
-    Ignored { case_ref: String, message_id: String },
+    Ignored {
+        case_ref: String,
+        message_id: String,
+    },
 }
 
 impl Store {
@@ -96,7 +102,11 @@ impl Store {
         Ok(self.message_of_outreach(conn, &new.outreach_id).await?.expect("just inserted"))
     }
 
-    pub async fn message_of_outreach(&self, conn: &mut AnyConnection, outreach_id: &str) -> Result<Option<MessageRecord>> {
+    pub async fn message_of_outreach(
+        &self,
+        conn: &mut AnyConnection,
+        outreach_id: &str,
+    ) -> Result<Option<MessageRecord>> {
         Ok(sqlx::query_as(dynamic(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE outreach_id = $1")))
             .bind(outreach_id)
             .fetch_optional(conn)
@@ -111,10 +121,12 @@ impl Store {
     }
 
     pub async fn case_messages(&self, case_ref: &str) -> Result<Vec<MessageRecord>> {
-        Ok(sqlx::query_as(dynamic(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE case_ref = $1 ORDER BY created_at, id")))
-            .bind(case_ref)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(dynamic(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE case_ref = $1 ORDER BY created_at, id"
+        )))
+        .bind(case_ref)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Take the right to send a message: only one worker holds it, for `lease_ms`. A worker that
@@ -144,7 +156,14 @@ impl Store {
     }
 
     /// The provider took the message.
-    pub async fn mark_sent(&self, conn: &mut AnyConnection, id: &str, provider: &str, provider_ref: &str, now: i64) -> Result<()> {
+    pub async fn mark_sent(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        provider: &str,
+        provider_ref: &str,
+        now: i64,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE messages SET status = 'sent', provider = $2, provider_ref = $3, sent_at = $4, status_at = $4, claimed_until = NULL
              WHERE id = $1",

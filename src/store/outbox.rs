@@ -5,7 +5,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{dynamic, Result, Store};
+use super::{Result, Store, dynamic};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DueJob {
@@ -56,6 +56,26 @@ impl Store {
         }
         query.execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Put back on the outbox any job that should be on the queue but is not: queued and untouched
+    /// since `stale_before`, or deferred past `stale_before`, with no outbox row. This catches work
+    /// the queue lost (a flushed Redis, a job the queue gave up on); running it twice is harmless.
+    pub async fn requeue_stale(&self, now: i64, stale_before: i64) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let requeued = sqlx::query(
+            "INSERT INTO job_outbox (outreach_id, run_at)
+             SELECT o.id, $1 FROM outreach o
+             WHERE ((o.status = 'queued' AND o.updated_at < $2) OR (o.status = 'deferred' AND o.not_before < $2))
+               AND NOT EXISTS (SELECT 1 FROM job_outbox j WHERE j.outreach_id = o.id)",
+        )
+        .bind(now)
+        .bind(stale_before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(requeued)
     }
 
     /// Rows waiting (due or not) and the run time of the oldest due one: queue depth for metrics.

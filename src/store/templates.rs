@@ -1,7 +1,7 @@
 //! Template versions: immutable once submitted; states draft → submitted → approved/rejected →
 //! retired. The rules (checks, four eyes) are in `crate::templates::workflow`; this is storage.
 
-use super::{dynamic, Result, Store, StoreError, new_id};
+use super::{Result, Store, StoreError, dynamic, new_id};
 use crate::domain::codes;
 use serde::{Deserialize, Serialize};
 
@@ -54,11 +54,12 @@ impl Store {
     /// Store a new version numbered after the latest of its (name, channel).
     pub async fn insert_template_version(&self, new: &NewVersion<'_>, now: i64) -> Result<TemplateVersion> {
         let mut tx = self.begin().await?;
-        let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM template_versions WHERE name = $1 AND channel = $2")
-            .bind(new.name)
-            .bind(new.channel)
-            .fetch_one(&mut *tx)
-            .await?;
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM template_versions WHERE name = $1 AND channel = $2")
+                .bind(new.name)
+                .bind(new.channel)
+                .fetch_one(&mut *tx)
+                .await?;
         let id = new_id("tpl");
         let submitted_at = (new.state == TemplateState::Submitted).then_some(now);
         sqlx::query(dynamic(format!(
@@ -92,7 +93,11 @@ impl Store {
 
     /// Every version, by name, channel and version.
     pub async fn template_versions(&self) -> Result<Vec<TemplateVersion>> {
-        Ok(sqlx::query_as(dynamic(format!("SELECT {VERSION_COLUMNS} FROM template_versions ORDER BY name, channel, version"))).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(dynamic(format!(
+            "SELECT {VERSION_COLUMNS} FROM template_versions ORDER BY name, channel, version"
+        )))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn approved_version(&self, name: &str, channel: &str) -> Result<Option<TemplateVersion>> {
@@ -136,7 +141,13 @@ impl Store {
 
     /// Approve a submitted version written by someone else, retiring the approved one before it.
     /// False when the version is not submitted or `approver` wrote it.
-    pub async fn approve_template_version(&self, id: &str, approver: &str, comment: Option<&str>, now: i64) -> Result<bool> {
+    pub async fn approve_template_version(
+        &self,
+        id: &str,
+        approver: &str,
+        comment: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
         let mut tx = self.begin().await?;
         let version: Option<TemplateVersion> = sqlx::query_as(dynamic(format!(
             "SELECT {VERSION_COLUMNS} FROM template_versions WHERE id = $1 AND state = 'submitted' AND author <> $2{}",
@@ -147,11 +158,13 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(version) = version else { return Ok(false) };
-        sqlx::query("UPDATE template_versions SET state = 'retired' WHERE name = $1 AND channel = $2 AND state = 'approved'")
-            .bind(&version.name)
-            .bind(&version.channel)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE template_versions SET state = 'retired' WHERE name = $1 AND channel = $2 AND state = 'approved'",
+        )
+        .bind(&version.name)
+        .bind(&version.channel)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE template_versions SET state = 'approved', decided_by = $2, decided_at = $3, comment = $4 WHERE id = $1")
             .bind(id)
             .bind(approver)

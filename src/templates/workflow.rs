@@ -89,9 +89,18 @@ pub async fn load_dir(store: &Store, dir: &Path, author: &str, now: i64) -> Resu
     let existing = store.template_versions().await?;
     let mut report = Vec::new();
     for source in &sources {
-        let latest = existing.iter().filter(|v| v.name == source.name && v.channel == source.channel.as_str()).max_by_key(|v| v.version);
+        let latest = existing
+            .iter()
+            .filter(|v| v.name == source.name && v.channel == source.channel.as_str())
+            .max_by_key(|v| v.version);
         if let Some(v) = latest.filter(|v| same_wording(v, source) && v.state != "rejected") {
-            report.push(format!("{} ({}) unchanged: v{} is {}", source.name, source.channel.as_str(), v.version, v.state));
+            report.push(format!(
+                "{} ({}) unchanged: v{} is {}",
+                source.name,
+                source.channel.as_str(),
+                v.version,
+                v.state
+            ));
             continue;
         }
         let v = store.insert_template_version(&new_version(source, author, TemplateState::Submitted), now).await?;
@@ -119,7 +128,13 @@ pub async fn submit(store: &Store, id: &str, by: &str, now: i64) -> Result<()> {
 }
 
 /// Approve a submitted version; never the approver's own.
-pub async fn approve(store: &Store, id: &str, approver: &str, comment: Option<&str>, now: i64) -> Result<TemplateVersion> {
+pub async fn approve(
+    store: &Store,
+    id: &str,
+    approver: &str,
+    comment: Option<&str>,
+    now: i64,
+) -> Result<TemplateVersion> {
     require_role(store, approver, &APPROVERS, "approve templates").await?;
     let version = store.template_version(id).await?.ok_or(WorkflowError::NotFound)?;
     if version.author == approver {
@@ -128,12 +143,15 @@ pub async fn approve(store: &Store, id: &str, approver: &str, comment: Option<&s
     if !store.approve_template_version(id, approver, comment, now).await? {
         return Err(WorkflowError::NotFound);
     }
-    Ok(store.template_version(id).await?.ok_or(WorkflowError::NotFound)?)
+    store.template_version(id).await?.ok_or(WorkflowError::NotFound)
 }
 
 pub async fn reject(store: &Store, id: &str, approver: &str, comment: &str, now: i64) -> Result<()> {
     require_role(store, approver, &APPROVERS, "reject templates").await?;
-    if store.set_template_state(id, TemplateState::Submitted, TemplateState::Rejected, Some(approver), Some(comment), now).await? {
+    if store
+        .set_template_state(id, TemplateState::Submitted, TemplateState::Rejected, Some(approver), Some(comment), now)
+        .await?
+    {
         Ok(())
     } else {
         Err(WorkflowError::NotFound)

@@ -40,9 +40,13 @@ pub enum Processed {
     Skipped,
     /// Decided again and not sent now (defer, hold or block).
     Decided(Decision),
-    Sent { message_id: String },
+    Sent {
+        message_id: String,
+    },
     /// A transient failure: tried again at the given time (ms).
-    Retrying { at: i64 },
+    Retrying {
+        at: i64,
+    },
     DeadLettered,
     Failed,
 }
@@ -146,8 +150,16 @@ impl Worker {
             tx.commit().await?;
             return Ok(Err(Processed::Decided(hold)));
         };
-        let content = templates::TemplateContent { subject: template.subject.clone(), body: template.body.clone(), html: template.html.clone() };
-        let rendered = match templates::render(route.channel, &content, &templates::render_vars(request.victim.first_name.as_deref(), &request.personalisation)) {
+        let content = templates::TemplateContent {
+            subject: template.subject.clone(),
+            body: template.body.clone(),
+            html: template.html.clone(),
+        };
+        let rendered = match templates::render(
+            route.channel,
+            &content,
+            &templates::render_vars(request.victim.first_name.as_deref(), &request.personalisation),
+        ) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(outreach_id = %job.id, template = route.template, error = %e, "template did not render; held for staff");
@@ -161,7 +173,11 @@ impl Worker {
                 return Ok(Err(Processed::Decided(decision)));
             }
         };
-        Event::new(&job.case_ref, now_ms, ACTOR, EventType::Decided).outreach(&job.id).decision(&decision).append(&mut tx).await?;
+        Event::new(&job.case_ref, now_ms, ACTOR, EventType::Decided)
+            .outreach(&job.id)
+            .decision(&decision)
+            .append(&mut tx)
+            .await?;
         let new = NewMessage {
             outreach_id: job.id.clone(),
             case_ref: job.case_ref.clone(),

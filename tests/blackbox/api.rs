@@ -55,7 +55,8 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_stored() {
         assert_eq!(content_type, "application/problem+json", "{name}");
         assert_eq!(problem["status"], expected.as_u16(), "{name}");
         if let Some(field) = field {
-            let fields: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+            let fields: Vec<&str> =
+                problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
             assert!(fields.contains(&field), "{name}: expected {field} in {fields:?}");
         }
     }
@@ -71,11 +72,13 @@ async fn keys_and_scopes_are_enforced() {
     let body = pretext("auth-1", "AUTH-1");
     let no_key = read(app.http.post(app.url("/v1/outreach")).json(&body).send().await.unwrap()).await;
     assert_eq!(no_key.0, StatusCode::UNAUTHORIZED);
-    let bad_key = read(app.http.post(app.url("/v1/outreach")).bearer_auth("sr_nope").json(&body).send().await.unwrap()).await;
+    let bad_key =
+        read(app.http.post(app.url("/v1/outreach")).bearer_auth("sr_nope").json(&body).send().await.unwrap()).await;
     assert_eq!(bad_key.0, StatusCode::UNAUTHORIZED);
     let now = app.state.clock.now_ms();
     let reader = app.state.store.create_api_key("reader", &["cases:read".into()], now).await.unwrap();
-    let wrong_scope = read(app.http.post(app.url("/v1/outreach")).bearer_auth(&reader).json(&body).send().await.unwrap()).await;
+    let wrong_scope =
+        read(app.http.post(app.url("/v1/outreach")).bearer_auth(&reader).json(&body).send().await.unwrap()).await;
     assert_eq!(wrong_scope.0, StatusCode::FORBIDDEN);
     assert!(wrong_scope.1["detail"].as_str().unwrap().contains("outreach:write"));
     assert_no_trace(&app).await;
@@ -177,7 +180,8 @@ async fn calls_are_recorded_validated_and_release_a_calls_first_deferral() {
     let (_, answer) = app.post_outreach(&body).await;
     assert_eq!(answer["decision"]["reason"], "calls_first");
     assert_eq!(answer["decision"]["not_before"], "2026-11-24T08:00:00Z");
-    let bad = app.post_json("/v1/cases/CALLS-1/calls", &json!({"at": "2026-11-23T09:00:00Z", "outcome": "maybe"})).await;
+    let bad =
+        app.post_json("/v1/cases/CALLS-1/calls", &json!({"at": "2026-11-23T09:00:00Z", "outcome": "maybe"})).await;
     assert_eq!(bad.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.1["errors"][0]["field"], "outcome");
     for at in ["2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z"] {

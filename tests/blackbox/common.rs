@@ -66,7 +66,10 @@ pub async fn spawn_with(options: Options) -> TestApp {
         safereach::templates::workflow::load_dir(store, &templates_dir(), AUTHOR, now).await.unwrap();
         safereach::templates::workflow::approve_submitted(store, None, APPROVER, now).await.unwrap();
     }
-    let key = store.create_api_key("triage", &["outreach:write".into(), "cases:read".into(), "reports:read".into()], now).await.unwrap();
+    let key = store
+        .create_api_key("triage", &["outreach:write".into(), "cases:read".into(), "reports:read".into()], now)
+        .await
+        .unwrap();
     TestApp {
         base: format!("http://{}", running.addr.expect("serves HTTP")),
         state,
@@ -96,7 +99,13 @@ impl TestApp {
     }
 
     pub async fn get_case(&self, case_ref: &str) -> (StatusCode, Value) {
-        let response = self.http.get(self.url(&format!("/v1/cases/{case_ref}"))).bearer_auth(&self.key).send().await.expect("request");
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/cases/{case_ref}")))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("request");
         read(response).await
     }
 
@@ -149,7 +158,8 @@ impl TestApp {
 pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.expect("body");
-    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(json!({ "text": text })) };
+    let value =
+        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(json!({ "text": text })) };
     (status, value)
 }
 

@@ -70,7 +70,8 @@ async fn email_and_letter_information_packs_reach_the_outbox() {
         assert_eq!((status, answer["decision"]["outcome"].as_str()), (StatusCode::ACCEPTED, Some("send")), "{answer}");
     }
     let sent_email = app.wait_for_message("PACK-1", "sent").await;
-    let eml = std::fs::read_to_string(app.outbox().join(format!("email/{}.eml", sent_email["id"].as_str().unwrap()))).unwrap();
+    let eml = std::fs::read_to_string(app.outbox().join(format!("email/{}.eml", sent_email["id"].as_str().unwrap())))
+        .unwrap();
     assert!(eml.contains(&format!("Message-ID: <{}@", sent_email["id"].as_str().unwrap())), "{eml}");
     assert!(eml.contains("To: priya@example.org"));
     assert!(eml.contains("multipart/alternative"));
@@ -99,19 +100,29 @@ async fn callbacks_move_statuses_forward_only_and_need_the_token() {
     )
     .await;
     assert_eq!(bad.0, StatusCode::FORBIDDEN);
-    let missing = app.http.post(app.url("/webhooks/sandbox/status")).json(&json!({"provider_ref": provider_ref, "status": "failed"})).send().await.unwrap();
+    let missing = app
+        .http
+        .post(app.url("/webhooks/sandbox/status"))
+        .json(&json!({"provider_ref": provider_ref, "status": "failed"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.get_case("CB-1").await.1["messages"][0]["status"], "sent", "a refused callback changes nothing");
 
-    let (status, moved) = app.webhook("/webhooks/sandbox/status", &json!({"provider_ref": provider_ref, "status": "delivered"})).await;
+    let (status, moved) =
+        app.webhook("/webhooks/sandbox/status", &json!({"provider_ref": provider_ref, "status": "delivered"})).await;
     assert_eq!((status, moved["result"].as_str()), (StatusCode::OK, Some("moved")));
     for late in ["sent", "failed", "delivered"] {
-        let (status, ignored) = app.webhook("/webhooks/sandbox/status", &json!({"provider_ref": provider_ref, "status": late})).await;
+        let (status, ignored) =
+            app.webhook("/webhooks/sandbox/status", &json!({"provider_ref": provider_ref, "status": late})).await;
         assert_eq!((status, ignored["result"].as_str()), (StatusCode::OK, Some("ignored")), "{late}");
     }
-    let (status, unknown) = app.webhook("/webhooks/sandbox/status", &json!({"provider_ref": "msg_unknown", "status": "delivered"})).await;
+    let (status, unknown) =
+        app.webhook("/webhooks/sandbox/status", &json!({"provider_ref": "msg_unknown", "status": "delivered"})).await;
     assert_eq!((status, unknown["result"].as_str()), (StatusCode::OK, Some("unknown_message")));
-    let (status, _) = app.webhook("/webhooks/sandbox/status", &json!({"provider_ref": provider_ref, "status": "teleported"})).await;
+    let (status, _) =
+        app.webhook("/webhooks/sandbox/status", &json!({"provider_ref": provider_ref, "status": "teleported"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let (_, case) = app.get_case("CB-1").await;
@@ -124,7 +135,13 @@ async fn callbacks_move_statuses_forward_only_and_need_the_token() {
         .collect();
     assert_eq!(
         statuses,
-        [("sent", "sent"), ("status", "delivered"), ("status_ignored", "sent"), ("status_ignored", "failed"), ("status_ignored", "delivered")]
+        [
+            ("sent", "sent"),
+            ("status", "delivered"),
+            ("status_ignored", "sent"),
+            ("status_ignored", "failed"),
+            ("status_ignored", "delivered")
+        ]
     );
     let _ = WEBHOOK_TOKEN;
     app.stop().await;
@@ -187,7 +204,29 @@ async fn a_deferred_job_waits_in_the_outbox_until_its_time() {
     assert_eq!(safereach::time::rfc3339_ms(run_at), "2026-11-24T08:00:00Z");
     // Woken early (say, by a duplicate), the worker decides again and defers again: nothing sent.
     let again = app.state.worker().process(id).await.unwrap();
-    assert!(matches!(again, Processed::Decided(ref d) if d.outcome() == safereach::domain::Outcome::Defer), "{again:?}");
+    assert!(
+        matches!(again, Processed::Decided(ref d) if d.outcome() == safereach::domain::Outcome::Defer),
+        "{again:?}"
+    );
     assert!(app.sent_sms().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn jobs_the_queue_lost_are_put_back_and_then_sent_once() {
+    let app = spawn_with(Options { clock: Some(MONDAY_10AM.into()), role: Role::Api, ..Options::default() }).await;
+    let (_, answer) = app.post_outreach(&pretext("lost-1", "LOST-1")).await;
+    let id = answer["outreach_id"].as_str().unwrap();
+    let store = &app.state.store;
+    // The relay pushed it and the queue lost it: no outbox row, nothing ran.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    sqlx::query("DELETE FROM job_outbox").execute(store.pool()).await.unwrap();
+    let now = app.state.clock.now_ms();
+    assert_eq!(store.requeue_stale(now, now - 60_000).await.unwrap(), 0, "a fresh job is not stale yet");
+    assert_eq!(store.requeue_stale(now, now + 1).await.unwrap(), 1, "a stale queued job goes back");
+    assert_eq!(store.requeue_stale(now, now + 1).await.unwrap(), 0, "only once while its row waits");
+    assert!(matches!(app.state.worker().process(id).await.unwrap(), Processed::Sent { .. }));
+    assert_eq!(store.requeue_stale(now, now + 1).await.unwrap(), 0, "a sent job is never requeued");
+    assert_eq!(app.sent_sms().len(), 1);
     app.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Black-box tests: the real app on a random port with a temporary database, driven over HTTP.
 
+mod api;
+mod binary;
 mod common;
 mod flow;
-mod api;
 mod scenarios;

@@ -1,0 +1,222 @@
+//! The real binary, as an operator runs it: the CLI sets it up, `serve` runs it, SIGTERM stops
+//! it cleanly. Its whole output, at debug level, must not carry any of the personal data it
+//! handled.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::read;
+
+const BIN: &str = env!("CARGO_BIN_EXE_safereach");
+const TOKEN: &str = "binary-test-token";
+
+/// Personal values used below, in the forms they might leak in.
+const PERSONAL: &[&str] = &[
+    "Jonathan",
+    "Quennell",
+    "07700 900888",
+    "07700900888",
+    "+447700900888",
+    "7700900888",
+    "jq@example.org",
+    "9 Larkspur Mews",
+    "Larkspur",
+    "CV3 9ZZ",
+    "smashed the greenhouse",
+    "Biscuit",
+    "Marguerite",
+    "0121 496 0999",
+];
+
+struct Instance {
+    dir: tempfile::TempDir,
+    output: Arc<Mutex<String>>,
+}
+
+impl Instance {
+    fn new() -> Instance {
+        Instance { dir: tempfile::tempdir().unwrap(), output: Arc::new(Mutex::new(String::new())) }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SAFEREACH_DATABASE_URL", format!("sqlite://{}", self.dir.path().join("db.sqlite").display()))
+            .env("SAFEREACH_OUTBOX_DIR", self.dir.path().join("outbox"))
+            .env("SAFEREACH_WEBHOOK_TOKEN", TOKEN)
+            .env("SAFEREACH_BIND", "127.0.0.1:0")
+            .env("SAFEREACH_CLOCK", "2026-11-23T10:00:00Z")
+            .env("SAFEREACH_LOG_FORMAT", "json")
+            .env("RUST_LOG", "debug");
+        cmd
+    }
+
+    /// Run a CLI command to completion; its output joins the scanned output.
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        self.output.lock().unwrap().push_str(&format!("{stdout}\n{stderr}\n"));
+        assert!(out.status.success(), "safereach {args:?} failed:\n{stdout}\n{stderr}");
+        stdout
+    }
+
+    /// Start `serve` and return it with the address it listens on.
+    fn serve(&self) -> (Child, String) {
+        let mut child = self.command(&["serve"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let sink = self.output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let sink = self.output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("safereach listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(30)).expect("serve prints its address");
+        (child, base)
+    }
+}
+
+#[tokio::test]
+async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
+    let app = Instance::new();
+    app.run(&["migrate"], None);
+    let mut author = app.command(&["staff", "create", "--username", "ana.author", "--role", "author"]);
+    let out = author.env("SAFEREACH_PASSWORD", "a long enough password").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    app.run(&["staff", "create", "--username", "bo.approver", "--role", "approver"], Some("another long password\n"));
+    let loaded = app.run(&["templates", "load", "message_templates", "--author", "ana.author"], None);
+    assert!(loaded.contains("submitted for approval"), "{loaded}");
+    let own = app.command(&["templates", "approve", "--all", "--as", "ana.author"]).output().unwrap();
+    assert!(!own.status.success(), "an author can't approve (and here is no approver)");
+    app.run(&["templates", "approve", "--all", "--as", "bo.approver"], None);
+    let list = app.run(&["templates", "list"], None);
+    assert_eq!(list.lines().filter(|l| l.contains(" approved ")).count(), 6, "{list}");
+    let keys = app.run(&["keys", "create", "--name", "triage", "--scopes", "outreach:write,cases:read"], None);
+    let key = keys.lines().last().unwrap().trim().to_string();
+    assert!(key.starts_with("sr_"));
+
+    let (mut server, base) = app.serve();
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        let http = http.clone();
+        let (url, key) = (format!("{base}/v1/outreach"), key.clone());
+        async move { read(http.post(url).bearer_auth(key).json(&body).send().await.unwrap()).await }
+    };
+    let person = json!({
+        "request_id": "bin-1", "case_ref": "BIN-1", "kind": "information_pack",
+        "crime": {"categories": ["criminal_damage"], "summary": "neighbour smashed the greenhouse"},
+        "victim": {"first_name": "Jonathan", "date_of_birth": "1980-01-01"},
+        "contact": {
+            "phones": [{"number": "07700 900888", "belongs_to": "victim", "safe_to_text": true}],
+            "email": {"address": "jq@example.org", "safe": true},
+            "postal": {"name": "Jonathan Quennell", "lines": ["9 Larkspur Mews", "Coventry"], "postcode": "CV3 9ZZ", "safe": true},
+            "preferred_method": "sms"
+        },
+        "consent": {"information_pack": true},
+        "personalisation": {"advocate_name": "Marguerite"}
+    });
+    let (status, answer) = post(person.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let mut letter = person.clone();
+    letter["request_id"] = json!("bin-2");
+    letter["case_ref"] = json!("BIN-2");
+    letter["contact"]["preferred_method"] = json!("letter");
+    assert_eq!(post(letter).await.0, StatusCode::ACCEPTED);
+    // Refused input carrying personal data.
+    let mut bad = person.clone();
+    bad["victim"]["is_under_18"] = json!("Jonathan");
+    assert_eq!(post(bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut junk = person.clone();
+    junk["request_id"] = json!("bin-3");
+    junk["contact"]["phones"][0]["number"] = json!("0121 496 0999");
+    assert_eq!(post(junk).await.0, StatusCode::ACCEPTED);
+
+    let case_url = format!("{base}/v1/cases/BIN-1");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let message_id = loop {
+        let (_, case) = read(http.get(&case_url).bearer_auth(&key).send().await.unwrap()).await;
+        if case["messages"][0]["status"] == "sent" {
+            break case["messages"][0]["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "not sent: {case}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let hook = |path: &str, body: serde_json::Value| {
+        let http = http.clone();
+        let url = format!("{base}{path}?token={TOKEN}");
+        async move { read(http.post(url).json(&body).send().await.unwrap()).await }
+    };
+    assert_eq!(
+        hook("/webhooks/sandbox/status", json!({"provider_ref": message_id, "status": "delivered"})).await.0,
+        StatusCode::OK
+    );
+    let (status, reply) = hook(
+        "/webhooks/sandbox/inbound",
+        json!({"from": "07700 900888", "to": "60000", "body": "ring after 5 please, Biscuit barks"}),
+    )
+    .await;
+    assert_eq!((status, reply["classification"].as_str()), (StatusCode::OK, Some("time_preference")), "{reply}");
+    let (_, case) = read(http.get(&case_url).bearer_auth(&key).send().await.unwrap()).await;
+    assert_eq!(
+        case["replies"][0]["body"], "ring after 5 please, Biscuit barks",
+        "the API shows the reply to its reader"
+    );
+
+    // SIGTERM: stop taking work, finish, exit 0.
+    let pid = server.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    std::thread::sleep(Duration::from_millis(200));
+
+    let output = app.output.lock().unwrap().clone();
+    assert!(
+        output.contains("outreach accepted") && output.contains("reply received"),
+        "the logs were captured:\n{output}"
+    );
+    for value in PERSONAL {
+        assert!(!output.contains(value), "{value:?} appears in the output:\n{}", context(&output, value));
+    }
+    // With SAFEREACH_LOG_FORMAT=json every log line is a JSON object.
+    let log_lines: Vec<&str> = output.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(log_lines.len() > 10);
+    for line in log_lines {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "not JSON: {line}");
+    }
+}
+
+fn context(haystack: &str, needle: &str) -> String {
+    haystack.lines().filter(|l| l.contains(needle)).take(5).collect::<Vec<_>>().join("\n")
+}
