@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine or an already set-up one: installs the Debian packages
-# the tests need (when missing), starts the servers they use on loopback, runs the tests, and
-# stops what it started. Idempotent; works as root or as a user with sudo.
+# The whole test suite, on a fresh machine or an already set-up one: installs the Debian packages
+# the tests need (only those missing), starts the servers they use on loopback ports in a
+# temporary directory, runs the tests, and stops what it started. Idempotent; works as root or as
+# a user with sudo.
+#
+# Each file in scripts/services/ adds to PACKAGES and may define a start function (added to
+# STARTERS) that starts a server and exports the variables the tests read to find it
+# (SAFEREACH_TEST_*). Tests that need a server fail when test.sh ran without giving it to them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
-# --- packages --------------------------------------------------------------------------------
-PACKAGES=(poppler-utils)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+PACKAGES=()
+STARTERS=()
+for service in scripts/services/*.sh; do
+  # shellcheck source=/dev/null
+  source "$service"
 done
-if ((${#missing[@]})); then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "test.sh: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
 
-# --- tests -----------------------------------------------------------------------------------
+install_packages "${PACKAGES[@]}"
+
+SERVICES_DIR=$(mktemp -d /tmp/safereach-test.XXXXXX)
+chmod 755 "$SERVICES_DIR"
+export SERVICES_DIR
+on_exit "rm -rf '$SERVICES_DIR'"
+trap run_cleanups EXIT
+for start in "${STARTERS[@]}"; do
+  "$start"
+done
+export SAFEREACH_TEST_REQUIRE_SERVICES=1
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast "$@"
 else

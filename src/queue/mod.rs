@@ -86,13 +86,17 @@ impl Queue {
         }
         let monitor = match self {
             Queue::Sqlite(storage) => {
-                let backend = storage.clone().poll_with_interval(POLL_INTERVAL);
+                let backend = storage.clone().poll_with_strategy(Tick::every(POLL_INTERVAL));
                 let name = name.to_string();
                 Monitor::new().register(move |_| {
                     WorkerBuilder::new(name.as_str())
                         .backend(backend.clone())
                         .concurrency(concurrency)
                         .data(handler.clone())
+                        .on_event(|_, event| match event {
+                            Event::Error(e) => tracing::warn!(error = %e, "queue worker error"),
+                            other => tracing::debug!(event = ?other, "queue worker event"),
+                        })
                         .build(run_job)
                 })
             }
@@ -105,6 +109,46 @@ impl Queue {
             })
             .await
             .map_err(storage_error)
+    }
+}
+
+/// Wakes the worker every `every` to look for jobs. apalis's own `IntervalStrategy` re-arms its
+/// timer without polling it, so after a fetch slower than the interval nothing wakes the worker
+/// until its next heartbeat (30 s); this one polls each new timer at once.
+struct Tick {
+    every: Duration,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Tick {
+    fn every(every: Duration) -> Tick {
+        Tick { every, sleep: None }
+    }
+}
+
+impl Clone for Tick {
+    fn clone(&self) -> Tick {
+        Tick::every(self.every)
+    }
+}
+
+impl PollStrategy for Tick {
+    fn poll_drive(&mut self, cx: &mut std::task::Context<'_>, _: &PollSnapshot) -> std::task::Poll<Option<()>> {
+        use std::future::Future;
+        let mut fired = false;
+        loop {
+            let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(self.every)));
+            match sleep.as_mut().poll(cx) {
+                std::task::Poll::Ready(()) => {
+                    fired = true;
+                    self.sleep = None;
+                }
+                // The next timer now holds the waker.
+                std::task::Poll::Pending => {
+                    return if fired { std::task::Poll::Ready(Some(())) } else { std::task::Poll::Pending };
+                }
+            }
+        }
     }
 }
 
@@ -171,6 +215,9 @@ impl Relay {
             pushed.push(job.id);
         }
         self.store.delete_jobs(&pushed).await?;
+        if !pushed.is_empty() {
+            tracing::debug!(jobs = pushed.len(), "relay moved jobs onto the queue");
+        }
         Ok(pushed.len())
     }
 }

@@ -47,6 +47,13 @@ pub async fn spawn_at(clock: &str) -> TestApp {
 }
 
 pub async fn spawn_with(options: Options) -> TestApp {
+    // RUST_LOG=… shows the app's logs with a failing test's output.
+    if std::env::var("RUST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::defaults();
     config.bind = "127.0.0.1:0".into();
@@ -173,4 +180,20 @@ pub fn pretext(request_id: &str, case_ref: &str) -> Value {
         "victim": { "first_name": "Robin" },
         "contact": { "phones": [{ "number": "+447700900555", "belongs_to": "victim", "safe_to_text": true }] }
     })
+}
+
+/// Where a server started by scripts/test.sh listens (a `SAFEREACH_TEST_*` variable). Under
+/// scripts/test.sh a missing server fails the test; under a bare `cargo test` the test is skipped
+/// with a note, so that a developer without the servers can still run the rest.
+pub fn service(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("SAFEREACH_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!("{var} is not set: scripts/test.sh should have started this server")
+        }
+        _ => {
+            eprintln!("SKIPPED: {var} is not set (run scripts/test.sh for the servers this test needs)");
+            None
+        }
+    }
 }

@@ -230,3 +230,17 @@ async fn jobs_the_queue_lost_are_put_back_and_then_sent_once() {
     assert_eq!(app.sent_sms().len(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_worker_keeps_picking_up_jobs_one_after_another() {
+    // A regression test: with apalis's own interval strategy a worker could sleep for 30 s after a
+    // slow fetch (see queue::Tick).
+    let app = spawn_at(MONDAY_10AM).await;
+    for i in 0..20 {
+        let case = format!("SEQ-{i}");
+        app.post_outreach(&pretext(&format!("seq-{i}"), &case)).await;
+        app.wait_for_message(&case, "sent").await;
+    }
+    assert_eq!(app.sent_sms().len(), 20);
+    app.stop().await;
+}

@@ -4,4 +4,5 @@ mod api;
 mod binary;
 mod common;
 mod flow;
+mod replies;
 mod scenarios;
