@@ -69,7 +69,7 @@ impl AppState {
             None => Clock::system(),
         };
         let store = Store::open(&config.database_url, migrate).await?;
-        let queue = Queue::connect(&config.database_url).await?;
+        let queue = Queue::connect(&config.database_url, config.redis_url.as_deref()).await?;
         let webhook_token = match &config.webhook_token {
             Some(t) if !t.is_empty() => t.clone(),
             _ => {
@@ -155,11 +155,7 @@ pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running,
         let (concurrency, grace) =
             (state.config.worker_concurrency.max(1), Duration::from_secs(state.config.shutdown_timeout_secs));
         let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = queue.run_worker("safereach-worker", handler, concurrency, grace, stop).await {
-                tracing::error!(error = %e, "worker stopped");
-            }
-        }));
+        tasks.push(tokio::spawn(async move { queue.run_worker(handler, concurrency, grace, stop).await }));
     }
     tracing::info!(role = ?role, addr = ?addr, "safereach started");
     Ok(Running { addr, state, shutdown, tasks })

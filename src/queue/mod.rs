@@ -1,21 +1,27 @@
-//! The job queue: apalis, with its SQLite storage on the embedded default. A job only names an
-//! outreach job to look at; everything else is read from the store, so a job that runs twice or
-//! late does no harm.
+//! The job queue: apalis, on one of three storages chosen by the configuration:
 //!
-//! Jobs reach the queue through the store's outbox (see `store::outbox`) and the relay here, so
-//! that accepting work and queueing it can't come apart in a crash.
+//! - SQLite, in the database file (the embedded default);
+//! - Postgres, in the database (`SAFEREACH_DATABASE_URL=postgres://…` and no Redis);
+//! - Redis (`SAFEREACH_REDIS_URL`), for many worker processes.
+//!
+//! A job only names an outreach job to look at; everything else is read from the store, so a job
+//! that runs twice or late does no harm. Jobs reach the queue only through the store's outbox and
+//! the relay (`relay.rs`), so accepting work and queueing it can't come apart in a crash, and a
+//! queue that loses a job (a flushed Redis) only delays it: the relay's sweep puts it back.
+
+mod relay;
+
+pub use relay::Relay;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
+use apalis_postgres::PostgresStorage;
+use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::SqliteStorage;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-use crate::clock::Clock;
-use crate::store::Store;
 
 /// Look at this outreach job and do what it needs now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +33,8 @@ pub struct OutreachJob {
 pub enum QueueError {
     #[error("queue storage: {0}")]
     Storage(String),
+    #[error("queue storage did not answer within {0:?}")]
+    Timeout(Duration),
 }
 
 /// Does the work of one job. Returning an error asks the queue to try the job again later.
@@ -38,13 +46,63 @@ pub trait JobHandler: Send + Sync + 'static {
 #[derive(Clone)]
 pub enum Queue {
     Sqlite(SqliteStorage<OutreachJob>),
+    Postgres(PostgresStorage<OutreachJob>),
+    Redis(RedisStorage<OutreachJob>),
 }
 
 /// How often workers look for new jobs when nothing woke them.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Workers prove they live this often; one silent for `MISSED_HEARTBEATS` of them is dead and
+/// another worker puts the jobs it held back on the queue (Postgres and Redis storages).
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const MISSED_HEARTBEATS: usize = 3;
+/// Jobs a worker takes from the queue at once (it runs `concurrency` of them at a time).
+const BATCH: usize = 4;
+/// The longest a health check or a push waits for the queue's storage.
+const ANSWER_WITHIN: Duration = Duration::from_secs(3);
+/// How long a worker whose queue failed (Redis or Postgres down) waits before starting again.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
 
 impl Queue {
-    pub async fn connect(database_url: &str) -> Result<Queue, QueueError> {
+    /// The queue for this configuration: Redis when `redis_url` is given, else in the database.
+    pub async fn connect(database_url: &str, redis_url: Option<&str>) -> Result<Queue, QueueError> {
+        let name = queue_name(database_url);
+        if let Some(url) = redis_url.filter(|u| !u.is_empty()) {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(5)))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(1));
+            let client = apalis_redis::Client::open(url).map_err(storage_error)?;
+            let conn: ConnectionManager =
+                client.get_connection_manager_with_config(config).await.map_err(storage_error)?;
+            let config = apalis_redis::Config::default()
+                .queue(&name)
+                .batch_size(BATCH)
+                .heartbeat_interval(HEARTBEAT)
+                .missed_heartbeats(MISSED_HEARTBEATS)
+                // Results and events are of no use to us (the store keeps the record).
+                .persist_results(false)
+                .emit_events(false);
+            return Ok(Queue::Redis(RedisStorage::new(conn).with_config(config)));
+        }
+        if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+            use sqlx::postgres::PgPoolOptions;
+            let pool = PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(database_url)
+                .await
+                .map_err(storage_error)?;
+            PostgresStorage::setup(&pool).await.map_err(storage_error)?;
+            let config = apalis_postgres::Config::default()
+                .queue(&name)
+                .batch_size(BATCH)
+                .heartbeat_interval(HEARTBEAT)
+                .missed_heartbeats(MISSED_HEARTBEATS)
+                .persist_results(false);
+            return Ok(Queue::Postgres(PostgresStorage::new(&pool).with_config(config)));
+        }
         use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
         use std::str::FromStr;
         let options = SqliteConnectOptions::from_str(database_url)
@@ -56,24 +114,70 @@ impl Queue {
         Ok(Queue::Sqlite(SqliteStorage::new(&pool)))
     }
 
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Queue::Sqlite(_) => "sqlite",
+            Queue::Postgres(_) => "postgres",
+            Queue::Redis(_) => "redis",
+        }
+    }
+
     /// Whether the queue's storage answers.
     pub async fn ping(&self) -> Result<(), QueueError> {
-        match self {
-            Queue::Sqlite(storage) => {
-                sqlx::query("SELECT 1").execute(storage.pool()).await.map(|_| ()).map_err(storage_error)
+        within(async {
+            match self {
+                Queue::Sqlite(storage) => {
+                    sqlx::query("SELECT 1").execute(storage.pool()).await.map(|_| ()).map_err(storage_error)
+                }
+                Queue::Postgres(storage) => {
+                    sqlx::query("SELECT 1").execute(storage.pool()).await.map(|_| ()).map_err(storage_error)
+                }
+                Queue::Redis(storage) => {
+                    let mut conn = storage.clone().get_connection().clone();
+                    redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ()).map_err(storage_error)
+                }
+            }
+        })
+        .await
+    }
+
+    pub async fn push(&self, job: OutreachJob) -> Result<(), QueueError> {
+        within(async {
+            match self {
+                Queue::Sqlite(storage) => storage.clone().push(job).await.map_err(storage_err),
+                Queue::Postgres(storage) => storage.clone().push(job).await.map_err(storage_err),
+                Queue::Redis(storage) => storage.clone().push(job).await.map_err(storage_err),
+            }
+        })
+        .await
+    }
+
+    /// Run `concurrency` jobs at a time until `shutdown`, then let jobs in flight finish (up to
+    /// `grace`). A worker whose storage fails (Redis or the database went away) starts again
+    /// after a pause, under a new name: the jobs the old one held come back to the queue when
+    /// its heartbeats stop.
+    pub async fn run_worker(
+        &self,
+        handler: Arc<dyn JobHandler>,
+        concurrency: usize,
+        grace: Duration,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let name = format!("safereach-worker-{}", uuid::Uuid::now_v7().simple());
+            match self.run_monitor(&name, handler.clone(), concurrency, grace, shutdown.clone()).await {
+                Ok(()) if shutdown.is_cancelled() => return,
+                Ok(()) => tracing::warn!(worker = %name, "queue worker stopped; starting again"),
+                Err(e) => tracing::warn!(worker = %name, error = %e, "queue worker failed; starting again"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(RESTART_AFTER) => {}
             }
         }
     }
 
-    pub async fn push(&self, job: OutreachJob) -> Result<(), QueueError> {
-        match self {
-            Queue::Sqlite(storage) => storage.clone().push(job).await.map_err(storage_err),
-        }
-    }
-
-    /// Run `concurrency` jobs at a time until `shutdown`, then let jobs in flight finish (up to
-    /// `grace`).
-    pub async fn run_worker(
+    async fn run_monitor(
         &self,
         name: &str,
         handler: Arc<dyn JobHandler>,
@@ -84,9 +188,10 @@ impl Queue {
         async fn run_job(job: OutreachJob, handler: Data<Arc<dyn JobHandler>>) -> Result<(), BoxDynError> {
             handler.handle(job).await
         }
-        let monitor = match self {
-            Queue::Sqlite(storage) => {
-                let backend = storage.clone().poll_with_strategy(Tick::every(POLL_INTERVAL));
+        // The same worker on each storage (their types differ).
+        macro_rules! monitor {
+            ($storage:expr) => {{
+                let backend = $storage.clone().poll_with_strategy(Tick::every(POLL_INTERVAL));
                 let name = name.to_string();
                 Monitor::new().register(move |_| {
                     WorkerBuilder::new(name.as_str())
@@ -99,7 +204,12 @@ impl Queue {
                         })
                         .build(run_job)
                 })
-            }
+            }};
+        }
+        let monitor = match self {
+            Queue::Sqlite(storage) => monitor!(storage),
+            Queue::Postgres(storage) => monitor!(storage),
+            Queue::Redis(storage) => monitor!(storage),
         };
         monitor
             .shutdown_timeout(grace)
@@ -112,9 +222,21 @@ impl Queue {
     }
 }
 
+/// The queue's name in Redis or Postgres: one per database, so that deployments (or test
+/// databases) sharing a Redis never take each other's jobs.
+fn queue_name(database_url: &str) -> String {
+    let without_query = database_url.split(['?', '#']).next().unwrap_or_default();
+    let database = without_query.rsplit('/').next().unwrap_or_default();
+    format!("safereach:{database}:outreach")
+}
+
+async fn within<T>(f: impl Future<Output = Result<T, QueueError>>) -> Result<T, QueueError> {
+    tokio::time::timeout(ANSWER_WITHIN, f).await.map_err(|_| QueueError::Timeout(ANSWER_WITHIN))?
+}
+
 /// Wakes the worker every `every` to look for jobs. apalis's own `IntervalStrategy` re-arms its
 /// timer without polling it, so after a fetch slower than the interval nothing wakes the worker
-/// until its next heartbeat (30 s); this one polls each new timer at once.
+/// until its next heartbeat; this one polls each new timer at once.
 struct Tick {
     every: Duration,
     sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
@@ -134,7 +256,6 @@ impl Clone for Tick {
 
 impl PollStrategy for Tick {
     fn poll_drive(&mut self, cx: &mut std::task::Context<'_>, _: &PollSnapshot) -> std::task::Poll<Option<()>> {
-        use std::future::Future;
         let mut fired = false;
         loop {
             let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(self.every)));
@@ -160,64 +281,14 @@ fn storage_err<E: std::fmt::Debug>(e: TaskSinkError<E>) -> QueueError {
     QueueError::Storage(format!("{e:?}"))
 }
 
-/// Moves due work from the store's outbox onto the queue. Runs in every process; claims are
-/// leased, so several relays share the work.
-pub struct Relay {
-    pub store: Store,
-    pub queue: Queue,
-    pub clock: Clock,
-    /// Woken after a commit that wrote outbox rows, so that work starts at once.
-    pub wake: Arc<Notify>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// How long a claimed row is ours before another relay may take it.
-const LEASE_MS: i64 = 60_000;
-const BATCH: i64 = 200;
-const RELAY_INTERVAL: Duration = Duration::from_millis(500);
-
-/// How often the relay looks for jobs the queue lost, and how old such a job must be.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
-const STALE_MS: i64 = 15 * 60_000;
-
-impl Relay {
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut last_sweep = tokio::time::Instant::now();
-        loop {
-            if last_sweep.elapsed() >= SWEEP_EVERY {
-                last_sweep = tokio::time::Instant::now();
-                let now = self.clock.now_ms();
-                match self.store.requeue_stale(now, now - STALE_MS).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(jobs = n, "requeued jobs the queue had lost"),
-                    Err(e) => tracing::warn!(error = %e, "sweep for lost jobs failed"),
-                }
-            }
-            match self.pass().await {
-                // A full batch: there may be more.
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "relay pass failed; will retry"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(RELAY_INTERVAL) => {}
-            }
-        }
-    }
-
-    /// One pass: claim due rows, push them, delete them. Returns how many moved.
-    pub async fn pass(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
-        let due = self.store.claim_due_jobs(self.clock.now_ms(), LEASE_MS, BATCH).await?;
-        let mut pushed = Vec::with_capacity(due.len());
-        for job in &due {
-            self.queue.push(OutreachJob { outreach_id: job.outreach_id.clone() }).await?;
-            pushed.push(job.id);
-        }
-        self.store.delete_jobs(&pushed).await?;
-        if !pushed.is_empty() {
-            tracing::debug!(jobs = pushed.len(), "relay moved jobs onto the queue");
-        }
-        Ok(pushed.len())
+    #[test]
+    fn each_database_has_its_own_queue() {
+        assert_eq!(queue_name("postgres://u:p@db:5432/safereach?sslmode=require"), "safereach:safereach:outreach");
+        assert_eq!(queue_name("postgres://u@127.0.0.1:5/t_0123"), "safereach:t_0123:outreach");
+        assert_ne!(queue_name("postgres://h/a"), queue_name("postgres://h/b"));
     }
 }

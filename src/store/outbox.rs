@@ -58,6 +58,21 @@ impl Store {
         Ok(())
     }
 
+    /// Give claimed rows back before their lease runs out (the queue did not take them).
+    pub async fn release_jobs(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql =
+            format!("UPDATE job_outbox SET claimed_until = 0 WHERE id IN ({})", super::placeholders(1, ids.len()));
+        let mut query = sqlx::query(dynamic(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Put back on the outbox any job that should be on the queue but is not: queued and untouched
     /// since `stale_before`, or deferred past `stale_before`, with no outbox row. This catches work
     /// the queue lost (a flushed Redis, a job the queue gave up on); running it twice is harmless.

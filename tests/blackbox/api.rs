@@ -22,177 +22,191 @@ async fn assert_no_trace(app: &crate::common::TestApp) {
     }
 }
 
-#[tokio::test]
-async fn bad_input_is_refused_with_the_field_named_and_nothing_stored() {
-    let app = crate::common::spawn_at(CLOCK).await;
-    let cases: Vec<(&str, String, StatusCode, Option<&str>)> = vec![
-        ("malformed", "{\"request_id\": ".into(), StatusCode::BAD_REQUEST, None),
-        ("missing kind", json!({"request_id": "r1", "case_ref": "C1", "crime": {"categories": []}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("kind")),
-        ("missing contact", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": []}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("contact")),
-        ("missing categories", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("crime.categories")),
-        ("unknown kind", json!({"request_id": "r1", "case_ref": "C1", "kind": "postcard", "crime": {"categories": []}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("kind")),
-        ("unknown method", json!({"request_id": "r1", "case_ref": "C1", "kind": "information_pack", "crime": {"categories": []}, "contact": {"preferred_method": "pigeon"}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("contact.preferred_method")),
-        ("wrong type", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "priority": "yes", "crime": {"categories": []}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("priority")),
-        ("bad date", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": []}, "victim": {"date_of_birth": "01/04/1990"}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("victim.date_of_birth")),
-        ("bad safe time", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": []}, "contact": {"safe_times": [{"days": ["mon"], "from": "9am", "to": "17:00"}]}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("contact.safe_times[0].from")),
-        ("bad day", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": []}, "contact": {"safe_times": [{"days": ["monday"], "from": "09:00", "to": "17:00"}]}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("contact.safe_times[0].days[0]")),
-        ("empty request id", json!({"request_id": "", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": []}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("request_id")),
-        ("oversized", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": [], "summary": "x".repeat(70_000)}, "contact": {}}).to_string(), StatusCode::PAYLOAD_TOO_LARGE, None),
-    ];
-    for (name, body, expected, field) in cases {
-        let response = app
-            .http
-            .post(app.url("/v1/outreach"))
-            .bearer_auth(&app.key)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
-        let (status, problem) = read(response).await;
-        assert_eq!(status, expected, "{name}: {problem}");
-        assert_eq!(content_type, "application/problem+json", "{name}");
-        assert_eq!(problem["status"], expected.as_u16(), "{name}");
-        if let Some(field) = field {
-            let fields: Vec<&str> =
-                problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-            assert!(fields.contains(&field), "{name}: expected {field} in {fields:?}");
+on_backends! {
+    sqlite, postgres_redis;
+    async fn bad_input_is_refused_with_the_field_named_and_nothing_stored() {
+        let app = crate::common::spawn_at(CLOCK).await;
+        let cases: Vec<(&str, String, StatusCode, Option<&str>)> = vec![
+            ("malformed", "{\"request_id\": ".into(), StatusCode::BAD_REQUEST, None),
+            ("missing kind", json!({"request_id": "r1", "case_ref": "C1", "crime": {"categories": []}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("kind")),
+            ("missing contact", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": []}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("contact")),
+            ("missing categories", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("crime.categories")),
+            ("unknown kind", json!({"request_id": "r1", "case_ref": "C1", "kind": "postcard", "crime": {"categories": []}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("kind")),
+            ("unknown method", json!({"request_id": "r1", "case_ref": "C1", "kind": "information_pack", "crime": {"categories": []}, "contact": {"preferred_method": "pigeon"}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("contact.preferred_method")),
+            ("wrong type", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "priority": "yes", "crime": {"categories": []}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("priority")),
+            ("bad date", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": []}, "victim": {"date_of_birth": "01/04/1990"}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("victim.date_of_birth")),
+            ("bad safe time", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": []}, "contact": {"safe_times": [{"days": ["mon"], "from": "9am", "to": "17:00"}]}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("contact.safe_times[0].from")),
+            ("bad day", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": []}, "contact": {"safe_times": [{"days": ["monday"], "from": "09:00", "to": "17:00"}]}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("contact.safe_times[0].days[0]")),
+            ("empty request id", json!({"request_id": "", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": []}, "contact": {}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, Some("request_id")),
+            ("oversized", json!({"request_id": "r1", "case_ref": "C1", "kind": "priority_pretext", "crime": {"categories": [], "summary": "x".repeat(70_000)}, "contact": {}}).to_string(), StatusCode::PAYLOAD_TOO_LARGE, None),
+        ];
+        for (name, body, expected, field) in cases {
+            let response = app
+                .http
+                .post(app.url("/v1/outreach"))
+                .bearer_auth(&app.key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+            let (status, problem) = read(response).await;
+            assert_eq!(status, expected, "{name}: {problem}");
+            assert_eq!(content_type, "application/problem+json", "{name}");
+            assert_eq!(problem["status"], expected.as_u16(), "{name}");
+            if let Some(field) = field {
+                let fields: Vec<&str> =
+                    problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+                assert!(fields.contains(&field), "{name}: expected {field} in {fields:?}");
+            }
         }
+        let response = app.http.post(app.url("/v1/outreach")).bearer_auth(&app.key).body("{}").send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_no_trace(&app).await;
+        app.stop().await;
     }
-    let response = app.http.post(app.url("/v1/outreach")).bearer_auth(&app.key).body("{}").send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_no_trace(&app).await;
-    app.stop().await;
 }
 
-#[tokio::test]
-async fn keys_and_scopes_are_enforced() {
-    let app = crate::common::spawn_at(CLOCK).await;
-    let body = pretext("auth-1", "AUTH-1");
-    let no_key = read(app.http.post(app.url("/v1/outreach")).json(&body).send().await.unwrap()).await;
-    assert_eq!(no_key.0, StatusCode::UNAUTHORIZED);
-    let bad_key =
-        read(app.http.post(app.url("/v1/outreach")).bearer_auth("sr_nope").json(&body).send().await.unwrap()).await;
-    assert_eq!(bad_key.0, StatusCode::UNAUTHORIZED);
-    let now = app.state.clock.now_ms();
-    let reader = app.state.store.create_api_key("reader", &["cases:read".into()], now).await.unwrap();
-    let wrong_scope =
-        read(app.http.post(app.url("/v1/outreach")).bearer_auth(&reader).json(&body).send().await.unwrap()).await;
-    assert_eq!(wrong_scope.0, StatusCode::FORBIDDEN);
-    assert!(wrong_scope.1["detail"].as_str().unwrap().contains("outreach:write"));
-    assert_no_trace(&app).await;
-    // The reader may read, the writer may write.
-    let (status, _) = app.post_outreach(&body).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let read_case = read(app.http.get(app.url("/v1/cases/AUTH-1")).bearer_auth(&reader).send().await.unwrap()).await;
-    assert_eq!(read_case.0, StatusCode::OK);
-    let writer = app.state.store.create_api_key("writer", &["outreach:write".into()], now).await.unwrap();
-    let denied = read(app.http.get(app.url("/v1/cases/AUTH-1")).bearer_auth(&writer).send().await.unwrap()).await;
-    assert_eq!(denied.0, StatusCode::FORBIDDEN);
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn the_same_request_id_replays_the_first_answer_and_a_different_body_conflicts() {
-    let app = crate::common::spawn_at(CLOCK).await;
-    let body = pretext("idem-1", "IDEM-1");
-    let (first_status, first) = app.post_outreach(&body).await;
-    assert_eq!(first_status, StatusCode::ACCEPTED);
-    // Same content, other key order: the same request.
-    let reordered: Value = serde_json::from_str(&serde_json::to_string_pretty(&body).unwrap()).unwrap();
-    let (again_status, again) = app.post_outreach(&reordered).await;
-    assert_eq!(again_status, StatusCode::OK);
-    assert_eq!(again, first);
-    let mut changed = body.clone();
-    changed["victim"]["first_name"] = json!("Someone Else");
-    let (conflict, problem) = app.post_outreach(&changed).await;
-    assert_eq!(conflict, StatusCode::CONFLICT, "{problem}");
-    assert_eq!(count(&app, "outreach").await, 1);
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn junk_contact_data_is_accepted_decided_and_counted() {
-    let app = crate::common::spawn_at(CLOCK).await;
-    let body = json!({
-        "request_id": "junk-1", "case_ref": "JUNK-1", "kind": "information_pack",
-        "crime": {"categories": ["fraud"]},
-        "contact": {"phones": [{"number": "12345"}], "email": {"address": "not-an-email"}, "preferred_method": "email"},
-        "consent": {"information_pack": true}
-    });
-    let (status, answer) = app.post_outreach(&body).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    assert_eq!(answer["decision"]["outcome"], "block");
-    assert_eq!(answer["decision"]["reason"], "insufficient_contact_info");
-    assert_eq!(answer["status"], "blocked");
-    let (_, case) = app.get_case("JUNK-1").await;
-    assert_eq!(case["timeline"][0]["reason"], "insufficient_contact_info");
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn unknown_cases_and_jobs_are_404() {
-    let app = spawn_app().await;
-    assert_eq!(app.get_case("NOPE").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.post_json("/v1/cases/NOPE/cancel", &json!({})).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.post_json("/v1/outreach/out_nope/cancel", &json!({})).await.0, StatusCode::NOT_FOUND);
-    let call = json!({"at": "2026-11-23T09:00:00Z", "outcome": "no_answer"});
-    assert_eq!(app.post_json("/v1/cases/NOPE/calls", &call).await.0, StatusCode::NOT_FOUND);
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn a_cancelled_job_is_never_sent_and_the_cancel_is_on_the_timeline() {
-    // 22:30: the text is deferred to the morning, and cancelled before then.
-    let app = crate::common::spawn_at("2026-11-23T22:30:00Z").await;
-    let (_, answer) = app.post_outreach(&pretext("cancel-1", "CANCEL-1")).await;
-    assert_eq!(answer["status"], "deferred");
-    let id = answer["outreach_id"].as_str().unwrap();
-    let (status, cancelled) = app.post_json(&format!("/v1/outreach/{id}/cancel"), &json!({})).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(cancelled["status"], "cancelled");
-    // The worker looks at it anyway (as if the deferral fired): it must not send.
-    let processed = app.state.worker().process(id).await.unwrap();
-    assert_eq!(processed, safereach::worker::Processed::Skipped);
-    let (_, case) = app.get_case("CANCEL-1").await;
-    assert!(case["messages"].as_array().unwrap().is_empty());
-    let types: Vec<&str> = case["timeline"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["accepted", "cancelled"]);
-    // A new job for a cancelled case is blocked do_not_contact.
-    let (_, case_cancel) = app.post_json("/v1/cases/CANCEL-1/cancel", &json!({})).await;
-    assert_eq!(case_cancel["status"], "cancelled");
-    let (_, again) = app.post_outreach(&pretext("cancel-2", "CANCEL-1")).await;
-    assert_eq!(again["decision"]["reason"], "do_not_contact");
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn calls_are_recorded_validated_and_release_a_calls_first_deferral() {
-    let app = crate::common::spawn_at(CLOCK).await;
-    let body = json!({
-        "request_id": "calls-1", "case_ref": "CALLS-1", "kind": "information_pack", "priority": true,
-        "referral": {"source": "police", "referred_at": "2026-11-23T08:00:00Z"},
-        "crime": {"categories": ["serious_violence"]},
-        "contact": {"phones": [{"number": "07700 900321", "safe_to_text": true}], "preferred_method": "phone"},
-        "consent": {"information_pack": true}
-    });
-    let (_, answer) = app.post_outreach(&body).await;
-    assert_eq!(answer["decision"]["reason"], "calls_first");
-    assert_eq!(answer["decision"]["not_before"], "2026-11-24T08:00:00Z");
-    let bad =
-        app.post_json("/v1/cases/CALLS-1/calls", &json!({"at": "2026-11-23T09:00:00Z", "outcome": "maybe"})).await;
-    assert_eq!(bad.0, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(bad.1["errors"][0]["field"], "outcome");
-    for at in ["2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z"] {
-        let (status, _) = app.post_json("/v1/cases/CALLS-1/calls", &json!({"at": at, "outcome": "no_answer"})).await;
-        assert_eq!(status, StatusCode::CREATED);
+on_backends! {
+    sqlite, postgres_redis;
+    async fn keys_and_scopes_are_enforced() {
+        let app = crate::common::spawn_at(CLOCK).await;
+        let body = pretext("auth-1", "AUTH-1");
+        let no_key = read(app.http.post(app.url("/v1/outreach")).json(&body).send().await.unwrap()).await;
+        assert_eq!(no_key.0, StatusCode::UNAUTHORIZED);
+        let bad_key =
+            read(app.http.post(app.url("/v1/outreach")).bearer_auth("sr_nope").json(&body).send().await.unwrap()).await;
+        assert_eq!(bad_key.0, StatusCode::UNAUTHORIZED);
+        let now = app.state.clock.now_ms();
+        let reader = app.state.store.create_api_key("reader", &["cases:read".into()], now).await.unwrap();
+        let wrong_scope =
+            read(app.http.post(app.url("/v1/outreach")).bearer_auth(&reader).json(&body).send().await.unwrap()).await;
+        assert_eq!(wrong_scope.0, StatusCode::FORBIDDEN);
+        assert!(wrong_scope.1["detail"].as_str().unwrap().contains("outreach:write"));
+        assert_no_trace(&app).await;
+        // The reader may read, the writer may write.
+        let (status, _) = app.post_outreach(&body).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let read_case = read(app.http.get(app.url("/v1/cases/AUTH-1")).bearer_auth(&reader).send().await.unwrap()).await;
+        assert_eq!(read_case.0, StatusCode::OK);
+        let writer = app.state.store.create_api_key("writer", &["outreach:write".into()], now).await.unwrap();
+        let denied = read(app.http.get(app.url("/v1/cases/AUTH-1")).bearer_auth(&writer).send().await.unwrap()).await;
+        assert_eq!(denied.0, StatusCode::FORBIDDEN);
+        app.stop().await;
     }
-    // Two unanswered calls: the written follow-up goes now.
-    let message = app.wait_for_message("CALLS-1", "sent").await;
-    assert_eq!(message["channel"], "sms");
-    assert_eq!(message["template"], "information_pack");
-    let (_, case) = app.get_case("CALLS-1").await;
-    assert_eq!(case["calls"].as_array().unwrap().len(), 2);
-    app.stop().await;
+}
+
+on_backends! {
+    sqlite, postgres_redis;
+    async fn the_same_request_id_replays_the_first_answer_and_a_different_body_conflicts() {
+        let app = crate::common::spawn_at(CLOCK).await;
+        let body = pretext("idem-1", "IDEM-1");
+        let (first_status, first) = app.post_outreach(&body).await;
+        assert_eq!(first_status, StatusCode::ACCEPTED);
+        // Same content, other key order: the same request.
+        let reordered: Value = serde_json::from_str(&serde_json::to_string_pretty(&body).unwrap()).unwrap();
+        let (again_status, again) = app.post_outreach(&reordered).await;
+        assert_eq!(again_status, StatusCode::OK);
+        assert_eq!(again, first);
+        let mut changed = body.clone();
+        changed["victim"]["first_name"] = json!("Someone Else");
+        let (conflict, problem) = app.post_outreach(&changed).await;
+        assert_eq!(conflict, StatusCode::CONFLICT, "{problem}");
+        assert_eq!(count(&app, "outreach").await, 1);
+        app.stop().await;
+    }
+}
+
+on_backends! {
+    sqlite, postgres_redis;
+    async fn junk_contact_data_is_accepted_decided_and_counted() {
+        let app = crate::common::spawn_at(CLOCK).await;
+        let body = json!({
+            "request_id": "junk-1", "case_ref": "JUNK-1", "kind": "information_pack",
+            "crime": {"categories": ["fraud"]},
+            "contact": {"phones": [{"number": "12345"}], "email": {"address": "not-an-email"}, "preferred_method": "email"},
+            "consent": {"information_pack": true}
+        });
+        let (status, answer) = app.post_outreach(&body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        assert_eq!(answer["decision"]["outcome"], "block");
+        assert_eq!(answer["decision"]["reason"], "insufficient_contact_info");
+        assert_eq!(answer["status"], "blocked");
+        let (_, case) = app.get_case("JUNK-1").await;
+        assert_eq!(case["timeline"][0]["reason"], "insufficient_contact_info");
+        app.stop().await;
+    }
+}
+
+on_backends! {
+    sqlite, postgres_redis;
+    async fn unknown_cases_and_jobs_are_404() {
+        let app = spawn_app().await;
+        assert_eq!(app.get_case("NOPE").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(app.post_json("/v1/cases/NOPE/cancel", &json!({})).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(app.post_json("/v1/outreach/out_nope/cancel", &json!({})).await.0, StatusCode::NOT_FOUND);
+        let call = json!({"at": "2026-11-23T09:00:00Z", "outcome": "no_answer"});
+        assert_eq!(app.post_json("/v1/cases/NOPE/calls", &call).await.0, StatusCode::NOT_FOUND);
+        app.stop().await;
+    }
+}
+
+on_backends! {
+    sqlite, postgres_redis;
+    async fn a_cancelled_job_is_never_sent_and_the_cancel_is_on_the_timeline() {
+        // 22:30: the text is deferred to the morning, and cancelled before then.
+        let app = crate::common::spawn_at("2026-11-23T22:30:00Z").await;
+        let (_, answer) = app.post_outreach(&pretext("cancel-1", "CANCEL-1")).await;
+        assert_eq!(answer["status"], "deferred");
+        let id = answer["outreach_id"].as_str().unwrap();
+        let (status, cancelled) = app.post_json(&format!("/v1/outreach/{id}/cancel"), &json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(cancelled["status"], "cancelled");
+        // The worker looks at it anyway (as if the deferral fired): it must not send.
+        let processed = app.state.worker().process(id).await.unwrap();
+        assert_eq!(processed, safereach::worker::Processed::Skipped);
+        let (_, case) = app.get_case("CANCEL-1").await;
+        assert!(case["messages"].as_array().unwrap().is_empty());
+        let types: Vec<&str> = case["timeline"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["accepted", "cancelled"]);
+        // A new job for a cancelled case is blocked do_not_contact.
+        let (_, case_cancel) = app.post_json("/v1/cases/CANCEL-1/cancel", &json!({})).await;
+        assert_eq!(case_cancel["status"], "cancelled");
+        let (_, again) = app.post_outreach(&pretext("cancel-2", "CANCEL-1")).await;
+        assert_eq!(again["decision"]["reason"], "do_not_contact");
+        app.stop().await;
+    }
+}
+
+on_backends! {
+    sqlite, postgres_redis;
+    async fn calls_are_recorded_validated_and_release_a_calls_first_deferral() {
+        let app = crate::common::spawn_at(CLOCK).await;
+        let body = json!({
+            "request_id": "calls-1", "case_ref": "CALLS-1", "kind": "information_pack", "priority": true,
+            "referral": {"source": "police", "referred_at": "2026-11-23T08:00:00Z"},
+            "crime": {"categories": ["serious_violence"]},
+            "contact": {"phones": [{"number": "07700 900321", "safe_to_text": true}], "preferred_method": "phone"},
+            "consent": {"information_pack": true}
+        });
+        let (_, answer) = app.post_outreach(&body).await;
+        assert_eq!(answer["decision"]["reason"], "calls_first");
+        assert_eq!(answer["decision"]["not_before"], "2026-11-24T08:00:00Z");
+        let bad =
+            app.post_json("/v1/cases/CALLS-1/calls", &json!({"at": "2026-11-23T09:00:00Z", "outcome": "maybe"})).await;
+        assert_eq!(bad.0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(bad.1["errors"][0]["field"], "outcome");
+        for at in ["2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z"] {
+            let (status, _) = app.post_json("/v1/cases/CALLS-1/calls", &json!({"at": at, "outcome": "no_answer"})).await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+        // Two unanswered calls: the written follow-up goes now.
+        let message = app.wait_for_message("CALLS-1", "sent").await;
+        assert_eq!(message["channel"], "sms");
+        assert_eq!(message["template"], "information_pack");
+        let (_, case) = app.get_case("CALLS-1").await;
+        assert_eq!(case["calls"].as_array().unwrap().len(), 2);
+        app.stop().await;
+    }
 }

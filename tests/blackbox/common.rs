@@ -1,5 +1,9 @@
 //! Start the real app on 127.0.0.1:0 with a temporary database and drive it over HTTP, as the
 //! triage system and providers do.
+//!
+//! Tests written with `on_backends!` run once per backend: the embedded SQLite default, and
+//! Postgres with the queue in Redis (or in Postgres), each test on a freshly created database of
+//! the servers scripts/test.sh started.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +26,99 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     running: Option<Running>,
+}
+
+/// Where a test app keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: an SQLite file with the queue in it.
+    Sqlite,
+    /// A fresh Postgres database with the queue in it (apalis-postgres).
+    Postgres,
+    /// A fresh Postgres database and the queue in Redis.
+    PostgresRedis,
+}
+
+tokio::task_local! {
+    /// The backend of the test running in this task (set by `on_backends!`).
+    static BACKEND: Backend;
+}
+
+/// Run a test body with `backend` as the one `spawn_*` uses; skipped (or failed, under
+/// scripts/test.sh) when that backend's servers are not there.
+pub async fn on_backend(backend: Backend, test: impl Future<Output = ()>) {
+    if backend != Backend::Sqlite && postgres_admin_url().is_none() {
+        return;
+    }
+    if backend == Backend::PostgresRedis && service("SAFEREACH_TEST_REDIS_URL").is_none() {
+        return;
+    }
+    BACKEND.scope(backend, test).await
+}
+
+/// `on_backends! { async fn name() { … } }` defines `name::sqlite`, `name::postgres` and
+/// `name::postgres_redis`; `on_backends!(sqlite, postgres_redis; async fn …)` picks some.
+macro_rules! on_backends {
+    ($($backend:ident),+ ; $(#[$meta:meta])* async fn $name:ident() $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run() $body
+            $(
+                #[tokio::test]
+                async fn $backend() {
+                    $crate::common::on_backend($crate::common::backend_named(stringify!($backend)), run()).await
+                }
+            )+
+        }
+    };
+    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
+        on_backends!(sqlite, postgres, postgres_redis; $(#[$meta])* async fn $name() $body);
+    };
+}
+
+pub fn backend_named(name: &str) -> Backend {
+    match name {
+        "sqlite" => Backend::Sqlite,
+        "postgres" => Backend::Postgres,
+        "postgres_redis" => Backend::PostgresRedis,
+        other => panic!("no backend {other}"),
+    }
+}
+
+/// The backend of the running test (SQLite outside `on_backends!`).
+pub fn current_backend() -> Backend {
+    BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+}
+
+/// The Postgres server of scripts/test.sh, as a URL to its `postgres` database.
+pub fn postgres_admin_url() -> Option<String> {
+    service("SAFEREACH_TEST_POSTGRES_URL")
+}
+
+/// Create a database with a unique name on the server of `admin_url`; its URL.
+pub async fn fresh_postgres_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("test Postgres answers");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    let (server, _) = admin_url.rsplit_once('/').expect("a URL with a database");
+    format!("{server}/{name}")
+}
+
+/// Point `config` at fresh storage for `backend` in `dir`.
+pub async fn use_backend(config: &mut Config, backend: Backend, dir: &std::path::Path) {
+    match backend {
+        Backend::Sqlite => config.database_url = format!("sqlite://{}", dir.join("test.db").display()),
+        Backend::Postgres | Backend::PostgresRedis => {
+            let admin = postgres_admin_url().expect("on_backend checked");
+            config.database_url = fresh_postgres_database(&admin).await;
+            if backend == Backend::PostgresRedis {
+                config.redis_url = service("SAFEREACH_TEST_REDIS_URL");
+            }
+        }
+    }
 }
 
 pub struct Options {
@@ -57,7 +154,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::defaults();
     config.bind = "127.0.0.1:0".into();
-    config.database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+    use_backend(&mut config, current_backend(), dir.path()).await;
     config.outbox_dir = dir.path().join("outbox").display().to_string();
     config.webhook_token = Some(WEBHOOK_TOKEN.into());
     config.clock = options.clock.map(|c| c.parse().expect("clock is RFC 3339"));

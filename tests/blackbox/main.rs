@@ -1,8 +1,10 @@
 //! Black-box tests: the real app on a random port with a temporary database, driven over HTTP.
 
+#[macro_use]
+mod common;
+
 mod api;
 mod binary;
-mod common;
 mod flow;
 mod replies;
 mod scenarios;

@@ -24,40 +24,42 @@ fn scenarios() -> Vec<Value> {
     by_name.into_values().collect()
 }
 
-#[tokio::test]
-async fn every_public_scenario_is_decided_as_expected() {
-    let all = scenarios();
-    assert!(all.len() >= 7, "the fixture holds the seven public examples");
-    // One app per clock: SAFEREACH_CLOCK is per process.
-    let mut by_clock: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for s in all {
-        let clock = s["clock"].as_str().unwrap_or(DEFAULT_CLOCK).to_string();
-        by_clock.entry(clock).or_default().push(s);
-    }
-    let mut failures = Vec::new();
-    for (clock, list) in by_clock {
-        let app = spawn_at(&clock).await;
-        for s in list {
-            let (status, answer) = app.post_outreach(&s["request"]).await;
-            if status != StatusCode::ACCEPTED {
-                failures.push(format!("{}: status {status}: {answer}", s["name"]));
-                continue;
-            }
-            let decision = &answer["decision"];
-            for (field, expected) in s["expect"].as_object().expect("expect object") {
-                if &decision[field] != expected {
-                    failures.push(format!("{}: {field} was {} not {expected}", s["name"], decision[field]));
-                }
-            }
-            let status_for = match decision["outcome"].as_str() {
-                Some("send") => "queued",
-                Some("defer") => "deferred",
-                Some("hold") => "held",
-                _ => "blocked",
-            };
-            assert_eq!(answer["status"], status_for, "{}", s["name"]);
+on_backends! {
+    sqlite, postgres_redis;
+    async fn every_public_scenario_is_decided_as_expected() {
+        let all = scenarios();
+        assert!(all.len() >= 7, "the fixture holds the seven public examples");
+        // One app per clock: SAFEREACH_CLOCK is per process.
+        let mut by_clock: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for s in all {
+            let clock = s["clock"].as_str().unwrap_or(DEFAULT_CLOCK).to_string();
+            by_clock.entry(clock).or_default().push(s);
         }
-        app.stop().await;
+        let mut failures = Vec::new();
+        for (clock, list) in by_clock {
+            let app = spawn_at(&clock).await;
+            for s in list {
+                let (status, answer) = app.post_outreach(&s["request"]).await;
+                if status != StatusCode::ACCEPTED {
+                    failures.push(format!("{}: status {status}: {answer}", s["name"]));
+                    continue;
+                }
+                let decision = &answer["decision"];
+                for (field, expected) in s["expect"].as_object().expect("expect object") {
+                    if &decision[field] != expected {
+                        failures.push(format!("{}: {field} was {} not {expected}", s["name"], decision[field]));
+                    }
+                }
+                let status_for = match decision["outcome"].as_str() {
+                    Some("send") => "queued",
+                    Some("defer") => "deferred",
+                    Some("hold") => "held",
+                    _ => "blocked",
+                };
+                assert_eq!(answer["status"], status_for, "{}", s["name"]);
+            }
+            app.stop().await;
+        }
+        assert!(failures.is_empty(), "scenario failures:\n{}", failures.join("\n"));
     }
-    assert!(failures.is_empty(), "scenario failures:\n{}", failures.join("\n"));
 }

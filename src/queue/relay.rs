@@ -1,0 +1,84 @@
+//! The relay: moves due work from the store's outbox onto the queue. Runs in every process;
+//! claims are leased, so several relays share the work and a relay that dies only delays its
+//! rows until the lease runs out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{OutreachJob, Queue};
+use crate::clock::Clock;
+use crate::store::Store;
+
+pub struct Relay {
+    pub store: Store,
+    pub queue: Queue,
+    pub clock: Clock,
+    /// Woken after a commit that wrote outbox rows, so that work starts at once.
+    pub wake: Arc<Notify>,
+}
+
+/// How long a claimed row is ours before another relay may take it.
+const LEASE_MS: i64 = 60_000;
+const BATCH: i64 = 200;
+const RELAY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How often the relay looks for jobs the queue lost, and how old such a job must be.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+const STALE_MS: i64 = 15 * 60_000;
+
+impl Relay {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut last_sweep = tokio::time::Instant::now();
+        loop {
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = tokio::time::Instant::now();
+                let now = self.clock.now_ms();
+                match self.store.requeue_stale(now, now - STALE_MS).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(jobs = n, "requeued jobs the queue had lost"),
+                    Err(e) => tracing::warn!(error = %e, "sweep for lost jobs failed"),
+                }
+            }
+            match self.pass().await {
+                // A full batch: there may be more.
+                Ok(n) if n as i64 == BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "relay pass failed; will retry"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(RELAY_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// One pass: claim due rows, push them, delete them. Returns how many moved. When the queue
+    /// fails midway, the rows not pushed are given back at once, so they move as soon as it
+    /// answers again rather than when the lease runs out.
+    pub async fn pass(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+        let due = self.store.claim_due_jobs(self.clock.now_ms(), LEASE_MS, BATCH).await?;
+        let mut pushed = Vec::with_capacity(due.len());
+        let mut failed = None;
+        for job in &due {
+            if let Err(e) = self.queue.push(OutreachJob { outreach_id: job.outreach_id.clone() }).await {
+                failed = Some(e);
+                break;
+            }
+            pushed.push(job.id);
+        }
+        self.store.delete_jobs(&pushed).await?;
+        if let Some(e) = failed {
+            let rest: Vec<i64> = due.iter().map(|j| j.id).filter(|id| !pushed.contains(id)).collect();
+            self.store.release_jobs(&rest).await?;
+            return Err(e.into());
+        }
+        if !pushed.is_empty() {
+            tracing::debug!(jobs = pushed.len(), "relay moved jobs onto the queue");
+        }
+        Ok(pushed.len())
+    }
+}
