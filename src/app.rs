@@ -109,6 +109,7 @@ impl AppState {
             channels: self.channels.clone(),
             max_attempts: self.config.max_attempts,
             retry_base: Duration::from_secs(self.config.retry_base_secs),
+            send_lease: Duration::from_secs(self.config.send_lease_secs.max(1)),
             relay_wake: self.relay_wake.clone(),
         }
     }

@@ -43,6 +43,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TemplatesCommand,
     },
+    /// Jobs the worker gave up on, for staff to look at and requeue.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+    },
     /// Set up a demonstration on the embedded default, submit example jobs, and keep serving.
     Demo {
         /// Where the demo keeps its database and outbox (emptied first).
@@ -106,6 +111,20 @@ pub enum TemplatesCommand {
     List,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// How many jobs are dead-lettered, and the oldest of them.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Put a dead-lettered job back on the queue (through the outbox; recorded on its case).
+    Requeue {
+        /// The outreach id (out_…).
+        id: String,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
@@ -166,6 +185,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let store = Store::open(&config.database_url, true).await?;
             templates(&store, command, now()).await
         }
+        Command::DeadLetters { command } => {
+            let store = Store::open(&config.database_url, true).await?;
+            dead_letters(&store, command, now()).await
+        }
         Command::Demo { dir, no_serve } => crate::demo::run(config, &dir, !no_serve).await,
     }
 }
@@ -177,6 +200,38 @@ async fn serve(config: Config, role: Role, args: RunArgs) -> Result<(), CliError
     }
     running.until_signal().await;
     Ok(())
+}
+
+async fn dead_letters(store: &Store, command: DeadLettersCommand, now: i64) -> Result<(), CliError> {
+    use crate::store::Requeue;
+    match command {
+        DeadLettersCommand::List { limit } => {
+            println!("{} dead-lettered job(s)", store.dead_letter_count().await?);
+            for d in store.dead_letters(limit.clamp(1, 10_000)).await? {
+                println!(
+                    "{}  {:<16} {:<16} {:<6} attempts {:<2} {:<17} {}",
+                    d.outreach_id,
+                    d.case_ref,
+                    d.kind,
+                    d.channel.as_deref().unwrap_or("-"),
+                    d.attempts,
+                    d.reason.as_deref().unwrap_or("-"),
+                    crate::time::rfc3339_ms(d.at)
+                );
+            }
+            Ok(())
+        }
+        DeadLettersCommand::Requeue { id } => match store.requeue_dead_letter(&id, now, "cli").await? {
+            Requeue::Requeued(job) => {
+                println!("{} requeued (case {})", job.id, job.case_ref);
+                Ok(())
+            }
+            Requeue::NotFound => Err(CliError::Usage(format!("no outreach job {id}"))),
+            Requeue::NotDeadLettered(status) => {
+                Err(CliError::Usage(format!("{id} is {status}, not dead-lettered: nothing to requeue")))
+            }
+        },
+    }
 }
 
 async fn templates(store: &Store, command: TemplatesCommand, now: i64) -> Result<(), CliError> {

@@ -60,6 +60,10 @@ pub struct Config {
     /// Seconds before the first retry of a transient failure; doubles each time.
     #[arg(long, env = "SAFEREACH_RETRY_BASE_SECS", default_value_t = 30)]
     pub retry_base_secs: u64,
+    /// Seconds a worker holds a message it is sending. A worker that dies mid-send leaves the
+    /// message in doubt for this long; then it is dead-lettered for staff (never sent twice).
+    #[arg(long, env = "SAFEREACH_SEND_LEASE_SECS", default_value_t = 120)]
+    pub send_lease_secs: u64,
     /// Seconds a stopping process waits for jobs in flight.
     #[arg(long, env = "SAFEREACH_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,

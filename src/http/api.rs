@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,13 +17,15 @@ use super::problem::Problem;
 use crate::app::AppState;
 use crate::domain::OutreachRequest;
 use crate::domain::request::FieldError;
-use crate::store::{AcceptResult, EventRow, MessageRecord, OutreachRecord};
+use crate::store::{AcceptResult, EventRow, MessageRecord, OutreachRecord, Requeue};
 use crate::time::rfc3339_ms;
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/outreach", post(create_outreach))
         .route("/v1/outreach/{outreach_id}/cancel", post(cancel_outreach))
+        .route("/v1/outreach/{outreach_id}/requeue", post(requeue_outreach))
+        .route("/v1/dead-letters", get(dead_letters))
         .route("/v1/cases/{case_ref}", get(get_case))
         .route("/v1/cases/{case_ref}/cancel", post(cancel_case))
         .route("/v1/cases/{case_ref}/calls", post(record_call))
@@ -57,6 +59,53 @@ async fn cancel_outreach(
         .await?
         .ok_or_else(|| Problem::not_found("outreach job"))?;
     Ok(Json(json!({ "outreach_id": job.id, "case_ref": job.case_ref, "status": job.status })))
+}
+
+/// Put a dead-lettered job back on the queue (after staff looked at why it failed).
+async fn requeue_outreach(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(outreach_id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require(OUTREACH_WRITE)?;
+    match state.store.requeue_dead_letter(&outreach_id, state.clock.now_ms(), &caller.actor()).await? {
+        Requeue::Requeued(job) => {
+            state.relay_wake.notify_one();
+            Ok(Json(json!({ "outreach_id": job.id, "case_ref": job.case_ref, "status": job.status })))
+        }
+        Requeue::NotFound => Err(Problem::not_found("outreach job")),
+        Requeue::NotDeadLettered(status) => Err(Problem::new(StatusCode::CONFLICT, "conflict", "Not dead-lettered")
+            .detail(format!("only a dead-lettered job can be requeued; this one is {status}"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct DeadLetterQuery {
+    limit: Option<i64>,
+}
+
+/// Jobs the worker gave up on, oldest first, with how many there are in all.
+async fn dead_letters(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(query): Query<DeadLetterQuery>,
+) -> Result<Json<Value>, Problem> {
+    caller.require(CASES_READ)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let count = state.store.dead_letter_count().await?;
+    let list = state.store.dead_letters(limit).await?;
+    Ok(Json(json!({
+        "count": count,
+        "dead_letters": list.iter().map(|d| json!({
+            "outreach_id": d.outreach_id,
+            "case_ref": d.case_ref,
+            "kind": d.kind,
+            "channel": d.channel,
+            "attempts": d.attempts,
+            "reason": d.reason,
+            "dead_lettered_at": rfc3339_ms(d.at),
+        })).collect::<Vec<_>>(),
+    })))
 }
 
 async fn cancel_case(

@@ -233,6 +233,10 @@ impl Store {
                 .flatten()
                 .is_some();
         let (this_id, accepted_at) = this.unwrap_or(("", now));
+        // Jobs accepted before this one; a job not yet stored comes after every stored one, even
+        // one accepted in the same millisecond.
+        let before_this =
+            if this.is_some() { "(accepted_at < $3 OR (accepted_at = $3 AND id < $2))" } else { "accepted_at <= $3" };
         let outreach_cancelled = match this {
             Some((id, _)) => {
                 sqlx::query_scalar::<_, String>("SELECT status FROM outreach WHERE id = $1")
@@ -250,7 +254,7 @@ impl Store {
         let earlier_active = |kind: Kind| {
             format!(
                 "SELECT COUNT(*) FROM outreach WHERE case_ref = $1 AND kind = '{}' AND status IN ({ACTIVE_STATUSES})
-                 AND id <> $2 AND (accepted_at < $3 OR (accepted_at = $3 AND id < $2))",
+                 AND id <> $2 AND {before_this}",
                 kind.as_str()
             )
         };

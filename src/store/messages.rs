@@ -58,6 +58,20 @@ pub struct NewMessage {
     pub segments: Option<i64>,
 }
 
+/// The answer to a worker asking for the right to send a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours to send until the lease runs out.
+    Claimed,
+    /// Another worker is sending it; its lease runs until then (ms).
+    Busy { until: i64 },
+    /// A worker took it and its lease ran out without a result: it died mid-send, and whether the
+    /// provider got the message is unknown. Sending again could send twice, so a person decides.
+    InDoubt,
+    /// Already handed over or failed: nothing to do.
+    Done,
+}
+
 /// What a provider callback did to a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusChange {
@@ -129,12 +143,10 @@ impl Store {
         .await?)
     }
 
-    /// Take the right to send a message: only one worker holds it, for `lease_ms`. A worker that
-    /// died mid-send loses it when the lease runs out.
-    pub async fn claim_message(&self, id: &str, now: i64, lease_ms: i64) -> Result<bool> {
+    /// Take the right to send a message: only one worker holds it, for `lease_ms`.
+    pub async fn claim_message(&self, id: &str, now: i64, lease_ms: i64) -> Result<Claim> {
         let claimed = sqlx::query(
-            "UPDATE messages SET status = 'sending', claimed_until = $2, status_at = $3
-             WHERE id = $1 AND (status = 'queued' OR (status = 'sending' AND claimed_until < $3))",
+            "UPDATE messages SET status = 'sending', claimed_until = $2, status_at = $3 WHERE id = $1 AND status = 'queued'",
         )
         .bind(id)
         .bind(now + lease_ms)
@@ -142,7 +154,19 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok(claimed == 1)
+        if claimed == 1 {
+            return Ok(Claim::Claimed);
+        }
+        let (status, until): (String, Option<i64>) =
+            sqlx::query_as("SELECT status, claimed_until FROM messages WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(match (status.as_str(), until) {
+            ("sending", Some(until)) if until >= now => Claim::Busy { until },
+            ("sending", _) => Claim::InDoubt,
+            _ => Claim::Done,
+        })
     }
 
     /// Give a claim back after a transient failure: nothing was handed over.

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod cases;
+mod dead_letters;
 mod events;
 mod messages;
 mod outbox;
@@ -12,8 +13,9 @@ mod templates;
 
 pub use accounts::{ApiKey, StaffAccount};
 pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord};
+pub use dead_letters::{DeadLetter, Requeue};
 pub use events::{Event, EventRow};
-pub use messages::{MessageRecord, NewMessage, StatusChange};
+pub use messages::{Claim, MessageRecord, NewMessage, StatusChange};
 pub use outbox::DueJob;
 pub use replies::{ReplyRecord, SuppressionKind};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};

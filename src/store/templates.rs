@@ -149,6 +149,17 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
+        if self.dialect == super::Dialect::Postgres {
+            // Two approvals of one template at once would both find nothing to retire: lock all
+            // its versions first, always in the same order (SQLite's write lock already serialises).
+            sqlx::query(
+                "SELECT id FROM template_versions WHERE (name, channel) = (SELECT name, channel FROM template_versions WHERE id = $1)
+                 ORDER BY id FOR UPDATE",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         let version: Option<TemplateVersion> = sqlx::query_as(dynamic(format!(
             "SELECT {VERSION_COLUMNS} FROM template_versions WHERE id = $1 AND state = 'submitted' AND author <> $2{}",
             self.for_update()

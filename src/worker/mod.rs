@@ -13,13 +13,10 @@ use crate::domain::event::EventType;
 use crate::domain::policy::{PolicyConfig, decide};
 use crate::domain::{Decision, Recipient, Route};
 use crate::queue::{JobHandler, OutreachJob};
-use crate::store::{Event, MessageRecord, NewMessage, OutreachRecord, Store, StoreError};
+use crate::store::{Claim, Event, MessageRecord, NewMessage, OutreachRecord, Store, StoreError};
 use crate::templates;
 
 pub const ACTOR: &str = "worker";
-
-/// A claim on a message lasts this long; a worker that dies mid-send loses it after that.
-const SEND_LEASE_MS: i64 = 120_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -58,6 +55,8 @@ pub struct Worker {
     pub channels: Channels,
     pub max_attempts: u32,
     pub retry_base: Duration,
+    /// How long a claim on a message lasts: longer than any send takes.
+    pub send_lease: Duration,
     /// Wakes the relay after we wrote queue work.
     pub relay_wake: Arc<Notify>,
 }
@@ -103,8 +102,11 @@ impl Worker {
             Err(done) => return Ok(done),
         };
         let now = self.clock.now_ms();
-        if !self.store.claim_message(&prepared.message.id, now, SEND_LEASE_MS).await? {
-            return Ok(Processed::Skipped);
+        match self.store.claim_message(&prepared.message.id, now, self.send_lease.as_millis() as i64).await? {
+            Claim::Claimed => {}
+            Claim::Done => return Ok(Processed::Skipped),
+            Claim::Busy { until } => return self.look_again_after(&prepared.job, until).await,
+            Claim::InDoubt => return self.dead_letter_in_doubt(&prepared).await,
         }
         let outbound = outbound(&prepared.message, &prepared.route.recipient);
         let result = self.channels.send(prepared.route.channel, &outbound).await;
@@ -198,6 +200,33 @@ impl Worker {
         let message = self.store.message_for(&mut tx, &new, now_ms).await?;
         tx.commit().await?;
         Ok(Ok(Prepared { job, route, message }))
+    }
+
+    /// Another worker holds the message. Should it die mid-send, its job may come back to us
+    /// before its lease runs out: look again after the lease, so that the job is not dropped.
+    async fn look_again_after(&self, job: &OutreachRecord, until: i64) -> Result<Processed, WorkerError> {
+        let mut tx = self.store.begin().await?;
+        self.store.enqueue(&mut tx, &job.id, until + 1_000).await?;
+        tx.commit().await?;
+        Ok(Processed::Skipped)
+    }
+
+    /// A worker died mid-send: the provider may or may not have the message. Sending again could
+    /// reach the victim twice, so the job waits for staff, who check with the provider (our
+    /// message id is its reference) and requeue or cancel it.
+    async fn dead_letter_in_doubt(&self, p: &Prepared) -> Result<Processed, WorkerError> {
+        let now = self.clock.now_ms();
+        tracing::warn!(message_id = %p.message.id, "a send was interrupted; dead-lettered for staff to check");
+        let mut tx = self.store.begin().await?;
+        self.store.set_outreach_status(&mut tx, &p.job.id, "dead_lettered", now).await?;
+        Event::new(&p.job.case_ref, now, ACTOR, EventType::DeadLettered)
+            .outreach(&p.job.id)
+            .message(&p.message.id)
+            .reason("send_interrupted")
+            .append(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Processed::DeadLettered)
     }
 
     /// Record what the provider said.

@@ -8,3 +8,4 @@ mod binary;
 mod flow;
 mod replies;
 mod scenarios;
+mod store;

@@ -1,0 +1,336 @@
+//! The store on each database (SQLite always, Postgres under scripts/test.sh): acceptance and
+//! idempotency, the history the policy reads, the claims that keep two workers or relays apart,
+//! the status machine, template approval and dead letters. Races are run for real: two tasks
+//! on two connections at once.
+
+use safereach::config::Config;
+use safereach::domain::policy::{PolicyConfig, decide};
+use safereach::domain::{MessageStatus, OutreachRequest};
+use safereach::store::{
+    AcceptInput, AcceptResult, Claim, NewMessage, NewVersion, Requeue, StatusChange, Store, SuppressionKind,
+    TemplateState,
+};
+use serde_json::{Value, json};
+
+use crate::common::{current_backend, pretext, use_backend};
+
+const NOW: i64 = 1_795_428_000_000; // 2026-11-23T10:00:00Z, a Monday
+
+struct Db {
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+async fn fresh_store() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::defaults();
+    use_backend(&mut config, current_backend(), dir.path()).await;
+    Db { store: Store::open(&config.database_url, true).await.expect("store opens and migrates"), _dir: dir }
+}
+
+fn request(body: &Value) -> OutreachRequest {
+    serde_json::from_value(body.clone()).expect("a valid request")
+}
+
+/// Accept `body` as the API does (the policy decides with the store's history), with `hash`
+/// standing for the body's digest.
+async fn accept(store: &Store, body: &Value, hash: &str) -> AcceptResult {
+    let req = request(body);
+    let input = AcceptInput {
+        request: &req,
+        request_hash: hash.to_string(),
+        priority: true,
+        safety_sensitive: false,
+        now: NOW,
+        actor: "test".into(),
+    };
+    let now = safereach::time::from_ms(NOW);
+    store.accept_outreach(input, |history| decide(&req, history, now, &PolicyConfig::default())).await.unwrap()
+}
+
+fn outcome(result: &AcceptResult) -> (String, Option<String>) {
+    match result {
+        AcceptResult::Created { answer, .. } | AcceptResult::Replayed { answer } => (
+            answer["decision"]["outcome"].as_str().unwrap().to_string(),
+            answer["decision"]["reason"].as_str().map(str::to_string),
+        ),
+        AcceptResult::Conflict => ("conflict".into(), None),
+    }
+}
+
+fn created_id(result: &AcceptResult) -> String {
+    match result {
+        AcceptResult::Created { answer, .. } => answer["outreach_id"].as_str().unwrap().to_string(),
+        other => panic!("expected a new job, got {other:?}"),
+    }
+}
+
+async fn approve_all(store: &Store) {
+    let dir = crate::common::templates_dir();
+    safereach::staff::create_account(store, "a.author", "author", "a long test password", NOW).await.unwrap();
+    safereach::staff::create_account(store, "a.approver", "approver", "a long test password", NOW).await.unwrap();
+    safereach::templates::workflow::load_dir(store, &dir, "a.author", NOW).await.unwrap();
+    safereach::templates::workflow::approve_submitted(store, None, "a.approver", NOW).await.unwrap();
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(store.pool()).await.unwrap()
+}
+
+/// A message for the job, as the worker creates it.
+async fn message_for(store: &Store, outreach_id: &str, case_ref: &str) -> String {
+    let new = NewMessage {
+        outreach_id: outreach_id.into(),
+        case_ref: case_ref.into(),
+        channel: "sms",
+        template: "priority_pretext".into(),
+        template_version: 1,
+        to_normalised: "+447700900555".into(),
+        to_address: "{}".into(),
+        subject: None,
+        body: "hello".into(),
+        html: None,
+        encoding: Some("gsm7"),
+        segments: Some(1),
+    };
+    let mut tx = store.begin().await.unwrap();
+    let message = store.message_for(&mut tx, &new, NOW).await.unwrap();
+    tx.commit().await.unwrap();
+    message.id
+}
+
+on_backends! {
+    sqlite, postgres;
+    async fn acceptance_is_idempotent_even_for_two_requests_at_once() {
+        let db = fresh_store().await;
+        approve_all(&db.store).await;
+        let body = pretext("st-1", "ST-1");
+        let (a, b) = tokio::join!(accept(&db.store, &body, "h1"), accept(&db.store, &body, "h1"));
+        let created = [&a, &b].iter().filter(|r| matches!(r, AcceptResult::Created { .. })).count();
+        let replayed = [&a, &b].iter().filter(|r| matches!(r, AcceptResult::Replayed { .. })).count();
+        assert_eq!((created, replayed), (1, 1), "{a:?} {b:?}");
+        assert_eq!(outcome(&a), ("send".into(), None));
+        assert_eq!(outcome(&a), outcome(&b), "the replay is the first answer");
+        assert!(matches!(accept(&db.store, &body, "other body").await, AcceptResult::Conflict));
+        assert_eq!(count(&db.store, "SELECT COUNT(*) FROM outreach").await, 1);
+        assert_eq!(count(&db.store, "SELECT COUNT(*) FROM events").await, 1);
+        assert_eq!(count(&db.store, "SELECT COUNT(*) FROM job_outbox").await, 1, "work for the queue, in the same commit");
+    }
+}
+
+on_backends! {
+    sqlite, postgres;
+    async fn history_sees_duplicates_suppressions_and_numbers_of_others() {
+        let db = fresh_store().await;
+        approve_all(&db.store).await;
+        let store = &db.store;
+        assert_eq!(outcome(&accept(store, &pretext("h-1", "H-1"), "a").await).0, "send");
+        // Rule 11: one pre-text per referral while the first is queued.
+        assert_eq!(outcome(&accept(store, &pretext("h-2", "H-1"), "b").await), ("block".into(), Some("duplicate".into())));
+        // Rule 7: the same number recorded on another case as someone else's.
+        let mut suspect = pretext("h-3", "H-2");
+        suspect["contact"]["phones"] = json!([
+            {"number": "+447700900111", "belongs_to": "victim", "safe_to_text": true},
+            {"number": "+447700900666", "belongs_to": "suspect"}
+        ]);
+        accept(store, &suspect, "c").await;
+        let mut victim = pretext("h-4", "H-3");
+        victim["contact"]["phones"][0]["number"] = json!("07700 900666");
+        assert_eq!(outcome(&accept(store, &victim, "d").await), ("hold".into(), Some("number_conflict".into())));
+        // Rule 3: a suppressed number.
+        let mut tx = store.begin().await.unwrap();
+        store.suppress(&mut tx, "+447700900222", SuppressionKind::OptOut, None, NOW).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut stopped = pretext("h-5", "H-4");
+        stopped["contact"]["phones"][0]["number"] = json!("+447700900222");
+        assert_eq!(outcome(&accept(store, &stopped, "e").await), ("block".into(), Some("suppressed".into())));
+        assert_eq!(store.is_suppressed("+447700900222").await.unwrap().as_deref(), Some("opt_out"));
+
+        // The history itself, as the worker reads it for the second job of H-1.
+        let mut conn = store.pool().acquire().await.unwrap();
+        let history = store.history(&mut conn, &request(&pretext("h-6", "H-1")), None, NOW).await.unwrap();
+        assert!(history.earlier_pretext_active && !history.earlier_information_pack_active);
+        let history = store.history(&mut conn, &request(&victim), None, NOW).await.unwrap();
+        assert!(history.numbers_of_others.contains("+447700900666"), "{history:?}");
+        let history = store.history(&mut conn, &request(&stopped), None, NOW).await.unwrap();
+        assert!(history.suppressed.contains("+447700900222"), "{history:?}");
+        assert!(history.approved_templates.len() >= 6);
+    }
+}
+
+on_backends! {
+    sqlite, postgres;
+    async fn two_relays_never_claim_the_same_outbox_row_while_a_lease_runs() {
+        let db = fresh_store().await;
+        let store = &db.store;
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..60 {
+            store.enqueue(&mut tx, &format!("out_{i}"), NOW - 1).await.unwrap();
+        }
+        store.enqueue(&mut tx, "out_later", NOW + 60_000).await.unwrap();
+        tx.commit().await.unwrap();
+        // Two relays, each claiming in small batches, at once.
+        let claim_all = || async {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim_due_jobs(NOW, 30_000, 7).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|j| j.id));
+            }
+        };
+        let (a, b) = tokio::join!(claim_all(), claim_all());
+        let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
+        all.sort();
+        let before = all.len();
+        all.dedup();
+        assert_eq!(before, all.len(), "a row was claimed twice");
+        assert_eq!(all.len(), 60, "every due row once, and not the one due later");
+        // While the lease runs nobody else gets them; after it, they can be claimed again.
+        assert!(store.claim_due_jobs(NOW + 29_000, 30_000, 100).await.unwrap().is_empty());
+        assert_eq!(store.claim_due_jobs(NOW + 31_000, 30_000, 100).await.unwrap().len(), 60);
+        // Rows given back (the queue refused them) are claimable at once; deleted rows are gone.
+        store.release_jobs(&a).await.unwrap();
+        assert_eq!(store.claim_due_jobs(NOW + 31_001, 30_000, 100).await.unwrap().len(), a.len());
+        store.delete_jobs(&all).await.unwrap();
+        assert_eq!(count(store, "SELECT COUNT(*) FROM job_outbox").await, 1);
+        let (depth, oldest) = store.outbox_depth(NOW + 61_000).await.unwrap();
+        assert_eq!((depth, oldest), (1, Some(NOW + 60_000)));
+    }
+}
+
+on_backends! {
+    sqlite, postgres;
+    async fn exactly_one_of_two_workers_claims_a_message_and_a_lapsed_claim_is_in_doubt() {
+        let db = fresh_store().await;
+        approve_all(&db.store).await;
+        let store = &db.store;
+        let id = created_id(&accept(store, &pretext("m-1", "M-1"), "a").await);
+        let message = message_for(store, &id, "M-1").await;
+        assert_eq!(message_for(store, &id, "M-1").await, message, "one message per job");
+        for _ in 0..10 {
+            let (a, b) = tokio::join!(store.claim_message(&message, NOW, 5_000), store.claim_message(&message, NOW, 5_000));
+            let claims = [a.unwrap(), b.unwrap()];
+            assert_eq!(claims.iter().filter(|c| **c == Claim::Claimed).count(), 1, "{claims:?}");
+            assert!(claims.contains(&Claim::Busy { until: NOW + 5_000 }), "{claims:?}");
+            let mut tx = store.begin().await.unwrap();
+            store.release_message(&mut tx, &message, NOW).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        assert_eq!(store.claim_message(&message, NOW, 5_000).await.unwrap(), Claim::Claimed);
+        assert_eq!(store.claim_message(&message, NOW + 5_001, 5_000).await.unwrap(), Claim::InDoubt, "the lease ran out mid-send");
+        let mut tx = store.begin().await.unwrap();
+        store.mark_sent(&mut tx, &message, "sandbox", &message, NOW).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.claim_message(&message, NOW, 5_000).await.unwrap(), Claim::Done);
+    }
+}
+
+on_backends! {
+    sqlite, postgres;
+    async fn provider_statuses_only_move_forward() {
+        let db = fresh_store().await;
+        approve_all(&db.store).await;
+        let store = &db.store;
+        let id = created_id(&accept(store, &pretext("s-1", "S-1"), "a").await);
+        let message = message_for(store, &id, "S-1").await;
+        let mut tx = store.begin().await.unwrap();
+        store.mark_sent(&mut tx, &message, "sandbox", &message, NOW).await.unwrap();
+        tx.commit().await.unwrap();
+        let moved = |c: &StatusChange| matches!(c, StatusChange::Moved { .. });
+        assert!(moved(&store.apply_status("sandbox", &message, MessageStatus::Delivered, None, NOW + 1).await.unwrap()));
+        for late in [MessageStatus::Sent, MessageStatus::Failed, MessageStatus::Delivered] {
+            let change = store.apply_status("sandbox", &message, late, None, NOW + 2).await.unwrap();
+            assert!(matches!(change, StatusChange::Ignored { .. }), "{late:?}: {change:?}");
+        }
+        assert_eq!(
+            store.apply_status("sandbox", "msg_nope", MessageStatus::Delivered, None, NOW).await.unwrap(),
+            StatusChange::UnknownMessage
+        );
+        let stored = store.message(&message).await.unwrap().unwrap();
+        assert_eq!((stored.status.as_str(), stored.final_at), ("delivered", Some(NOW + 1)));
+        let events: Vec<String> = store.case_events("S-1").await.unwrap().into_iter().map(|e| e.kind).collect();
+        assert_eq!(events, ["accepted", "status", "status_ignored", "status_ignored", "status_ignored"]);
+    }
+}
+
+on_backends! {
+    sqlite, postgres;
+    async fn approving_a_template_retires_the_one_before_and_needs_a_second_person() {
+        let db = fresh_store().await;
+        let store = &db.store;
+        let version = |body: &'static str| NewVersion {
+            name: "priority_pretext",
+            channel: "sms",
+            kind: "priority_pretext",
+            discreet: false,
+            subject: None,
+            body,
+            html: None,
+            author: "ann",
+            state: TemplateState::Submitted,
+        };
+        let v1 = store.insert_template_version(&version("one {{advocate_name}}"), NOW).await.unwrap();
+        let v2 = store.insert_template_version(&version("two {{advocate_name}}"), NOW).await.unwrap();
+        assert_eq!((v1.version, v2.version), (1, 2));
+        assert!(!store.approve_template_version(&v1.id, "ann", None, NOW).await.unwrap(), "four eyes");
+        // Two approvers at once: both succeed in turn, and one version stays approved.
+        let (a, b) = tokio::join!(
+            store.approve_template_version(&v1.id, "bob", None, NOW),
+            store.approve_template_version(&v2.id, "cat", None, NOW + 1)
+        );
+        assert!(a.unwrap() && b.unwrap());
+        let approved: Vec<i64> = store
+            .template_versions()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.state == "approved")
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(approved.len(), 1, "exactly one approved version: {approved:?}");
+        assert_eq!(store.approved_version("priority_pretext", "sms").await.unwrap().unwrap().version, approved[0]);
+        assert!(!store.approve_template_version(&v1.id, "dan", None, NOW).await.unwrap(), "not submitted any more");
+    }
+}
+
+on_backends! {
+    sqlite, postgres;
+    async fn dead_letters_are_counted_listed_and_requeued_through_the_outbox() {
+        let db = fresh_store().await;
+        approve_all(&db.store).await;
+        let store = &db.store;
+        let id = created_id(&accept(store, &pretext("d-1", "D-1"), "a").await);
+        let message = message_for(store, &id, "D-1").await;
+        store.delete_jobs(&store.claim_due_jobs(NOW, 1_000, 10).await.unwrap().into_iter().map(|j| j.id).collect::<Vec<_>>()).await.unwrap();
+        assert_eq!(store.dead_letter_count().await.unwrap(), 0);
+        assert!(matches!(store.requeue_dead_letter(&id, NOW, "staff").await.unwrap(), Requeue::NotDeadLettered(s) if s == "queued"));
+        assert!(matches!(store.requeue_dead_letter("out_nope", NOW, "staff").await.unwrap(), Requeue::NotFound));
+        // A send interrupted mid-way: the worker dead-letters it (see worker::dead_letter_in_doubt).
+        assert_eq!(store.claim_message(&message, NOW, 1_000).await.unwrap(), Claim::Claimed);
+        let mut tx = store.begin().await.unwrap();
+        store.set_outreach_status(&mut tx, &id, "dead_lettered", NOW).await.unwrap();
+        safereach::store::Event::new("D-1", NOW, "worker", safereach::domain::event::EventType::DeadLettered)
+            .outreach(&id)
+            .reason("send_interrupted")
+            .append(&mut tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.dead_letter_count().await.unwrap(), 1);
+        let listed = store.dead_letters(10).await.unwrap();
+        assert_eq!((listed[0].outreach_id.as_str(), listed[0].reason.as_deref()), (id.as_str(), Some("send_interrupted")));
+
+        let Requeue::Requeued(job) = store.requeue_dead_letter(&id, NOW + 5, "api:staff").await.unwrap() else {
+            panic!("requeued")
+        };
+        assert_eq!((job.status.as_str(), job.attempts), ("queued", 0));
+        assert_eq!(store.dead_letter_count().await.unwrap(), 0);
+        assert_eq!(store.claim_message(&message, NOW + 6, 1_000).await.unwrap(), Claim::Claimed, "ready to send again");
+        let due = store.claim_due_jobs(NOW + 5, 1_000, 10).await.unwrap();
+        assert_eq!(due.iter().map(|j| j.outreach_id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+        let last = store.case_events("D-1").await.unwrap().pop().unwrap();
+        assert_eq!((last.kind.as_str(), last.actor.as_str()), ("requeued", "api:staff"));
+    }
+}
