@@ -41,15 +41,30 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Ready when the database and the queue answer; 503 naming what is down otherwise.
+/// Ready when the database and the queue answer; 503 naming what is down otherwise (and ready
+/// again by itself once it answers: connections are made afresh).
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let database = state.store.ping().await.map_err(|e| e.to_string());
-    let queue = state.queue.ping().await.map_err(|e| e.to_string());
+    const WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+    let database = match tokio::time::timeout(WITHIN, state.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("unreachable: {e}")),
+        Err(_) => Err(format!("unreachable: no answer within {WITHIN:?}")),
+    };
+    let queue = state.queue.ping().await.map_err(|e| format!("unreachable: {e}"));
     let ok = database.is_ok() && queue.is_ok();
     let show = |r: &Result<(), String>| match r {
         Ok(()) => "ok".to_string(),
         Err(e) => e.clone(),
     };
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "ready": ok, "database": show(&database), "queue": show(&queue) })))
+    if !ok {
+        tracing::warn!(database = %show(&database), queue = %show(&queue), "not ready");
+    }
+    let mut response =
+        (status, Json(json!({ "ready": ok, "database": show(&database), "queue": show(&queue), "queue_kind": state.queue.kind() })))
+            .into_response();
+    if !ok {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(5));
+    }
+    response
 }

@@ -44,12 +44,22 @@ pub enum StoreError {
 impl StoreError {
     /// The database could not be reached (as opposed to a query that is wrong).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
-            )
-        )
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_),
+            ) => true,
+            // Postgres going away: connection exceptions (08…), and shutting down or starting up
+            // (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                e.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P"))
+            }
+            _ => false,
+        }
     }
 
     pub fn is_unique_violation(&self) -> bool {

@@ -126,12 +126,15 @@ pub struct Options {
     /// `Role::Api` leaves the worker out, so a test can run `worker().process(…)` itself.
     pub role: Role,
     pub approve_templates: bool,
+    /// The backend, when not the running test's (`on_backends!`).
+    pub backend: Option<Backend>,
+    /// Runs last: may point the app anywhere.
     pub configure: Box<dyn FnOnce(&mut Config)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { clock: None, role: Role::Serve, approve_templates: true, configure: Box::new(|_| {}) }
+        Options { clock: None, role: Role::Serve, approve_templates: true, backend: None, configure: Box::new(|_| {}) }
     }
 }
 
@@ -154,7 +157,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::defaults();
     config.bind = "127.0.0.1:0".into();
-    use_backend(&mut config, current_backend(), dir.path()).await;
+    use_backend(&mut config, options.backend.unwrap_or_else(current_backend), dir.path()).await;
     config.outbox_dir = dir.path().join("outbox").display().to_string();
     config.webhook_token = Some(WEBHOOK_TOKEN.into());
     config.clock = options.clock.map(|c| c.parse().expect("clock is RFC 3339"));

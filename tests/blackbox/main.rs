@@ -6,6 +6,7 @@ mod common;
 mod api;
 mod binary;
 mod flow;
+mod outage;
 mod replies;
 mod scenarios;
 mod store;
