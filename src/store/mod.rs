@@ -25,6 +25,7 @@ use sha2::Sha256;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +69,32 @@ impl StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-pub type Tx = Transaction<'static, sqlx::Any>;
+
+/// A write transaction; `&mut *tx` is its connection. On SQLite it also holds the process's
+/// write turn (see `Store::begin`).
+pub struct Tx {
+    inner: Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.inner.commit().await?)
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.inner
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -81,6 +107,8 @@ pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     keyer: AddressKeyer,
+    /// SQLite: one write transaction at a time in this process, taken in turn.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -98,7 +126,7 @@ impl Store {
             Self::migrate(&pool, dialect).await?;
         }
         let key = setting_or_init(&pool, "address_key", random_token).await?;
-        Ok(Store { pool, dialect, keyer: AddressKeyer::new(key.as_bytes()) })
+        Ok(Store { pool, dialect, keyer: AddressKeyer::new(key.as_bytes()), write_turn: Arc::default() })
     }
 
     async fn connect(url: &str) -> Result<(AnyPool, Dialect)> {
@@ -159,11 +187,17 @@ impl Store {
     }
 
     /// A write transaction. SQLite takes the write lock up front so that two writers never
-    /// deadlock upgrading read locks.
+    /// deadlock upgrading read locks; and since it has one writer at a time anyway, writers of
+    /// this process wait their turn here, in order, rather than in SQLite's busy handler, which
+    /// sleeps and retries (under load most of the time went in those sleeps, and requests timed
+    /// out waiting for a connection).
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.pool.begin().await?,
+            Dialect::Sqlite => {
+                let turn = self.write_turn.clone().lock_owned().await;
+                Tx { inner: self.pool.begin_with("BEGIN IMMEDIATE").await?, _turn: Some(turn) }
+            }
+            Dialect::Postgres => Tx { inner: self.pool.begin().await?, _turn: None },
         })
     }
 

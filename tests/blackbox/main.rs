@@ -7,6 +7,7 @@ mod api;
 mod binary;
 mod flow;
 mod outage;
+mod processes;
 mod replies;
 mod scenarios;
 mod store;
