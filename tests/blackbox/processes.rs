@@ -146,6 +146,19 @@ impl Deployment {
     fn sms_lines(&self) -> Vec<Value> {
         read_sms(&self.outbox())
     }
+
+    /// No process logged a victim's number or name (the load's numbers all start +4477).
+    fn assert_no_personal_data_logged(&self) {
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let log = std::fs::read_to_string(&path).unwrap();
+                for value in ["+4477", "Robin"] {
+                    assert!(!log.contains(value), "{value} in {}", path.display());
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Deployment {
@@ -349,6 +362,7 @@ async fn run_load(mut deployment: Deployment, roles: &[&'static str], concurrenc
         deployment.signal(i, "-TERM");
         assert!(deployment.wait_exit(i, Duration::from_secs(30)).success(), "{} exits 0", deployment.processes[i].role);
     }
+    deployment.assert_no_personal_data_logged();
 }
 
 #[tokio::test]
@@ -377,6 +391,7 @@ async fn a_killed_worker_loses_nothing_and_sends_nothing_twice_and_sigterm_finis
     let mut deployment = Deployment::new(fresh_postgres_database(&admin).await, Some(redis));
     // A short send lease, so that a send cut off by the kill is found in doubt within seconds.
     deployment.extra.push(("SAFEREACH_SEND_LEASE_SECS", "5".into()));
+    deployment.extra.push(("RUST_LOG", "info".into()));
     let key = deployment.set_up();
     not_at_midnight().await;
     deployment.start("api");
@@ -457,4 +472,5 @@ async fn a_killed_worker_loses_nothing_and_sends_nothing_twice_and_sigterm_finis
     let lines = deployment.sms_lines();
     let ids: BTreeSet<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
     assert_eq!((lines.len(), ids.len()), (jobs.len(), jobs.len()), "every job reached the provider exactly once");
+    deployment.assert_no_personal_data_logged();
 }
