@@ -1,9 +1,10 @@
-//! HTTP: the API, provider callbacks and operations routes, with problem+json errors.
+//! HTTP: the API, provider callbacks, staff pages and operations routes, with problem+json errors.
 
 pub mod api;
 pub mod auth;
 pub mod json;
 pub mod problem;
+pub mod staff;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api::router())
         .merge(webhooks::router())
+        .merge(staff::router(state.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async { problem::Problem::not_found("route") })

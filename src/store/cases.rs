@@ -459,16 +459,24 @@ impl Store {
         Ok(Some(()))
     }
 
-    async fn cancel_job(&self, conn: &mut AnyConnection, job: &OutreachRecord, now: i64, actor: &str) -> Result<()> {
-        if matches!(job.status.as_str(), "queued" | "deferred" | "held" | "dead_lettered") {
-            self.set_outreach_status(conn, &job.id, "cancelled", now).await?;
-            Event::new(&job.case_ref, now, actor, EventType::Cancelled)
-                .outreach(&job.id)
-                .reason("do_not_contact")
-                .append(conn)
-                .await?;
+    /// Cancel a job that is not sent yet; false (and nothing recorded) when it is past that.
+    pub(super) async fn cancel_job(
+        &self,
+        conn: &mut AnyConnection,
+        job: &OutreachRecord,
+        now: i64,
+        actor: &str,
+    ) -> Result<bool> {
+        if !matches!(job.status.as_str(), "queued" | "deferred" | "held" | "dead_lettered") {
+            return Ok(false);
         }
-        Ok(())
+        self.set_outreach_status(conn, &job.id, "cancelled", now).await?;
+        Event::new(&job.case_ref, now, actor, EventType::Cancelled)
+            .outreach(&job.id)
+            .reason("do_not_contact")
+            .append(conn)
+            .await?;
+        Ok(true)
     }
 
     /// Record an advocate's call attempt; jobs waiting for calls (rule 12) are looked at again.

@@ -8,14 +8,18 @@ mod events;
 mod messages;
 mod outbox;
 mod replies;
+mod review;
+mod sessions;
 mod templates;
 
-pub use accounts::{ApiKey, StaffAccount};
+pub use accounts::{ApiKey, ApiKeyListing, StaffAccount};
 pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord};
 pub use events::{Event, EventRow};
 pub use messages::{MessageRecord, NewMessage, StatusChange};
 pub use outbox::DueJob;
 pub use replies::{ReplyRecord, SuppressionKind};
+pub use review::{OpenAlert, StaffNote};
+pub use sessions::{SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
 
 use hmac::{Hmac, Mac};
