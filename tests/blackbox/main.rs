@@ -6,3 +6,4 @@ mod common;
 mod flow;
 mod replies;
 mod scenarios;
+mod staff;
