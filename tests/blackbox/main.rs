@@ -2,6 +2,7 @@
 
 mod api;
 mod binary;
+mod browser;
 mod common;
 mod flow;
 mod replies;

@@ -98,6 +98,19 @@ fn event_json(e: &EventRow, notes: &HashMap<String, Option<String>>) -> Value {
     })
 }
 
+/// "by police, Mon 23 Nov 2026, 10:00, Birmingham": what is known of the referral.
+fn referral(case: &crate::store::CaseRecord) -> Option<String> {
+    let parts: Vec<String> = [
+        case.referral_source.as_ref().map(|s| format!("by {s}")),
+        case.referred_at.map(view::local_time),
+        case.local_authority.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 pub async fn case(State(state): State<Arc<AppState>>, staff: Staff, Path(case_ref): Path<String>) -> PageResult {
     let store = &state.store;
     let case = store.case(&case_ref).await?.ok_or(StaffError::NotFound("case"))?;
@@ -109,19 +122,32 @@ pub async fn case(State(state): State<Arc<AppState>>, staff: Staff, Path(case_re
     let notes: HashMap<String, Option<String>> =
         store.case_notes(&case_ref).await?.into_iter().map(|n| (n.id, n.note)).collect();
 
+    // The worker records a decision to send as an event only, so the latest decision of a job is
+    // read from the timeline rather than from the job's own row.
+    let mut latest: HashMap<&str, &EventRow> = HashMap::new();
+    for e in events.iter().filter(|e| e.kind == "accepted" || e.kind == "decided") {
+        if let Some(id) = e.outreach_id.as_deref() {
+            latest.insert(id, e);
+        }
+    }
     let jobs: Vec<Value> = outreach
         .iter()
         .map(|o| {
+            let decision = latest.get(o.id.as_str());
+            let template = decision
+                .and_then(|e| e.detail.as_deref())
+                .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                .and_then(|d| d["template"].as_str().map(str::to_string));
             json!({
                 "id": o.id,
                 "request_id": o.request_id,
                 "kind": o.kind,
                 "status": o.status,
                 "under_review": o.status == "held" || o.status == "dead_lettered",
-                "outcome": o.outcome,
-                "reason": o.reason,
-                "channel": o.channel,
-                "template": o.template,
+                "outcome": decision.and_then(|e| e.outcome.clone()).unwrap_or_else(|| o.outcome.clone()),
+                "reason": decision.map_or(o.reason.clone(), |e| e.reason.clone()),
+                "channel": decision.map_or(o.channel.clone(), |e| e.channel.clone()),
+                "template": template.or_else(|| o.template.clone()),
                 "accepted": when(o.accepted_at),
                 "not_before": when_opt(o.not_before),
             })
@@ -168,9 +194,7 @@ pub async fn case(State(state): State<Arc<AppState>>, staff: Staff, Path(case_re
         "case": {
             "case_ref": case.case_ref,
             "created": when(case.created_at),
-            "referral_source": case.referral_source,
-            "referred": when_opt(case.referred_at),
-            "local_authority": case.local_authority,
+            "referral": referral(&case),
             "categories": categories.join(", "),
             "priority": case.priority.0,
             "safety_sensitive": case.safety_sensitive.0,

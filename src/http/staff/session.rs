@@ -193,7 +193,7 @@ pub async fn login_page(
     {
         return Ok(Redirect::to(safe_next(q.next.as_deref())).into_response());
     }
-    login_form(&state, &headers, q.next.as_deref(), StatusCode::OK, None)
+    login_form(&state, &headers, q.next.as_deref(), StatusCode::OK, None, "")
 }
 
 /// The login form with its double-submit token (reusing the browser's one when it has one).
@@ -203,6 +203,7 @@ fn login_form(
     next: Option<&str>,
     status: StatusCode,
     error: Option<String>,
+    username: &str,
 ) -> PageResult {
     let token = cookie(headers, LOGIN_COOKIE).filter(|t| t.len() == 64).unwrap_or_else(random_token);
     let notice = flash(headers);
@@ -212,6 +213,7 @@ fn login_form(
         "next": safe_next(next),
         "error": error,
         "notice": notice,
+        "username": username,
     });
     let mut response = (status, view::render("login", None, data)?).into_response();
     let headers = response.headers_mut();
@@ -249,7 +251,9 @@ pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(
         return Err(StaffError::Csrf);
     }
     let next = form.next.as_deref();
-    let refuse = |message: String| login_form(&state, &headers, next, StatusCode::UNAUTHORIZED, Some(message));
+    let refuse = |message: String| {
+        login_form(&state, &headers, next, StatusCode::UNAUTHORIZED, Some(message), form.username.trim())
+    };
     let wrong = "The username or password is not right. Check them and try again.".to_string();
     let now = state.clock.now_ms();
     let store = &state.store;
