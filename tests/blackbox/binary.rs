@@ -1,6 +1,6 @@
 //! The real binary, as an operator runs it: the CLI sets it up, `serve` runs it, SIGTERM stops
 //! it cleanly. Its whole output, at debug level, must not carry any of the personal data it
-//! handled.
+//! handled, through the API, the provider callbacks or the staff pages.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -187,6 +187,22 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
         "the API shows the reply to its reader"
     );
 
+    // The staff pages: a failed login with a personal value as the username, the case page (which
+    // shows personal data to staff), a live preview and an acknowledgement with personal text.
+    let mut staff = crate::staff::StaffClient::at(&base);
+    staff.get("/staff/login").await;
+    let page = staff.post("/staff/login", &[("username", "Quennell"), ("password", "Marguerite")]).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    staff.login("ana.author", "a long enough password").await;
+    assert!(staff.get("/staff/cases/BIN-1").await.body.contains("Biscuit barks"), "staff see the reply");
+    let queue = staff.get("/staff/review").await.body;
+    let ack = queue.split("action=\"").map(|s| s.split('"').next().unwrap()).find(|a| a.ends_with("/acknowledge"));
+    let ack = ack.expect("the time preference alert is in the queue").to_string();
+    let page = staff.post(&ack, &[("reason", "Passed to Marguerite: call Jonathan at 9 Larkspur Mews")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let preview = [("channel", "sms"), ("kind", "priority_pretext"), ("body", "Hi Jonathan, 07700 900888")];
+    assert_eq!(staff.post("/staff/preview", &preview).await.status, StatusCode::OK);
+
     // SIGTERM: stop taking work, finish, exit 0.
     let pid = server.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -203,7 +219,9 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
 
     let output = app.output.lock().unwrap().clone();
     assert!(
-        output.contains("outreach accepted") && output.contains("reply received"),
+        output.contains("outreach accepted")
+            && output.contains("reply received")
+            && output.contains("alert acknowledged"),
         "the logs were captured:\n{output}"
     );
     for value in PERSONAL {

@@ -425,3 +425,30 @@ async fn an_admin_unlocks_accounts_and_creates_accounts_and_api_keys() {
     b.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_email_and_the_letter_previews_show_as_they_will_look() {
+    let app = spawn_at(MONDAY_10AM).await;
+    let versions = app.state.store.template_versions().await.unwrap();
+    let id = |channel: &str| {
+        versions.iter().find(|v| v.name == "information_pack" && v.channel == channel).unwrap().id.clone()
+    };
+    let Some(b) = Browser::start(&app).await else { return };
+    b.login(AUTHOR, PASSWORD).await;
+
+    b.goto(&format!("/staff/versions/{}", id("email"))).await;
+    b.scroll_to("#preview").await;
+    b.screenshot("email-preview").await;
+    b.client.enter_frame(0).await.unwrap();
+    let email = b.text("body").await;
+    assert!(email.contains("Dear Sam,") && email.contains("Your contact here is Jo."), "{email}");
+    b.client.enter_parent_frame().await.unwrap();
+
+    b.goto(&format!("/staff/versions/{}", id("letter"))).await;
+    assert!(b.exists("iframe.letter").await);
+    b.scroll_to("#preview").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    b.screenshot("letter-preview").await;
+    b.close().await;
+    app.stop().await;
+}

@@ -41,8 +41,13 @@ fn csrf_in(html: &str) -> Option<String> {
 
 impl StaffClient {
     pub fn new(app: &TestApp) -> StaffClient {
+        StaffClient::at(&app.base)
+    }
+
+    /// For a server at `base` (e.g. the real binary).
+    pub fn at(base: &str) -> StaffClient {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        StaffClient { http, base: app.base.clone(), cookies: BTreeMap::new(), csrf: String::new() }
+        StaffClient { http, base: base.to_string(), cookies: BTreeMap::new(), csrf: String::new() }
     }
 
     fn cookie_header(&self) -> String {
@@ -339,4 +344,86 @@ async fn marking_a_number_unsafe_then_releasing_blocks_the_job() {
     let page = client.post(&format!("/staff/review/outreach/{id}/release"), &[("reason", "again")]).await;
     assert_eq!(page.status, StatusCode::CONFLICT);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn previews_warn_and_show_the_email_and_the_letter_as_they_will_look() {
+    let app = app().await;
+    let versions = app.state.store.template_versions().await.unwrap();
+    let id = |channel: &str| {
+        versions.iter().find(|v| v.name == "information_pack" && v.channel == channel).unwrap().id.clone()
+    };
+    let mut client = StaffClient::new(&app);
+    client.login(AUTHOR, PASSWORD).await;
+
+    // The email's HTML part, filled in, in a sandboxed frame that cannot run scripts.
+    let page = client.get(&format!("/staff/versions/{}", id("email"))).await;
+    assert!(page.body.contains("<iframe class=\"email\" title=\"The email as it will look\" sandbox srcdoc=\""));
+    let srcdoc = page.body.split("srcdoc=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert!(srcdoc.contains("Dear Sam,"), "{srcdoc}");
+    assert!(!srcdoc.contains('<'), "escaped inside the attribute: {srcdoc}");
+
+    // The letter as the printer gets it, with a sample address.
+    let page = client.get(&format!("/staff/versions/{}", id("letter"))).await;
+    let pdf_url = format!("/staff/versions/{}/letter.pdf", id("letter"));
+    assert!(page.body.contains(&pdf_url));
+    let response = client
+        .http
+        .get(format!("{}{pdf_url}", app.base))
+        .header("cookie", client.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let pdf = response.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF"));
+    let text = pdf_text(&pdf);
+    if let Some(text) = text {
+        assert!(
+            text.contains("Dear Sam") && text.contains("Sam Sample") && text.contains("Our ref: PREVIEW"),
+            "{text}"
+        );
+    }
+
+    // The live preview of unsaved wording, with the checks' findings.
+    let preview = |body: &'static str, discreet: &'static str| {
+        [
+            ("name", "priority_pretext_discreet"),
+            ("channel", "sms"),
+            ("kind", "priority_pretext"),
+            ("discreet", discreet),
+            ("body", body),
+        ]
+    };
+    let page = client.post("/staff/preview", &preview("Hi {{first_name}}, the police asked us to call.", "yes")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("a discreet message must not say “police”"), "{}", page.body);
+    assert!(page.body.contains("without personal details"), "unguarded variable: {}", page.body);
+    let page = client.post("/staff/preview", &preview("Hi {{nmae}}", "no")).await;
+    assert!(page.body.contains("nmae&#x60;, which is not a known value"), "{}", page.body);
+    let page =
+        client.post("/staff/preview", &preview("Hello, could we call you? Reply with a time – thanks", "no")).await;
+    assert!(page.body.contains("UCS-2 (unicode)") && page.body.contains("makes this SMS use UCS-2"), "{}", page.body);
+    let page = client
+        .post(
+            "/staff/preview/letter.pdf",
+            &[
+                ("channel", "letter"),
+                ("kind", "information_pack"),
+                ("discreet", "no"),
+                ("body", "Dear {{#if first_name}}{{first_name}}{{/if}}"),
+            ],
+        )
+        .await;
+    assert!(page.body.starts_with("%PDF"));
+    app.stop().await;
+}
+
+/// The text of a PDF by pdftotext (poppler-utils, installed by scripts/test.sh), if present.
+fn pdf_text(pdf: &[u8]) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("letter.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext").arg(&path).arg("-").output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
