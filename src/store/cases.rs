@@ -62,7 +62,7 @@ pub struct OutreachRecord {
     pub updated_at: i64,
 }
 
-const OUTREACH_COLUMNS: &str = "id, request_id, case_ref, kind, priority, request_json, accepted_at, status, outcome, reason, channel, template, not_before, attempts, updated_at";
+pub(super) const OUTREACH_COLUMNS: &str = "id, request_id, case_ref, kind, priority, request_json, accepted_at, status, outcome, reason, channel, template, not_before, attempts, updated_at";
 
 impl OutreachRecord {
     pub fn request(&self) -> Result<OutreachRequest> {

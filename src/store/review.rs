@@ -4,9 +4,10 @@
 use serde_json::json;
 use sqlx::AnyConnection;
 
+use super::cases::OUTREACH_COLUMNS;
 use super::events::{Event, EventRow};
 use super::replies::SuppressionKind;
-use super::{OutreachRecord, Result, Store, StoreError, new_id};
+use super::{OutreachRecord, Result, Store, StoreError, dynamic, new_id};
 use crate::domain::event::EventType;
 
 /// Job statuses that wait for a person.
@@ -43,17 +44,13 @@ pub struct OpenAlert {
 impl Store {
     /// Jobs held for a person or dead-lettered, most recently changed first.
     pub async fn jobs_for_review(&self, limit: i64) -> Result<Vec<OutreachRecord>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM outreach WHERE status IN ('held', 'dead_lettered') ORDER BY updated_at DESC, id DESC LIMIT $1",
-        )
+        Ok(sqlx::query_as(dynamic(format!(
+            "SELECT {OUTREACH_COLUMNS} FROM outreach WHERE status IN ('held', 'dead_lettered')
+             ORDER BY updated_at DESC, id DESC LIMIT $1"
+        )))
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        let mut jobs = Vec::with_capacity(ids.len());
-        for id in ids {
-            jobs.extend(self.outreach(&id).await?);
-        }
-        Ok(jobs)
+        .await?)
     }
 
     /// Why the worker last held a job that it meant to send: `render_failed` leaves the job's own
