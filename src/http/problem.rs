@@ -85,6 +85,13 @@ impl IntoResponse for Problem {
 /// A store failure: 503 while the database can't be reached (nothing was stored), else 500.
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Problem {
+        if let StoreError::Redacted = e {
+            return Problem::new(StatusCode::CONFLICT, "redacted", "The personal data this needs has been removed")
+                .detail("retention or erasure removed it; the job is finished");
+        }
+        if let StoreError::Conflict(why) = &e {
+            return Problem::new(StatusCode::CONFLICT, "conflict", "Not now").detail(why.clone());
+        }
         if e.is_unavailable() {
             tracing::warn!(error = %e, "database unavailable");
             Problem::unavailable("the database is not reachable; nothing was stored")

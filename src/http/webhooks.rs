@@ -34,6 +34,7 @@ pub fn check_token(state: &AppState, given: Option<&str>) -> Result<(), Problem>
     match given {
         Some(t) if bool::from(t.as_bytes().ct_eq(state.webhook_token.as_bytes())) => Ok(()),
         _ => {
+            state.metrics.callback_rejected("bad_token");
             tracing::warn!("callback rejected: bad or missing token");
             Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Callback not authenticated")
                 .detail("bad or missing token"))
@@ -54,11 +55,25 @@ async fn sandbox_status(
 ) -> Result<Json<Value>, Problem> {
     check_token(&state, q.token.as_deref())?;
     let status = MessageStatus::parse(&body.value.status)
-        .filter(|s| !matches!(s, MessageStatus::Queued | MessageStatus::Sending))
-        .ok_or_else(|| Problem::validation(vec![FieldError::new("status", "not a provider status")]))?;
+        .filter(|s| !matches!(s, MessageStatus::Queued | MessageStatus::Sending));
+    let Some(status) = status else {
+        state.metrics.callback_rejected("bad_status");
+        return Err(Problem::validation(vec![FieldError::new("status", "not a provider status")]));
+    };
     let change =
         state.store.apply_status("sandbox", &body.value.provider_ref, status, None, state.clock.now_ms()).await?;
+    count_status(&state, "sandbox", &change);
     Ok(Json(status_answer(&change)))
+}
+
+/// Count a provider's status report by what it did (metrics).
+pub fn count_status(state: &AppState, provider: &str, change: &StatusChange) {
+    let result = match change {
+        StatusChange::UnknownMessage => "unknown_message",
+        StatusChange::Moved { .. } => "moved",
+        StatusChange::Ignored { .. } => "ignored",
+    };
+    state.metrics.status_callback(provider, result);
 }
 
 pub fn status_answer(change: &StatusChange) -> Value {

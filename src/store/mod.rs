@@ -8,6 +8,8 @@ mod events;
 mod messages;
 mod outbox;
 mod replies;
+mod reports;
+mod retention;
 mod templates;
 
 pub use accounts::{ApiKey, StaffAccount};
@@ -16,6 +18,8 @@ pub use events::{Event, EventRow};
 pub use messages::{MessageRecord, NewMessage, StatusChange};
 pub use outbox::DueJob;
 pub use replies::{ReplyRecord, SuppressionKind};
+pub use reports::{AcceptedRow, CaseRow, MessageRow};
+pub use retention::{Cursor, DueMessage, DueReply, Erased, FinishedJob};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
 
 use hmac::{Hmac, Mac};
@@ -37,6 +41,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// The personal data this needs was removed by retention or erasure.
+    #[error("redacted")]
+    Redacted,
 }
 
 impl StoreError {
