@@ -8,9 +8,11 @@ use serde::Serialize;
 use crate::domain::request::FieldError;
 use crate::store::StoreError;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// A URI naming the kind of problem.
     #[serde(rename = "type")]
+    #[schema(example = "https://safereach.example.org/problems/not-found")]
     pub kind: String,
     pub title: String,
     pub status: u16,

@@ -13,7 +13,7 @@ mod retention;
 mod templates;
 
 pub use accounts::{ApiKey, StaffAccount};
-pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord};
+pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord, answer_json};
 pub use events::{Event, EventRow};
 pub use messages::{MessageRecord, NewMessage, StatusChange};
 pub use outbox::DueJob;
