@@ -161,8 +161,12 @@ pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running,
         let (concurrency, grace) =
             (state.config.worker_concurrency.max(1), Duration::from_secs(state.config.shutdown_timeout_secs));
         let stop = shutdown.clone();
+        // A name of its own for each process: apalis refuses a second worker of the same name
+        // while the first one's heartbeat is recent, so a quick restart (or two worker processes)
+        // would otherwise leave the new worker dead with WORKER_ALREADY_EXISTS.
+        let name = crate::store::new_id("safereach-worker");
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = queue.run_worker("safereach-worker", handler, concurrency, grace, stop).await {
+            if let Err(e) = queue.run_worker(&name, handler, concurrency, grace, stop).await {
                 tracing::error!(error = %e, "worker stopped");
             }
         }));

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -529,7 +529,11 @@ mod tests {
 
     #[test]
     fn the_stored_answer_fits_the_documented_answer() {
-        let route = Route { channel: Channel::Sms, template: "priority_pretext", recipient: crate::domain::Recipient::Phone { number: "+447700900123".into() } };
+        let route = Route {
+            channel: Channel::Sms,
+            template: "priority_pretext",
+            recipient: crate::domain::Recipient::Phone { number: "+447700900123".into() },
+        };
         let until = "2026-11-21T08:00:00Z".parse().unwrap();
         for decision in [
             Decision::Send(route.clone()),
@@ -537,7 +541,8 @@ mod tests {
             Decision::Block(ReasonCode::NoConsent),
         ] {
             let stored = crate::store::answer_json("out_1", "C1", "queued", &decision);
-            let typed: OutreachAnswer = serde_json::from_value(stored.clone()).expect("the stored answer has the documented fields only");
+            let typed: OutreachAnswer =
+                serde_json::from_value(stored.clone()).expect("the stored answer has the documented fields only");
             assert_eq!(serde_json::to_value(typed).unwrap(), stored);
         }
     }

@@ -118,7 +118,12 @@ fn invalid(field: &str, message: &str) -> Problem {
     Problem::validation(vec![FieldError::new(field, message)])
 }
 
-async fn respond(state: &AppState, period: Period, format: Option<&str>, headers: &HeaderMap) -> Result<Response, Problem> {
+async fn respond(
+    state: &AppState,
+    period: Period,
+    format: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, Problem> {
     let wants_csv = match format {
         Some("csv") => true,
         Some("json") => false,

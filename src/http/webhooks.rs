@@ -66,14 +66,17 @@ async fn sandbox_status(
     Ok(Json(status_answer(&change)))
 }
 
-/// Count a provider's status report by what it did (metrics).
+/// Count and log a provider's status report by what it did (ids and codes only).
 pub fn count_status(state: &AppState, provider: &str, change: &StatusChange) {
-    let result = match change {
-        StatusChange::UnknownMessage => "unknown_message",
-        StatusChange::Moved { .. } => "moved",
-        StatusChange::Ignored { .. } => "ignored",
+    let (result, ids) = match change {
+        StatusChange::UnknownMessage => ("unknown_message", None),
+        StatusChange::Moved { case_ref, message_id } => ("moved", Some((case_ref, message_id))),
+        StatusChange::Ignored { case_ref, message_id } => ("ignored", Some((case_ref, message_id))),
     };
     state.metrics.status_callback(provider, result);
+    if let Some((case_ref, message_id)) = ids {
+        tracing::info!(provider, case_ref = %case_ref, message_id = %message_id, result, "status callback applied");
+    }
 }
 
 pub fn status_answer(change: &StatusChange) -> Value {

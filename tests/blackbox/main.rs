@@ -5,4 +5,5 @@ mod binary;
 mod common;
 mod flow;
 mod replies;
+mod reports;
 mod scenarios;
