@@ -6,4 +6,5 @@ mod common;
 mod flow;
 mod replies;
 mod reports;
+mod retention;
 mod scenarios;
