@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -82,6 +82,38 @@ const OUTREACH_EXAMPLE: &str = r#"{
   "personalisation": {"advocate_name": "Jo"}
 }"#;
 
+fn case_example() -> Value {
+    let event = |at: &str, kind: &str, rest: Value| {
+        let mut e = json!({"at": at, "type": kind, "actor": "worker", "outreach_id": "out_1", "message_id": null,
+            "outcome": null, "reason": null, "channel": null, "status": null, "classification": null, "detail": null});
+        if let (Some(e), Value::Object(rest)) = (e.as_object_mut(), rest) {
+            e.extend(rest);
+        }
+        e
+    };
+    let sent =
+        event("2026-11-20T10:00:02Z", "sent", json!({"message_id": "msg_1", "channel": "sms", "status": "sent"}));
+    let delivered = event(
+        "2026-11-20T10:00:09Z",
+        "status",
+        json!({"actor": "provider:sandbox", "outreach_id": null, "message_id": "msg_1", "status": "delivered"}),
+    );
+    json!({
+        "case_ref": "VS-2026-000123", "cancelled": false, "call_window": null,
+        "outreach": [{"outreach_id": "out_1", "request_id": "triage-000123-pretext", "kind": "priority_pretext",
+            "status": "sent", "accepted_at": "2026-11-20T10:00:00Z", "redacted_at": null,
+            "decision": {"outcome": "send", "reason": null, "channel": "sms", "template": "priority_pretext_discreet", "not_before": null}}],
+        "messages": [{"id": "msg_1", "outreach_id": "out_1", "channel": "sms", "template": "priority_pretext_discreet",
+            "template_version": 1, "status": "delivered", "provider": "sandbox", "provider_ref": "msg_1", "segments": 1,
+            "encoding": "gsm7", "subject": null, "body": "Hi Sam, it's Jo. I'll call you soon. What time suits you?",
+            "sent_at": "2026-11-20T10:00:02Z", "redacted_at": null, "events": [sent, delivered]}],
+        "replies": [{"received_at": "2026-11-20T10:05:00Z", "from_known": true, "body": "after 5 please", "classification": "time_preference"}],
+        "calls": [{"at": "2026-11-20T11:00:00Z", "outcome": "no_answer"}],
+        "timeline": [event("2026-11-20T10:00:00Z", "accepted", json!({"actor": "api:triage", "outcome": "send", "channel": "sms",
+            "detail": {"template": "priority_pretext_discreet"}})), sent, delivered],
+    })
+}
+
 fn outreach_example() -> Value {
     serde_json::from_str(OUTREACH_EXAMPLE).unwrap_or_default()
 }
@@ -148,7 +180,9 @@ pub struct OutreachCancelled {
     security(("api_key" = ["outreach:write"])),
     params(("outreach_id" = String, Path, description = "The id the 202 answer gave")),
     responses(
-        (status = 200, description = "Cancelled (or already sent)", body = OutreachCancelled),
+        (status = 200, description = "Cancelled (or already sent)", body = OutreachCancelled, example = json!({
+            "outreach_id": "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "status": "cancelled"
+        })),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
@@ -185,7 +219,7 @@ pub struct CaseStatus {
     security(("api_key" = ["outreach:write"])),
     params(("case_ref" = String, Path, description = "The triage system's case reference")),
     responses(
-        (status = 200, description = "Cancelled", body = CaseStatus),
+        (status = 200, description = "Cancelled", body = CaseStatus, example = json!({"case_ref": "VS-2026-000123", "status": "cancelled"})),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
@@ -287,7 +321,9 @@ pub struct CallRecorded {
     params(("case_ref" = String, Path, description = "The triage system's case reference")),
     request_body(content = CallRequest, example = json!({"at": "2026-11-20T11:00:00Z", "outcome": "no_answer"})),
     responses(
-        (status = 201, description = "Recorded", body = CallRecorded),
+        (status = 201, description = "Recorded", body = CallRecorded, example = json!({
+            "call_id": "call_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "outcome": "no_answer"
+        })),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
@@ -424,7 +460,7 @@ pub struct EventView {
     security(("api_key" = ["cases:read"])),
     params(("case_ref" = String, Path, description = "The triage system's case reference")),
     responses(
-        (status = 200, description = "The case", body = CaseView),
+        (status = 200, description = "The case", body = CaseView, example = case_example),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),

@@ -43,6 +43,12 @@ pub struct QuarterQuery {
     format: Option<String>,
 }
 
+/// A small report, as an example in the document (the figures of an empty month).
+fn report_example() -> serde_json::Value {
+    let period = Period::parse_month("2026-11").unwrap_or(Period::Month { year: 2026, month: 11 });
+    serde_json::to_value(crate::reports::empty(period, chrono_tz::Europe::London)).unwrap_or_default()
+}
+
 const CSV_EXAMPLE: &str = "section,key,value\ncalls,attempts,3\ncalls,by_outcome.answered,1\n…";
 
 /// The monthly performance report.
@@ -54,7 +60,7 @@ const CSV_EXAMPLE: &str = "section,key,value\ncalls,attempts,3\ncalls,by_outcome
     params(MonthQuery),
     responses(
         (status = 200, description = "The report", content(
-            (Report = "application/json"),
+            (Report = "application/json", example = report_example),
             (String = "text/csv", example = json!(CSV_EXAMPLE)),
         )),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
@@ -90,7 +96,7 @@ async fn monthly(
     params(QuarterQuery),
     responses(
         (status = 200, description = "The report", content(
-            (Report = "application/json"),
+            (Report = "application/json", example = report_example),
             (String = "text/csv", example = json!(CSV_EXAMPLE)),
         )),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),

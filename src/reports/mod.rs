@@ -20,7 +20,7 @@ pub use period::{Period, PeriodInfo};
 use crate::domain::policy::PolicyConfig;
 use crate::domain::reply::ReplyClass;
 use crate::domain::{Channel, Kind, MessageStatus, Outcome, ReasonCode};
-use crate::store::{Result, Store};
+use crate::store::{AcceptedRow, CaseRow, MessageRow, Result, Store};
 
 /// Counts by a code. Every known code is present (0 when none), so reports line up month by month.
 pub type Counts = BTreeMap<String, u64>;
@@ -171,14 +171,46 @@ const CALL_HEADINGS: &[(&str, &str, &str)] = &[
     ("declined", "Declined", "contact.declined"),
 ];
 
+/// What a report is made of, as read from the store.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub accepted: Vec<AcceptedRow>,
+    pub redecisions: Vec<(Option<String>, Option<String>)>,
+    pub messages: Vec<MessageRow>,
+    /// (message id, status) of status reports, oldest first.
+    pub statuses: Vec<(String, String)>,
+    pub replies: Vec<(String, i64)>,
+    pub suppressions: Vec<(String, Option<String>)>,
+    pub calls: Vec<String>,
+    pub cases: Vec<CaseRow>,
+}
+
 /// The report for `period`.
 pub async fn report(store: &Store, policy: &PolicyConfig, period: Period) -> Result<Report> {
     let (from, to) = period.bounds(policy.timezone);
     let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+    let facts = Facts {
+        accepted: store.report_accepted(from, to).await?,
+        redecisions: store.report_redecisions(from, to).await?,
+        messages: store.report_messages(from, to).await?,
+        statuses: store.report_message_statuses(from, to).await?,
+        replies: store.report_replies(from, to).await?,
+        suppressions: store.report_suppressions(from, to).await?,
+        calls: store.report_calls(from, to).await?,
+        cases: store.report_cases(from, to).await?,
+    };
+    Ok(build(period, policy, &facts))
+}
 
-    let accepted = store.report_accepted(from, to).await?;
+/// A report with nothing in it: every known code at 0 (an example, and the shape of any month).
+pub fn empty(period: Period, timezone: chrono_tz::Tz) -> Report {
+    build(period, &PolicyConfig { timezone, ..PolicyConfig::default() }, &Facts::default())
+}
+
+/// The figures of a report from its facts.
+pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
     let mut outreach = OutreachCounts {
-        total: accepted.len() as u64,
+        total: facts.accepted.len() as u64,
         by_kind: zeroed([Kind::PriorityPretext, Kind::InformationPack].map(Kind::as_str)),
         by_referral_source: Counts::new(),
         by_category_group: zeroed(["safety_sensitive", "other_priority", "non_priority"]),
@@ -186,7 +218,7 @@ pub async fn report(store: &Store, policy: &PolicyConfig, period: Period) -> Res
         by_local_authority: Counts::new(),
     };
     let mut decisions = DecisionCounts::empty();
-    for row in &accepted {
+    for row in &facts.accepted {
         add(&mut outreach.by_kind, &row.kind);
         add(&mut outreach.by_referral_source, known(&row.referral_source));
         add(&mut outreach.by_local_authority, known(&row.local_authority));
@@ -198,15 +230,15 @@ pub async fn report(store: &Store, policy: &PolicyConfig, period: Period) -> Res
         decisions.add(row.outcome.as_deref(), row.reason.as_deref());
     }
     let mut redecisions = DecisionCounts::empty();
-    for (outcome, reason) in store.report_redecisions(from, to).await? {
+    for (outcome, reason) in &facts.redecisions {
         // A render failure holds the job without an outcome of the policy's.
         redecisions.add(Some(outcome.as_deref().unwrap_or("hold")), reason.as_deref());
     }
 
-    let messages = message_counts(store, from, to).await?;
-    let replies = reply_counts(store, from, to).await?;
+    let messages = message_counts(facts);
+    let replies = reply_counts(facts);
     let mut suppressions = SuppressionCounts { opt_outs: 0, unsafe_numbers: 0, opt_ins: 0 };
-    for (kind, reason) in store.report_suppressions(from, to).await? {
+    for (kind, reason) in &facts.suppressions {
         match (kind.as_str(), reason.as_deref()) {
             ("suppressed", Some("opt_out")) => suppressions.opt_outs += 1,
             ("suppressed", Some("unsafe")) => suppressions.unsafe_numbers += 1,
@@ -214,15 +246,14 @@ pub async fn report(store: &Store, policy: &PolicyConfig, period: Period) -> Res
             _ => {}
         }
     }
-    let call_outcomes = store.report_calls(from, to).await?;
     let mut calls = CallCounts {
-        attempts: call_outcomes.len() as u64,
+        attempts: facts.calls.len() as u64,
         by_outcome: zeroed(["answered", "no_answer", "voicemail", "wrong_number", "declined"]),
     };
-    for outcome in &call_outcomes {
+    for outcome in &facts.calls {
         add(&mut calls.by_outcome, outcome);
     }
-    let contact = contact_counts(store, from, to).await?;
+    let contact = contact_counts(&facts.cases);
 
     let mut headings: Vec<Heading> = HEADINGS
         .iter()
@@ -246,7 +277,7 @@ pub async fn report(store: &Store, policy: &PolicyConfig, period: Period) -> Res
         });
     }
 
-    Ok(Report {
+    Report {
         period: period.describe(policy.timezone),
         outreach,
         decisions,
@@ -257,7 +288,7 @@ pub async fn report(store: &Store, policy: &PolicyConfig, period: Period) -> Res
         suppressions,
         calls,
         contact,
-    })
+    }
 }
 
 impl DecisionCounts {
@@ -294,10 +325,10 @@ fn is_delivered(channel: &str, status: &str) -> bool {
     status == "delivered" || (channel == "letter" && status == "posted")
 }
 
-async fn message_counts(store: &Store, from: i64, to: i64) -> Result<MessageCounts> {
-    let rows = store.report_messages(from, to).await?;
-    let mut latest: BTreeMap<String, String> = BTreeMap::new();
-    for (message_id, status) in store.report_message_statuses(from, to).await? {
+fn message_counts(facts: &Facts) -> MessageCounts {
+    let rows = &facts.messages;
+    let mut latest: BTreeMap<&str, &str> = BTreeMap::new();
+    for (message_id, status) in &facts.statuses {
         latest.insert(message_id, status);
     }
     let mut by_channel: BTreeMap<String, ChannelCounts> = Channel::ALL
@@ -312,9 +343,9 @@ async fn message_counts(store: &Store, from: i64, to: i64) -> Result<MessageCoun
             (c.as_str().to_string(), counts)
         })
         .collect();
-    for row in &rows {
+    for row in rows {
         let channel = known(&row.channel);
-        let status = latest.get(&row.message_id).map(String::as_str).or(row.status.as_deref()).unwrap_or("sent");
+        let status = latest.get(row.message_id.as_str()).copied().or(row.status.as_deref()).unwrap_or("sent");
         let counts = by_channel.entry(channel.to_string()).or_insert_with(|| ChannelCounts {
             total: 0,
             delivered: 0,
@@ -330,26 +361,25 @@ async fn message_counts(store: &Store, from: i64, to: i64) -> Result<MessageCoun
     }
     let total = by_channel.values().map(|c| c.total).sum();
     let delivered = by_channel.values().map(|c| c.delivered).sum();
-    Ok(MessageCounts { total, delivered, delivery_rate: rate(delivered, total), by_channel })
+    MessageCounts { total, delivered, delivery_rate: rate(delivered, total), by_channel }
 }
 
-async fn reply_counts(store: &Store, from: i64, to: i64) -> Result<ReplyCounts> {
-    let rows = store.report_replies(from, to).await?;
+fn reply_counts(facts: &Facts) -> ReplyCounts {
+    let rows = &facts.replies;
     let mut counts = ReplyCounts {
         total: rows.len() as u64,
         unmatched: rows.iter().filter(|(_, matched)| *matched == 0).count() as u64,
         by_classification: zeroed(ReplyClass::ALL.iter().map(|c| c.as_str())),
     };
-    for (classification, _) in &rows {
+    for (classification, _) in rows {
         add(&mut counts.by_classification, classification);
     }
-    Ok(counts)
+    counts
 }
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-async fn contact_counts(store: &Store, from: i64, to: i64) -> Result<ContactCounts> {
-    let cases = store.report_cases(from, to).await?;
+fn contact_counts(cases: &[CaseRow]) -> ContactCounts {
     let priority: Vec<_> = cases.iter().filter(|c| c.priority.0).collect();
     let within =
         priority.iter().filter(|c| c.first_pretext.is_some_and(|t| t - c.referred_at <= DAY_MS)).count() as u64;
@@ -366,7 +396,7 @@ async fn contact_counts(store: &Store, from: i64, to: i64) -> Result<ContactCoun
         n if n % 2 == 1 => Some(waits[n / 2]),
         n => Some((waits[n / 2 - 1] + waits[n / 2]) / 2),
     };
-    Ok(ContactCounts {
+    ContactCounts {
         cases_referred: cases.len() as u64,
         priority_cases: priority.len() as u64,
         priority_pretext_within_24h: within,
@@ -378,7 +408,7 @@ async fn contact_counts(store: &Store, from: i64, to: i64) -> Result<ContactCoun
             .filter(|c| c.calls > 0 && c.answered == 0 && c.declined == 0 && c.first_sent.is_none())
             .count() as u64,
         declined: cases.iter().filter(|c| c.declined > 0).count() as u64,
-    })
+    }
 }
 
 /// The group of the priority list a job's categories fall in.
@@ -431,6 +461,41 @@ mod tests {
                 assert!(seen.insert(*code), "{code} is under two headings");
             }
         }
+    }
+
+    #[test]
+    fn an_empty_month_has_every_code_at_zero_and_no_rates() {
+        let r = empty(Period::Month { year: 2026, month: 11 }, chrono_tz::Europe::London);
+        assert_eq!(r.decisions.by_reason.len(), ReasonCode::ALL.len());
+        assert!(r.decisions.by_reason.values().all(|n| *n == 0));
+        assert_eq!(r.messages.by_channel["sms"].by_status.len(), 4);
+        assert_eq!((r.messages.delivery_rate, r.contact.median_seconds_to_first_contact), (None, None));
+        assert_eq!(r.headings.len(), HEADINGS.len() + CALL_HEADINGS.len());
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        let case = |referred_at, first_sent| CaseRow {
+            priority: crate::store::Flag(true),
+            referred_at,
+            first_pretext: first_sent,
+            first_sent,
+            first_call: None,
+            calls: 0,
+            answered: 0,
+            declined: 0,
+        };
+        let cases = [
+            case(0, Some(10_000)),
+            case(0, Some(30_000)),
+            case(0, None),
+            case(1_000, Some(2_000)),
+            case(0, Some(50_000)),
+        ];
+        let c = contact_counts(&cases);
+        // Waits of 1, 10, 30 and 50 s: the median is 20 s.
+        assert_eq!(c.median_seconds_to_first_contact, Some(20));
+        assert_eq!((c.cases_referred, c.cases_contacted, c.priority_pretext_within_24h), (5, 4, 4));
     }
 
     #[test]

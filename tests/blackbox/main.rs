@@ -4,6 +4,7 @@ mod api;
 mod binary;
 mod common;
 mod flow;
+mod observability;
 mod replies;
 mod reports;
 mod retention;
