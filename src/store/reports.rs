@@ -92,7 +92,7 @@ impl Store {
     /// (classification, matched to a case) of each reply received in [from, to).
     pub async fn report_replies(&self, from: i64, to: i64) -> Result<Vec<(String, i64)>> {
         Ok(sqlx::query_as(
-            "SELECT classification, CASE WHEN case_ref IS NULL THEN 0 ELSE 1 END FROM replies
+            "SELECT classification, CAST(CASE WHEN case_ref IS NULL THEN 0 ELSE 1 END AS BIGINT) FROM replies
              WHERE received_at >= $1 AND received_at < $2",
         )
         .bind(from)
