@@ -1,7 +1,9 @@
-//! The report as CSV: one figure per row, `section,key,value`, in the order of the JSON report.
-//! `section` is a top-level field (`outreach`, `messages`, …), `key` the path below it joined
-//! with `.` (`by_channel.sms.by_status.delivered`); a heading is keyed by its `key`, and a list of
-//! codes is one value joined with `;`. Absent figures (a rate with nothing to divide) are empty.
+//! The report as CSV: one figure per row, `section,key,value`. `section` is a top-level field
+//! (`outreach`, `messages`, …), `key` the path below it joined with `.`
+//! (`by_channel.sms.by_status.delivered`); a heading is keyed by its `key`, and a list of codes
+//! is one value joined with `;`. Absent figures (a rate with nothing to divide) are empty.
+//! Sections and keys come in alphabetical order (headings in their own order), and every known
+//! code has its row even at 0, so two months' files line up row by row.
 
 use serde_json::Value;
 
