@@ -223,6 +223,14 @@ impl Worker {
                     }))
                     .append(&mut tx)
                     .await?;
+                tracing::info!(
+                    case_ref = %job.case_ref,
+                    outreach_id = %job.id,
+                    message_id = %message.id,
+                    channel,
+                    provider = accepted.provider,
+                    "message handed to the provider"
+                );
                 Processed::Sent { message_id: message.id.clone() }
             }
             Err(SendError::Permanent(why)) => {
