@@ -290,3 +290,30 @@ fn stop_server(server: &mut Child) {
 fn context(haystack: &str, needle: &str) -> String {
     haystack.lines().filter(|l| l.contains(needle)).take(5).collect::<Vec<_>>().join("\n")
 }
+
+#[test]
+fn the_readme_demo_covers_send_defer_hold_and_block() {
+    let app = Instance::new();
+    let dir = app.dir.path().join("demo");
+    let out = app
+        .command(&["demo", "--no-serve", "--dir", dir.to_str().unwrap()])
+        .env_remove("SAFEREACH_CLOCK")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let row = |case: &str| {
+        stdout.lines().find(|l| l.starts_with(case)).unwrap_or_else(|| panic!("{case} in\n{stdout}")).to_string()
+    };
+    // The pre-text goes now or, at night, in the morning; the others don't depend on the time.
+    assert!(row("DEMO-1 ").contains("priority_pretext_discreet"));
+    assert!(row("DEMO-2 ").contains("send") && row("DEMO-2 ").contains("letter") && row("DEMO-2 ").ends_with("sent"));
+    assert!(row("DEMO-3 ").contains("send") && row("DEMO-3 ").ends_with("sent"));
+    assert!(row("DEMO-4 ").contains("defer") && row("DEMO-4 ").contains("calls_first"));
+    assert!(row("DEMO-5 ").contains("hold") && row("DEMO-5 ").contains("no_safe_number"));
+    assert!(row("DEMO-7 ").contains("block") && row("DEMO-7 ").contains("no_consent"));
+    assert!(row("DEMO-9 ").contains("insufficient_contact_info"));
+    assert!(stdout.contains("API key (all scopes): sr_"));
+    let letters = std::fs::read_dir(dir.join("outbox/letters")).unwrap().count();
+    assert_eq!(letters, 1);
+}
