@@ -225,10 +225,11 @@ impl Store {
         for sql in moved {
             sqlx::query(sql).bind(case_ref).bind(&anonymous_ref).execute(&mut *tx).await?;
         }
-        // Suppressions stay (an opt-out must be honoured), no longer linked to the case.
-        let unlinked =
+        // Suppressions stay (an opt-out must be honoured), no longer linked to the case; then the
+        // old case row, which nothing points at any more, goes.
+        let last =
             ["UPDATE suppressions SET case_ref = NULL WHERE case_ref = $1", "DELETE FROM cases WHERE case_ref = $1"];
-        for sql in unlinked {
+        for sql in last {
             sqlx::query(sql).bind(case_ref).execute(&mut *tx).await?;
         }
         Event::new(&anonymous_ref, now, actor, EventType::Redacted)
