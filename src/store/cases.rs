@@ -60,13 +60,19 @@ pub struct OutreachRecord {
     pub not_before: Option<i64>,
     pub attempts: i64,
     pub updated_at: i64,
+    /// Set once retention or erasure removed the request's personal data: the job is finished.
+    pub redacted_at: Option<i64>,
 }
 
-pub(super) const OUTREACH_COLUMNS: &str = "id, request_id, case_ref, kind, priority, request_json, accepted_at, status, outcome, reason, channel, template, not_before, attempts, updated_at";
+pub(super) const OUTREACH_COLUMNS: &str = "id, request_id, case_ref, kind, priority, request_json, accepted_at, status, outcome, reason, channel, template, not_before, attempts, updated_at, redacted_at";
 
 impl OutreachRecord {
+    /// The request as accepted. A redacted job has none left: it can never be decided again.
     pub fn request(&self) -> Result<OutreachRequest> {
-        let json = self.request_json.as_deref().ok_or_else(|| StoreError::Corrupt("request redacted".into()))?;
+        if self.redacted_at.is_some() {
+            return Err(StoreError::Redacted);
+        }
+        let json = self.request_json.as_deref().ok_or(StoreError::Redacted)?;
         serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("outreach request: {e}")))
     }
 }
@@ -133,7 +139,7 @@ impl Store {
         let answer = answer_json(&id, &req.case_ref, status, &decision);
         sqlx::query(dynamic(format!(
             "INSERT INTO outreach ({OUTREACH_COLUMNS}, request_hash, response_json)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $7, $14, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $7, NULL, $14, $15)"
         )))
         .bind(&id)
         .bind(&req.request_id)
