@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::domain::policy::PolicyConfig;
 use crate::queue::{Queue, QueueError, Relay};
 use crate::store::{Store, StoreError};
+use crate::telemetry::Metrics;
 use crate::worker::Worker;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,8 @@ pub struct AppState {
     pub webhook_token: String,
     /// Wakes the relay after a commit that wrote queue work.
     pub relay_wake: Arc<Notify>,
+    /// This instance's metrics (`/metrics`).
+    pub metrics: Metrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +91,9 @@ impl AppState {
             }
         };
         let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
+        let metrics = Metrics::new();
         let channels = crate::channels::from_config(&config, clock).map_err(AppError::Config)?;
+        let channels = crate::telemetry::instrument(channels, &metrics);
         Ok(AppState {
             config,
             store,
@@ -98,6 +103,7 @@ impl AppState {
             channels,
             webhook_token,
             relay_wake: Arc::new(Notify::new()),
+            metrics,
         })
     }
 
@@ -156,7 +162,18 @@ pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running,
         let (concurrency, grace) =
             (state.config.worker_concurrency.max(1), Duration::from_secs(state.config.shutdown_timeout_secs));
         let stop = shutdown.clone();
+        // Each run of the worker names itself afresh (see Queue::run_worker).
         tasks.push(tokio::spawn(async move { queue.run_worker(handler, concurrency, grace, stop).await }));
+        // Retention runs beside the worker: every worker process may run it (redactions are
+        // conditional updates, so two passes at once do each thing once).
+        let retention = crate::retention::RetentionConfig::from_config(&state.config);
+        tasks.push(tokio::spawn(crate::retention::run(
+            state.store.clone(),
+            state.clock,
+            retention,
+            state.metrics.clone(),
+            shutdown.clone(),
+        )));
     }
     tracing::info!(role = ?role, addr = ?addr, "safereach started");
     Ok(Running { addr, state, shutdown, tasks })

@@ -34,6 +34,7 @@ pub fn check_token(state: &AppState, given: Option<&str>) -> Result<(), Problem>
     match given {
         Some(t) if bool::from(t.as_bytes().ct_eq(state.webhook_token.as_bytes())) => Ok(()),
         _ => {
+            state.metrics.callback_rejected("bad_token");
             tracing::warn!("callback rejected: bad or missing token");
             Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Callback not authenticated")
                 .detail("bad or missing token"))
@@ -54,11 +55,28 @@ async fn sandbox_status(
 ) -> Result<Json<Value>, Problem> {
     check_token(&state, q.token.as_deref())?;
     let status = MessageStatus::parse(&body.value.status)
-        .filter(|s| !matches!(s, MessageStatus::Queued | MessageStatus::Sending))
-        .ok_or_else(|| Problem::validation(vec![FieldError::new("status", "not a provider status")]))?;
+        .filter(|s| !matches!(s, MessageStatus::Queued | MessageStatus::Sending));
+    let Some(status) = status else {
+        state.metrics.callback_rejected("bad_status");
+        return Err(Problem::validation(vec![FieldError::new("status", "not a provider status")]));
+    };
     let change =
         state.store.apply_status("sandbox", &body.value.provider_ref, status, None, state.clock.now_ms()).await?;
+    count_status(&state, "sandbox", &change);
     Ok(Json(status_answer(&change)))
+}
+
+/// Count and log a provider's status report by what it did (ids and codes only).
+pub fn count_status(state: &AppState, provider: &str, change: &StatusChange) {
+    let (result, ids) = match change {
+        StatusChange::UnknownMessage => ("unknown_message", None),
+        StatusChange::Moved { case_ref, message_id } => ("moved", Some((case_ref, message_id))),
+        StatusChange::Ignored { case_ref, message_id } => ("ignored", Some((case_ref, message_id))),
+    };
+    state.metrics.status_callback(provider, result);
+    if let Some((case_ref, message_id)) = ids {
+        tracing::info!(provider, case_ref = %case_ref, message_id = %message_id, result, "status callback applied");
+    }
 }
 
 pub fn status_answer(change: &StatusChange) -> Value {

@@ -5,9 +5,14 @@ mod common;
 
 mod api;
 mod binary;
+mod browser;
 mod flow;
+mod observability;
 mod outage;
 mod processes;
 mod replies;
+mod reports;
+mod retention;
 mod scenarios;
+mod staff;
 mod store;
