@@ -123,6 +123,9 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/v1/cases/{case_ref}/calls"),
     ("get", "/v1/reports/monthly"),
     ("get", "/v1/reports/quarterly"),
+    // Dead letters (production issue): staff see and requeue what the worker gave up on.
+    ("get", "/v1/dead-letters"),
+    ("post", "/v1/outreach/{outreach_id}/requeue"),
 ];
 
 fn refs(value: &Value, found: &mut BTreeSet<String>) {
