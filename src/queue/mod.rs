@@ -81,8 +81,9 @@ impl Queue {
                 .batch_size(BATCH)
                 .heartbeat_interval(HEARTBEAT)
                 .missed_heartbeats(MISSED_HEARTBEATS)
-                // Results and events are of no use to us (the store keeps the record).
-                .persist_results(false)
+                // Keep `persist_results` (the default): apalis acknowledges jobs only with it, and a
+                // job never acknowledged stays with its worker, to be run again if that one dies.
+                // Events (pub/sub) are of no use to us.
                 .emit_events(false);
             return Ok(Queue::Redis(RedisStorage::new(conn).with_config(config)));
         }
@@ -99,8 +100,7 @@ impl Queue {
                 .queue(&name)
                 .batch_size(BATCH)
                 .heartbeat_interval(HEARTBEAT)
-                .missed_heartbeats(MISSED_HEARTBEATS)
-                .persist_results(false);
+                .missed_heartbeats(MISSED_HEARTBEATS);
             return Ok(Queue::Postgres(PostgresStorage::new(&pool).with_config(config)));
         }
         use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -150,6 +150,37 @@ impl Queue {
             }
         })
         .await
+    }
+
+    /// Remove jobs the queue finished more than `older_than` ago (the store keeps the record;
+    /// the queue's own copy would only grow). Returns how many went.
+    pub async fn tidy(&self, older_than: Duration) -> Result<u64, QueueError> {
+        use apalis_core::backend::Vacuum;
+        match self {
+            // Not apalis-sqlite's vacuum: it also runs VACUUM, rewriting the whole database file.
+            Queue::Sqlite(storage) => sqlx::query(
+                "DELETE FROM Jobs WHERE status IN ('Done', 'Killed') AND done_at <= strftime('%s', 'now') - ?1",
+            )
+            .bind(older_than.as_secs() as i64)
+            .execute(storage.pool())
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(storage_error),
+            Queue::Redis(storage) => {
+                storage.clone().vacuum_before(older_than).await.map(|n| n as u64).map_err(storage_error)
+            }
+            // apalis-postgres has no vacuum of its own.
+            Queue::Postgres(storage) => sqlx::query(
+                "DELETE FROM apalis.jobs WHERE job_type = $1 AND status IN ('Done', 'Killed')
+                 AND done_at <= now() - make_interval(secs => $2)",
+            )
+            .bind(storage.config().queue.as_ref())
+            .bind(older_than.as_secs_f64())
+            .execute(storage.pool())
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(storage_error),
+        }
     }
 
     /// Run `concurrency` jobs at a time until `shutdown`, then let jobs in flight finish (up to

@@ -28,6 +28,8 @@ const RELAY_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the relay looks for jobs the queue lost, and how old such a job must be.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const STALE_MS: i64 = 15 * 60_000;
+/// Finished jobs stay on the queue this long (to look at), then go.
+const TIDY_AFTER: Duration = Duration::from_secs(3600);
 
 impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
@@ -40,6 +42,9 @@ impl Relay {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(jobs = n, "requeued jobs the queue had lost"),
                     Err(e) => tracing::warn!(error = %e, "sweep for lost jobs failed"),
+                }
+                if let Err(e) = self.queue.tidy(TIDY_AFTER).await {
+                    tracing::warn!(error = %e, "tidying finished jobs from the queue failed");
                 }
             }
             match self.pass().await {

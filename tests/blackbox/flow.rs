@@ -252,3 +252,25 @@ on_backends! {
         app.stop().await;
     }
 }
+
+on_backends! {
+    async fn finished_jobs_are_tidied_from_the_queue() {
+        let app = spawn_at(MONDAY_10AM).await;
+        app.post_outreach(&pretext("tidy-1", "TIDY-1")).await;
+        app.wait_for_message("TIDY-1", "sent").await;
+        let queue = &app.state.queue;
+        // The queue acknowledges the job just after the worker returns.
+        let mut tidied = 0;
+        for _ in 0..50 {
+            tidied += queue.tidy(std::time::Duration::ZERO).await.unwrap();
+            if tidied > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(tidied, 1, "the finished job went from the {} queue", queue.kind());
+        assert_eq!(queue.tidy(std::time::Duration::ZERO).await.unwrap(), 0);
+        assert_eq!(queue.tidy(std::time::Duration::from_secs(3600)).await.unwrap(), 0);
+        app.stop().await;
+    }
+}
