@@ -274,3 +274,79 @@ on_backends! {
         app.stop().await;
     }
 }
+
+on_backends! {
+    async fn a_send_cut_off_mid_way_is_dead_lettered_for_staff_never_resent_by_itself() {
+        let app = spawn_with(Options { clock: Some(MONDAY_10AM.into()), role: Role::Api, ..Options::default() }).await;
+        let (_, answer) = app.post_outreach(&pretext("doubt-1", "DOUBT-1")).await;
+        let id = answer["outreach_id"].as_str().unwrap();
+        let store = &app.state.store;
+        // Another worker took the message and is still within its lease: we look again later.
+        let new = safereach::store::NewMessage {
+            outreach_id: id.into(),
+            case_ref: "DOUBT-1".into(),
+            channel: "sms",
+            template: "priority_pretext".into(),
+            template_version: 1,
+            to_normalised: "+447700900555".into(),
+            to_address: serde_json::to_string(&safereach::domain::Recipient::Phone { number: "+447700900555".into() })
+                .unwrap(),
+            subject: None,
+            body: "Hello Robin".into(),
+            html: None,
+            encoding: Some("gsm7"),
+            segments: Some(1),
+        };
+        let mut tx = store.begin().await.unwrap();
+        let message = store.message_for(&mut tx, &new, app.state.clock.now_ms()).await.unwrap();
+        tx.commit().await.unwrap();
+        let lease = app.state.config.send_lease_secs as i64 * 1000;
+        let now = app.state.clock.now_ms();
+        assert_eq!(store.claim_message(&message.id, now, lease).await.unwrap(), safereach::store::Claim::Claimed);
+        sqlx::query("DELETE FROM job_outbox").execute(store.pool()).await.unwrap();
+        assert_eq!(app.state.worker().process(id).await.unwrap(), Processed::Skipped);
+        let run_at: i64 = sqlx::query_scalar("SELECT run_at FROM job_outbox WHERE outreach_id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert!(run_at > now + lease, "looked at again once the lease is over");
+
+        // That worker died: its lease ran out with no result. Whether the provider got the text
+        // is unknown, so it is not sent again but dead-lettered for staff.
+        sqlx::query("UPDATE messages SET claimed_until = $1").bind(now - 1).execute(store.pool()).await.unwrap();
+        assert_eq!(app.state.worker().process(id).await.unwrap(), Processed::DeadLettered);
+        assert!(app.sent_sms().is_empty());
+        let (_, listed) = read(app.http.get(app.url("/v1/dead-letters")).bearer_auth(&app.key).send().await.unwrap()).await;
+        assert_eq!(listed["count"], 1);
+        assert_eq!(listed["dead_letters"][0]["reason"], "send_interrupted");
+        assert_eq!(app.state.worker().process(id).await.unwrap(), Processed::Skipped, "stays put");
+
+        // Staff see it from the command line too, check the provider (it never got it) and
+        // requeue it: it goes, once.
+        // (Off the runtime's thread: the app in this test runs on it meanwhile.)
+        let cli = |args: Vec<String>| {
+            let database_url = app.state.config.database_url.clone();
+            tokio::task::spawn_blocking(move || {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_safereach"))
+                    .args(&args)
+                    .env_clear()
+                    .env("SAFEREACH_DATABASE_URL", database_url)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+                String::from_utf8_lossy(&out.stdout).to_string()
+            })
+        };
+        let list = cli(vec!["dead-letters".into(), "list".into()]).await.unwrap();
+        assert!(list.starts_with("1 dead-lettered job(s)") && list.contains(id) && list.contains("send_interrupted"), "{list}");
+        assert!(cli(vec!["dead-letters".into(), "requeue".into(), id.into()]).await.unwrap().contains("requeued"));
+        let (status, _) = app.post_json(&format!("/v1/outreach/{id}/requeue"), &json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "only a dead letter can be requeued");
+        assert!(matches!(app.state.worker().process(id).await.unwrap(), Processed::Sent { .. }));
+        assert_eq!(app.sent_sms().len(), 1);
+        let (_, case) = app.get_case("DOUBT-1").await;
+        assert_eq!(types(&case), ["accepted", "decided", "decided", "dead_lettered", "requeued", "decided", "sent"]);
+        app.stop().await;
+    }
+}
