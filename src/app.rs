@@ -88,7 +88,8 @@ impl AppState {
             }
         };
         let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
-        let channels = crate::channels::from_config(&config, clock).map_err(AppError::Config)?;
+        let channels = crate::channels::from_config(&config, clock, &webhook_token)
+            .map_err(|e| AppError::Config(e.to_string()))?;
         Ok(AppState {
             config,
             store,
@@ -124,6 +125,8 @@ pub struct Running {
 
 pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running, AppError> {
     let state = Arc::new(AppState::build(config, migrate).await?);
+    let events_target =
+        crate::events_out::Target::from_config(&state.config).map_err(|e| AppError::Config(e.to_string()))?;
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     let relay = Relay {
@@ -150,6 +153,12 @@ pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running,
         }));
     }
     if role.worker() {
+        let events = Arc::new(crate::events_out::EventsOut {
+            store: state.store.clone(),
+            clock: state.clock,
+            target: events_target,
+        });
+        tasks.push(tokio::spawn(events.run(shutdown.clone())));
         let handler: Arc<dyn crate::queue::JobHandler> = Arc::new(state.worker());
         let queue = state.queue.clone();
         let (concurrency, grace) =

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod events_out;
 pub mod http;
 pub mod inbound;
 pub mod logging;

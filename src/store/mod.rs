@@ -4,6 +4,7 @@
 
 mod accounts;
 mod cases;
+mod event_outbox;
 mod events;
 mod messages;
 mod outbox;
@@ -12,6 +13,7 @@ mod templates;
 
 pub use accounts::{ApiKey, StaffAccount};
 pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord};
+pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
 pub use messages::{MessageRecord, NewMessage, StatusChange};
 pub use outbox::DueJob;

@@ -121,6 +121,7 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     assert!(key.starts_with("sr_"));
 
     let (mut server, base) = app.serve();
+    safereach::channels::install_crypto_provider();
     let http = reqwest::Client::new();
     let post = |body: serde_json::Value| {
         let http = http.clone();

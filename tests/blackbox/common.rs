@@ -54,6 +54,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
     }
+    safereach::channels::install_crypto_provider();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::defaults();
     config.bind = "127.0.0.1:0".into();

@@ -1,5 +1,12 @@
-//! Provider callbacks. No API key: each provider's own authentication (here, the webhook token
-//! in the URL). A bad token is 403 and changes nothing; an unknown message is acknowledged.
+//! Provider callbacks. No API key: each provider's own authentication (the webhook token in the
+//! URL for Kannel, the print service and the sandbox; Twilio's request signature). A bad token or
+//! signature is 403 and changes nothing; an unknown message is acknowledged (200) and logged by
+//! id only; statuses only move forward (`Store::apply_status`). Query strings and bodies carry
+//! numbers and message text: handlers never log them, and spans name the route, not the URI.
+
+mod kannel;
+mod print;
+mod twilio;
 
 use std::sync::Arc;
 
@@ -21,6 +28,15 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/webhooks/sandbox/status", post(sandbox_status))
         .route("/webhooks/sandbox/inbound", post(sandbox_inbound))
+        .merge(kannel::router())
+        .merge(twilio::router())
+        .merge(print::router())
+}
+
+/// 403 for a callback that did not prove where it came from; `why` names the check, never a value.
+pub fn forbidden(why: &str) -> Problem {
+    tracing::warn!(reason = why, "callback rejected");
+    Problem::new(StatusCode::FORBIDDEN, "forbidden", "Callback not authenticated").detail(why.to_string())
 }
 
 #[derive(Deserialize)]
@@ -33,11 +49,7 @@ pub fn check_token(state: &AppState, given: Option<&str>) -> Result<(), Problem>
     use subtle::ConstantTimeEq;
     match given {
         Some(t) if bool::from(t.as_bytes().ct_eq(state.webhook_token.as_bytes())) => Ok(()),
-        _ => {
-            tracing::warn!("callback rejected: bad or missing token");
-            Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Callback not authenticated")
-                .detail("bad or missing token"))
-        }
+        _ => Err(forbidden("bad or missing token")),
     }
 }
 
