@@ -1,8 +1,9 @@
 //! Twilio: SMS through the Messages REST API, and the `X-Twilio-Signature` check for its callbacks.
 //!
 //! A message is created with a form POST (basic auth with the account SID and auth token) that
-//! names our status callback; Twilio answers with its own id (`MessageSid`), which we record as
-//! the provider reference, and later POSTs status changes, signed, to the callback.
+//! names our status callback, with our message id in its query; Twilio answers with its own id
+//! (`MessageSid`), which we record as the provider reference, and later POSTs status changes,
+//! signed, to the callback.
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -11,6 +12,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use sha1::Sha1;
 
+use super::email::is_plain_id;
 use super::{Accepted, ConfigError, OutboundMessage, Provider, SendError, transport_error};
 use crate::domain::Recipient;
 
@@ -72,11 +74,17 @@ impl Provider for Twilio {
         let Recipient::Phone { number } = &msg.recipient else {
             return Err(SendError::Permanent("sms needs a phone recipient".into()));
         };
+        if !is_plain_id(&msg.id) {
+            return Err(SendError::Permanent("message id has unexpected characters".into()));
+        }
+        // Our id in the callback URL (Twilio signs the whole URL) finds the message even when a
+        // callback overtakes our record of the MessageSid.
+        let status_callback = format!("{}?id={}", self.status_callback, msg.id);
         let form = [
             ("To", number.as_str()),
             ("From", self.from.as_str()),
             ("Body", msg.text.as_str()),
-            ("StatusCallback", self.status_callback.as_str()),
+            ("StatusCallback", status_callback.as_str()),
         ];
         let response = self
             .client

@@ -15,7 +15,7 @@ pub use accounts::{ApiKey, StaffAccount};
 pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord};
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
-pub use messages::{MessageRecord, NewMessage, StatusChange};
+pub use messages::{MessageKey, MessageRecord, NewMessage, StatusChange};
 pub use outbox::DueJob;
 pub use replies::{ReplyRecord, SuppressionKind};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};

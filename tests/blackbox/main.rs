@@ -3,6 +3,10 @@
 mod api;
 mod binary;
 mod common;
+mod failover;
 mod flow;
+mod kannel;
 mod replies;
 mod scenarios;
+mod standin;
+mod twilio;

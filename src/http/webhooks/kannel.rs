@@ -22,6 +22,7 @@ use super::{Problem, check_token, status_answer};
 use crate::app::AppState;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
+use crate::store::MessageKey;
 
 const PROVIDER: &str = "kannel";
 
@@ -70,7 +71,8 @@ async fn dlr(State(state): State<Arc<AppState>>, Query(q): Query<Dlr>) -> Result
     if let Some(code) = q.answer.as_deref().and_then(smsc_error) {
         detail["smsc_error"] = code.into();
     }
-    let change = state.store.apply_status(PROVIDER, &id, status, Some(detail), state.clock.now_ms()).await?;
+    let change =
+        state.store.apply_status(PROVIDER, MessageKey::Ours(&id), status, Some(detail), state.clock.now_ms()).await?;
     Ok(Json(status_answer(&change)))
 }
 

@@ -22,7 +22,7 @@ use super::problem::Problem;
 use crate::app::AppState;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
-use crate::store::StatusChange;
+use crate::store::{MessageKey, StatusChange};
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -68,8 +68,10 @@ async fn sandbox_status(
     let status = MessageStatus::parse(&body.value.status)
         .filter(|s| !matches!(s, MessageStatus::Queued | MessageStatus::Sending))
         .ok_or_else(|| Problem::validation(vec![FieldError::new("status", "not a provider status")]))?;
-    let change =
-        state.store.apply_status("sandbox", &body.value.provider_ref, status, None, state.clock.now_ms()).await?;
+    let change = state
+        .store
+        .apply_status("sandbox", MessageKey::Provider(&body.value.provider_ref), status, None, state.clock.now_ms())
+        .await?;
     Ok(Json(status_answer(&change)))
 }
 

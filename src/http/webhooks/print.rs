@@ -19,6 +19,7 @@ use super::{Problem, TokenQuery, check_token, forbidden, status_answer};
 use crate::app::AppState;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
+use crate::store::MessageKey;
 
 const PROVIDER: &str = "print";
 
@@ -53,7 +54,9 @@ async fn status(
         _ => return Err(Problem::validation(vec![FieldError::new("status", "printed, posted or returned")])),
     };
     let detail = json!({ "reported_at": crate::time::rfc3339(report.at) });
-    let change =
-        state.store.apply_status(PROVIDER, &report.reference, status, Some(detail), state.clock.now_ms()).await?;
+    let change = state
+        .store
+        .apply_status(PROVIDER, MessageKey::Ours(&report.reference), status, Some(detail), state.clock.now_ms())
+        .await?;
     Ok(Json(status_answer(&change)))
 }

@@ -1,7 +1,7 @@
 //! Twilio callbacks, form-encoded POSTs signed with `X-Twilio-Signature` (see
 //! `channels::twilio::signature`) over `SAFEREACH_PUBLIC_URL` + path (+ query) and every POST
 //! parameter:
-//! - `/webhooks/twilio/status`: `MessageSid`, `MessageStatus`, `ErrorCode`, …;
+//! - `/webhooks/twilio/status?id=<our message id>`: `MessageSid`, `MessageStatus`, `ErrorCode`, …;
 //! - `/webhooks/twilio/inbound`: `From`, `To`, `Body`, `MessageSid`; answered with empty TwiML,
 //!   which sends nothing back.
 //!
@@ -24,6 +24,7 @@ use crate::app::AppState;
 use crate::channels::twilio;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
+use crate::store::MessageKey;
 
 const PROVIDER: &str = "twilio";
 
@@ -91,7 +92,16 @@ async fn status(
     if let Some(code) = params.get("ErrorCode").filter(|c| c.len() <= 8 && c.bytes().all(|b| b.is_ascii_digit())) {
         detail["error_code"] = code.into();
     }
-    let change = state.store.apply_status(PROVIDER, sid, status, Some(detail), state.clock.now_ms()).await?;
+    // Our id, from the callback URL we gave (signed with the rest), finds the message even before
+    // we recorded Twilio's MessageSid; without it (a callback set elsewhere), the MessageSid does.
+    let ours = uri
+        .query()
+        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "id").map(|(_, v)| v.into_owned()));
+    let key = match &ours {
+        Some(id) => MessageKey::Ours(id),
+        None => MessageKey::Provider(sid),
+    };
+    let change = state.store.apply_status(PROVIDER, key, status, Some(detail), state.clock.now_ms()).await?;
     Ok(Json(status_answer(&change)))
 }
 
