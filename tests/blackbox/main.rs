@@ -3,6 +3,7 @@
 mod api;
 mod binary;
 mod common;
+mod events;
 mod failover;
 mod flow;
 mod kannel;
