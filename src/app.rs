@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::domain::policy::PolicyConfig;
 use crate::queue::{Queue, QueueError, Relay};
 use crate::store::{Store, StoreError};
+use crate::telemetry::Metrics;
 use crate::worker::Worker;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,8 @@ pub struct AppState {
     pub webhook_token: String,
     /// Wakes the relay after a commit that wrote queue work.
     pub relay_wake: Arc<Notify>,
+    /// This instance's metrics (`/metrics`).
+    pub metrics: Metrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +91,12 @@ impl AppState {
             }
         };
         let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
+        let metrics = Metrics::new();
         let channels = crate::channels::from_config(&config, clock, &webhook_token)
             .map_err(|e| AppError::Config(e.to_string()))?;
+        // Breakers outside the metrics: a provider skipped while it cools down is not a call.
+        let channels = crate::telemetry::instrument(channels, &metrics)
+            .with_breakers(config.breaker_failures, Duration::from_secs(config.breaker_cooldown_secs));
         Ok(AppState {
             config,
             store,
@@ -99,6 +106,7 @@ impl AppState {
             channels,
             webhook_token,
             relay_wake: Arc::new(Notify::new()),
+            metrics,
         })
     }
 
@@ -164,11 +172,25 @@ pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running,
         let (concurrency, grace) =
             (state.config.worker_concurrency.max(1), Duration::from_secs(state.config.shutdown_timeout_secs));
         let stop = shutdown.clone();
+        // A name of its own for each process: apalis refuses a second worker of the same name
+        // while the first one's heartbeat is recent, so a quick restart (or two worker processes)
+        // would otherwise leave the new worker dead with WORKER_ALREADY_EXISTS.
+        let name = crate::store::new_id("safereach-worker");
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = queue.run_worker("safereach-worker", handler, concurrency, grace, stop).await {
+            if let Err(e) = queue.run_worker(&name, handler, concurrency, grace, stop).await {
                 tracing::error!(error = %e, "worker stopped");
             }
         }));
+        // Retention runs beside the worker: every worker process may run it (redactions are
+        // conditional updates, so two passes at once do each thing once).
+        let retention = crate::retention::RetentionConfig::from_config(&state.config);
+        tasks.push(tokio::spawn(crate::retention::run(
+            state.store.clone(),
+            state.clock,
+            retention,
+            state.metrics.clone(),
+            shutdown.clone(),
+        )));
     }
     tracing::info!(role = ?role, addr = ?addr, "safereach started");
     Ok(Running { addr, state, shutdown, tasks })

@@ -43,6 +43,22 @@ pub enum Command {
         #[command(subcommand)]
         command: TemplatesCommand,
     },
+    /// The monthly performance report (or the quarterly roll-up with --quarter).
+    Report {
+        /// The month, YYYY-MM.
+        #[arg(long, required_unless_present = "quarter", conflicts_with = "quarter")]
+        month: Option<String>,
+        /// The quarter, YYYY-QN.
+        #[arg(long)]
+        quarter: Option<String>,
+        #[arg(long, value_parser = ["json", "csv"], default_value = "json")]
+        format: String,
+    },
+    /// Cases (administration).
+    Cases {
+        #[command(subcommand)]
+        command: CasesCommand,
+    },
     /// Set up a demonstration on the embedded default, submit example jobs, and keep serving.
     Demo {
         /// Where the demo keeps its database and outbox (emptied first).
@@ -67,9 +83,20 @@ pub enum KeysCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// Comma list of outreach:write, cases:read, reports:read.
+        /// Comma list of outreach:write, cases:read, reports:read, cases:erase.
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CasesCommand {
+    /// Erase a case on request (right to erasure): only anonymous counts are left.
+    Erase {
+        case_ref: String,
+        /// Who asked, for the timeline (e.g. a staff username).
+        #[arg(long = "as", default_value = "admin")]
+        actor: String,
     },
 }
 
@@ -165,6 +192,33 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Templates { command } => {
             let store = Store::open(&config.database_url, true).await?;
             templates(&store, command, now()).await
+        }
+        Command::Report { month, quarter, format } => {
+            let period = match (month, quarter) {
+                (Some(m), _) => crate::reports::Period::parse_month(&m)
+                    .ok_or_else(|| CliError::Usage(format!("--month {m:?} is not YYYY-MM")))?,
+                (None, Some(q)) => crate::reports::Period::parse_quarter(&q)
+                    .ok_or_else(|| CliError::Usage(format!("--quarter {q:?} is not YYYY-QN")))?,
+                (None, None) => return Err(CliError::Usage("give --month YYYY-MM or --quarter YYYY-QN".into())),
+            };
+            let store = Store::open(&config.database_url, true).await?;
+            let policy = crate::domain::policy::PolicyConfig { quiet_hours: config.quiet_hours, ..Default::default() };
+            let report = crate::reports::report(&store, &policy, period).await?;
+            if format == "csv" {
+                print!("{}", crate::reports::to_csv(&report));
+            } else {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            }
+            Ok(())
+        }
+        Command::Cases { command: CasesCommand::Erase { case_ref, actor } } => {
+            let store = Store::open(&config.database_url, true).await?;
+            let now = config.clock.map_or_else(now, |c| c.timestamp_millis());
+            match store.erase_case(&case_ref, now, &format!("cli:{actor}")).await? {
+                Some(_) => println!("case {case_ref} erased: only anonymous counts are left"),
+                None => return Err(CliError::Usage(format!("no case {case_ref}"))),
+            }
+            Ok(())
         }
         Command::Demo { dir, no_serve } => crate::demo::run(config, &dir, !no_serve).await,
     }

@@ -109,6 +109,20 @@ pub struct Config {
     /// Seconds before the first retry of a transient failure; doubles each time.
     #[arg(long, env = "SAFEREACH_RETRY_BASE_SECS", default_value_t = 30)]
     pub retry_base_secs: u64,
+    /// Days a message's text and recipient, a reply's text and sender, and a sent job's request are
+    /// kept after the message's last status (or the reply's arrival).
+    #[arg(long, env = "SAFEREACH_RETENTION_DAYS", default_value_t = 7)]
+    pub retention_days: u32,
+    /// Days the same are kept on a case not taken up (the victim declined a call, or the case was
+    /// cancelled), instead of the other two.
+    #[arg(long, env = "SAFEREACH_RETENTION_NOT_TAKEN_UP_DAYS", default_value_t = 7)]
+    pub retention_not_taken_up_days: u32,
+    /// Days the request of a job that ended without reaching anyone (blocked, cancelled) is kept.
+    #[arg(long, env = "SAFEREACH_RETENTION_NEVER_REACHED_DAYS", default_value_t = 30)]
+    pub retention_never_reached_days: u32,
+    /// Seconds between retention passes (each worker process runs one at start and then so often).
+    #[arg(long, env = "SAFEREACH_RETENTION_INTERVAL_SECS", default_value_t = 600)]
+    pub retention_interval_secs: u64,
     /// Seconds a stopping process waits for jobs in flight.
     #[arg(long, env = "SAFEREACH_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,

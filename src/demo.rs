@@ -110,6 +110,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     println!("\nLook at:");
     println!("  curl -H 'Authorization: Bearer {key}' {base}/v1/cases/DEMO-1");
     println!("  {base}/readyz");
+    println!("  {base}/staff/  (staff pages: log in with a staff login above)");
     println!(
         "  curl -X POST -H 'Content-Type: application/json' '{base}/webhooks/sandbox/status?token={}' -d '{{\"provider_ref\": \"<message id>\", \"status\": \"delivered\"}}'",
         state.webhook_token

@@ -87,6 +87,7 @@ pub async fn receive_reply(
         }
     }
     tx.commit().await?;
+    state.metrics.reply(classification.as_str());
     tracing::info!(
         reply_id = %reply_id,
         case_ref = case_ref.unwrap_or("-"),

@@ -17,9 +17,12 @@ pub mod inbound;
 pub mod logging;
 pub mod outreach;
 pub mod queue;
+pub mod reports;
+pub mod retention;
 pub mod staff;
 pub mod store;
 
+pub mod telemetry;
 pub mod templates;
 pub mod time;
 pub mod worker;

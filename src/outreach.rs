@@ -28,6 +28,7 @@ pub async fn accept(
     };
     let result = state.store.accept_outreach(input, |history| decide(request, history, now, &state.policy)).await?;
     if let AcceptResult::Created { decision, answer } = &result {
+        state.metrics.job_accepted(decision.outcome().as_str(), decision.reason().map(|r| r.as_str()));
         tracing::info!(
             outreach_id = answer["outreach_id"].as_str().unwrap_or_default(),
             case_ref = %request.case_ref,

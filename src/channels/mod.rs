@@ -61,11 +61,11 @@ pub trait Provider: Send + Sync {
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, SendError>;
 }
 
-/// The providers in use for each channel. SMS may list several: they are tried in order, each
-/// behind its own circuit breaker.
+/// The providers in use for each channel. SMS may list several: they are tried in order (each
+/// behind its own circuit breaker, see `with_breakers`).
 #[derive(Clone)]
 pub struct Channels {
-    pub sms: Vec<Arc<Breaker>>,
+    pub sms: Vec<Arc<dyn Provider>>,
     pub email: Arc<dyn Provider>,
     pub letter: Arc<dyn Provider>,
 }
@@ -88,6 +88,14 @@ impl Channels {
             Channel::Email => self.email.send(message).await,
             Channel::Letter => self.letter.send(message).await,
         }
+    }
+
+    /// Each SMS provider behind a circuit breaker: `threshold` transient failures in a row skip it
+    /// for `cooldown`.
+    pub fn with_breakers(self, threshold: u32, cooldown: Duration) -> Channels {
+        let sms =
+            self.sms.into_iter().map(|p| Arc::new(Breaker::new(p, threshold, cooldown)) as Arc<dyn Provider>).collect();
+        Channels { sms, ..self }
     }
 }
 
@@ -114,17 +122,20 @@ impl Breaker {
         Breaker { provider, threshold: threshold.max(1), cooldown, state: Mutex::default() }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.provider.name()
-    }
-
     /// Whether sends skip the provider now.
     pub fn is_open(&self) -> bool {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.open_until.is_some_and(|until| Instant::now() < until)
     }
+}
 
-    pub async fn send(&self, message: &OutboundMessage) -> Result<Accepted, SendError> {
+#[async_trait]
+impl Provider for Breaker {
+    fn name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, SendError> {
         {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             match state.open_until {
@@ -199,8 +210,7 @@ pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result
             )?),
             other => return Err(ConfigError::UnknownProvider { channel: "SMS", name: other.into() }),
         };
-        let cooldown = Duration::from_secs(config.breaker_cooldown_secs);
-        sms.push(Arc::new(Breaker::new(provider, config.breaker_failures, cooldown)));
+        sms.push(provider);
     }
     let from: lettre::message::Mailbox =
         config.email_from.parse().map_err(|e| ConfigError::Invalid("SAFEREACH_EMAIL_FROM", format!("{e}")))?;

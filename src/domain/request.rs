@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
+// The schema derive documents the API from these very types (`/openapi.json`); it adds no
+// behaviour and no I/O.
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OutreachRequest {
     pub request_id: String,
     pub case_ref: String,
@@ -28,7 +31,7 @@ pub struct OutreachRequest {
     pub personalisation: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     PriorityPretext,
@@ -51,7 +54,7 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Referral {
     #[serde(default)]
     pub source: Option<String>,
@@ -61,14 +64,14 @@ pub struct Referral {
     pub local_authority: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Crime {
     pub categories: Vec<String>,
     #[serde(default)]
     pub summary: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Victim {
     #[serde(default)]
     pub first_name: Option<String>,
@@ -82,7 +85,7 @@ pub struct Victim {
     pub language: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Contact {
     #[serde(default)]
     pub phones: Vec<Phone>,
@@ -98,7 +101,7 @@ pub struct Contact {
     pub do_not_contact: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Phone {
     pub number: String,
     /// `victim` (or absent) for the victim's own phone; anything else (suspect, parent, …) is not.
@@ -116,14 +119,14 @@ impl Phone {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Email {
     pub address: String,
     #[serde(default)]
     pub safe: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Postal {
     #[serde(default)]
     pub name: Option<String>,
@@ -135,7 +138,7 @@ pub struct Postal {
     pub safe: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     Phone,
@@ -144,7 +147,7 @@ pub enum Method {
     Letter,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Day {
     Mon,
@@ -173,16 +176,20 @@ impl Day {
 
 /// A window of local (Europe/London) time on the given weekdays. `from` after `to` means the
 /// window runs past midnight into the next day.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SafeTime {
     pub days: Vec<Day>,
+    /// Local time, `HH:MM`.
     #[serde(with = "hhmm")]
+    #[schema(value_type = String, example = "09:00")]
     pub from: NaiveTime,
+    /// Local time, `HH:MM`; before `from` when the window runs past midnight.
     #[serde(with = "hhmm")]
+    #[schema(value_type = String, example = "17:00")]
     pub to: NaiveTime,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Consent {
     #[serde(default)]
     pub information_pack: bool,
@@ -213,7 +220,7 @@ pub mod hhmm {
 }
 
 /// One problem with a request, naming the field by its JSON path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -2,16 +2,18 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::auth::{CASES_READ, Caller, OUTREACH_WRITE};
+use super::auth::{CASES_ERASE, CASES_READ, Caller, OUTREACH_WRITE};
 use super::json::JsonBody;
 use super::problem::Problem;
 use crate::app::AppState;
@@ -20,15 +22,129 @@ use crate::domain::request::FieldError;
 use crate::store::{AcceptResult, EventRow, MessageRecord, OutreachRecord};
 use crate::time::rfc3339_ms;
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/outreach", post(create_outreach))
-        .route("/v1/outreach/{outreach_id}/cancel", post(cancel_outreach))
-        .route("/v1/cases/{case_ref}", get(get_case))
-        .route("/v1/cases/{case_ref}/cancel", post(cancel_case))
-        .route("/v1/cases/{case_ref}/calls", post(record_call))
+/// The `/v1` routes with their OpenAPI description (one source for both: `routes!` registers a
+/// handler and its `#[utoipa::path]` together).
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(create_outreach))
+        .routes(routes!(cancel_outreach))
+        .routes(routes!(get_case, erase_case))
+        .routes(routes!(cancel_case))
+        .routes(routes!(record_call))
 }
 
+/// The answer to `POST /v1/outreach` (202 when accepted, 200 when replayed). The store keeps it
+/// as JSON (`store::answer_json`); a test checks that the two agree.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutreachAnswer {
+    #[schema(example = "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5")]
+    pub outreach_id: String,
+    #[schema(example = "VS-2026-000123")]
+    pub case_ref: String,
+    /// `queued`, `deferred`, `held` or `blocked`.
+    #[schema(example = "queued")]
+    pub status: String,
+    pub decision: DecisionAnswer,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionAnswer {
+    /// `send`, `defer`, `hold` or `block`.
+    #[schema(example = "send")]
+    pub outcome: String,
+    /// The reason code (null for a send).
+    #[schema(example = json!(null))]
+    pub reason: Option<String>,
+    /// `sms`, `email` or `letter` for send and defer.
+    #[schema(example = "sms")]
+    pub channel: Option<String>,
+    #[schema(example = "priority_pretext_discreet")]
+    pub template: Option<String>,
+    /// RFC 3339 UTC, for defer.
+    #[schema(example = json!(null))]
+    pub not_before: Option<String>,
+}
+
+const OUTREACH_EXAMPLE: &str = r#"{
+  "request_id": "triage-000123-pretext", "case_ref": "VS-2026-000123", "kind": "priority_pretext", "priority": true,
+  "referral": {"source": "police", "referred_at": "2026-11-20T10:00:00Z", "local_authority": "Birmingham"},
+  "crime": {"categories": ["domestic_abuse"], "summary": "free text from the crime record"},
+  "victim": {"first_name": "Sam", "date_of_birth": "1990-04-01", "is_under_18": false, "vulnerabilities": [], "language": "en"},
+  "contact": {
+    "phones": [{"number": "+447700900123", "belongs_to": "victim", "safe_to_text": true, "safe_to_voicemail": false}],
+    "preferred_method": "phone",
+    "safe_times": [{"days": ["mon","tue","wed","thu","fri"], "from": "09:00", "to": "17:00"}],
+    "do_not_contact": false
+  },
+  "consent": {"information_pack": true, "recorded_at": "2026-11-20T10:05:00Z"},
+  "personalisation": {"advocate_name": "Jo"}
+}"#;
+
+fn case_example() -> Value {
+    let event = |at: &str, kind: &str, rest: Value| {
+        let mut e = json!({"at": at, "type": kind, "actor": "worker", "outreach_id": "out_1", "message_id": null,
+            "outcome": null, "reason": null, "channel": null, "status": null, "classification": null, "detail": null});
+        if let (Some(e), Value::Object(rest)) = (e.as_object_mut(), rest) {
+            e.extend(rest);
+        }
+        e
+    };
+    let sent =
+        event("2026-11-20T10:00:02Z", "sent", json!({"message_id": "msg_1", "channel": "sms", "status": "sent"}));
+    let delivered = event(
+        "2026-11-20T10:00:09Z",
+        "status",
+        json!({"actor": "provider:sandbox", "outreach_id": null, "message_id": "msg_1", "status": "delivered"}),
+    );
+    json!({
+        "case_ref": "VS-2026-000123", "cancelled": false, "call_window": null,
+        "outreach": [{"outreach_id": "out_1", "request_id": "triage-000123-pretext", "kind": "priority_pretext",
+            "status": "sent", "accepted_at": "2026-11-20T10:00:00Z", "redacted_at": null,
+            "decision": {"outcome": "send", "reason": null, "channel": "sms", "template": "priority_pretext_discreet", "not_before": null}}],
+        "messages": [{"id": "msg_1", "outreach_id": "out_1", "channel": "sms", "template": "priority_pretext_discreet",
+            "template_version": 1, "status": "delivered", "provider": "sandbox", "provider_ref": "msg_1", "segments": 1,
+            "encoding": "gsm7", "subject": null, "body": "Hi Sam, it's Jo. I'll call you soon. What time suits you?",
+            "sent_at": "2026-11-20T10:00:02Z", "redacted_at": null, "events": [sent, delivered]}],
+        "replies": [{"received_at": "2026-11-20T10:05:00Z", "from_known": true, "body": "after 5 please", "classification": "time_preference"}],
+        "calls": [{"at": "2026-11-20T11:00:00Z", "outcome": "no_answer"}],
+        "timeline": [event("2026-11-20T10:00:00Z", "accepted", json!({"actor": "api:triage", "outcome": "send", "channel": "sms",
+            "detail": {"template": "priority_pretext_discreet"}})), sent, delivered],
+    })
+}
+
+fn outreach_example() -> Value {
+    serde_json::from_str(OUTREACH_EXAMPLE).unwrap_or_default()
+}
+
+/// Accept an outreach job and decide it at once.
+#[utoipa::path(
+    post,
+    path = "/v1/outreach",
+    tag = "outreach",
+    security(("api_key" = ["outreach:write"])),
+    request_body(content = OutreachRequest, example = outreach_example),
+    responses(
+        (status = 202, description = "Accepted and decided", body = OutreachAnswer, example = json!({
+            "outreach_id": "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "status": "queued",
+            "decision": {"outcome": "send", "reason": null, "channel": "sms", "template": "priority_pretext_discreet", "not_before": null}
+        })),
+        (status = 200, description = "The same request_id and body again: the first answer", body = OutreachAnswer),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The request_id was used with a different body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Does not fit the schema; `errors` names each field", body = Problem,
+            content_type = "application/problem+json", example = json!({
+            "type": "https://safereach.example.org/problems/validation", "title": "The request is not valid", "status": 422,
+            "detail": "check the field(s): kind", "errors": [{"field": "kind", "message": "is required"}]
+        })),
+        (status = 503, description = "The database is unreachable; nothing was stored", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn create_outreach(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -45,43 +161,129 @@ async fn create_outreach(
     })
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutreachCancelled {
+    #[schema(example = "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5")]
+    pub outreach_id: String,
+    #[schema(example = "VS-2026-000123")]
+    pub case_ref: String,
+    /// The job's status now (`cancelled`, or `sent` when it was too late).
+    #[schema(example = "cancelled")]
+    pub status: String,
+}
+
+/// Stop one job if it is not sent yet.
+#[utoipa::path(
+    post,
+    path = "/v1/outreach/{outreach_id}/cancel",
+    tag = "outreach",
+    security(("api_key" = ["outreach:write"])),
+    params(("outreach_id" = String, Path, description = "The id the 202 answer gave")),
+    responses(
+        (status = 200, description = "Cancelled (or already sent)", body = OutreachCancelled, example = json!({
+            "outreach_id": "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "status": "cancelled"
+        })),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn cancel_outreach(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(outreach_id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<OutreachCancelled>, Problem> {
     caller.require(OUTREACH_WRITE)?;
     let job = state
         .store
         .cancel_outreach(&outreach_id, state.clock.now_ms(), &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("outreach job"))?;
-    Ok(Json(json!({ "outreach_id": job.id, "case_ref": job.case_ref, "status": job.status })))
+    Ok(Json(OutreachCancelled { outreach_id: job.id, case_ref: job.case_ref, status: job.status }))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseStatus {
+    #[schema(example = "VS-2026-000123")]
+    pub case_ref: String,
+    /// `cancelled` or `erased`.
+    #[schema(example = "cancelled")]
+    pub status: String,
+}
+
+/// Stop everything of a case not yet sent.
+#[utoipa::path(
+    post,
+    path = "/v1/cases/{case_ref}/cancel",
+    tag = "cases",
+    security(("api_key" = ["outreach:write"])),
+    params(("case_ref" = String, Path, description = "The triage system's case reference")),
+    responses(
+        (status = 200, description = "Cancelled", body = CaseStatus, example = json!({"case_ref": "VS-2026-000123", "status": "cancelled"})),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn cancel_case(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(case_ref): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<CaseStatus>, Problem> {
     caller.require(OUTREACH_WRITE)?;
     state
         .store
         .cancel_case(&case_ref, state.clock.now_ms(), &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("case"))?;
-    Ok(Json(json!({ "case_ref": case_ref, "status": "cancelled" })))
+    Ok(Json(CaseStatus { case_ref, status: "cancelled".into() }))
 }
 
-#[derive(Debug, Deserialize)]
-struct CallRequest {
+/// Erase a case on request (right to erasure): everything not sent is cancelled, every piece of
+/// personal data goes, and what is left (codes, times) stays only as anonymous counts under a
+/// new reference that is not disclosed. The case reference then answers 404.
+#[utoipa::path(
+    delete,
+    path = "/v1/cases/{case_ref}",
+    tag = "cases",
+    security(("api_key" = ["cases:erase"])),
+    params(("case_ref" = String, Path, description = "The triage system's case reference")),
+    responses(
+        (status = 200, description = "Erased", body = CaseStatus, example = json!({"case_ref": "VS-2026-000123", "status": "erased"})),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope cases:erase", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A message of the case is being sent right now; try again shortly", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn erase_case(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(case_ref): Path<String>,
+) -> Result<Json<CaseStatus>, Problem> {
+    caller.require(CASES_ERASE)?;
+    state
+        .store
+        .erase_case(&case_ref, state.clock.now_ms(), &caller.actor())
+        .await?
+        .ok_or_else(|| Problem::not_found("case"))?;
+    // The reference is the caller's own; the anonymous one is never logged or returned.
+    tracing::info!(case_ref = %case_ref, "case erased on request");
+    state.metrics.redacted("case", 1);
+    Ok(Json(CaseStatus { case_ref, status: "erased".into() }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CallRequest {
+    /// When the call was made (RFC 3339); not in the future.
+    #[schema(example = "2026-11-20T11:00:00Z")]
     at: DateTime<Utc>,
     outcome: CallOutcome,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum CallOutcome {
+pub enum CallOutcome {
     Answered,
     NoAnswer,
     Voicemail,
@@ -101,6 +303,33 @@ impl CallOutcome {
     }
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallRecorded {
+    #[schema(example = "call_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5")]
+    pub call_id: String,
+    #[schema(example = "VS-2026-000123")]
+    pub case_ref: String,
+    pub outcome: CallOutcome,
+}
+
+/// Record an advocate's call attempt (rule 12 and the reports count them).
+#[utoipa::path(
+    post,
+    path = "/v1/cases/{case_ref}/calls",
+    tag = "cases",
+    security(("api_key" = ["outreach:write"])),
+    params(("case_ref" = String, Path, description = "The triage system's case reference")),
+    request_body(content = CallRequest, example = json!({"at": "2026-11-20T11:00:00Z", "outcome": "no_answer"})),
+    responses(
+        (status = 201, description = "Recorded", body = CallRecorded, example = json!({
+            "call_id": "call_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "outcome": "no_answer"
+        })),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or wrong (a call in the future)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn record_call(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -125,15 +354,123 @@ async fn record_call(
         .await?
         .ok_or_else(|| Problem::not_found("case"))?;
     state.relay_wake.notify_one();
-    Ok((StatusCode::CREATED, Json(json!({ "call_id": id, "case_ref": case_ref, "outcome": call.outcome.as_str() })))
-        .into_response())
+    Ok((StatusCode::CREATED, Json(CallRecorded { call_id: id, case_ref, outcome: call.outcome })).into_response())
 }
 
+/// A case as the gateway knows it. Personal fields (`body`, `subject`, reply `body`) are null
+/// once retention has redacted them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseView {
+    #[schema(example = "VS-2026-000123")]
+    pub case_ref: String,
+    pub cancelled: bool,
+    /// The call window a victim asked for in a reply (JSON text), if any.
+    pub call_window: Option<String>,
+    pub outreach: Vec<OutreachView>,
+    pub messages: Vec<MessageView>,
+    pub replies: Vec<ReplyView>,
+    pub calls: Vec<CallView>,
+    /// Every event of the case, oldest first.
+    pub timeline: Vec<EventView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutreachView {
+    pub outreach_id: String,
+    pub request_id: String,
+    /// `priority_pretext` or `information_pack`.
+    pub kind: String,
+    /// `queued`, `deferred`, `held`, `blocked`, `sent`, `failed`, `cancelled`, `dead_lettered`.
+    pub status: String,
+    pub accepted_at: String,
+    /// The latest decision.
+    pub decision: DecisionAnswer,
+    /// Set once retention removed the request's personal data (the job is finished).
+    pub redacted_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    pub id: String,
+    pub outreach_id: String,
+    pub channel: String,
+    pub template: String,
+    pub template_version: i64,
+    /// `queued`, `sending`, `sent`, `delivered`, `failed`, `undelivered`, `bounced`, `printed`, `posted`, `returned`.
+    #[schema(example = "delivered")]
+    pub status: String,
+    pub provider: Option<String>,
+    pub provider_ref: Option<String>,
+    pub segments: Option<i64>,
+    pub encoding: Option<String>,
+    /// Null once redacted.
+    pub subject: Option<String>,
+    /// Null once redacted.
+    pub body: Option<String>,
+    pub sent_at: Option<String>,
+    pub redacted_at: Option<String>,
+    pub events: Vec<EventView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplyView {
+    pub received_at: String,
+    /// The reply came from a number we had texted.
+    pub from_known: bool,
+    /// Null once redacted.
+    pub body: Option<String>,
+    /// `distress`, `unsafe`, `opt_out`, `opt_in`, `time_preference`, `other`.
+    #[schema(example = "time_preference")]
+    pub classification: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallView {
+    pub at: String,
+    pub outcome: String,
+}
+
+/// One event on a case timeline. Never carries personal data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub at: String,
+    /// `accepted`, `decided`, `sent`, `status`, `reply`, `redacted`, …
+    #[serde(rename = "type")]
+    #[schema(example = "accepted")]
+    pub kind: String,
+    #[schema(example = "api:triage")]
+    pub actor: String,
+    pub outreach_id: Option<String>,
+    pub message_id: Option<String>,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub channel: Option<String>,
+    pub status: Option<String>,
+    pub classification: Option<String>,
+    /// Codes, ids and counts.
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<Value>,
+}
+
+/// A case: its jobs, messages (with statuses and events), replies, calls and timeline.
+#[utoipa::path(
+    get,
+    path = "/v1/cases/{case_ref}",
+    tag = "cases",
+    security(("api_key" = ["cases:read"])),
+    params(("case_ref" = String, Path, description = "The triage system's case reference")),
+    responses(
+        (status = 200, description = "The case", body = CaseView, example = case_example),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_case(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(case_ref): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<CaseView>, Problem> {
     caller.require(CASES_READ)?;
     let store = &state.store;
     let case = store.case(&case_ref).await?.ok_or_else(|| Problem::not_found("case"))?;
@@ -142,71 +479,107 @@ async fn get_case(
     let replies = store.case_replies(&case_ref).await?;
     let calls = store.calls(&case_ref).await?;
     let events = store.case_events(&case_ref).await?;
-    Ok(Json(json!({
-        "case_ref": case.case_ref,
-        "cancelled": case.cancelled_at.is_some(),
-        "call_window": case.call_window,
-        "outreach": outreach.iter().map(outreach_json).collect::<Vec<_>>(),
-        "messages": messages.iter().map(|m| message_json(m, &events)).collect::<Vec<_>>(),
-        "replies": replies.iter().map(|r| json!({
-            "received_at": rfc3339_ms(r.received_at),
-            "from_known": r.message_id.is_some(),
-            "body": r.body,
-            "classification": r.classification,
-        })).collect::<Vec<_>>(),
-        "calls": calls.iter().map(|(at, outcome)| json!({ "at": rfc3339_ms(*at), "outcome": outcome })).collect::<Vec<_>>(),
-        "timeline": events.iter().map(event_json).collect::<Vec<_>>(),
-    })))
+    Ok(Json(CaseView {
+        case_ref: case.case_ref,
+        cancelled: case.cancelled_at.is_some(),
+        call_window: case.call_window,
+        outreach: outreach.iter().map(outreach_view).collect(),
+        messages: messages.iter().map(|m| message_view(m, &events)).collect(),
+        replies: replies
+            .iter()
+            .map(|r| ReplyView {
+                received_at: rfc3339_ms(r.received_at),
+                from_known: r.message_id.is_some(),
+                body: r.body.clone(),
+                classification: r.classification.clone(),
+            })
+            .collect(),
+        calls: calls.iter().map(|(at, outcome)| CallView { at: rfc3339_ms(*at), outcome: outcome.clone() }).collect(),
+        timeline: events.iter().map(event_view).collect(),
+    }))
 }
 
-fn outreach_json(o: &OutreachRecord) -> Value {
-    json!({
-        "outreach_id": o.id,
-        "request_id": o.request_id,
-        "kind": o.kind,
-        "status": o.status,
-        "accepted_at": rfc3339_ms(o.accepted_at),
-        "decision": {
-            "outcome": o.outcome,
-            "reason": o.reason,
-            "channel": o.channel,
-            "template": o.template,
-            "not_before": o.not_before.map(rfc3339_ms),
+fn outreach_view(o: &OutreachRecord) -> OutreachView {
+    OutreachView {
+        outreach_id: o.id.clone(),
+        request_id: o.request_id.clone(),
+        kind: o.kind.clone(),
+        status: o.status.clone(),
+        accepted_at: rfc3339_ms(o.accepted_at),
+        decision: DecisionAnswer {
+            outcome: o.outcome.clone(),
+            reason: o.reason.clone(),
+            channel: o.channel.clone(),
+            template: o.template.clone(),
+            not_before: o.not_before.map(rfc3339_ms),
         },
-    })
+        redacted_at: o.redacted_at.map(rfc3339_ms),
+    }
 }
 
-fn message_json(m: &MessageRecord, events: &[EventRow]) -> Value {
-    json!({
-        "id": m.id,
-        "outreach_id": m.outreach_id,
-        "channel": m.channel,
-        "template": m.template,
-        "template_version": m.template_version,
-        "status": m.status,
-        "provider": m.provider,
-        "provider_ref": m.provider_ref,
-        "segments": m.segments,
-        "encoding": m.encoding,
-        "subject": m.subject,
-        "body": m.body,
-        "sent_at": m.sent_at.map(rfc3339_ms),
-        "events": events.iter().filter(|e| e.message_id.as_deref() == Some(m.id.as_str())).map(event_json).collect::<Vec<_>>(),
-    })
+fn message_view(m: &MessageRecord, events: &[EventRow]) -> MessageView {
+    MessageView {
+        id: m.id.clone(),
+        outreach_id: m.outreach_id.clone(),
+        channel: m.channel.clone(),
+        template: m.template.clone(),
+        template_version: m.template_version,
+        status: m.status.clone(),
+        provider: m.provider.clone(),
+        provider_ref: m.provider_ref.clone(),
+        segments: m.segments,
+        encoding: m.encoding.clone(),
+        subject: m.subject.clone(),
+        body: m.body.clone(),
+        sent_at: m.sent_at.map(rfc3339_ms),
+        redacted_at: m.redacted_at.map(rfc3339_ms),
+        events: events.iter().filter(|e| e.message_id.as_deref() == Some(m.id.as_str())).map(event_view).collect(),
+    }
 }
 
+pub fn event_view(e: &EventRow) -> EventView {
+    EventView {
+        at: rfc3339_ms(e.at),
+        kind: e.kind.clone(),
+        actor: e.actor.clone(),
+        outreach_id: e.outreach_id.clone(),
+        message_id: e.message_id.clone(),
+        outcome: e.outcome.clone(),
+        reason: e.reason.clone(),
+        channel: e.channel.clone(),
+        status: e.status.clone(),
+        classification: e.classification.clone(),
+        detail: e.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
+    }
+}
+
+/// An event as JSON (the staff pages render timelines from this).
 pub fn event_json(e: &EventRow) -> Value {
-    json!({
-        "at": rfc3339_ms(e.at),
-        "type": e.kind,
-        "actor": e.actor,
-        "outreach_id": e.outreach_id,
-        "message_id": e.message_id,
-        "outcome": e.outcome,
-        "reason": e.reason,
-        "channel": e.channel,
-        "status": e.status,
-        "classification": e.classification,
-        "detail": e.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
-    })
+    serde_json::to_value(event_view(e)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Channel, Decision, ReasonCode, Route};
+
+    #[test]
+    fn the_stored_answer_fits_the_documented_answer() {
+        let route = Route {
+            channel: Channel::Sms,
+            template: "priority_pretext",
+            recipient: crate::domain::Recipient::Phone { number: "+447700900123".into() },
+        };
+        let until = "2026-11-21T08:00:00Z".parse().unwrap();
+        for decision in [
+            Decision::Send(route.clone()),
+            Decision::Defer { until, reason: ReasonCode::OutsideSafeHours, route },
+            Decision::Block(ReasonCode::NoConsent),
+        ] {
+            let stored = crate::store::answer_json("out_1", "C1", "queued", &decision);
+            let typed: OutreachAnswer =
+                serde_json::from_value(stored.clone()).expect("the stored answer has the documented fields only");
+            assert_eq!(serde_json::to_value(typed).unwrap(), stored);
+        }
+    }
 }

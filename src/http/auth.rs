@@ -13,7 +13,10 @@ use crate::store::ApiKey;
 pub const OUTREACH_WRITE: &str = "outreach:write";
 pub const CASES_READ: &str = "cases:read";
 pub const REPORTS_READ: &str = "reports:read";
-pub const ALL_SCOPES: [&str; 3] = [OUTREACH_WRITE, CASES_READ, REPORTS_READ];
+/// Erase a whole case on request (right to erasure): an administrator's scope, given to no
+/// ordinary integration.
+pub const CASES_ERASE: &str = "cases:erase";
+pub const ALL_SCOPES: [&str; 4] = [OUTREACH_WRITE, CASES_READ, REPORTS_READ, CASES_ERASE];
 
 /// The API key a request came with.
 pub struct Caller(pub ApiKey);

@@ -1,21 +1,25 @@
-//! HTTP: the API, provider callbacks and operations routes, with problem+json errors.
+//! HTTP: the API, provider callbacks, staff pages and operations routes, with problem+json errors.
 
 pub mod api;
 pub mod auth;
 pub mod json;
 pub mod problem;
+pub mod reports;
+pub mod staff;
 pub mod webhooks;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, State};
-use axum::http::{Request, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 
@@ -28,17 +32,75 @@ pub fn router(state: Arc<AppState>) -> Router {
         let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
         tracing::info_span!("http", method = %req.method(), route = %route, request_id = %request_id)
     });
+    let (v1, document) = v1().split_for_parts();
+    let document = Arc::new(document.to_json().unwrap_or_default());
     Router::new()
-        .merge(api::router())
+        .merge(v1)
         .merge(webhooks::router())
+        .merge(staff::router(state.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(move || openapi_json(document.clone())))
         .fallback(|| async { problem::Problem::not_found("route") })
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The `/v1` API: its routes and their OpenAPI description, built together.
+fn v1() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(api::router()).merge(reports::router())
+}
+
+/// The OpenAPI document of the `/v1` API (as served at `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    v1().into_openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "safereach",
+        description = "Safe-contact outreach gateway: the triage system's API. Errors are application/problem+json.",
+    ),
+    modifiers(&BearerKey),
+    tags(
+        (name = "outreach", description = "Outreach jobs: accept, decide, cancel"),
+        (name = "cases", description = "Cases: read, cancel, record calls, erase"),
+        (name = "reports", description = "The monthly performance report and its quarterly roll-up"),
+    )
+)]
+struct ApiDoc;
+
+/// `Authorization: Bearer <api key>`; each route names the scope it needs.
+struct BearerKey;
+
+impl utoipa::Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+async fn openapi_json(document: Arc<String>) -> Response {
+    let mut response = document.as_str().to_owned().into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Prometheus text. No API key: like `/healthz`, it is meant for the operator's network only, and
+/// it carries no personal data (labels are codes and provider names).
+async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, problem::Problem> {
+    let text = state.metrics.render(&state.store, state.clock.now_ms()).await?;
+    let mut response = text.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    Ok(response)
 }
 
 /// Ready when the database and the queue answer; 503 naming what is down otherwise.

@@ -8,9 +8,11 @@ use serde::Serialize;
 use crate::domain::request::FieldError;
 use crate::store::StoreError;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// A URI naming the kind of problem.
     #[serde(rename = "type")]
+    #[schema(example = "https://safereach.example.org/problems/not-found")]
     pub kind: String,
     pub title: String,
     pub status: u16,
@@ -85,6 +87,13 @@ impl IntoResponse for Problem {
 /// A store failure: 503 while the database can't be reached (nothing was stored), else 500.
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Problem {
+        if let StoreError::Redacted = e {
+            return Problem::new(StatusCode::CONFLICT, "redacted", "The personal data this needs has been removed")
+                .detail("retention or erasure removed it; the job is finished");
+        }
+        if let StoreError::Conflict(why) = &e {
+            return Problem::new(StatusCode::CONFLICT, "conflict", "Not now").detail(why.clone());
+        }
         if e.is_unavailable() {
             tracing::warn!(error = %e, "database unavailable");
             Problem::unavailable("the database is not reachable; nothing was stored")

@@ -11,6 +11,15 @@ pub struct ApiKey {
     pub scopes: Vec<String>,
 }
 
+/// An API key as listed for admins (never the key itself).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyListing {
+    pub name: String,
+    pub scopes: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StaffAccount {
     pub username: String,
@@ -74,5 +83,30 @@ impl Store {
         .bind(username)
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    /// Every staff account, by name.
+    pub async fn staff_accounts(&self) -> Result<Vec<StaffAccount>> {
+        Ok(sqlx::query_as(
+            "SELECT username, password_hash, role, failed_logins, locked_until, disabled FROM staff ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Lift a lock-out (admin). False when there is no such account.
+    pub async fn unlock_staff(&self, username: &str) -> Result<bool> {
+        let changed = sqlx::query("UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE username = $1")
+            .bind(username)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(changed == 1)
+    }
+
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyListing>> {
+        Ok(sqlx::query_as("SELECT name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, name")
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

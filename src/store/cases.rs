@@ -60,13 +60,19 @@ pub struct OutreachRecord {
     pub not_before: Option<i64>,
     pub attempts: i64,
     pub updated_at: i64,
+    /// Set once retention or erasure removed the request's personal data: the job is finished.
+    pub redacted_at: Option<i64>,
 }
 
-const OUTREACH_COLUMNS: &str = "id, request_id, case_ref, kind, priority, request_json, accepted_at, status, outcome, reason, channel, template, not_before, attempts, updated_at";
+pub(super) const OUTREACH_COLUMNS: &str = "id, request_id, case_ref, kind, priority, request_json, accepted_at, status, outcome, reason, channel, template, not_before, attempts, updated_at, redacted_at";
 
 impl OutreachRecord {
+    /// The request as accepted. A redacted job has none left: it can never be decided again.
     pub fn request(&self) -> Result<OutreachRequest> {
-        let json = self.request_json.as_deref().ok_or_else(|| StoreError::Corrupt("request redacted".into()))?;
+        if self.redacted_at.is_some() {
+            return Err(StoreError::Redacted);
+        }
+        let json = self.request_json.as_deref().ok_or(StoreError::Redacted)?;
         serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("outreach request: {e}")))
     }
 }
@@ -133,7 +139,7 @@ impl Store {
         let answer = answer_json(&id, &req.case_ref, status, &decision);
         sqlx::query(dynamic(format!(
             "INSERT INTO outreach ({OUTREACH_COLUMNS}, request_hash, response_json)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $7, $14, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $7, NULL, $14, $15)"
         )))
         .bind(&id)
         .bind(&req.request_id)
@@ -459,16 +465,24 @@ impl Store {
         Ok(Some(()))
     }
 
-    async fn cancel_job(&self, conn: &mut AnyConnection, job: &OutreachRecord, now: i64, actor: &str) -> Result<()> {
-        if matches!(job.status.as_str(), "queued" | "deferred" | "held" | "dead_lettered") {
-            self.set_outreach_status(conn, &job.id, "cancelled", now).await?;
-            Event::new(&job.case_ref, now, actor, EventType::Cancelled)
-                .outreach(&job.id)
-                .reason("do_not_contact")
-                .append(conn)
-                .await?;
+    /// Cancel a job that is not sent yet; false (and nothing recorded) when it is past that.
+    pub(super) async fn cancel_job(
+        &self,
+        conn: &mut AnyConnection,
+        job: &OutreachRecord,
+        now: i64,
+        actor: &str,
+    ) -> Result<bool> {
+        if !matches!(job.status.as_str(), "queued" | "deferred" | "held" | "dead_lettered") {
+            return Ok(false);
         }
-        Ok(())
+        self.set_outreach_status(conn, &job.id, "cancelled", now).await?;
+        Event::new(&job.case_ref, now, actor, EventType::Cancelled)
+            .outreach(&job.id)
+            .reason("do_not_contact")
+            .append(conn)
+            .await?;
+        Ok(true)
     }
 
     /// Record an advocate's call attempt; jobs waiting for calls (rule 12) are looked at again.

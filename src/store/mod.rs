@@ -9,15 +9,23 @@ mod events;
 mod messages;
 mod outbox;
 mod replies;
+mod reports;
+mod retention;
+mod review;
+mod sessions;
 mod templates;
 
-pub use accounts::{ApiKey, StaffAccount};
-pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord};
+pub use accounts::{ApiKey, ApiKeyListing, StaffAccount};
+pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord, answer_json};
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
 pub use messages::{MessageKey, MessageRecord, NewMessage, StatusChange};
 pub use outbox::DueJob;
 pub use replies::{ReplyRecord, SuppressionKind};
+pub use reports::{AcceptedRow, CaseRow, MessageRow};
+pub use retention::{Cursor, DueMessage, DueReply, Erased, FinishedJob};
+pub use review::{OpenAlert, StaffNote};
+pub use sessions::{SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
 
 use hmac::{Hmac, Mac};
@@ -39,6 +47,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// The personal data this needs was removed by retention or erasure.
+    #[error("redacted")]
+    Redacted,
 }
 
 impl StoreError {

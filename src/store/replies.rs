@@ -40,13 +40,25 @@ impl Store {
         case_ref: Option<&str>,
         now: i64,
     ) -> Result<()> {
+        self.suppress_key(conn, &self.address_key(normalised), kind, case_ref, now).await
+    }
+
+    /// `suppress` by keyed hash: for an address we no longer hold in plain (a redacted reply).
+    pub async fn suppress_key(
+        &self,
+        conn: &mut AnyConnection,
+        key: &str,
+        kind: SuppressionKind,
+        case_ref: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO suppressions (address_key, kind, case_ref, at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (address_key) DO UPDATE SET
                kind = CASE WHEN suppressions.kind = 'unsafe' AND suppressions.lifted_at IS NULL THEN 'unsafe' ELSE excluded.kind END,
                case_ref = excluded.case_ref, at = excluded.at, lifted_at = NULL",
         )
-        .bind(self.address_key(normalised))
+        .bind(key)
         .bind(kind.as_str())
         .bind(case_ref)
         .bind(now)

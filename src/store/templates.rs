@@ -117,6 +117,29 @@ impl Store {
         .await?)
     }
 
+    /// Change the wording of a draft; only its author may. False when it is not that author's draft.
+    pub async fn update_draft(
+        &self,
+        id: &str,
+        author: &str,
+        subject: Option<&str>,
+        body: &str,
+        html: Option<&str>,
+    ) -> Result<bool> {
+        let changed = sqlx::query(
+            "UPDATE template_versions SET subject = $3, body = $4, html = $5 WHERE id = $1 AND author = $2 AND state = 'draft'",
+        )
+        .bind(id)
+        .bind(author)
+        .bind(subject)
+        .bind(body)
+        .bind(html)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
     /// Move a version from `from` to `to` (submit, reject). False when it was not in `from`.
     pub async fn set_template_state(
         &self,

@@ -115,6 +115,21 @@ pub async fn save_draft(store: &Store, source: &TemplateSource, author: &str, no
     Ok(store.insert_template_version(&new_version(source, author, TemplateState::Draft), now).await?)
 }
 
+/// Change the wording of a draft; only its author may.
+pub async fn update_draft(
+    store: &Store,
+    id: &str,
+    content: &super::TemplateContent,
+    author: &str,
+) -> Result<TemplateVersion> {
+    require_role(store, author, &WRITERS, "write templates").await?;
+    let (subject, html) = (content.subject.as_deref(), content.html.as_deref());
+    if !store.update_draft(id, author, subject, &content.body, html).await? {
+        return Err(WorkflowError::NotFound);
+    }
+    store.template_version(id).await?.ok_or(WorkflowError::NotFound)
+}
+
 /// Submit a draft for approval, after the checks.
 pub async fn submit(store: &Store, id: &str, by: &str, now: i64) -> Result<()> {
     require_role(store, by, &WRITERS, "submit templates").await?;

@@ -120,7 +120,8 @@ impl Worker {
         let Some(job) = self.store.outreach_for_update(&mut tx, outreach_id).await? else {
             return Ok(Err(Processed::Skipped));
         };
-        if !matches!(job.status.as_str(), "queued" | "deferred") {
+        // A redacted job is finished: it has nothing left to decide on.
+        if !matches!(job.status.as_str(), "queued" | "deferred") || job.redacted_at.is_some() {
             return Ok(Err(Processed::Skipped));
         }
         if let Some(existing) = self.store.message_of_outreach(&mut tx, &job.id).await?
@@ -222,6 +223,14 @@ impl Worker {
                     }))
                     .append(&mut tx)
                     .await?;
+                tracing::info!(
+                    case_ref = %job.case_ref,
+                    outreach_id = %job.id,
+                    message_id = %message.id,
+                    channel,
+                    provider = accepted.provider,
+                    "message handed to the provider"
+                );
                 Processed::Sent { message_id: message.id.clone() }
             }
             Err(SendError::Permanent(why)) => {

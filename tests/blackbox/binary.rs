@@ -1,6 +1,6 @@
 //! The real binary, as an operator runs it: the CLI sets it up, `serve` runs it, SIGTERM stops
 //! it cleanly. Its whole output, at debug level, must not carry any of the personal data it
-//! handled.
+//! handled, through the API, the provider callbacks or the staff pages.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -91,9 +91,11 @@ impl Instance {
         stdout
     }
 
-    /// Start `serve` and return it with the address it listens on.
-    fn serve(&self) -> (Child, String) {
-        let mut child = self.command(&["serve"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    /// Start `serve` (with these extra variables) and return it with the address it listens on.
+    fn serve(&self, env: &[(&str, &str)]) -> (Child, String) {
+        let mut cmd = self.command(&["serve"]);
+        cmd.envs(env.iter().copied());
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let sink = self.output.clone();
         std::thread::spawn(move || {
@@ -132,11 +134,14 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     app.run(&["templates", "approve", "--all", "--as", "bo.approver"], None);
     let list = app.run(&["templates", "list"], None);
     assert_eq!(list.lines().filter(|l| l.contains(" approved ")).count(), 6, "{list}");
-    let keys = app.run(&["keys", "create", "--name", "triage", "--scopes", "outreach:write,cases:read"], None);
+    let keys =
+        app.run(&["keys", "create", "--name", "triage", "--scopes", "outreach:write,cases:read,reports:read"], None);
     let key = keys.lines().last().unwrap().trim().to_string();
     assert!(key.starts_with("sr_"));
+    let admin = app.run(&["keys", "create", "--name", "dpo", "--scopes", "cases:erase"], None);
+    let admin = admin.lines().last().unwrap().trim().to_string();
 
-    let (mut server, base) = app.serve();
+    let (mut server, base) = app.serve(&[]);
     safereach::channels::install_crypto_provider();
     let http = reqwest::Client::new();
     let post = |body: serde_json::Value| {
@@ -244,7 +249,104 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     let (_, case) = read(http.get(&case_url).bearer_auth(&key).send().await.unwrap()).await;
     assert_eq!(case["replies"].as_array().unwrap().len(), 3, "sandbox, Kannel and Twilio replies: {case}");
 
-    // SIGTERM: stop taking work, finish, exit 0.
+    // The staff pages: a failed login with a personal value as the username, the case page (which
+    // shows personal data to staff), a live preview and an acknowledgement with personal text.
+    let mut staff = crate::staff::StaffClient::at(&base);
+    staff.get("/staff/login").await;
+    let page = staff.post("/staff/login", &[("username", "Quennell"), ("password", "Marguerite")]).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    staff.login("ana.author", "a long enough password").await;
+    assert!(staff.get("/staff/cases/BIN-1").await.body.contains("Biscuit barks"), "staff see the reply");
+    let queue = staff.get("/staff/review").await.body;
+    let ack = queue.split("action=\"").map(|s| s.split('"').next().unwrap()).find(|a| a.ends_with("/acknowledge"));
+    let ack = ack.expect("the time preference alert is in the queue").to_string();
+    let page = staff.post(&ack, &[("reason", "Passed to Marguerite: call Jonathan at 9 Larkspur Mews")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let preview = [("channel", "sms"), ("kind", "priority_pretext"), ("body", "Hi Jonathan, 07700 900888")];
+    assert_eq!(staff.post("/staff/preview", &preview).await.status, StatusCode::OK);
+
+    // Callbacks that are refused or unknown, an opt-out, metrics, the report and the document.
+    let wrong = http
+        .post(format!("{base}/webhooks/sandbox/inbound?token=wrong"))
+        .json(&json!({"from": "07700 900888", "to": "60000", "body": "Jonathan here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    let unknown = hook("/webhooks/sandbox/status", json!({"provider_ref": "msg_unknown", "status": "delivered"})).await;
+    assert_eq!(unknown.1["result"], "unknown_message");
+    let stop = hook("/webhooks/sandbox/inbound", json!({"from": "+447700900888", "to": "60000", "body": "STOP"})).await;
+    assert_eq!(stop.1["classification"], "opt_out");
+    let get = |path: String| {
+        let (http, key) = (http.clone(), key.clone());
+        async move { http.get(path).bearer_auth(key).send().await.unwrap().text().await.unwrap() }
+    };
+    let metrics = get(format!("{base}/metrics")).await;
+    assert!(metrics.contains(r#"safereach_callback_rejections_total{reason="bad_token"} 1"#), "{metrics}");
+    app.output.lock().unwrap().push_str(&format!("{metrics}\n"));
+    let report = get(format!("{base}/v1/reports/monthly?month=2026-11")).await;
+    assert!(report.contains("\"total\":3"), "{report}");
+    app.output.lock().unwrap().push_str(&format!("{report}\n"));
+    assert!(get(format!("{base}/openapi.json")).await.contains("\"openapi\":\"3."));
+    stop_server(&mut server);
+
+    // The CLI report reads the same figures.
+    let csv = app.run(&["report", "--month", "2026-11", "--format", "csv"], None);
+    assert!(csv.lines().any(|l| l == "outreach,total,3"), "{csv}");
+    let quarter = app.run(&["report", "--quarter", "2026-Q4"], None);
+    assert!(quarter.contains("\"label\": \"2026-Q4\""), "{quarter}");
+
+    // Seventeen days on: retention redacts at start-up; then a case is erased over the API and one
+    // with the CLI.
+    let (mut server, base) = app.serve(&[("SAFEREACH_CLOCK", "2026-12-10T10:00:00Z")]);
+    let case_url = format!("{base}/v1/cases/BIN-1");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, case) = read(http.get(&case_url).bearer_auth(&key).send().await.unwrap()).await;
+        if case["messages"][0]["body"].is_null() && case["replies"][0]["body"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not redacted: {case}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let erased = http.delete(format!("{base}/v1/cases/BIN-2")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(erased.status(), StatusCode::OK);
+    stop_server(&mut server);
+    let out = app.run(&["cases", "erase", "BIN-1", "--as", "dpo"], None);
+    assert!(out.contains("erased"), "{out}");
+    let after = app.run(&["report", "--month", "2026-11", "--format", "csv"], None);
+    assert_eq!(after, csv, "the report adds up after retention and erasure");
+
+    let output = app.output.lock().unwrap().clone();
+    for line in [
+        "outreach accepted",
+        "reply received",
+        "status callback applied",
+        "retention redacted personal data",
+        "case erased on request",
+        "report produced",
+        "alert acknowledged",
+    ] {
+        assert!(output.contains(line), "{line:?} was logged:\n{output}");
+    }
+    // Log lines name the case and, inside a request, the request id.
+    let accepted = output.lines().find(|l| l.contains("outreach accepted")).unwrap();
+    let accepted: serde_json::Value = serde_json::from_str(accepted).unwrap();
+    assert_eq!(accepted["fields"]["case_ref"], "BIN-1", "{accepted}");
+    assert!(accepted["span"]["request_id"].as_str().is_some_and(|id| id.len() == 36), "{accepted}");
+    for value in PERSONAL {
+        assert!(!output.contains(value), "{value:?} appears in the output:\n{}", context(&output, value));
+    }
+    // With SAFEREACH_LOG_FORMAT=json every log line is a JSON object.
+    let log_lines: Vec<&str> = output.lines().filter(|l| l.starts_with("{\"timestamp\"")).collect();
+    assert!(log_lines.len() > 10);
+    for line in log_lines {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "not JSON: {line}");
+    }
+}
+
+/// SIGTERM: stop taking work, finish, exit 0.
+fn stop_server(server: &mut Child) {
     let pid = server.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -257,21 +359,6 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     };
     assert!(status.success(), "exit status {status:?}");
     std::thread::sleep(Duration::from_millis(200));
-
-    let output = app.output.lock().unwrap().clone();
-    assert!(
-        output.contains("outreach accepted") && output.contains("reply received"),
-        "the logs were captured:\n{output}"
-    );
-    for value in PERSONAL {
-        assert!(!output.contains(value), "{value:?} appears in the output:\n{}", context(&output, value));
-    }
-    // With SAFEREACH_LOG_FORMAT=json every log line is a JSON object.
-    let log_lines: Vec<&str> = output.lines().filter(|l| l.starts_with('{')).collect();
-    assert!(log_lines.len() > 10);
-    for line in log_lines {
-        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "not JSON: {line}");
-    }
 }
 
 fn urlencode(s: &str) -> String {
@@ -280,4 +367,31 @@ fn urlencode(s: &str) -> String {
 
 fn context(haystack: &str, needle: &str) -> String {
     haystack.lines().filter(|l| l.contains(needle)).take(5).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn the_readme_demo_covers_send_defer_hold_and_block() {
+    let app = Instance::new();
+    let dir = app.dir.path().join("demo");
+    let out = app
+        .command(&["demo", "--no-serve", "--dir", dir.to_str().unwrap()])
+        .env_remove("SAFEREACH_CLOCK")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let row = |case: &str| {
+        stdout.lines().find(|l| l.starts_with(case)).unwrap_or_else(|| panic!("{case} in\n{stdout}")).to_string()
+    };
+    // The pre-text goes now or, at night, in the morning; the others don't depend on the time.
+    assert!(row("DEMO-1 ").contains("priority_pretext_discreet"));
+    assert!(row("DEMO-2 ").contains("send") && row("DEMO-2 ").contains("letter") && row("DEMO-2 ").ends_with("sent"));
+    assert!(row("DEMO-3 ").contains("send") && row("DEMO-3 ").ends_with("sent"));
+    assert!(row("DEMO-4 ").contains("defer") && row("DEMO-4 ").contains("calls_first"));
+    assert!(row("DEMO-5 ").contains("hold") && row("DEMO-5 ").contains("no_safe_number"));
+    assert!(row("DEMO-7 ").contains("block") && row("DEMO-7 ").contains("no_consent"));
+    assert!(row("DEMO-9 ").contains("insufficient_contact_info"));
+    assert!(stdout.contains("API key (all scopes): sr_"));
+    let letters = std::fs::read_dir(dir.join("outbox/letters")).unwrap().count();
+    assert_eq!(letters, 1);
 }

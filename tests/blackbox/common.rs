@@ -23,6 +23,7 @@ pub struct TestApp {
     pub token: String,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
+    pub config: Config,
     running: Option<Running>,
 }
 
@@ -70,7 +71,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     config.retry_base_secs = 1;
     (options.configure)(&mut config);
     let token = config.webhook_token.clone().unwrap_or_default();
-    let running = app::start(config, options.role, true).await.expect("app starts");
+    let running = app::start(config.clone(), options.role, true).await.expect("app starts");
     let state = running.state.clone();
     let store = &state.store;
     let now = state.clock.now_ms();
@@ -91,6 +92,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         token,
         http: reqwest::Client::new(),
         dir,
+        config,
         running: Some(running),
     }
 }
@@ -166,6 +168,33 @@ impl TestApp {
             .lines()
             .map(|l| serde_json::from_str(l).expect("outbox lines are JSON"))
             .collect()
+    }
+
+    /// Stop, then start again on the same database and outbox with the clock at `clock` (as an
+    /// operator restarts the service days later), changing the configuration with `configure`.
+    pub async fn restart_at(mut self, clock: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+        let mut config = self.config.clone();
+        config.clock = Some(clock.parse().expect("clock is RFC 3339"));
+        configure(&mut config);
+        let running = app::start(config.clone(), Role::Serve, true).await.expect("app starts again");
+        self.state = running.state.clone();
+        self.base = format!("http://{}", running.addr.expect("serves HTTP"));
+        self.config = config;
+        self.running = Some(running);
+        self
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        read(self.http.get(self.url(path)).bearer_auth(&self.key).send().await.expect("request")).await
+    }
+
+    /// An API key with these scopes only.
+    pub async fn key_with(&self, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        self.state.store.create_api_key("scoped", &scopes, self.state.clock.now_ms()).await.unwrap()
     }
 
     pub async fn stop(mut self) {

@@ -96,6 +96,7 @@ impl KannelEnv {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("the injected reply did not arrive");
     }
 }

@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Problem, check_token, status_answer};
+use super::{Problem, check_token, count_status, status_answer};
 use crate::app::AppState;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
@@ -73,6 +73,7 @@ async fn dlr(State(state): State<Arc<AppState>>, Query(q): Query<Dlr>) -> Result
     }
     let change =
         state.store.apply_status(PROVIDER, MessageKey::Ours(&id), status, Some(detail), state.clock.now_ms()).await?;
+    count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))
 }
 

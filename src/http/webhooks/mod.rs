@@ -49,7 +49,10 @@ pub fn check_token(state: &AppState, given: Option<&str>) -> Result<(), Problem>
     use subtle::ConstantTimeEq;
     match given {
         Some(t) if bool::from(t.as_bytes().ct_eq(state.webhook_token.as_bytes())) => Ok(()),
-        _ => Err(forbidden("bad or missing token")),
+        _ => {
+            state.metrics.callback_rejected("bad_token");
+            Err(forbidden("bad or missing token"))
+        }
     }
 }
 
@@ -66,13 +69,30 @@ async fn sandbox_status(
 ) -> Result<Json<Value>, Problem> {
     check_token(&state, q.token.as_deref())?;
     let status = MessageStatus::parse(&body.value.status)
-        .filter(|s| !matches!(s, MessageStatus::Queued | MessageStatus::Sending))
-        .ok_or_else(|| Problem::validation(vec![FieldError::new("status", "not a provider status")]))?;
+        .filter(|s| !matches!(s, MessageStatus::Queued | MessageStatus::Sending));
+    let Some(status) = status else {
+        state.metrics.callback_rejected("bad_status");
+        return Err(Problem::validation(vec![FieldError::new("status", "not a provider status")]));
+    };
     let change = state
         .store
         .apply_status("sandbox", MessageKey::Provider(&body.value.provider_ref), status, None, state.clock.now_ms())
         .await?;
+    count_status(&state, "sandbox", &change);
     Ok(Json(status_answer(&change)))
+}
+
+/// Count and log a provider's status report by what it did (ids and codes only).
+pub fn count_status(state: &AppState, provider: &str, change: &StatusChange) {
+    let (result, ids) = match change {
+        StatusChange::UnknownMessage => ("unknown_message", None),
+        StatusChange::Moved { case_ref, message_id } => ("moved", Some((case_ref, message_id))),
+        StatusChange::Ignored { case_ref, message_id } => ("ignored", Some((case_ref, message_id))),
+    };
+    state.metrics.status_callback(provider, result);
+    if let Some((case_ref, message_id)) = ids {
+        tracing::info!(provider, case_ref = %case_ref, message_id = %message_id, result, "status callback applied");
+    }
 }
 
 pub fn status_answer(change: &StatusChange) -> Value {

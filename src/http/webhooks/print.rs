@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::super::json::JsonBody;
-use super::{Problem, TokenQuery, check_token, forbidden, status_answer};
+use super::{Problem, TokenQuery, check_token, count_status, forbidden, status_answer};
 use crate::app::AppState;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
@@ -45,6 +45,7 @@ async fn status(
     check_token(&state, q.token.as_deref())?;
     let report = body.value;
     if (Utc::now() - report.at).abs() > REPLAY_WINDOW {
+        state.metrics.callback_rejected("stale");
         return Err(forbidden("report time outside the replay window"));
     }
     let status = match report.status.as_str() {
@@ -58,5 +59,6 @@ async fn status(
         .store
         .apply_status(PROVIDER, MessageKey::Ours(&report.reference), status, Some(detail), state.clock.now_ms())
         .await?;
+    count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))
 }

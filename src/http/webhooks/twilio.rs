@@ -19,7 +19,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{Problem, forbidden, status_answer};
+use super::{Problem, count_status, forbidden, status_answer};
 use crate::app::AppState;
 use crate::channels::twilio;
 use crate::domain::MessageStatus;
@@ -48,6 +48,7 @@ fn verified(state: &AppState, uri: &axum::http::Uri, headers: &HeaderMap, body: 
         return Err(forbidden("twilio auth token not configured"));
     };
     let Some(given) = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()) else {
+        state.metrics.callback_rejected("bad_signature");
         return Err(forbidden("missing signature"));
     };
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
@@ -55,6 +56,7 @@ fn verified(state: &AppState, uri: &axum::http::Uri, headers: &HeaderMap, body: 
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     if !twilio::verify(token, &url, &params, given) {
+        state.metrics.callback_rejected("bad_signature");
         return Err(forbidden("bad signature"));
     }
     Ok(Params(params))
@@ -102,6 +104,7 @@ async fn status(
         None => MessageKey::Provider(sid),
     };
     let change = state.store.apply_status(PROVIDER, key, status, Some(detail), state.clock.now_ms()).await?;
+    count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))
 }
 

@@ -1,0 +1,112 @@
+//! Admin pages: staff accounts (create, unlock) and API keys (create; the key is shown once).
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::view::{self, when, when_opt};
+use super::{PageResult, Staff, StaffError, done};
+use crate::app::AppState;
+use crate::http::auth::ALL_SCOPES;
+
+fn require_admin(staff: &Staff) -> Result<(), StaffError> {
+    if staff.is_admin() { Ok(()) } else { Err(StaffError::Forbidden("only admins manage accounts and keys".into())) }
+}
+
+pub async fn page(State(state): State<Arc<AppState>>, staff: Staff) -> PageResult {
+    require_admin(&staff)?;
+    let now = state.clock.now_ms();
+    let accounts: Vec<_> = state
+        .store
+        .staff_accounts()
+        .await?
+        .into_iter()
+        .map(|a| {
+            let locked = a.locked_until.filter(|&t| t > now);
+            json!({
+                "username": a.username,
+                "role": a.role,
+                "disabled": a.disabled.0,
+                "locked_until": when_opt(locked),
+                "failed_logins": a.failed_logins,
+                "unlock_url": format!("/staff/admin/staff/{}/unlock", view::path_segment(&a.username)),
+            })
+        })
+        .collect();
+    let keys: Vec<_> = state
+        .store
+        .api_keys()
+        .await?
+        .into_iter()
+        .map(|k| json!({ "name": k.name, "scopes": k.scopes, "created": when(k.created_at), "revoked": when_opt(k.revoked_at) }))
+        .collect();
+    let data = json!({
+        "title": "Accounts and API keys",
+        "nav": { "admin": true },
+        "accounts": accounts,
+        "roles": crate::staff::ROLES,
+        "keys": keys,
+        "scopes": ALL_SCOPES,
+        "min_password": crate::staff::MIN_PASSWORD,
+    });
+    view::page("admin", &staff, data)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewStaff {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn create_staff(State(state): State<Arc<AppState>>, staff: Staff, Form(form): Form<NewStaff>) -> PageResult {
+    require_admin(&staff)?;
+    let username = form.username.trim();
+    crate::staff::create_account(&state.store, username, &form.role, &form.password, state.clock.now_ms())
+        .await
+        .map_err(StaffError::BadRequest)?;
+    tracing::info!(username = %username, role = %form.role, by = %staff.username, "staff account created");
+    Ok(done("/staff/admin", format!("Account {username} created with the role {}.", form.role)))
+}
+
+pub async fn unlock(State(state): State<Arc<AppState>>, staff: Staff, Path(username): Path<String>) -> PageResult {
+    require_admin(&staff)?;
+    if !state.store.unlock_staff(&username).await? {
+        return Err(StaffError::NotFound("staff account"));
+    }
+    tracing::info!(username = %username, by = %staff.username, "staff account unlocked");
+    Ok(done("/staff/admin", format!("Account {username} unlocked.")))
+}
+
+/// The form sends one `scope` field per ticked box.
+pub async fn create_key(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> PageResult {
+    require_admin(&staff)?;
+    let name = fields.iter().find(|(k, _)| k == "name").map(|(_, v)| v.trim()).unwrap_or_default().to_string();
+    let scopes: Vec<String> = fields.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
+    if name.is_empty() || name.chars().count() > 60 {
+        return Err(StaffError::BadRequest("give the key a name of up to 60 characters".into()));
+    }
+    if scopes.is_empty() || scopes.iter().any(|s| !ALL_SCOPES.contains(&s.as_str())) {
+        return Err(StaffError::BadRequest(format!("choose one or more of {}", ALL_SCOPES.join(", "))));
+    }
+    let key = state.store.create_api_key(&name, &scopes, state.clock.now_ms()).await?;
+    tracing::info!(name = %name, by = %staff.username, "API key created");
+    let data = json!({
+        "title": "API key created",
+        "nav": { "admin": true },
+        "name": name,
+        "scopes": scopes.join(", "),
+        "key": key,
+    });
+    view::page("key_created", &staff, data)
+}

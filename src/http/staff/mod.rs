@@ -1,0 +1,197 @@
+//! Staff pages under `/staff/`: login, template wording and four-eyes approval, the review
+//! queue and case timelines. Server-rendered HTML (handlebars, HTML-escaped), one small
+//! stylesheet, and a little vanilla JavaScript for the live preview.
+//!
+//! Every page but the login page needs a session; every POST but the login carries the session's
+//! CSRF token (checked in one place, [`session::require_staff`], before any handler runs).
+
+mod admin;
+mod cases;
+mod diff;
+mod review;
+pub mod session;
+mod templates;
+mod view;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::store::StoreError;
+use crate::templates::workflow::WorkflowError;
+pub use session::Staff;
+
+/// What can go wrong on a staff page. Messages are shown to staff; none carries personal data.
+#[derive(Debug, thiserror::Error)]
+pub enum StaffError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    #[error("page template: {0}")]
+    Render(#[from] handlebars::RenderError),
+    #[error("there is no such {0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// A POST without the right CSRF token.
+    #[error("this form has expired or did not come from these pages")]
+    Csrf,
+}
+
+impl StaffError {
+    fn status(&self) -> StatusCode {
+        match self {
+            StaffError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            StaffError::Store(StoreError::NotFound) | StaffError::NotFound(_) => StatusCode::NOT_FOUND,
+            StaffError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
+            StaffError::Store(_) | StaffError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StaffError::Workflow(e) => match e {
+                WorkflowError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                WorkflowError::NotFound => StatusCode::NOT_FOUND,
+                WorkflowError::WrongRole { .. } | WorkflowError::OwnVersion(_) | WorkflowError::UnknownStaff(_) => {
+                    StatusCode::FORBIDDEN
+                }
+                WorkflowError::Refused { .. } | WorkflowError::Template(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            },
+            StaffError::Forbidden(_) | StaffError::Csrf => StatusCode::FORBIDDEN,
+            StaffError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// What to tell the member of staff: our own wording for internal failures.
+    fn message(&self) -> String {
+        match self.status() {
+            StatusCode::INTERNAL_SERVER_ERROR => "Something went wrong on our side. Please try again.".into(),
+            StatusCode::SERVICE_UNAVAILABLE => "The database cannot be reached just now; nothing was changed.".into(),
+            _ => {
+                let text = self.to_string();
+                let mut chars = text.chars();
+                chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+            }
+        }
+    }
+}
+
+impl IntoResponse for StaffError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "staff page failed");
+        }
+        let hint = match &self {
+            StaffError::Csrf => "Go back, reload the page, and try again.",
+            _ if status == StatusCode::NOT_FOUND => "Check the address, or start again from the menu.",
+            _ => "Go back and try again, or start again from the menu.",
+        };
+        let data = json!({ "title": "That did not work", "message": self.message(), "hint": hint });
+        match view::render("error", None, data) {
+            Ok(page) => (status, page).into_response(),
+            Err(_) => (status, self.message()).into_response(),
+        }
+    }
+}
+
+pub type PageResult = Result<Response, StaffError>;
+
+pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    let protected = Router::new()
+        .route("/staff/", get(home))
+        .route("/staff/logout", post(session::logout))
+        .route("/staff/templates", get(templates::list))
+        .route("/staff/templates/{name}/{channel}", get(templates::history))
+        .route("/staff/templates/{name}/{channel}/draft", get(templates::edit_draft).post(templates::save_draft))
+        .route("/staff/versions/{id}", get(templates::version))
+        .route("/staff/versions/{id}/letter.pdf", get(templates::version_letter))
+        .route("/staff/versions/{id}/submit", post(templates::submit))
+        .route("/staff/versions/{id}/approve", post(templates::approve))
+        .route("/staff/versions/{id}/reject", post(templates::reject))
+        .route("/staff/preview", post(templates::preview))
+        .route("/staff/preview/letter.pdf", post(templates::preview_letter))
+        .route("/staff/review", get(review::queue))
+        .route("/staff/review/outreach/{id}/release", post(review::release))
+        .route("/staff/review/outreach/{id}/cancel", post(review::cancel))
+        .route("/staff/review/outreach/{id}/unsafe", post(review::job_unsafe))
+        .route("/staff/review/alerts/{id}/acknowledge", post(review::acknowledge))
+        .route("/staff/review/alerts/{id}/unsafe", post(review::alert_unsafe))
+        .route("/staff/cases", get(cases::find))
+        .route("/staff/cases/{case_ref}", get(cases::case))
+        .route("/staff/admin", get(admin::page))
+        .route("/staff/admin/staff", post(admin::create_staff))
+        .route("/staff/admin/staff/{username}/unlock", post(admin::unlock))
+        .route("/staff/admin/keys", post(admin::create_key))
+        // The monthly report page goes here once the reports module lands (issue 7).
+        .route("/staff/reports", get(reports_placeholder))
+        .route_layer(middleware::from_fn_with_state(state, session::require_staff));
+    Router::new()
+        .route("/staff", get(|| async { Redirect::to("/staff/") }))
+        .route("/staff/login", get(session::login_page).post(session::login))
+        .route("/staff/static/style.css", get(|| async { asset("text/css", include_str!("pages/style.css")) }))
+        .route("/staff/static/preview.js", get(|| async { asset("text/javascript", include_str!("pages/preview.js")) }))
+        .merge(protected)
+        .layer(middleware::map_response(security_headers))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (header::CACHE_CONTROL, HeaderValue::from_static("max-age=300")),
+    ];
+    (headers, body).into_response()
+}
+
+/// Pages show case data: never cached, never framed by another site, and scripts only from us.
+/// Styles may be inline because the email preview shows the email's own inline styles (in a
+/// sandboxed frame that cannot run scripts).
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (name, value) in set {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
+}
+
+/// The start page: what is waiting for this member of staff.
+async fn home(State(state): State<Arc<AppState>>, staff: Staff) -> PageResult {
+    let queue = review::summary(&state).await?;
+    let versions = state.store.template_versions().await?;
+    let waiting = versions.iter().filter(|v| v.state == "submitted").count();
+    let own_drafts = versions.iter().filter(|v| v.state == "draft" && v.author == staff.username).count();
+    let data = json!({
+        "title": "Home",
+        "queue": queue,
+        "waiting_approval": waiting,
+        "own_drafts": own_drafts,
+    });
+    view::page("home", &staff, data)
+}
+
+async fn reports_placeholder(staff: Staff) -> PageResult {
+    view::page("reports", &staff, json!({ "title": "Reports" }))
+}
+
+/// A redirect after a POST, with a message for the next page.
+fn done(to: &str, message: impl Into<String>) -> Response {
+    session::with_flash(Redirect::to(to).into_response(), &message.into())
+}

@@ -1,0 +1,499 @@
+//! Template pages: the list, a template's history, editing a draft with a live preview, a
+//! version with its preview and diff, and the four-eyes actions (through `templates::workflow`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::view::{self, when, when_opt};
+use super::{PageResult, Staff, StaffError, diff, done};
+use crate::app::AppState;
+use crate::channels::letter::{LetterSender, render_letter};
+use crate::domain::{Channel, Kind, Recipient};
+use crate::store::TemplateVersion;
+use crate::templates::workflow::{self, WorkflowError};
+use crate::templates::{Rules, TemplateContent, TemplateSource, review, sample_vars};
+
+fn channel_label(channel: &str) -> &'static str {
+    match channel {
+        "sms" => "SMS",
+        "email" => "Email",
+        "letter" => "Letter",
+        _ => "Other",
+    }
+}
+
+fn state_label(state: &str) -> &'static str {
+    match state {
+        "draft" => "Draft",
+        "submitted" => "Waiting for approval",
+        "approved" => "Approved (in use)",
+        "rejected" => "Rejected",
+        "retired" => "Retired",
+        _ => "Unknown",
+    }
+}
+
+fn version_json(v: &TemplateVersion) -> Value {
+    json!({
+        "id": v.id,
+        "name": v.name,
+        "channel": v.channel,
+        "channel_label": channel_label(&v.channel),
+        "version": v.version,
+        "state": v.state,
+        "state_label": state_label(&v.state),
+        "author": v.author,
+        "created": when(v.created_at),
+        "submitted": when_opt(v.submitted_at),
+        "decided_by": v.decided_by,
+        "decided": when_opt(v.decided_at),
+        "comment": v.comment,
+        "url": format!("/staff/versions/{}", v.id),
+    })
+}
+
+/// Every template: its channel, the version in use and those waiting.
+pub async fn list(State(state): State<Arc<AppState>>, staff: Staff) -> PageResult {
+    let mut groups: BTreeMap<(String, String), Vec<TemplateVersion>> = BTreeMap::new();
+    for v in state.store.template_versions().await? {
+        groups.entry((v.name.clone(), v.channel.clone())).or_default().push(v);
+    }
+    let templates: Vec<Value> = groups
+        .into_iter()
+        .map(|((name, channel), versions)| {
+            let latest = versions.last().expect("a group has a version");
+            let approved = versions.iter().find(|v| v.state == "approved");
+            let pending: Vec<Value> =
+                versions.iter().filter(|v| v.state == "draft" || v.state == "submitted").map(version_json).collect();
+            json!({
+                "name": name,
+                "channel_label": channel_label(&channel),
+                "kind": latest.kind,
+                "discreet": latest.discreet.0,
+                "approved": approved.map(version_json),
+                "pending": pending,
+                "url": format!("/staff/templates/{name}/{channel}"),
+            })
+        })
+        .collect();
+    view::page(
+        "templates",
+        &staff,
+        json!({ "title": "Templates", "nav": { "templates": true }, "templates": templates }),
+    )
+}
+
+async fn versions_of(state: &AppState, name: &str, channel: &str) -> Result<Vec<TemplateVersion>, StaffError> {
+    let versions: Vec<TemplateVersion> =
+        state.store.template_versions().await?.into_iter().filter(|v| v.name == name && v.channel == channel).collect();
+    if versions.is_empty() { Err(StaffError::NotFound("template")) } else { Ok(versions) }
+}
+
+/// A template's versions, newest first, with who wrote and who decided each.
+pub async fn history(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    Path((name, channel)): Path<(String, String)>,
+) -> PageResult {
+    let versions = versions_of(&state, &name, &channel).await?;
+    let rows: Vec<Value> = versions
+        .iter()
+        .rev()
+        .map(|v| {
+            let mut row = version_json(v);
+            if v.version > 1 {
+                row["compare_url"] = format!("/staff/versions/{}?compare={}#changes", v.id, v.version - 1).into();
+            }
+            row
+        })
+        .collect();
+    let data = json!({
+        "title": format!("{name} ({})", channel_label(&channel)),
+        "nav": { "templates": true },
+        "name": name,
+        "channel_label": channel_label(&channel),
+        "draft_url": format!("/staff/templates/{name}/{channel}/draft"),
+        "versions": rows,
+    });
+    view::page("history", &staff, data)
+}
+
+/// The template a stored version belongs to, with new wording.
+fn source_with(v: &TemplateVersion, content: TemplateContent) -> Result<TemplateSource, StaffError> {
+    let mut source = workflow::source_of(v)?;
+    source.content = content;
+    Ok(source)
+}
+
+/// What the preview shows for `source`: problems, warnings and the sample rendering.
+fn preview_json(source: &TemplateSource, letter_url: Option<String>) -> Value {
+    let rules = Rules::default();
+    let found = review(source, &rules);
+    let limit = match source.kind {
+        Kind::PriorityPretext => rules.pretext_max_segments,
+        Kind::InformationPack => rules.information_pack_max_segments,
+    };
+    let rendered = found.preview.as_ref().map(|r| {
+        json!({
+            "subject": r.subject,
+            "text": r.text,
+            "html": r.html,
+            "characters": r.text.chars().count(),
+            "sms": r.sms.map(|s| json!({
+                "encoding": match s.encoding {
+                    crate::domain::sms::Encoding::Gsm7 => "GSM-7",
+                    crate::domain::sms::Encoding::Ucs2 => "UCS-2 (unicode)",
+                },
+                "units": s.units,
+                "segments": s.segments,
+                "limit": limit,
+                "over": s.segments > limit,
+            })),
+        })
+    });
+    let sample: Vec<Value> = match sample_vars() {
+        Value::Object(map) => map.into_iter().map(|(k, v)| json!({ "name": k, "value": v })).collect(),
+        _ => Vec::new(),
+    };
+    json!({
+        "is_sms": source.channel == Channel::Sms,
+        "is_email": source.channel == Channel::Email,
+        "is_letter": source.channel == Channel::Letter,
+        "problems": found.problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>(),
+        "warnings": found.warnings.iter().map(|p| p.message.clone()).collect::<Vec<_>>(),
+        "rendered": rendered,
+        "sample": sample,
+        "letter_url": letter_url,
+    })
+}
+
+/// The edit form: the member of staff's own open draft of this template, or a new draft
+/// starting from the latest wording.
+pub async fn edit_draft(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    Path((name, channel)): Path<(String, String)>,
+) -> PageResult {
+    if !staff.can_write() {
+        return Err(StaffError::Forbidden("only authors and approvers write templates".into()));
+    }
+    let versions = versions_of(&state, &name, &channel).await?;
+    let own_draft = versions.iter().rev().find(|v| v.state == "draft" && v.author == staff.username);
+    let base = own_draft.unwrap_or_else(|| versions.last().expect("not empty"));
+    let source = workflow::source_of(base)?;
+    let data = json!({
+        "title": format!("Edit {name} ({})", channel_label(&channel)),
+        "nav": { "templates": true },
+        "name": name,
+        "channel": channel,
+        "channel_label": channel_label(&channel),
+        "kind": source.kind.as_str(),
+        "discreet": source.discreet,
+        "is_email": source.channel == Channel::Email,
+        "editing": own_draft.map(version_json),
+        "based_on": base.version,
+        "subject": source.content.subject,
+        "body": source.content.body,
+        "html": source.content.html,
+        "action_url": format!("/staff/templates/{name}/{channel}/draft"),
+        "history_url": format!("/staff/templates/{name}/{channel}"),
+        "preview": preview_json(&source, None),
+    });
+    view::page("draft", &staff, data)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DraftForm {
+    subject: Option<String>,
+    #[serde(default)]
+    body: String,
+    html: Option<String>,
+    #[serde(default)]
+    action: String,
+}
+
+/// Browsers send a textarea's line breaks as CRLF; templates keep LF.
+fn text(s: &str) -> String {
+    s.replace("\r\n", "\n").trim().to_string()
+}
+
+fn content_of(channel: Channel, subject: Option<&str>, body: &str, html: Option<&str>) -> TemplateContent {
+    let email = channel == Channel::Email;
+    TemplateContent {
+        subject: subject.filter(|_| email).map(text),
+        body: text(body),
+        html: html.filter(|_| email).map(text),
+    }
+}
+
+/// Save the form as the member of staff's draft (updating their open one), and submit it for
+/// approval when asked.
+pub async fn save_draft(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    Path((name, channel)): Path<(String, String)>,
+    Form(form): Form<DraftForm>,
+) -> PageResult {
+    let versions = versions_of(&state, &name, &channel).await?;
+    let latest = versions.last().expect("not empty");
+    let source = source_with(
+        latest,
+        content_of(workflow::source_of(latest)?.channel, form.subject.as_deref(), &form.body, form.html.as_deref()),
+    )?;
+    let now = state.clock.now_ms();
+    let store = &state.store;
+    let own_draft = versions.iter().rev().find(|v| v.state == "draft" && v.author == staff.username);
+    let saved = match own_draft {
+        Some(draft) => workflow::update_draft(store, &draft.id, &source.content, &staff.username).await?,
+        None => workflow::save_draft(store, &source, &staff.username, now).await?,
+    };
+    let url = format!("/staff/versions/{}", saved.id);
+    tracing::info!(template = %name, channel = %channel, version = saved.version, "template draft saved");
+    if form.action != "submit" {
+        return Ok(done(&url, format!("Draft version {} saved.", saved.version)));
+    }
+    match workflow::submit(store, &saved.id, &staff.username, now).await {
+        Ok(()) => Ok(done(&url, format!("Version {} submitted for approval.", saved.version))),
+        Err(WorkflowError::Refused { problems, .. }) => {
+            Ok(done(&url, format!("Draft version {} saved but not submitted: {problems}", saved.version)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompareQuery {
+    compare: Option<i64>,
+}
+
+/// One version: its wording, the preview, the changes from another version, and what this
+/// member of staff may do with it.
+pub async fn version(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(q): Query<CompareQuery>,
+) -> PageResult {
+    let v = state.store.template_version(&id).await?.ok_or(StaffError::NotFound("template version"))?;
+    let versions = versions_of(&state, &v.name, &v.channel).await?;
+    let source = workflow::source_of(&v)?;
+    // Compared by default with the version in use (or, for that one, with the one before it).
+    let approved = versions.iter().find(|o| o.state == "approved" && o.id != v.id);
+    let other = match q.compare {
+        Some(n) => versions.iter().find(|o| o.version == n),
+        None => approved.or_else(|| versions.iter().rev().find(|o| o.version < v.version)),
+    };
+    let own = v.author == staff.username;
+    let letter_url = (source.channel == Channel::Letter).then(|| format!("/staff/versions/{}/letter.pdf", v.id));
+    let data = json!({
+        "title": format!("{} ({}) version {}", v.name, channel_label(&v.channel), v.version),
+        "nav": { "templates": true },
+        "v": version_json(&v),
+        "kind": v.kind,
+        "discreet": v.discreet.0,
+        "history_url": format!("/staff/templates/{}/{}", v.name, v.channel),
+        "is_draft": v.state == "draft",
+        "is_submitted": v.state == "submitted",
+        "can_edit": v.state == "draft" && own && staff.can_write(),
+        "edit_url": format!("/staff/templates/{}/{}/draft", v.name, v.channel),
+        "can_submit": v.state == "draft" && own && staff.can_write(),
+        "can_decide": v.state == "submitted" && staff.can_approve() && !own,
+        "own_submitted": v.state == "submitted" && own,
+        "waiting_for_approver": v.state == "submitted" && !own && !staff.can_approve(),
+        "preview": preview_json(&source, letter_url),
+        "wording": wording(&v),
+        "changes": other.map(|o| changes(o, &v)),
+        "others": versions.iter().filter(|o| o.id != v.id).map(|o| json!({
+            "version": o.version,
+            "selected": other.is_some_and(|x| x.id == o.id),
+        })).collect::<Vec<_>>(),
+    });
+    view::page("version", &staff, data)
+}
+
+fn wording(v: &TemplateVersion) -> Vec<Value> {
+    let mut parts = Vec::new();
+    if let Some(subject) = &v.subject {
+        parts.push(json!({ "label": "Subject", "text": subject }));
+    }
+    let body = match v.channel.as_str() {
+        "email" => "Plain-text part",
+        "letter" => "Letter body",
+        _ => "SMS text",
+    };
+    parts.push(json!({ "label": body, "text": v.body }));
+    if let Some(html) = &v.html {
+        parts.push(json!({ "label": "HTML part", "text": html }));
+    }
+    parts
+}
+
+/// A side-by-side diff of every part of two versions.
+fn changes(old: &TemplateVersion, new: &TemplateVersion) -> Value {
+    let part = |label: &str, a: Option<&str>, b: Option<&str>| {
+        let rows = diff::side_by_side(a.unwrap_or(""), b.unwrap_or(""));
+        let changed = rows.iter().any(|r| r.kind != "same");
+        json!({ "label": label, "rows": rows, "changed": changed })
+    };
+    let mut parts = Vec::new();
+    if old.subject.is_some() || new.subject.is_some() {
+        parts.push(part("Subject", old.subject.as_deref(), new.subject.as_deref()));
+    }
+    parts.push(part("Text", Some(&old.body), Some(&new.body)));
+    if old.html.is_some() || new.html.is_some() {
+        parts.push(part("HTML part", old.html.as_deref(), new.html.as_deref()));
+    }
+    json!({
+        "old": version_json(old),
+        "new": version_json(new),
+        "parts": parts,
+        "same": parts.iter().all(|p| p["changed"] == false),
+    })
+}
+
+pub async fn submit(State(state): State<Arc<AppState>>, staff: Staff, Path(id): Path<String>) -> PageResult {
+    let v = state.store.template_version(&id).await?.ok_or(StaffError::NotFound("template version"))?;
+    if v.author != staff.username {
+        return Err(StaffError::Forbidden(format!("only {} can submit this draft", v.author)));
+    }
+    let url = format!("/staff/versions/{id}");
+    match workflow::submit(&state.store, &id, &staff.username, state.clock.now_ms()).await {
+        Ok(()) => Ok(done(&url, format!("Version {} submitted for approval.", v.version))),
+        Err(WorkflowError::Refused { problems, .. }) => {
+            Ok(done(&url, format!("Not submitted: fix these first: {problems}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DecisionForm {
+    #[serde(default)]
+    comment: String,
+}
+
+pub async fn approve(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> PageResult {
+    let comment = Some(form.comment.trim()).filter(|c| !c.is_empty());
+    let v = workflow::approve(&state.store, &id, &staff.username, comment, state.clock.now_ms()).await?;
+    tracing::info!(template = %v.name, channel = %v.channel, version = v.version, "template version approved");
+    Ok(done(
+        &format!("/staff/versions/{id}"),
+        format!(
+            "Version {} of {} ({}) approved: it is used from now on.",
+            v.version,
+            v.name,
+            channel_label(&v.channel)
+        ),
+    ))
+}
+
+pub async fn reject(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> PageResult {
+    let comment = form.comment.trim();
+    if comment.is_empty() {
+        return Err(StaffError::BadRequest("say why the version is rejected, so its author can change it".into()));
+    }
+    let v = state.store.template_version(&id).await?.ok_or(StaffError::NotFound("template version"))?;
+    if v.author == staff.username {
+        return Err(WorkflowError::OwnVersion(staff.username).into());
+    }
+    workflow::reject(&state.store, &id, &staff.username, comment, state.clock.now_ms()).await?;
+    Ok(done(&format!("/staff/versions/{id}"), format!("Version {} rejected.", v.version)))
+}
+
+/// What the live preview posts: the edit form as it stands.
+#[derive(Debug, Deserialize)]
+pub struct PreviewForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    discreet: String,
+    subject: Option<String>,
+    #[serde(default)]
+    body: String,
+    html: Option<String>,
+}
+
+impl PreviewForm {
+    fn source(&self) -> Result<TemplateSource, StaffError> {
+        let channel = Channel::parse(&self.channel).ok_or(StaffError::BadRequest("unknown channel".into()))?;
+        let kind = Kind::parse(&self.kind).ok_or(StaffError::BadRequest("unknown kind".into()))?;
+        Ok(TemplateSource {
+            name: self.name.clone(),
+            channel,
+            kind,
+            discreet: self.discreet == "yes",
+            content: content_of(channel, self.subject.as_deref(), &self.body, self.html.as_deref()),
+        })
+    }
+}
+
+/// The preview of unsaved wording, as an HTML fragment for the edit page's script.
+pub async fn preview(staff: Staff, Form(form): Form<PreviewForm>) -> PageResult {
+    let data = preview_json(&form.source()?, None);
+    let _ = staff;
+    Ok(Html(view::render("preview", None, data)?.0).into_response())
+}
+
+/// A sample letter: what the printed letter looks like with sample personalisation.
+fn letter_pdf(source: &TemplateSource, today: chrono::NaiveDate) -> Result<Response, StaffError> {
+    let rendered = crate::templates::render(source.channel, &source.content, &sample_vars())
+        .map_err(|e| StaffError::BadRequest(format!("the letter cannot be shown yet: {e}")))?;
+    let recipient = Recipient::Postal {
+        name: "Sam Sample".into(),
+        lines: vec!["1 Sample Street".into(), "Birmingham".into()],
+        postcode: "B1 1AA".into(),
+    };
+    let pdf = render_letter(&LetterSender::default(), &recipient, today, Some("PREVIEW"), &rendered.text)
+        .map_err(|e| StaffError::BadRequest(format!("the letter cannot be shown: {e}")))?;
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
+        (header::CONTENT_DISPOSITION, HeaderValue::from_static("inline; filename=\"letter-preview.pdf\"")),
+    ];
+    Ok((headers, pdf).into_response())
+}
+
+fn today(state: &AppState) -> chrono::NaiveDate {
+    state.clock.now().with_timezone(&chrono_tz::Europe::London).date_naive()
+}
+
+pub async fn version_letter(State(state): State<Arc<AppState>>, _staff: Staff, Path(id): Path<String>) -> PageResult {
+    let v = state.store.template_version(&id).await?.ok_or(StaffError::NotFound("template version"))?;
+    let source = workflow::source_of(&v)?;
+    if source.channel != Channel::Letter {
+        return Err(StaffError::NotFound("letter for this version"));
+    }
+    letter_pdf(&source, today(&state))
+}
+
+pub async fn preview_letter(
+    State(state): State<Arc<AppState>>,
+    _staff: Staff,
+    Form(form): Form<PreviewForm>,
+) -> PageResult {
+    let source = form.source()?;
+    if source.channel != Channel::Letter {
+        return Err(StaffError::BadRequest("only letters have a PDF".into()));
+    }
+    letter_pdf(&source, today(&state))
+}

@@ -1,0 +1,157 @@
+//! Read-only figures for the reports and the metrics gauges. Every query reads columns that hold
+//! no personal data (events, codes, times, the case's referral details), so the figures are the
+//! same before and after retention or erasure.
+
+use super::{Result, Store};
+
+/// A job accepted in the period: its first decision, and what the reports group it by.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AcceptedRow {
+    pub kind: String,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub referral_source: Option<String>,
+    pub local_authority: Option<String>,
+    pub categories: String,
+}
+
+/// A message handed over (or refused for good) in the period, with its latest status.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub message_id: String,
+    pub channel: Option<String>,
+    /// `sent`, or `failed` for a permanent refusal.
+    pub status: Option<String>,
+}
+
+/// A case referred in the period, with the times the contact figures need.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CaseRow {
+    #[sqlx(try_from = "i64")]
+    pub priority: super::Flag,
+    pub referred_at: i64,
+    pub first_pretext: Option<i64>,
+    pub first_sent: Option<i64>,
+    pub first_call: Option<i64>,
+    pub calls: i64,
+    pub answered: i64,
+    pub declined: i64,
+}
+
+impl Store {
+    /// `accepted` events in [from, to), joined to their job and case.
+    pub async fn report_accepted(&self, from: i64, to: i64) -> Result<Vec<AcceptedRow>> {
+        Ok(sqlx::query_as(
+            "SELECT o.kind, e.outcome, e.reason, c.referral_source, c.local_authority, c.categories
+             FROM events e JOIN outreach o ON o.id = e.outreach_id JOIN cases c ON c.case_ref = o.case_ref
+             WHERE e.type = 'accepted' AND e.at >= $1 AND e.at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// (outcome, reason) of each decision taken again (worker or staff) in [from, to).
+    pub async fn report_redecisions(&self, from: i64, to: i64) -> Result<Vec<(Option<String>, Option<String>)>> {
+        Ok(sqlx::query_as("SELECT outcome, reason FROM events WHERE type = 'decided' AND at >= $1 AND at < $2")
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Messages handed to a provider, or refused by it for good, in [from, to).
+    pub async fn report_messages(&self, from: i64, to: i64) -> Result<Vec<MessageRow>> {
+        Ok(sqlx::query_as(
+            "SELECT message_id, channel, status FROM events
+             WHERE ((type = 'sent') OR (type = 'send_failed' AND status = 'failed'))
+               AND message_id IS NOT NULL AND at >= $1 AND at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Provider status reports that moved a message sent in [from, to), oldest first (whenever
+    /// they arrived): the last one per message is its status now.
+    pub async fn report_message_statuses(&self, from: i64, to: i64) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT s.message_id, s.status FROM events s
+             JOIN events e ON e.message_id = s.message_id AND e.type = 'sent' AND e.at >= $1 AND e.at < $2
+             WHERE s.type = 'status' AND s.status IS NOT NULL
+             ORDER BY s.id",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// (classification, matched to a case) of each reply received in [from, to).
+    pub async fn report_replies(&self, from: i64, to: i64) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT classification, CAST(CASE WHEN case_ref IS NULL THEN 0 ELSE 1 END AS BIGINT) FROM replies
+             WHERE received_at >= $1 AND received_at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// (type, reason) of suppression events (`suppressed`, `suppression_lifted`) in [from, to).
+    pub async fn report_suppressions(&self, from: i64, to: i64) -> Result<Vec<(String, Option<String>)>> {
+        Ok(sqlx::query_as(
+            "SELECT type, reason FROM events
+             WHERE type IN ('suppressed', 'suppression_lifted') AND at >= $1 AND at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The outcome of each call attempt made in [from, to).
+    pub async fn report_calls(&self, from: i64, to: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT outcome FROM calls WHERE at >= $1 AND at < $2")
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Cases referred in [from, to) (referral time, else when the case was created), each with
+    /// its first pre-text sent, first message sent and first call, whenever they happened.
+    pub async fn report_cases(&self, from: i64, to: i64) -> Result<Vec<CaseRow>> {
+        Ok(sqlx::query_as(
+            "SELECT c.priority, COALESCE(c.referred_at, c.created_at) AS referred_at,
+               (SELECT MIN(e.at) FROM events e JOIN outreach o ON o.id = e.outreach_id
+                 WHERE e.case_ref = c.case_ref AND e.type = 'sent' AND o.kind = 'priority_pretext') AS first_pretext,
+               (SELECT MIN(e.at) FROM events e WHERE e.case_ref = c.case_ref AND e.type = 'sent') AS first_sent,
+               (SELECT MIN(k.at) FROM calls k WHERE k.case_ref = c.case_ref) AS first_call,
+               (SELECT COUNT(*) FROM calls k WHERE k.case_ref = c.case_ref) AS calls,
+               (SELECT COUNT(*) FROM calls k WHERE k.case_ref = c.case_ref AND k.outcome = 'answered') AS answered,
+               (SELECT COUNT(*) FROM calls k WHERE k.case_ref = c.case_ref AND k.outcome = 'declined') AS declined
+             FROM cases c
+             WHERE COALESCE(c.referred_at, c.created_at) >= $1 AND COALESCE(c.referred_at, c.created_at) < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Outreach jobs by status, now (metrics).
+    pub async fn outreach_status_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as("SELECT status, COUNT(*) FROM outreach GROUP BY status").fetch_all(&self.pool).await?)
+    }
+
+    /// Messages by channel and status, now (metrics).
+    pub async fn message_status_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        Ok(sqlx::query_as("SELECT channel, status, COUNT(*) FROM messages GROUP BY channel, status")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}

@@ -1,0 +1,243 @@
+//! Removing personal data: what retention finds due, the redaction of one record, and the
+//! erasure of a whole case. Every redaction leaves the columns the reports read (codes, times,
+//! referral details, keyed hashes) and is recorded as a `redacted` event.
+
+use std::collections::BTreeMap;
+
+use sqlx::AnyConnection;
+
+use super::events::Event;
+use super::{Result, Store, StoreError, dynamic, placeholders};
+use crate::domain::event::EventType;
+
+/// Job statuses that are an end: nothing more will happen to the job.
+pub const FINISHED_STATUSES: &str = "'sent', 'failed', 'blocked', 'cancelled'";
+
+/// A message whose last status is older than some cutoff, not yet redacted.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueMessage {
+    pub id: String,
+    pub case_ref: String,
+    pub outreach_id: String,
+    pub status_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueReply {
+    pub id: String,
+    pub case_ref: Option<String>,
+    pub received_at: i64,
+}
+
+/// A finished job not yet redacted, and the state of its message if it has one.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FinishedJob {
+    pub id: String,
+    pub case_ref: String,
+    pub status: String,
+    pub updated_at: i64,
+    pub request_json: Option<String>,
+    pub message_id: Option<String>,
+    pub message_redacted_at: Option<i64>,
+}
+
+/// Where a page of candidates ended: (time, id) of its last row.
+pub type Cursor = (i64, String);
+
+/// What erasing a case did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erased {
+    /// The anonymous reference the case's counts now live under.
+    pub anonymous_ref: String,
+}
+
+impl Store {
+    /// Messages not yet redacted whose last status is before `before`, in (status_at, id) order
+    /// after the cursor `after` (pages through them all, whichever retention each falls under).
+    pub async fn messages_due_for_redaction(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<DueMessage>> {
+        Ok(sqlx::query_as(
+            "SELECT id, case_ref, outreach_id, status_at FROM messages
+             WHERE redacted_at IS NULL AND status NOT IN ('queued', 'sending') AND status_at < $1
+               AND (status_at > $2 OR (status_at = $2 AND id > $3))
+             ORDER BY status_at, id LIMIT $4",
+        )
+        .bind(before)
+        .bind(after.0)
+        .bind(&after.1)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn replies_due_for_redaction(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<DueReply>> {
+        Ok(sqlx::query_as(
+            "SELECT id, case_ref, received_at FROM replies WHERE redacted_at IS NULL AND received_at < $1
+               AND (received_at > $2 OR (received_at = $2 AND id > $3))
+             ORDER BY received_at, id LIMIT $4",
+        )
+        .bind(before)
+        .bind(after.0)
+        .bind(&after.1)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn jobs_due_for_redaction(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<FinishedJob>> {
+        Ok(sqlx::query_as(dynamic(format!(
+            "SELECT o.id, o.case_ref, o.status, o.updated_at, o.request_json, m.id AS message_id,
+                    m.redacted_at AS message_redacted_at
+             FROM outreach o LEFT JOIN messages m ON m.outreach_id = o.id
+             WHERE o.redacted_at IS NULL AND o.status IN ({FINISHED_STATUSES}) AND o.updated_at < $1
+               AND (o.updated_at > $2 OR (o.updated_at = $2 AND o.id > $3))
+             ORDER BY o.updated_at, o.id LIMIT $4"
+        )))
+        .bind(before)
+        .bind(after.0)
+        .bind(&after.1)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// When each of `case_refs` stopped being taken up: the first `declined` call, or the case's
+    /// cancellation, whichever came first. Cases still being taken up are absent.
+    pub async fn not_taken_up_since(&self, case_refs: &[&str]) -> Result<BTreeMap<String, i64>> {
+        let mut found = BTreeMap::new();
+        for chunk in case_refs.chunks(200) {
+            let list = placeholders(1, chunk.len());
+            let sql = format!(
+                "SELECT case_ref, MIN(at) FROM calls WHERE outcome = 'declined' AND case_ref IN ({list}) GROUP BY case_ref
+                 UNION ALL
+                 SELECT case_ref, cancelled_at FROM cases WHERE cancelled_at IS NOT NULL AND case_ref IN ({list})"
+            );
+            let mut query = sqlx::query_as::<_, (String, i64)>(dynamic(sql));
+            for c in chunk {
+                query = query.bind(*c);
+            }
+            for (case_ref, at) in query.fetch_all(&self.pool).await? {
+                let entry = found.entry(case_ref).or_insert(at);
+                *entry = (*entry).min(at);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Remove a message's text and recipient. False when it was redacted already (or is being
+    /// sent right now).
+    pub async fn redact_message(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE messages SET to_address = NULL, subject = NULL, body = NULL, html = NULL, redacted_at = $2
+             WHERE id = $1 AND redacted_at IS NULL AND status <> 'sending'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub async fn redact_reply(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE replies SET from_number = NULL, body = NULL, redacted_at = $2 WHERE id = $1 AND redacted_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Replace a finished job's request with `reduced` (what is not personal). From then on the
+    /// job can never be decided again.
+    pub async fn redact_outreach(&self, conn: &mut AnyConnection, id: &str, reduced: &str, now: i64) -> Result<bool> {
+        let n = sqlx::query(dynamic(format!(
+            "UPDATE outreach SET request_json = $2, redacted_at = $3
+             WHERE id = $1 AND redacted_at IS NULL AND status IN ({FINISHED_STATUSES})"
+        )))
+        .bind(id)
+        .bind(reduced)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Erase a case on request: cancel what is not sent, remove every piece of personal data,
+    /// and move what is left (codes, times, counts) under an anonymous reference, so that the
+    /// reports still add up and nothing leads back to the person. Refused (Conflict) while a
+    /// message of the case is being handed to a provider. None when the case is unknown.
+    pub async fn erase_case(&self, case_ref: &str, now: i64, actor: &str) -> Result<Option<Erased>> {
+        if self.case(case_ref).await?.is_none() {
+            return Ok(None);
+        }
+        // Stop anything queued first, so that no worker picks a job up while we erase.
+        self.cancel_case(case_ref, now, actor).await?;
+        let mut tx = self.begin().await?;
+        let sending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE case_ref = $1 AND status = 'sending'")
+                .bind(case_ref)
+                .fetch_one(&mut *tx)
+                .await?;
+        if sending > 0 {
+            return Err(StoreError::Conflict("a message of this case is being sent; try again shortly".into()));
+        }
+        let anonymous_ref = super::new_id("erased");
+        // The new case row first (foreign keys), then everything that points at the old one.
+        sqlx::query(
+            "INSERT INTO cases (case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive, cancelled_at, erased_at)
+             SELECT $2, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive, cancelled_at, $3
+             FROM cases WHERE case_ref = $1",
+        )
+        .bind(case_ref)
+        .bind(&anonymous_ref)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // The request goes whole; its id (which the triage system may have built from the case
+        // reference) and the stored answer (which names the case) are replaced.
+        let moved_and_redacted = [
+            "UPDATE outreach SET case_ref = $2, request_json = NULL, request_id = id, request_hash = '',
+               response_json = '{}', redacted_at = COALESCE(redacted_at, $3) WHERE case_ref = $1",
+            // No reply may be matched to the erased case again: the address keys go too.
+            "UPDATE messages SET case_ref = $2, to_key = '', to_address = NULL, subject = NULL, body = NULL,
+               html = NULL, redacted_at = COALESCE(redacted_at, $3) WHERE case_ref = $1",
+            "UPDATE replies SET case_ref = $2, from_key = '', from_number = NULL, body = NULL,
+               redacted_at = COALESCE(redacted_at, $3) WHERE case_ref = $1",
+        ];
+        for sql in moved_and_redacted {
+            sqlx::query(sql).bind(case_ref).bind(&anonymous_ref).bind(now).execute(&mut *tx).await?;
+        }
+        // The victim's own numbers go; a number recorded as someone else's (a suspect's) stays,
+        // keyed, so that rule 7 still protects other victims from it.
+        sqlx::query("DELETE FROM case_phones WHERE case_ref = $1 AND is_victims = 1")
+            .bind(case_ref)
+            .execute(&mut *tx)
+            .await?;
+        let moved = [
+            "UPDATE case_phones SET case_ref = $2 WHERE case_ref = $1",
+            "UPDATE calls SET case_ref = $2 WHERE case_ref = $1",
+            "UPDATE events SET case_ref = $2 WHERE case_ref = $1",
+        ];
+        for sql in moved {
+            sqlx::query(sql).bind(case_ref).bind(&anonymous_ref).execute(&mut *tx).await?;
+        }
+        // Suppressions stay (an opt-out must be honoured), no longer linked to the case; then the
+        // old case row, which nothing points at any more, goes.
+        let last =
+            ["UPDATE suppressions SET case_ref = NULL WHERE case_ref = $1", "DELETE FROM cases WHERE case_ref = $1"];
+        for sql in last {
+            sqlx::query(sql).bind(case_ref).execute(&mut *tx).await?;
+        }
+        Event::new(&anonymous_ref, now, actor, EventType::Redacted)
+            .reason("erasure")
+            .detail(serde_json::json!({ "what": "case" }))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(Erased { anonymous_ref }))
+    }
+}

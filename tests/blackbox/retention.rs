@@ -1,0 +1,150 @@
+//! Retention and erasure: the app started again on the same database with its clock moved on
+//! (`SAFEREACH_CLOCK`), as an operator's service would be days later.
+
+use reqwest::StatusCode;
+use safereach::worker::Processed;
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, read};
+use crate::reports::{Month, build_month, report};
+
+fn redactions(case: &Value) -> Vec<(String, String)> {
+    case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "redacted")
+        .map(|e| {
+            (e["detail"]["what"].as_str().unwrap().to_string(), e["detail"]["retention"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+async fn scalar(app: &TestApp, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(app.state.store.pool()).await.unwrap()
+}
+
+async fn delete_case(app: &TestApp, key: &str, case: &str) -> (StatusCode, Value) {
+    read(app.http.delete(app.url(&format!("/v1/cases/{case}"))).bearer_auth(key).send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn personal_data_goes_on_schedule_and_the_reports_still_add_up() {
+    let Month { app } = build_month().await;
+    let november = report(&app, "monthly?month=2026-11").await;
+    let quarter = report(&app, "quarterly?quarter=2026-Q4").await;
+    let (_, a) = app.get_case("A").await;
+    assert!(a["messages"][0]["body"].as_str().unwrap().contains("Robin"), "{a}");
+    assert_eq!(a["replies"][0]["body"], "after 5 please");
+
+    // Ten days on, with messages kept 14 days: only F, not taken up (a declined call; 7 days), is due.
+    let app = app.restart_at("2026-11-20T09:00:00Z", |c| c.retention_days = 14).await;
+    app.wait_for_case("F", "redaction", |c| c["messages"][0]["body"].is_null()).await;
+    let f = app.wait_for_case("F", "the request's redaction", |c| !c["outreach"][0]["redacted_at"].is_null()).await;
+    assert!(f["messages"][0]["redacted_at"].is_string());
+    assert!(f["replies"].as_array().unwrap().iter().all(|r| r["body"].is_null()), "{f}");
+    assert_eq!(f["replies"][0]["classification"], "opt_out", "the classification stays");
+    let mut got = redactions(&f);
+    got.sort();
+    let want: Vec<(String, String)> = [
+        ("message", "not_taken_up"),
+        ("reply", "not_taken_up"),
+        ("reply", "not_taken_up"),
+        ("request", "not_taken_up"),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .into();
+    assert_eq!(got, want);
+    let (_, a) = app.get_case("A").await;
+    assert!(a["messages"][0]["body"].is_string() && a["replies"][0]["body"].is_string(), "A is kept 14 days: {a}");
+    let (_, c) = app.get_case("C").await;
+    assert!(c["outreach"][0]["redacted_at"].is_null(), "a job that reached no one is kept 30 days");
+
+    // Forty days on, with the defaults (7 days; 30 for jobs that reached no one).
+    let app = app.restart_at("2026-12-20T09:00:00Z", |c| c.retention_days = 7).await;
+    let a = app.wait_for_case("A", "redaction", |c| !c["outreach"][0]["redacted_at"].is_null()).await;
+    assert!(a["messages"][0]["body"].is_null() && a["replies"][0]["body"].is_null(), "{a}");
+    assert_eq!(a["messages"][0]["status"], "delivered", "statuses stay");
+    let mut got = redactions(&a);
+    got.sort();
+    let want: Vec<(String, String)> = [("message", "default"), ("reply", "default"), ("request", "default")]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .into();
+    assert_eq!(got, want);
+    for case in ["C", "D"] {
+        let c = app.wait_for_case(case, "redaction", |c| !c["outreach"][0]["redacted_at"].is_null()).await;
+        assert_eq!(redactions(&c), [("request".to_string(), "never_reached".to_string())]);
+    }
+    let (_, b) = app.get_case("B").await;
+    assert!(b["outreach"][0]["redacted_at"].is_null(), "a held job waits for a person and is not finished");
+    // Everything else is gone from the database, the reply from an unknown number too.
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM messages WHERE body IS NOT NULL OR subject IS NOT NULL OR html IS NOT NULL OR to_address IS NOT NULL").await,
+        0
+    );
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM replies WHERE body IS NOT NULL OR from_number IS NOT NULL").await, 0);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM outreach WHERE redacted_at IS NULL").await, 1, "only B's");
+    let kept: Vec<String> = sqlx::query_scalar("SELECT request_json FROM outreach WHERE redacted_at IS NOT NULL")
+        .fetch_all(app.state.store.pool())
+        .await
+        .unwrap();
+    for request in &kept {
+        for personal in ["Robin", "+4477009001", "7700900", "High Street", "BS1", "robin.g@", "not-an-email", "Jo\""] {
+            assert!(!request.contains(personal), "{personal} kept in {request}");
+        }
+        assert!(request.contains("\"categories\""), "what reports and policy need stays: {request}");
+    }
+    assert_eq!(report(&app, "monthly?month=2026-11").await, november, "the report adds up after redaction");
+    assert_eq!(report(&app, "quarterly?quarter=2026-Q4").await, quarter);
+
+    // A redacted job is finished: even put back on the queue by mistake, it is never decided again.
+    let c_id = {
+        let (_, c) = app.get_case("C").await;
+        c["outreach"][0]["outreach_id"].as_str().unwrap().to_string()
+    };
+    sqlx::query("UPDATE outreach SET status = 'queued' WHERE id = $1")
+        .bind(&c_id)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(app.state.worker().process(&c_id).await.unwrap(), Processed::Skipped);
+    let (_, c) = app.get_case("C").await;
+    assert!(c["messages"].as_array().unwrap().is_empty());
+    assert_eq!(c["timeline"].as_array().unwrap().last().unwrap()["type"], "redacted", "no decision after it");
+    sqlx::query("UPDATE outreach SET status = 'blocked' WHERE id = $1")
+        .bind(&c_id)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+
+    // Erasure on request: an admin scope; the case is gone, its counts stay.
+    let ordinary = app.key_with(&["outreach:write", "cases:read", "reports:read"]).await;
+    assert_eq!(delete_case(&app, &ordinary, "B").await.0, StatusCode::FORBIDDEN);
+    let admin = app.key_with(&["cases:erase"]).await;
+    for case in ["A", "B"] {
+        let (code, answer) = delete_case(&app, &admin, case).await;
+        assert_eq!((code, answer), (StatusCode::OK, json!({"case_ref": case, "status": "erased"})));
+        assert_eq!(app.get_case(case).await.0, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(delete_case(&app, &admin, "A").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(delete_case(&app, &admin, "NEVER").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM outreach WHERE request_json LIKE '%Robin%'").await,
+        0,
+        "B's held request went"
+    );
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM cases WHERE case_ref IN ('A', 'B')").await, 0);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM events WHERE case_ref IN ('A', 'B')").await, 0);
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM outreach WHERE request_id LIKE 'A-%' OR request_id LIKE 'B-%'").await,
+        0
+    );
+    assert_eq!(report(&app, "monthly?month=2026-11").await, november, "the report adds up after erasure");
+    assert_eq!(report(&app, "quarterly?quarter=2026-Q4").await, quarter);
+    // A's number no longer leads to anyone.
+    let (_, answer) = app
+        .webhook("/webhooks/sandbox/inbound", &json!({"from": "+447700900101", "to": "60000", "body": "hello"}))
+        .await;
+    assert_eq!(answer["matched"], false);
+    app.stop().await;
+}

@@ -1,0 +1,429 @@
+//! Staff pages over plain HTTP: what a browser test can't see well (every POST route refuses a
+//! missing or wrong CSRF token, cookie attributes, headers) and the review actions' effects.
+//! The flows as a person uses them are in `browser.rs`.
+
+use std::collections::BTreeMap;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use safereach::app::Role;
+use serde_json::json;
+
+use crate::common::{APPROVER, AUTHOR, Options, PASSWORD, TestApp, pretext, spawn_with};
+
+const MONDAY_10AM: &str = "2026-11-23T10:00:00Z";
+
+/// A browser stand-in: keeps cookies, doesn't follow redirects, adds the CSRF token to forms.
+pub struct StaffClient {
+    http: reqwest::Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+    pub csrf: String,
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+/// The value of the first `name="csrf" value="…"` in a page.
+fn csrf_in(html: &str) -> Option<String> {
+    let at = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    Some(html[at..].split('"').next()?.to_string())
+}
+
+impl StaffClient {
+    pub fn new(app: &TestApp) -> StaffClient {
+        StaffClient::at(&app.base)
+    }
+
+    /// For a server at `base` (e.g. the real binary).
+    pub fn at(base: &str) -> StaffClient {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        StaffClient { http, base: base.to_string(), cookies: BTreeMap::new(), csrf: String::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn keep(&mut self, response: reqwest::Response) -> Page {
+        for value in response.headers().get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (pair, attributes) = text.split_once(';').unwrap_or((text, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || attributes.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        let (status, headers) = (response.status(), response.headers().clone());
+        Page { status, headers, body: response.text().await.unwrap() }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let response =
+            self.http.get(format!("{}{path}", self.base)).header("cookie", self.cookie_header()).send().await.unwrap();
+        let page = self.keep(response).await;
+        if let Some(token) = csrf_in(&page.body) {
+            self.csrf = token;
+        }
+        page
+    }
+
+    /// POST a form as given (no token added).
+    pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(fields).unwrap())
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    /// POST a form with the session's CSRF token, as the pages do.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.csrf.clone();
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    pub async fn login(&mut self, username: &str, password: &str) -> Page {
+        self.get("/staff/login").await;
+        let page = self.post("/staff/login", &[("username", username), ("password", password)]).await;
+        // The pages' own token replaces the login one.
+        self.get("/staff/").await;
+        page
+    }
+
+    pub fn has_cookie(&self, name: &str) -> bool {
+        self.cookies.contains_key(name)
+    }
+}
+
+async fn app() -> TestApp {
+    spawn_with(Options { clock: Some(MONDAY_10AM.into()), role: Role::Api, ..Options::default() }).await
+}
+
+#[tokio::test]
+async fn pages_need_a_login_and_say_where_to_come_back_to() {
+    let app = app().await;
+    let mut client = StaffClient::new(&app);
+    let page = client.get("/staff/templates?x=1").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/staff/login?next=%2Fstaff%2Ftemplates%3Fx%3D1");
+    // The stylesheet and the login page are public; everything else is not.
+    assert_eq!(client.get("/staff/static/style.css").await.status, StatusCode::OK);
+    let login = client.get("/staff/login?next=/staff/templates").await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.body.contains("<label for=\"password\">Password</label>"));
+
+    let page = client
+        .post("/staff/login", &[("username", AUTHOR), ("password", PASSWORD), ("next", "/staff/templates")])
+        .await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/staff/templates"));
+    let list = client.get("/staff/templates").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.body.contains("priority_pretext_discreet"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn session_cookie_is_http_only_strict_and_secure_behind_https() {
+    for (public_url, secure) in [("http://127.0.0.1:8080", false), ("https://staff.example.org", true)] {
+        let app = spawn_with(Options {
+            role: Role::Api,
+            configure: Box::new(move |c| c.public_url = public_url.into()),
+            ..Options::default()
+        })
+        .await;
+        let mut client = StaffClient::new(&app);
+        client.get("/staff/login").await;
+        let page = client.post("/staff/login", &[("username", AUTHOR), ("password", PASSWORD)]).await;
+        let session = page
+            .headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|c| c.starts_with("safereach_session="))
+            .expect("a session cookie");
+        let value = session.split(';').next().unwrap().trim_start_matches("safereach_session=");
+        assert_eq!(value.len(), 64, "32 random bytes: {session}");
+        assert!(session.contains("; HttpOnly") && session.contains("; SameSite=Strict"), "{session}");
+        assert_eq!(session.contains("; Secure"), secure, "{public_url}: {session}");
+        // The database keeps only a hash of the id.
+        let stored: Vec<String> =
+            sqlx::query_scalar("SELECT id_hash FROM staff_sessions").fetch_all(app.state.store.pool()).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_ne!(stored[0], value);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn pages_are_not_cached_framed_or_allowed_other_scripts() {
+    let app = app().await;
+    let mut client = StaffClient::new(&app);
+    client.login(APPROVER, PASSWORD).await;
+    let page = client.get("/staff/review").await;
+    let header = |name: &str| page.headers.get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert_eq!(header("cache-control"), "no-store");
+    assert!(header("content-security-policy").contains("script-src 'self'"));
+    assert!(header("content-security-policy").contains("frame-ancestors 'self'"));
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_post_needs_the_sessions_csrf_token() {
+    let app = app().await;
+    let (_, answer) = app
+        .post_outreach(&json!({
+            "request_id": "csrf-1", "case_ref": "CSRF-1", "kind": "priority_pretext",
+            "crime": {"categories": ["robbery"]},
+            "victim": {"first_name": "Robin", "is_under_18": true},
+            "contact": {"phones": [{"number": "+447700900555", "belongs_to": "victim", "safe_to_text": true}]}
+        }))
+        .await;
+    assert_eq!(answer["decision"]["reason"], "minor");
+    let id = answer["outreach_id"].as_str().unwrap().to_string();
+    let version = app.state.store.template_versions().await.unwrap()[0].id.clone();
+
+    let mut client = StaffClient::new(&app);
+    client.login(APPROVER, PASSWORD).await;
+    assert!(!client.csrf.is_empty());
+    let routes = [
+        "/staff/logout".to_string(),
+        format!("/staff/review/outreach/{id}/release"),
+        format!("/staff/review/outreach/{id}/cancel"),
+        format!("/staff/review/outreach/{id}/unsafe"),
+        "/staff/review/alerts/1/acknowledge".into(),
+        "/staff/review/alerts/1/unsafe".into(),
+        "/staff/templates/priority_pretext/sms/draft".into(),
+        format!("/staff/versions/{version}/submit"),
+        format!("/staff/versions/{version}/approve"),
+        format!("/staff/versions/{version}/reject"),
+        "/staff/preview".into(),
+        "/staff/preview/letter.pdf".into(),
+        "/staff/admin/staff".into(),
+        format!("/staff/admin/staff/{AUTHOR}/unlock"),
+        "/staff/admin/keys".into(),
+    ];
+    let wrong = "0".repeat(64);
+    for route in &routes {
+        for csrf in [None, Some(wrong.as_str()), Some("")] {
+            let mut fields = vec![("reason", "checked"), ("phone", "0"), ("body", "x"), ("comment", "ok")];
+            if let Some(token) = csrf {
+                fields.push(("csrf", token));
+            }
+            let page = client.post_raw(route, &fields).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{route} with csrf {csrf:?}");
+            assert!(page.body.contains("This form has expired or did not come from these pages"), "{route}");
+        }
+    }
+    // Nothing happened: the job is still held, the session still works.
+    assert_eq!(app.state.store.outreach(&id).await.unwrap().unwrap().status, "held");
+    assert_eq!(client.get("/staff/review").await.status, StatusCode::OK);
+
+    // The login form has its own token: a cross-site login attempt carries no cookie.
+    let mut stranger = StaffClient::new(&app);
+    let page =
+        stranger.post_raw("/staff/login", &[("username", AUTHOR), ("password", PASSWORD), ("csrf", &wrong)]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(!stranger.has_cookie("safereach_session"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_on_the_server() {
+    let app = app().await;
+    let mut client = StaffClient::new(&app);
+    client.login(AUTHOR, PASSWORD).await;
+    let old = client.cookie_header();
+    assert_eq!(client.post("/staff/logout", &[]).await.location(), "/staff/login");
+    assert!(!client.has_cookie("safereach_session"));
+    // The old cookie no longer opens anything.
+    let replay = client.http.get(format!("{}/staff/", app.base)).header("cookie", old).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn lock_out_after_five_wrong_passwords_until_an_admin_unlocks() {
+    let app = app().await;
+    let store = &app.state.store;
+    safereach::staff::create_account(store, "test.admin", "admin", PASSWORD, 0).await.unwrap();
+    let mut client = StaffClient::new(&app);
+    client.get("/staff/login").await;
+    for attempt in 1..=5 {
+        let page = client.post("/staff/login", &[("username", AUTHOR), ("password", "wrong password!")]).await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        let locked = page.body.contains("This account is locked");
+        assert_eq!(locked, attempt == 5, "attempt {attempt}");
+    }
+    let page = client.post("/staff/login", &[("username", AUTHOR), ("password", PASSWORD)]).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "the right password is refused while locked");
+    assert!(page.body.contains("This account is locked"));
+    assert!(store.staff(AUTHOR).await.unwrap().unwrap().locked_until.is_some());
+
+    let mut admin = StaffClient::new(&app);
+    admin.login("test.admin", PASSWORD).await;
+    assert!(admin.get("/staff/admin").await.body.contains("locked until"));
+    let page = admin.post(&format!("/staff/admin/staff/{AUTHOR}/unlock"), &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let page = client.post("/staff/login", &[("username", AUTHOR), ("password", PASSWORD)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+
+    // Only admins reach the admin page.
+    let mut author = StaffClient::new(&app);
+    author.login(AUTHOR, PASSWORD).await;
+    assert_eq!(author.get("/staff/admin").await.status, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn marking_a_number_unsafe_then_releasing_blocks_the_job() {
+    let app = app().await;
+    let mut body = pretext("unsafe-1", "UNSAFE-1");
+    body["victim"]["is_under_18"] = json!(true);
+    let (_, answer) = app.post_outreach(&body).await;
+    let id = answer["outreach_id"].as_str().unwrap().to_string();
+    let mut client = StaffClient::new(&app);
+    client.login(AUTHOR, PASSWORD).await;
+
+    let queue = client.get("/staff/review").await;
+    assert!(queue.body.contains("Victim is under 18"));
+    assert!(queue.body.contains("+447700900555 (victim)"), "the number to choose is shown");
+    // A reason is required.
+    let page = client.post(&format!("/staff/review/outreach/{id}/unsafe"), &[("reason", " "), ("phone", "0")]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    let page = client
+        .post(
+            &format!("/staff/review/outreach/{id}/unsafe"),
+            &[("reason", "Mother says this is the partner's phone"), ("phone", "0")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.state.store.is_suppressed("+447700900555").await.unwrap().as_deref(), Some("unsafe"));
+
+    let page =
+        client.post(&format!("/staff/review/outreach/{id}/release"), &[("reason", "re-check after marking")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    // The worker decides as for any job: rule 3 (suppressed) now blocks it.
+    assert_eq!(format!("{:?}", app.state.worker().process(&id).await.unwrap()), "Decided(Block(Suppressed))");
+    let (_, case) = app.get_case("UNSAFE-1").await;
+    let timeline = case["timeline"].as_array().unwrap();
+    let staff_events: Vec<(&str, &str)> = timeline
+        .iter()
+        .filter(|e| e["actor"] == format!("staff:{AUTHOR}"))
+        .map(|e| (e["type"].as_str().unwrap(), e["reason"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        staff_events,
+        [("suppressed", "unsafe"), ("staff_action", "mark_unsafe"), ("released", "staff_release")]
+    );
+    // The reasons are on the case page, not in the API's event details.
+    let page = client.get("/staff/cases/UNSAFE-1").await;
+    assert!(page.body.contains("Mother says this is the partner&#x27;s phone"), "{}", page.body);
+    assert!(page.body.contains("re-check after marking"));
+    assert!(!case.to_string().contains("partner"));
+    // A released job is no longer under review: a second release is refused.
+    let page = client.post(&format!("/staff/review/outreach/{id}/release"), &[("reason", "again")]).await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn previews_warn_and_show_the_email_and_the_letter_as_they_will_look() {
+    let app = app().await;
+    let versions = app.state.store.template_versions().await.unwrap();
+    let id = |channel: &str| {
+        versions.iter().find(|v| v.name == "information_pack" && v.channel == channel).unwrap().id.clone()
+    };
+    let mut client = StaffClient::new(&app);
+    client.login(AUTHOR, PASSWORD).await;
+
+    // The email's HTML part, filled in, in a sandboxed frame that cannot run scripts.
+    let page = client.get(&format!("/staff/versions/{}", id("email"))).await;
+    assert!(page.body.contains("<iframe class=\"email\" title=\"The email as it will look\" sandbox srcdoc=\""));
+    let srcdoc = page.body.split("srcdoc=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert!(srcdoc.contains("Dear Sam,"), "{srcdoc}");
+    assert!(!srcdoc.contains('<'), "escaped inside the attribute: {srcdoc}");
+
+    // The letter as the printer gets it, with a sample address.
+    let page = client.get(&format!("/staff/versions/{}", id("letter"))).await;
+    let pdf_url = format!("/staff/versions/{}/letter.pdf", id("letter"));
+    assert!(page.body.contains(&pdf_url));
+    let response = client
+        .http
+        .get(format!("{}{pdf_url}", app.base))
+        .header("cookie", client.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let pdf = response.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF"));
+    let text = pdf_text(&pdf);
+    if let Some(text) = text {
+        assert!(
+            text.contains("Dear Sam") && text.contains("Sam Sample") && text.contains("Our ref: PREVIEW"),
+            "{text}"
+        );
+    }
+
+    // The live preview of unsaved wording, with the checks' findings.
+    let preview = |body: &'static str, discreet: &'static str| {
+        [
+            ("name", "priority_pretext_discreet"),
+            ("channel", "sms"),
+            ("kind", "priority_pretext"),
+            ("discreet", discreet),
+            ("body", body),
+        ]
+    };
+    let page = client.post("/staff/preview", &preview("Hi {{first_name}}, the police asked us to call.", "yes")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("a discreet message must not say “police”"), "{}", page.body);
+    assert!(page.body.contains("without personal details"), "unguarded variable: {}", page.body);
+    let page = client.post("/staff/preview", &preview("Hi {{nmae}}", "no")).await;
+    assert!(page.body.contains("nmae&#x60;, which is not a known value"), "{}", page.body);
+    let page =
+        client.post("/staff/preview", &preview("Hello, could we call you? Reply with a time – thanks", "no")).await;
+    assert!(page.body.contains("UCS-2 (unicode)") && page.body.contains("makes this SMS use UCS-2"), "{}", page.body);
+    let page = client
+        .post(
+            "/staff/preview/letter.pdf",
+            &[
+                ("channel", "letter"),
+                ("kind", "information_pack"),
+                ("discreet", "no"),
+                ("body", "Dear {{#if first_name}}{{first_name}}{{/if}}"),
+            ],
+        )
+        .await;
+    assert!(page.body.starts_with("%PDF"));
+    app.stop().await;
+}
+
+/// The text of a PDF by pdftotext (poppler-utils, installed by scripts/test.sh), if present.
+fn pdf_text(pdf: &[u8]) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("letter.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext").arg(&path).arg("-").output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
