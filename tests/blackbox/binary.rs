@@ -282,7 +282,9 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
         async move { http.get(path).bearer_auth(key).send().await.unwrap().text().await.unwrap() }
     };
     let metrics = get(format!("{base}/metrics")).await;
-    assert!(metrics.contains(r#"safereach_callback_rejections_total{reason="bad_token"} 1"#), "{metrics}");
+    // Kannel's and the sandbox's wrong tokens, Twilio's missing signature.
+    assert!(metrics.contains(r#"safereach_callback_rejections_total{reason="bad_token"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"safereach_callback_rejections_total{reason="bad_signature"} 1"#), "{metrics}");
     app.output.lock().unwrap().push_str(&format!("{metrics}\n"));
     let report = get(format!("{base}/v1/reports/monthly?month=2026-11")).await;
     assert!(report.contains("\"total\":3"), "{report}");
