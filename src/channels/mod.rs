@@ -267,3 +267,99 @@ pub(crate) fn transport_error(provider: &str, e: &reqwest::Error) -> SendError {
     };
     SendError::Transient(format!("{provider}: {what}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Answers with the queued results in turn (then Ok), counting calls.
+    struct Scripted {
+        calls: AtomicU32,
+        results: Mutex<Vec<Result<(), SendError>>>,
+    }
+
+    #[async_trait]
+    impl Provider for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+        async fn send(&self, msg: &OutboundMessage) -> Result<Accepted, SendError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let next = self.results.lock().unwrap().pop().unwrap_or(Ok(()));
+            next.map(|()| Accepted { provider: "scripted", provider_ref: msg.id.clone() })
+        }
+    }
+
+    fn scripted(mut results: Vec<Result<(), SendError>>) -> Arc<Scripted> {
+        results.reverse();
+        Arc::new(Scripted { calls: AtomicU32::new(0), results: Mutex::new(results) })
+    }
+
+    fn msg() -> OutboundMessage {
+        OutboundMessage {
+            id: "m".into(),
+            recipient: Recipient::Phone { number: "+447700900123".into() },
+            subject: None,
+            text: "Hi".into(),
+            html: None,
+            sms: None,
+        }
+    }
+
+    fn transient() -> Result<(), SendError> {
+        Err(SendError::Transient("down".into()))
+    }
+
+    #[tokio::test]
+    async fn the_breaker_opens_after_the_threshold_and_skips_the_provider() {
+        let provider = scripted(vec![transient(), transient(), transient()]);
+        let breaker = Breaker::new(provider.clone(), 3, Duration::from_secs(3600));
+        for _ in 0..3 {
+            assert!(matches!(breaker.send(&msg()).await, Err(SendError::Transient(_))));
+        }
+        assert!(breaker.is_open());
+        assert!(matches!(breaker.send(&msg()).await, Err(SendError::Transient(_))));
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 3, "skipped while open");
+    }
+
+    #[tokio::test]
+    async fn after_the_cool_down_one_success_closes_it_and_permanent_errors_do_not_count() {
+        let provider = scripted(vec![
+            transient(),
+            transient(),
+            Err(SendError::Permanent("bad number".into())),
+            transient(),
+            transient(),
+        ]);
+        // A cool-down of zero: the next send is the probe at once.
+        let breaker = Breaker::new(provider.clone(), 2, Duration::ZERO);
+        breaker.send(&msg()).await.unwrap_err();
+        breaker.send(&msg()).await.unwrap_err();
+        assert!(breaker.state.lock().unwrap().open_until.is_some());
+        // The probe gets a permanent answer: the provider is up, the breaker closes.
+        assert!(matches!(breaker.send(&msg()).await, Err(SendError::Permanent(_))));
+        assert!(breaker.state.lock().unwrap().open_until.is_none());
+        // One transient failure is below the threshold again.
+        breaker.send(&msg()).await.unwrap_err();
+        assert!(breaker.state.lock().unwrap().open_until.is_none());
+        breaker.send(&msg()).await.unwrap_err();
+        assert!(breaker.send(&msg()).await.is_ok(), "probe after the cool-down succeeds");
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 6);
+        assert!(!breaker.is_open());
+    }
+
+    #[tokio::test]
+    async fn sms_fails_over_on_transient_errors_but_not_on_permanent_ones() {
+        let (first, second) = (scripted(vec![transient()]), scripted(vec![]));
+        let channels =
+            Channels { sms: vec![first.clone(), second.clone()], email: scripted(vec![]), letter: scripted(vec![]) };
+        assert!(channels.send(Channel::Sms, &msg()).await.is_ok());
+        assert_eq!(second.calls.load(Ordering::SeqCst), 1);
+        let first = scripted(vec![Err(SendError::Permanent("21211".into()))]);
+        let second = scripted(vec![]);
+        let channels = Channels { sms: vec![first, second.clone()], ..channels };
+        assert!(matches!(channels.send(Channel::Sms, &msg()).await, Err(SendError::Permanent(_))));
+        assert_eq!(second.calls.load(Ordering::SeqCst), 0);
+    }
+}
