@@ -5,6 +5,7 @@
 //! a channel provider, and recorded as events on the case timeline.
 
 pub mod app;
+pub mod bench;
 pub mod channels;
 pub mod cli;
 pub mod clock;
