@@ -92,8 +92,11 @@ impl AppState {
         };
         let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
         let metrics = Metrics::new();
-        let channels = crate::channels::from_config(&config, clock).map_err(AppError::Config)?;
-        let channels = crate::telemetry::instrument(channels, &metrics);
+        let channels = crate::channels::from_config(&config, clock, &webhook_token)
+            .map_err(|e| AppError::Config(e.to_string()))?;
+        // Breakers outside the metrics: a provider skipped while it cools down is not a call.
+        let channels = crate::telemetry::instrument(channels, &metrics)
+            .with_breakers(config.breaker_failures, Duration::from_secs(config.breaker_cooldown_secs));
         Ok(AppState {
             config,
             store,
@@ -131,6 +134,8 @@ pub struct Running {
 
 pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running, AppError> {
     let state = Arc::new(AppState::build(config, migrate).await?);
+    let events_target =
+        crate::events_out::Target::from_config(&state.config).map_err(|e| AppError::Config(e.to_string()))?;
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     let relay = Relay {
@@ -157,6 +162,12 @@ pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running,
         }));
     }
     if role.worker() {
+        let events = Arc::new(crate::events_out::EventsOut {
+            store: state.store.clone(),
+            clock: state.clock,
+            target: events_target,
+        });
+        tasks.push(tokio::spawn(events.run(shutdown.clone())));
         let handler: Arc<dyn crate::queue::JobHandler> = Arc::new(state.worker());
         let queue = state.queue.clone();
         let (concurrency, grace) =

@@ -65,6 +65,8 @@ pub enum Command {
         command: CasesCommand,
     },
     /// Set up a demonstration on the embedded default, submit example jobs, and keep serving.
+    /// Measure throughput and latency against baselines taken in the same run (scripts/bench.sh).
+    Bench(crate::bench::BenchArgs),
     Demo {
         /// Where the demo keeps its database and outbox (emptied first).
         #[arg(long, default_value = "./demo")]
@@ -244,6 +246,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Demo { dir, no_serve } => crate::demo::run(config, &dir, !no_serve).await,
+        Command::Bench(args) => crate::bench::run(config, args).await,
     }
 }
 

@@ -33,6 +33,55 @@ pub struct Config {
         default_value = "Northgate Victim Care <noreply@victimcare.example.org>"
     )]
     pub email_from: String,
+    /// SMTP server for `SAFEREACH_EMAIL_PROVIDER=smtp`: `smtp://host:port` (plain, or STARTTLS
+    /// with `?tls=required`) or `smtps://host:port` (TLS); `user:password@` for AUTH.
+    #[arg(long, env = "SAFEREACH_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Twilio account SID, auth token (also checks callback signatures), sender number, and the
+    /// API base URL (overridable for tests).
+    #[arg(long, env = "SAFEREACH_TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    #[arg(long, env = "SAFEREACH_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    #[arg(long, env = "SAFEREACH_TWILIO_FROM")]
+    pub twilio_from: Option<String>,
+    #[arg(long, env = "SAFEREACH_TWILIO_BASE_URL", default_value = "https://api.twilio.com")]
+    pub twilio_base_url: String,
+    /// Kannel smsbox sendsms URL (e.g. `http://127.0.0.1:13013/cgi-bin/sendsms`), its
+    /// sendsms-user, and the sender number.
+    #[arg(long, env = "SAFEREACH_KANNEL_SENDSMS_URL")]
+    pub kannel_sendsms_url: Option<String>,
+    #[arg(long, env = "SAFEREACH_KANNEL_USER")]
+    pub kannel_user: Option<String>,
+    #[arg(long, env = "SAFEREACH_KANNEL_PASSWORD", hide_env_values = true)]
+    pub kannel_password: Option<String>,
+    #[arg(long, env = "SAFEREACH_KANNEL_FROM")]
+    pub kannel_from: Option<String>,
+    /// Print service for `SAFEREACH_LETTER_PROVIDER=http`: letters are POSTed here as PDF.
+    #[arg(long, env = "SAFEREACH_PRINT_URL")]
+    pub print_url: Option<String>,
+    /// Sent as `Authorization: Bearer …` to the print service when set.
+    #[arg(long, env = "SAFEREACH_PRINT_TOKEN", hide_env_values = true)]
+    pub print_token: Option<String>,
+    /// Consecutive transient failures after which an SMS provider is skipped for a cool-down.
+    #[arg(long, env = "SAFEREACH_BREAKER_FAILURES", default_value_t = 3)]
+    pub breaker_failures: u32,
+    /// Seconds a failing SMS provider is skipped before it is tried again.
+    #[arg(long, env = "SAFEREACH_BREAKER_COOLDOWN_SECS", default_value_t = 60)]
+    pub breaker_cooldown_secs: u64,
+    /// Where case events are POSTed (Standard Webhooks); unset: not sent.
+    #[arg(long, env = "SAFEREACH_EVENTS_URL")]
+    pub events_url: Option<String>,
+    /// The signing secret for case events: `whsec_` + base64, or any other string used as is.
+    #[arg(long, env = "SAFEREACH_EVENTS_SECRET", hide_env_values = true)]
+    pub events_secret: Option<String>,
+    /// Tries per case event before it is dead-lettered.
+    #[arg(long, env = "SAFEREACH_EVENTS_MAX_ATTEMPTS", default_value_t = 10)]
+    pub events_max_attempts: u32,
+    /// Milliseconds before the first retry of a case event; each later wait is four times longer
+    /// (capped at 6 h): with the defaults the last try comes about 20 hours after the first.
+    #[arg(long, env = "SAFEREACH_EVENTS_RETRY_BASE_MS", default_value_t = 5000)]
+    pub events_retry_base_ms: u64,
     /// Where sandbox providers write what they "sent".
     #[arg(long, env = "SAFEREACH_OUTBOX_DIR", default_value = "./outbox")]
     pub outbox_dir: String,

@@ -30,20 +30,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     let store = &state.store;
     let now = state.clock.now_ms();
 
-    // Two staff users, so that the templates are approved four-eyes.
-    let mut passwords = Vec::new();
-    for (user, role) in [(AUTHOR, "author"), (APPROVER, "approver")] {
-        let password = crate::store::random_token()[..20].to_string();
-        crate::staff::create_account(store, user, role, &password, now).await.map_err(CliError::Usage)?;
-        passwords.push((user, role, password));
-    }
-    let templates_dir = Path::new("message_templates");
-    if !templates_dir.is_dir() {
-        return Err(CliError::Usage("run the demo from the repository root (message_templates/ not found)".into()));
-    }
-    crate::templates::workflow::load_dir(store, templates_dir, AUTHOR, now).await?;
-    let approved = crate::templates::workflow::approve_submitted(store, None, APPROVER, now).await?;
-    let key = store.create_api_key("demo", &crate::http::auth::ALL_SCOPES.map(String::from), now).await?;
+    let Setup { passwords, approved, key } = set_up(store, now).await?;
 
     let mut answers = Vec::new();
     for (label, body) in example_jobs(state.clock.now()) {
@@ -122,6 +109,32 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
         running.stop().await;
     }
     Ok(())
+}
+
+/// What `set_up` made: staff logins, the approval report lines, an API key with every scope.
+pub struct Setup {
+    pub passwords: Vec<(&'static str, &'static str, String)>,
+    pub approved: Vec<String>,
+    pub key: String,
+}
+
+/// A fresh database made ready to use: two staff users, the default templates (from
+/// `message_templates/`, run from the repository root) approved four-eyes, and an API key.
+pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliError> {
+    let mut passwords = Vec::new();
+    for (user, role) in [(AUTHOR, "author"), (APPROVER, "approver")] {
+        let password = crate::store::random_token()[..20].to_string();
+        crate::staff::create_account(store, user, role, &password, now).await.map_err(CliError::Usage)?;
+        passwords.push((user, role, password));
+    }
+    let templates_dir = Path::new("message_templates");
+    if !templates_dir.is_dir() {
+        return Err(CliError::Usage("run from the repository root (message_templates/ not found)".into()));
+    }
+    crate::templates::workflow::load_dir(store, templates_dir, AUTHOR, now).await?;
+    let approved = crate::templates::workflow::approve_submitted(store, None, APPROVER, now).await?;
+    let key = store.create_api_key("demo", &crate::http::auth::ALL_SCOPES.map(String::from), now).await?;
+    Ok(Setup { passwords, approved, key })
 }
 
 /// Realistic jobs, one per interesting outcome. Names, numbers and addresses are fictional

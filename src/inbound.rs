@@ -19,6 +19,15 @@ pub async fn receive_reply(
     provider_ref: Option<&str>,
 ) -> Result<Value> {
     let store = &state.store;
+    // The same reply delivered again (a provider retrying): answer as the first time, once.
+    if let Some(provider_ref) = provider_ref
+        && let Some((reply_id, case_ref, classification)) = store.reply_by_provider_ref(provider, provider_ref).await?
+    {
+        tracing::info!(reply_id = %reply_id, "duplicate reply ignored");
+        return Ok(
+            json!({ "reply_id": reply_id, "matched": case_ref.is_some(), "classification": classification, "duplicate": true }),
+        );
+    }
     let now = state.clock.now_ms();
     let analysis = classify_reply(body);
     let classification = analysis.classification;

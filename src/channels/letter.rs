@@ -111,6 +111,27 @@ impl Face {
     }
 }
 
+/// The PDF for an outbound letter, dated today in Europe/London by `clock`, with our message id
+/// as its reference. Rendering is CPU work (shaping, font subsetting, compression): it runs on the
+/// blocking pool, off the async runtime.
+pub async fn render_outbound(
+    sender: std::sync::Arc<LetterSender>,
+    msg: &super::OutboundMessage,
+    clock: crate::clock::Clock,
+) -> Result<Vec<u8>, SendError> {
+    if !matches!(msg.recipient, Recipient::Postal { .. }) {
+        return Err(SendError::Permanent("letter needs a postal recipient".into()));
+    }
+    if !super::email::is_plain_id(&msg.id) {
+        return Err(SendError::Permanent("message id has unexpected characters".into()));
+    }
+    let date = clock.now().with_timezone(&chrono_tz::Europe::London).date_naive();
+    let (recipient, id, body) = (msg.recipient.clone(), msg.id.clone(), msg.text.clone());
+    tokio::task::spawn_blocking(move || render_letter(&sender, &recipient, date, Some(&id), &body))
+        .await
+        .map_err(|_| SendError::Transient("letter rendering was interrupted".into()))?
+}
+
 /// Renders a letter to `recipient` (which must be postal) as PDF bytes.
 ///
 /// `body` is plain text: blank lines separate paragraphs, a single newline is kept as a line break

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use chrono::SecondsFormat;
 use lettre::message::Mailbox;
 
-use super::email::{build_email, is_plain_id};
-use super::letter::{LetterSender, render_letter};
+use super::email::build_email;
+use super::letter::{LetterSender, render_outbound};
 use super::{Accepted, OutboundMessage, Provider, SendError};
 use crate::clock::Clock;
 use crate::domain::Recipient;
@@ -135,19 +135,8 @@ impl Provider for SandboxLetter {
     }
 
     async fn send(&self, msg: &OutboundMessage) -> Result<Accepted, SendError> {
-        if !matches!(msg.recipient, Recipient::Postal { .. }) {
-            return Err(SendError::Permanent("letter needs a postal recipient".into()));
-        }
-        if !is_plain_id(&msg.id) {
-            return Err(SendError::Permanent("message id has unexpected characters".into()));
-        }
-        let date = self.clock.now().with_timezone(&chrono_tz::Europe::London).date_naive();
-        // Rendering is CPU work (shaping, font subsetting, compression): keep it off the runtime.
-        let (sender, recipient, id, body) =
-            (self.sender.clone(), msg.recipient.clone(), msg.id.clone(), msg.text.clone());
-        let pdf = tokio::task::spawn_blocking(move || render_letter(&sender, &recipient, date, Some(&id), &body))
-            .await
-            .map_err(|_| SendError::Transient("letter rendering was interrupted".into()))??;
+        // Also checks that the id is plain, so it is safe as a file name.
+        let pdf = render_outbound(self.sender.clone(), msg, self.clock).await?;
         let dir = self.outbox.join("letters");
         let name = format!("{}.pdf", msg.id);
         blocking(move || write_atomically(&dir, &name, &pdf)).await?;

@@ -91,10 +91,12 @@ impl Event {
         self
     }
 
-    pub async fn append(&self, conn: &mut AnyConnection) -> Result<()> {
-        sqlx::query(
+    /// Append to the timeline, and to the outbox of case events to send (`event_outbox`) in the
+    /// same transaction, so that no event is lost between the two. Returns the event's id.
+    pub async fn append(&self, conn: &mut AnyConnection) -> Result<i64> {
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO events (case_ref, at, actor, type, outreach_id, message_id, outcome, reason, channel, status, classification, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
         )
         .bind(&self.case_ref)
         .bind(self.at)
@@ -108,9 +110,15 @@ impl Event {
         .bind(self.status)
         .bind(self.classification)
         .bind(self.detail.as_ref().map(|d| d.to_string()))
-        .execute(conn)
+        .fetch_one(&mut *conn)
         .await?;
-        Ok(())
+        sqlx::query("INSERT INTO event_outbox (event_id, case_ref, next_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(&self.case_ref)
+            .bind(self.at)
+            .execute(&mut *conn)
+            .await?;
+        Ok(id)
     }
 }
 
@@ -133,9 +141,11 @@ pub struct EventRow {
 }
 
 impl Store {
-    pub async fn append_event(&self, event: &Event) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        event.append(&mut conn).await
+    pub async fn append_event(&self, event: &Event) -> Result<i64> {
+        let mut tx = self.begin().await?;
+        let id = event.append(&mut tx).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// A case's timeline, oldest first.

@@ -72,6 +72,17 @@ pub enum Claim {
     Done,
 }
 
+/// How a provider callback names its message.
+#[derive(Debug, Clone, Copy)]
+pub enum MessageKey<'a> {
+    /// Our message id, which we gave the provider (Kannel's dlr-url, the print reference, the
+    /// query of Twilio's status callback). Works even when the report overtakes our own record of
+    /// the send, as Kannel's often do.
+    Ours(&'a str),
+    /// The provider's own reference, as recorded when it took the message.
+    Provider(&'a str),
+}
+
 /// What a provider callback did to a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusChange {
@@ -179,7 +190,8 @@ impl Store {
         Ok(())
     }
 
-    /// The provider took the message.
+    /// The provider took the message. A delivery report that came in before this (Kannel's can)
+    /// has already moved it further: that status stays.
     pub async fn mark_sent(
         &self,
         conn: &mut AnyConnection,
@@ -189,7 +201,9 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE messages SET status = 'sent', provider = $2, provider_ref = $3, sent_at = $4, status_at = $4, claimed_until = NULL
+            "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending') THEN 'sent' ELSE status END,
+                    status_at = CASE WHEN status IN ('queued', 'sending') THEN $4 ELSE status_at END,
+                    provider = $2, provider_ref = $3, sent_at = $4, claimed_until = NULL
              WHERE id = $1",
         )
         .bind(id)
@@ -214,25 +228,30 @@ impl Store {
         Ok(())
     }
 
-    /// Apply a provider's status report for the message it knows as `provider_ref`. Statuses only
-    /// move forward; anything else is recorded on the timeline and left alone.
+    /// Apply a provider's status report for a message. Statuses only move forward; anything else
+    /// is recorded on the timeline and left alone.
     pub async fn apply_status(
         &self,
         provider: &str,
-        provider_ref: &str,
+        message: MessageKey<'_>,
         status: MessageStatus,
         detail: Option<serde_json::Value>,
         now: i64,
     ) -> Result<StatusChange> {
         let mut tx = self.begin().await?;
-        let found: Option<(String, String, String)> = sqlx::query_as(dynamic(format!(
-            "SELECT id, case_ref, status FROM messages WHERE provider = $1 AND provider_ref = $2{}",
-            self.for_update()
-        )))
-        .bind(provider)
-        .bind(provider_ref)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let lock = self.for_update();
+        let query = match message {
+            MessageKey::Ours(id) => {
+                sqlx::query_as(dynamic(format!("SELECT id, case_ref, status FROM messages WHERE id = $1{lock}")))
+                    .bind(id)
+            }
+            MessageKey::Provider(provider_ref) => sqlx::query_as(dynamic(format!(
+                "SELECT id, case_ref, status FROM messages WHERE provider = $1 AND provider_ref = $2{lock}"
+            )))
+            .bind(provider)
+            .bind(provider_ref),
+        };
+        let found: Option<(String, String, String)> = query.fetch_optional(&mut *tx).await?;
         let Some((message_id, case_ref, current)) = found else { return Ok(StatusChange::UnknownMessage) };
         let current = MessageStatus::parse(&current).unwrap_or(MessageStatus::Queued);
         let actor = format!("provider:{provider}");

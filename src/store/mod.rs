@@ -5,6 +5,7 @@
 mod accounts;
 mod cases;
 mod dead_letters;
+mod event_outbox;
 mod events;
 mod messages;
 mod outbox;
@@ -18,8 +19,9 @@ mod templates;
 pub use accounts::{ApiKey, ApiKeyListing, StaffAccount};
 pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord, answer_json};
 pub use dead_letters::{DeadLetter, Requeue};
+pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
-pub use messages::{Claim, MessageRecord, NewMessage, StatusChange};
+pub use messages::{Claim, MessageKey, MessageRecord, NewMessage, StatusChange};
 pub use outbox::DueJob;
 pub use replies::{ReplyRecord, SuppressionKind};
 pub use reports::{AcceptedRow, CaseRow, MessageRow};

@@ -121,6 +121,19 @@ impl Store {
         Ok(id)
     }
 
+    /// A reply already recorded under this provider's id for it: (id, case_ref, classification).
+    pub async fn reply_by_provider_ref(
+        &self,
+        provider: &str,
+        provider_ref: &str,
+    ) -> Result<Option<(String, Option<String>, String)>> {
+        Ok(sqlx::query_as("SELECT id, case_ref, classification FROM replies WHERE provider = $1 AND provider_ref = $2")
+            .bind(provider)
+            .bind(provider_ref)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     pub async fn case_replies(&self, case_ref: &str) -> Result<Vec<ReplyRecord>> {
         Ok(sqlx::query_as(
             "SELECT id, case_ref, message_id, received_at, provider, body, classification FROM replies

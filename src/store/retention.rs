@@ -221,6 +221,8 @@ impl Store {
             "UPDATE case_phones SET case_ref = $2 WHERE case_ref = $1",
             "UPDATE calls SET case_ref = $2 WHERE case_ref = $1",
             "UPDATE events SET case_ref = $2 WHERE case_ref = $1",
+            // Case events not yet sent go out under the new reference (and keep their order).
+            "UPDATE event_outbox SET case_ref = $2 WHERE case_ref = $1",
         ];
         for sql in moved {
             sqlx::query(sql).bind(case_ref).bind(&anonymous_ref).execute(&mut *tx).await?;

@@ -100,13 +100,20 @@ impl Store {
         .await?)
     }
 
-    pub async fn approved_version(&self, name: &str, channel: &str) -> Result<Option<TemplateVersion>> {
+    /// Read on `conn`: a caller inside a write transaction must not wait for a second connection
+    /// (with SQLite, the others may all be waiting for its lock).
+    pub async fn approved_version(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        name: &str,
+        channel: &str,
+    ) -> Result<Option<TemplateVersion>> {
         Ok(sqlx::query_as(dynamic(format!(
             "SELECT {VERSION_COLUMNS} FROM template_versions WHERE name = $1 AND channel = $2 AND state = 'approved'"
         )))
         .bind(name)
         .bind(channel)
-        .fetch_optional(&self.pool)
+        .fetch_optional(conn)
         .await?)
     }
 

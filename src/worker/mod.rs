@@ -146,7 +146,7 @@ impl Worker {
                 return Ok(Err(Processed::Decided(decision)));
             }
         };
-        let Some(template) = self.store.approved_version(route.template, route.channel.as_str()).await? else {
+        let Some(template) = self.store.approved_version(&mut tx, route.template, route.channel.as_str()).await? else {
             // Retired between the policy's look and ours: a person must look, as rule 14 says.
             let hold = Decision::Hold(crate::domain::ReasonCode::NoApprovedTemplate);
             self.store.record_decision(&mut tx, &job, &hold, now_ms, ACTOR, EventType::Decided).await?;

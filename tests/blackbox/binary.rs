@@ -14,6 +14,10 @@ use crate::common::read;
 
 const BIN: &str = env!("CARGO_BIN_EXE_safereach");
 const TOKEN: &str = "binary-test-token";
+/// As behind a proxy: not the address it listens on. On loopback, where nothing listens, so that
+/// Kannel's delivery reports to it go nowhere (this machine must not reach out).
+const PUBLIC_URL: &str = "http://127.0.0.1:1";
+const TWILIO_TOKEN: &str = "binary-test-twilio-token";
 
 /// Personal values used below, in the forms they might leak in.
 const PERSONAL: &[&str] = &[
@@ -55,7 +59,19 @@ impl Instance {
             .env("SAFEREACH_BIND", "127.0.0.1:0")
             .env("SAFEREACH_CLOCK", "2026-11-23T10:00:00Z")
             .env("SAFEREACH_LOG_FORMAT", "json")
-            .env("RUST_LOG", "debug");
+            .env("RUST_LOG", "debug")
+            // Twilio's callbacks are signed over the public URL.
+            .env("SAFEREACH_PUBLIC_URL", PUBLIC_URL)
+            .env("SAFEREACH_TWILIO_AUTH_TOKEN", TWILIO_TOKEN);
+        // With the test servers, SMS go out through the real Kannel: its sendsms query carries the
+        // number and the text.
+        if let Ok(url) = std::env::var("SAFEREACH_TEST_KANNEL_SENDSMS_URL") {
+            cmd.env("SAFEREACH_SMS_PROVIDER", "kannel")
+                .env("SAFEREACH_KANNEL_SENDSMS_URL", url)
+                .env("SAFEREACH_KANNEL_USER", std::env::var("SAFEREACH_TEST_KANNEL_USER").unwrap_or_default())
+                .env("SAFEREACH_KANNEL_PASSWORD", std::env::var("SAFEREACH_TEST_KANNEL_PASSWORD").unwrap_or_default())
+                .env("SAFEREACH_KANNEL_FROM", "+447700900002");
+        }
         cmd
     }
 
@@ -126,6 +142,7 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     let admin = admin.lines().last().unwrap().trim().to_string();
 
     let (mut server, base) = app.serve(&[]);
+    safereach::channels::install_crypto_provider();
     let http = reqwest::Client::new();
     let post = |body: serde_json::Value| {
         let http = http.clone();
@@ -192,6 +209,46 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
         "the API shows the reply to its reader"
     );
 
+    // Kannel's and Twilio's callbacks carry numbers and text in query strings and forms.
+    let get = |path_and_query: String| {
+        let http = http.clone();
+        let url = format!("{base}{path_and_query}");
+        async move { http.get(url).send().await.unwrap().status() }
+    };
+    let answer = "id:77 sub:001 dlvrd:001 stat:DELIVRD err:000 text:Jonathan Quennell smashed";
+    let dlr = format!("/webhooks/kannel/dlr?token={TOKEN}&id={message_id}&status=1&answer={}", urlencode(answer));
+    assert_eq!(get(dlr).await, StatusCode::OK);
+    let unknown = format!("/webhooks/kannel/dlr?token={TOKEN}&id=msg_unknown&status=2&answer={}", urlencode(answer));
+    assert_eq!(get(unknown).await, StatusCode::OK);
+    let mo =
+        format!("from=07700900888&to=60000&text={}&ts=2026-11-23+10:05:00", urlencode("Biscuit is scared of Jonathan"));
+    assert_eq!(get(format!("/webhooks/kannel/inbound?token={TOKEN}&{mo}")).await, StatusCode::OK);
+    assert_eq!(get(format!("/webhooks/kannel/inbound?token=wrong&{mo}")).await, StatusCode::FORBIDDEN);
+    let twilio = |path: &'static str, params: Vec<(&'static str, &'static str)>, sign: bool| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        let signature = crate::standin::twilio_signature(TWILIO_TOKEN, &format!("{PUBLIC_URL}{path}"), &params);
+        async move {
+            let mut request = http.post(url).form(&params);
+            if sign {
+                request = request.header("X-Twilio-Signature", signature);
+            }
+            request.send().await.unwrap().status()
+        }
+    };
+    let inbound = vec![
+        ("From", "+447700900888"),
+        ("To", "+447700900001"),
+        ("Body", "Marguerite says ring 0121 496 0999"),
+        ("MessageSid", "SMbin1"),
+    ];
+    assert_eq!(twilio("/webhooks/twilio/inbound", inbound.clone(), true).await, StatusCode::OK);
+    assert_eq!(twilio("/webhooks/twilio/inbound", inbound, false).await, StatusCode::FORBIDDEN);
+    let status = vec![("MessageSid", "SMunknown"), ("MessageStatus", "delivered"), ("To", "+447700900888")];
+    assert_eq!(twilio("/webhooks/twilio/status", status, true).await, StatusCode::OK);
+    let (_, case) = read(http.get(&case_url).bearer_auth(&key).send().await.unwrap()).await;
+    assert_eq!(case["replies"].as_array().unwrap().len(), 3, "sandbox, Kannel and Twilio replies: {case}");
+
     // The staff pages: a failed login with a personal value as the username, the case page (which
     // shows personal data to staff), a live preview and an acknowledgement with personal text.
     let mut staff = crate::staff::StaffClient::at(&base);
@@ -225,7 +282,9 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
         async move { http.get(path).bearer_auth(key).send().await.unwrap().text().await.unwrap() }
     };
     let metrics = get(format!("{base}/metrics")).await;
-    assert!(metrics.contains(r#"safereach_callback_rejections_total{reason="bad_token"} 1"#), "{metrics}");
+    // Kannel's and the sandbox's wrong tokens, Twilio's missing signature.
+    assert!(metrics.contains(r#"safereach_callback_rejections_total{reason="bad_token"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"safereach_callback_rejections_total{reason="bad_signature"} 1"#), "{metrics}");
     app.output.lock().unwrap().push_str(&format!("{metrics}\n"));
     let report = get(format!("{base}/v1/reports/monthly?month=2026-11")).await;
     assert!(report.contains("\"total\":3"), "{report}");
@@ -302,6 +361,10 @@ fn stop_server(server: &mut Child) {
     };
     assert!(status.success(), "exit status {status:?}");
     std::thread::sleep(Duration::from_millis(200));
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 fn context(haystack: &str, needle: &str) -> String {

@@ -23,6 +23,8 @@ pub struct TestApp {
     pub base: String,
     pub state: Arc<AppState>,
     pub key: String,
+    /// The webhook token the app was started with.
+    pub token: String,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub config: Config,
@@ -155,15 +157,20 @@ pub async fn spawn_with(options: Options) -> TestApp {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
     }
+    safereach::channels::install_crypto_provider();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::defaults();
-    config.bind = "127.0.0.1:0".into();
+    // A port known before start, so that the public URL providers call back on is the real one.
+    let port = free_port();
+    config.bind = format!("127.0.0.1:{port}");
+    config.public_url = format!("http://127.0.0.1:{port}");
     use_backend(&mut config, options.backend.unwrap_or_else(current_backend), dir.path()).await;
     config.outbox_dir = dir.path().join("outbox").display().to_string();
     config.webhook_token = Some(WEBHOOK_TOKEN.into());
     config.clock = options.clock.map(|c| c.parse().expect("clock is RFC 3339"));
     config.retry_base_secs = 1;
     (options.configure)(&mut config);
+    let token = config.webhook_token.clone().unwrap_or_default();
     let running = app::start(config.clone(), options.role, true).await.expect("app starts");
     let state = running.state.clone();
     let store = &state.store;
@@ -182,11 +189,17 @@ pub async fn spawn_with(options: Options) -> TestApp {
         base: format!("http://{}", running.addr.expect("serves HTTP")),
         state,
         key,
+        token,
         http: reqwest::Client::new(),
         dir,
         config,
         running: Some(running),
     }
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn templates_dir() -> PathBuf {
@@ -219,7 +232,7 @@ impl TestApp {
     }
 
     pub async fn webhook(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        let url = self.url(&format!("{path}?token={WEBHOOK_TOKEN}"));
+        let url = self.url(&format!("{path}?token={}", self.token));
         read(self.http.post(url).json(body).send().await.expect("request")).await
     }
 

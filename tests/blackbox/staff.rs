@@ -427,3 +427,41 @@ fn pdf_text(pdf: &[u8]) -> Option<String> {
     let out = std::process::Command::new("pdftotext").arg(&path).arg("-").output().ok()?;
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+#[tokio::test]
+async fn the_report_page_and_its_csv_give_the_apis_figures() {
+    let app = app().await;
+    app.post_outreach(&pretext("rep-page-1", "REP-PAGE-1")).await;
+    let mut blocked = pretext("rep-page-2", "REP-PAGE-2");
+    blocked["contact"]["do_not_contact"] = json!(true);
+    app.post_outreach(&blocked).await;
+    let mut client = StaffClient::new(&app);
+    client.login(AUTHOR, PASSWORD).await;
+    let page = client.get("/staff/reports").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Performance report 2026-11"), "this month by default");
+    assert!(page.body.contains("<svg class=\"chart\""));
+    let quarter = client.get("/staff/reports?quarter=2026-Q4").await;
+    assert!(quarter.body.contains("Performance report 2026-Q4"));
+    assert_eq!(client.get("/staff/reports?month=2026-13").await.status, StatusCode::BAD_REQUEST);
+
+    let csv = client.get("/staff/reports.csv?month=2026-11").await;
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    assert!(csv.headers["content-disposition"].to_str().unwrap().contains("safereach-report-2026-11.csv"));
+    let api = app
+        .http
+        .get(app.url("/v1/reports/monthly?month=2026-11&format=csv"))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.body, api);
+    assert!(csv.body.lines().any(|l| l == "outreach,total,2"), "{}", csv.body);
+    // Not for the public.
+    let mut stranger = StaffClient::new(&app);
+    assert_eq!(stranger.get("/staff/reports.csv?month=2026-11").await.status, StatusCode::SEE_OTHER);
+    app.stop().await;
+}

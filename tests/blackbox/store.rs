@@ -7,8 +7,8 @@ use safereach::config::Config;
 use safereach::domain::policy::{PolicyConfig, decide};
 use safereach::domain::{MessageStatus, OutreachRequest};
 use safereach::store::{
-    AcceptInput, AcceptResult, Claim, NewMessage, NewVersion, Requeue, StatusChange, Store, SuppressionKind,
-    TemplateState,
+    AcceptInput, AcceptResult, Claim, MessageKey, NewMessage, NewVersion, Requeue, StatusChange, Store,
+    SuppressionKind, TemplateState,
 };
 use serde_json::{Value, json};
 
@@ -239,13 +239,13 @@ on_backends! {
         store.mark_sent(&mut tx, &message, "sandbox", &message, NOW).await.unwrap();
         tx.commit().await.unwrap();
         let moved = |c: &StatusChange| matches!(c, StatusChange::Moved { .. });
-        assert!(moved(&store.apply_status("sandbox", &message, MessageStatus::Delivered, None, NOW + 1).await.unwrap()));
+        assert!(moved(&store.apply_status("sandbox", MessageKey::Provider(&message), MessageStatus::Delivered, None, NOW + 1).await.unwrap()));
         for late in [MessageStatus::Sent, MessageStatus::Failed, MessageStatus::Delivered] {
-            let change = store.apply_status("sandbox", &message, late, None, NOW + 2).await.unwrap();
+            let change = store.apply_status("sandbox", MessageKey::Provider(&message), late, None, NOW + 2).await.unwrap();
             assert!(matches!(change, StatusChange::Ignored { .. }), "{late:?}: {change:?}");
         }
         assert_eq!(
-            store.apply_status("sandbox", "msg_nope", MessageStatus::Delivered, None, NOW).await.unwrap(),
+            store.apply_status("sandbox", MessageKey::Ours("msg_nope"), MessageStatus::Delivered, None, NOW).await.unwrap(),
             StatusChange::UnknownMessage
         );
         let stored = store.message(&message).await.unwrap().unwrap();
@@ -290,7 +290,8 @@ on_backends! {
             .map(|v| v.version)
             .collect();
         assert_eq!(approved.len(), 1, "exactly one approved version: {approved:?}");
-        assert_eq!(store.approved_version("priority_pretext", "sms").await.unwrap().unwrap().version, approved[0]);
+        let mut conn = store.pool().acquire().await.unwrap();
+        assert_eq!(store.approved_version(&mut conn, "priority_pretext", "sms").await.unwrap().unwrap().version, approved[0]);
         assert!(!store.approve_template_version(&v1.id, "dan", None, NOW).await.unwrap(), "not submitted any more");
     }
 }

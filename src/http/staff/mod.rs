@@ -8,6 +8,7 @@
 mod admin;
 mod cases;
 mod diff;
+mod reports;
 mod review;
 pub mod session;
 mod templates;
@@ -128,8 +129,8 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/staff/admin/staff", post(admin::create_staff))
         .route("/staff/admin/staff/{username}/unlock", post(admin::unlock))
         .route("/staff/admin/keys", post(admin::create_key))
-        // The monthly report page goes here once the reports module lands (issue 7).
-        .route("/staff/reports", get(reports_placeholder))
+        .route("/staff/reports", get(reports::page))
+        .route("/staff/reports.csv", get(reports::csv))
         .route_layer(middleware::from_fn_with_state(state, session::require_staff));
     Router::new()
         .route("/staff", get(|| async { Redirect::to("/staff/") }))
@@ -185,10 +186,6 @@ async fn home(State(state): State<Arc<AppState>>, staff: Staff) -> PageResult {
         "own_drafts": own_drafts,
     });
     view::page("home", &staff, data)
-}
-
-async fn reports_placeholder(staff: Staff) -> PageResult {
-    view::page("reports", &staff, json!({ "title": "Reports" }))
 }
 
 /// A redirect after a POST, with a message for the next page.

@@ -1,0 +1,64 @@
+//! Print service callbacks: `POST /webhooks/print/status?token=…` with JSON
+//! `{"reference": "<our message id>", "status": "printed|posted|returned", "at": "<RFC 3339>"}`.
+//!
+//! `at` is when the service sent the report; one more than five minutes old (or ahead) is a
+//! replay and refused with 403, like a bad token. It is compared with the real clock, not the
+//! test clock, since it is the service's real time.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::super::json::JsonBody;
+use super::{Problem, TokenQuery, check_token, count_status, forbidden, status_answer};
+use crate::app::AppState;
+use crate::domain::MessageStatus;
+use crate::domain::request::FieldError;
+use crate::store::MessageKey;
+
+const PROVIDER: &str = "print";
+
+/// How far a report's time may be from ours.
+pub const REPLAY_WINDOW: chrono::Duration = chrono::Duration::minutes(5);
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route("/webhooks/print/status", post(status))
+}
+
+#[derive(Deserialize)]
+struct PrintStatus {
+    reference: String,
+    status: String,
+    at: DateTime<Utc>,
+}
+
+async fn status(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<TokenQuery>,
+    body: JsonBody<PrintStatus>,
+) -> Result<Json<Value>, Problem> {
+    check_token(&state, q.token.as_deref())?;
+    let report = body.value;
+    if (Utc::now() - report.at).abs() > REPLAY_WINDOW {
+        state.metrics.callback_rejected("stale");
+        return Err(forbidden("report time outside the replay window"));
+    }
+    let status = match report.status.as_str() {
+        "printed" => MessageStatus::Printed,
+        "posted" => MessageStatus::Posted,
+        "returned" => MessageStatus::Returned,
+        _ => return Err(Problem::validation(vec![FieldError::new("status", "printed, posted or returned")])),
+    };
+    let detail = json!({ "reported_at": crate::time::rfc3339(report.at) });
+    let change = state
+        .store
+        .apply_status(PROVIDER, MessageKey::Ours(&report.reference), status, Some(detail), state.clock.now_ms())
+        .await?;
+    count_status(&state, PROVIDER, &change);
+    Ok(Json(status_answer(&change)))
+}
