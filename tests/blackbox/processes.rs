@@ -44,6 +44,8 @@ struct Process {
 
 impl Deployment {
     fn new(database_url: String, redis_url: Option<String>) -> Deployment {
+        // The test's own HTTP client needs TLS set up, as the app's does.
+        safereach::channels::install_crypto_provider();
         Deployment {
             dir: tempfile::tempdir().unwrap(),
             database_url,
