@@ -13,13 +13,14 @@ pg_as_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# pg_cluster NAME: initialise and start a cluster in $SERVICES_DIR/postgres-NAME; prints its URL.
+# pg_cluster NAME: initialise and start a cluster in $SERVICES_DIR/postgres-NAME, registering
+# its stop; sets PG_CLUSTER_URL. (Not a command substitution: on_exit must run in this shell.)
 pg_cluster() {
   local name=$1 dir="$SERVICES_DIR/postgres-$1" bin port
   bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
   port=$(free_port)
   mkdir -p "$dir"
-  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; fi
   pg_as_owner "$bin/initdb" -D "$dir/data" -U safereach --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
     { cat "$dir/initdb.log" >&2; return 1; }
   # Tests only: durability of the test cluster itself does not matter, speed does.
@@ -47,12 +48,14 @@ CTL
   chmod 755 "$dir/ctl"
   "$dir/ctl" start || { cat "$dir/server.log" >&2; return 1; }
   on_exit "'$dir/ctl' stop"
-  echo "postgres://safereach@127.0.0.1:$port/postgres"
+  PG_CLUSTER_URL="postgres://safereach@127.0.0.1:$port/postgres"
 }
 
 start_postgres() {
-  SAFEREACH_TEST_POSTGRES_URL=$(pg_cluster main)
-  SAFEREACH_TEST_POSTGRES_SPARE_URL=$(pg_cluster spare)
+  pg_cluster main
+  SAFEREACH_TEST_POSTGRES_URL=$PG_CLUSTER_URL
+  pg_cluster spare
+  SAFEREACH_TEST_POSTGRES_SPARE_URL=$PG_CLUSTER_URL
   SAFEREACH_TEST_POSTGRES_SPARE_CTL="$SERVICES_DIR/postgres-spare/ctl"
   export SAFEREACH_TEST_POSTGRES_URL SAFEREACH_TEST_POSTGRES_SPARE_URL SAFEREACH_TEST_POSTGRES_SPARE_CTL
   echo "test.sh: Postgres at $SAFEREACH_TEST_POSTGRES_URL (spare at $SAFEREACH_TEST_POSTGRES_SPARE_URL)"
