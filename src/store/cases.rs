@@ -411,6 +411,31 @@ impl Store {
         Ok(())
     }
 
+    /// Hold a job for staff for a reason the policy does not give (`render_failed`): the row and
+    /// the timeline say held, with that reason.
+    pub async fn hold_for_staff(
+        &self,
+        conn: &mut AnyConnection,
+        job: &OutreachRecord,
+        reason: &str,
+        now: i64,
+        actor: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE outreach SET status = 'held', outcome = 'hold', reason = $2, channel = NULL, template = NULL, not_before = NULL,
+               updated_at = $3 WHERE id = $1",
+        )
+        .bind(&job.id)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        let mut event = Event::new(&job.case_ref, now, actor, EventType::Decided).outreach(&job.id).reason(reason);
+        event.outcome = Some(Outcome::Hold.as_str());
+        event.append(conn).await?;
+        Ok(())
+    }
+
     /// Set a job's status (sent, failed, dead_lettered, …) without a new decision.
     pub async fn set_outreach_status(&self, conn: &mut AnyConnection, id: &str, status: &str, now: i64) -> Result<()> {
         sqlx::query("UPDATE outreach SET status = $2, updated_at = $3 WHERE id = $1")

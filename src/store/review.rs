@@ -53,18 +53,6 @@ impl Store {
         .await?)
     }
 
-    /// Why the worker last held a job that it meant to send: `render_failed` leaves the job's own
-    /// reason empty, so it is read from the latest decision event.
-    pub async fn latest_decision_reason(&self, outreach_id: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT reason FROM events WHERE outreach_id = $1 AND type IN ('accepted', 'decided') ORDER BY id DESC LIMIT 1",
-        )
-        .bind(outreach_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .flatten())
-    }
-
     /// Alerts no one has acknowledged yet, newest first.
     pub async fn open_alerts(&self, limit: i64) -> Result<Vec<OpenAlert>> {
         let events: Vec<AlertRow> = sqlx::query_as(

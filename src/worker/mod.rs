@@ -18,6 +18,9 @@ use crate::templates;
 
 pub const ACTOR: &str = "worker";
 
+/// A hold outside the policy: the approved template could not be rendered for this job.
+pub const RENDER_FAILED: &str = "render_failed";
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error(transparent)]
@@ -166,21 +169,13 @@ impl Worker {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(outreach_id = %job.id, template = route.template, error = %e, "template did not render; held for staff");
-                self.store.set_outreach_status(&mut tx, &job.id, "held", now_ms).await?;
-                Event::new(&job.case_ref, now_ms, ACTOR, EventType::Decided)
-                    .outreach(&job.id)
-                    .reason("render_failed")
-                    .append(&mut tx)
-                    .await?;
+                self.store.hold_for_staff(&mut tx, &job, RENDER_FAILED, now_ms, ACTOR).await?;
                 tx.commit().await?;
                 return Ok(Err(Processed::Decided(decision)));
             }
         };
-        Event::new(&job.case_ref, now_ms, ACTOR, EventType::Decided)
-            .outreach(&job.id)
-            .decision(&decision)
-            .append(&mut tx)
-            .await?;
+        // The job's own row says send (a release by staff may have found it held).
+        self.store.record_decision(&mut tx, &job, &decision, now_ms, ACTOR, EventType::Decided).await?;
         let new = NewMessage {
             outreach_id: job.id.clone(),
             case_ref: job.case_ref.clone(),

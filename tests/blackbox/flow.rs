@@ -350,3 +350,51 @@ on_backends! {
         app.stop().await;
     }
 }
+
+on_backends! {
+    async fn wording_that_cannot_be_filled_in_holds_the_job_with_its_reason() {
+        // The submission checks refuse an unguarded variable, so store such wording directly, as
+        // if the checks had been bypassed: the worker must still hold rather than send a gap.
+        let app = spawn_with(Options { clock: Some(MONDAY_10AM.into()), role: Role::Api, ..Options::default() }).await;
+        let store = &app.state.store;
+        let now = app.state.clock.now_ms();
+        let new = safereach::store::NewVersion {
+            name: "priority_pretext",
+            channel: "sms",
+            kind: "priority_pretext",
+            discreet: false,
+            subject: None,
+            body: "Hello {{first_name}}, we will call.",
+            html: None,
+            author: crate::common::AUTHOR,
+            state: safereach::store::TemplateState::Submitted,
+        };
+        let version = store.insert_template_version(&new, now).await.unwrap();
+        assert!(store.approve_template_version(&version.id, crate::common::APPROVER, None, now).await.unwrap());
+        let mut nameless = pretext("render-1", "RENDER-1");
+        nameless["victim"] = json!({});
+        let (_, answer) = app.post_outreach(&nameless).await;
+        let id = answer["outreach_id"].as_str().unwrap();
+        assert!(matches!(app.state.worker().process(id).await.unwrap(), Processed::Decided(_)));
+        let (_, case) = app.get_case("RENDER-1").await;
+        assert_eq!(case["outreach"][0]["status"], "held");
+        assert_eq!(case["outreach"][0]["decision"]["outcome"], "hold");
+        assert_eq!(case["outreach"][0]["decision"]["reason"], "render_failed");
+        assert!(case["messages"].as_array().unwrap().is_empty());
+        assert!(app.sent_sms().is_empty());
+        app.stop().await;
+    }
+}
+
+on_backends! {
+    async fn a_forged_callback_is_refused_before_its_body_is_read() {
+        let app = spawn_at(MONDAY_10AM).await;
+        for path in ["/webhooks/sandbox/status", "/webhooks/sandbox/inbound", "/webhooks/print/status"] {
+            let response = app.http.post(app.url(&format!("{path}?token=wrong"))).json(&json!({"junk": true})).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+            let response = app.http.post(app.url(path)).body("not json").send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        }
+        app.stop().await;
+    }
+}

@@ -465,3 +465,33 @@ async fn the_report_page_and_its_csv_give_the_apis_figures() {
     assert_eq!(stranger.get("/staff/reports.csv?month=2026-11").await.status, StatusCode::SEE_OTHER);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_released_job_that_is_sent_reads_as_sent_in_the_api() {
+    let app = spawn_with(Options {
+        clock: Some(MONDAY_10AM.into()),
+        role: Role::Api,
+        approve_templates: false,
+        ..Options::default()
+    })
+    .await;
+    let (_, answer) = app.post_outreach(&pretext("release-1", "RELEASE-1")).await;
+    assert_eq!(answer["decision"]["reason"], "no_approved_template");
+    let id = answer["outreach_id"].as_str().unwrap().to_string();
+    let store = &app.state.store;
+    let now = app.state.clock.now_ms();
+    safereach::templates::workflow::load_dir(store, &crate::common::templates_dir(), AUTHOR, now).await.unwrap();
+    safereach::templates::workflow::approve_submitted(store, None, APPROVER, now).await.unwrap();
+    let mut client = StaffClient::new(&app);
+    client.login(AUTHOR, PASSWORD).await;
+    client.get("/staff/review").await;
+    let page = client.post(&format!("/staff/review/outreach/{id}/release"), &[("reason", "wording approved")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(matches!(app.state.worker().process(&id).await.unwrap(), safereach::worker::Processed::Sent { .. }));
+    let (_, case) = app.get_case("RELEASE-1").await;
+    let job = &case["outreach"][0];
+    assert_eq!((job["status"].as_str(), job["decision"]["outcome"].as_str()), (Some("sent"), Some("send")), "{job}");
+    assert_eq!(job["decision"]["reason"], json!(null));
+    assert_eq!(job["decision"]["template"], "priority_pretext");
+    app.stop().await;
+}

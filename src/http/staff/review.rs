@@ -93,15 +93,13 @@ fn kind_label(kind: &str) -> &'static str {
     }
 }
 
-/// The review code of a job: its hold reason, `render_failed`, or `dead_lettered`.
-async fn job_reason(state: &AppState, job: &OutreachRecord) -> Result<String, StaffError> {
+/// The review code of a job: its hold reason (a policy reason or `render_failed`), or
+/// `dead_lettered`.
+fn job_reason(job: &OutreachRecord) -> String {
     if job.status == "dead_lettered" {
-        return Ok("dead_lettered".into());
+        return "dead_lettered".into();
     }
-    match &job.reason {
-        Some(reason) if job.outcome == "hold" => Ok(reason.clone()),
-        _ => Ok(state.store.latest_decision_reason(&job.id).await?.unwrap_or_else(|| "held".into())),
-    }
+    job.reason.clone().unwrap_or_else(|| "held".into())
 }
 
 /// The job's phone numbers that could be marked unsafe (UK mobiles), by their place in the request.
@@ -126,11 +124,11 @@ struct Item {
     json: Value,
 }
 
-async fn job_item(state: &AppState, job: &OutreachRecord) -> Result<Item, StaffError> {
-    let code = job_reason(state, job).await?;
+fn job_item(job: &OutreachRecord) -> Item {
+    let code = job_reason(job);
     let (title, explanation, level) = held_reason(&code);
     let base = format!("/staff/review/outreach/{}", job.id);
-    Ok(Item {
+    Item {
         level,
         at: job.updated_at,
         json: json!({
@@ -152,7 +150,7 @@ async fn job_item(state: &AppState, job: &OutreachRecord) -> Result<Item, StaffE
             "cancel_url": format!("{base}/cancel"),
             "unsafe_url": format!("{base}/unsafe"),
         }),
-    })
+    }
 }
 
 fn alert_item(alert: &OpenAlert) -> Item {
@@ -184,10 +182,7 @@ fn alert_item(alert: &OpenAlert) -> Item {
 
 /// Everything waiting, most urgent first and newest first within a level.
 async fn items(state: &AppState) -> Result<Vec<Item>, StaffError> {
-    let mut items = Vec::new();
-    for job in state.store.jobs_for_review(PAGE_LIMIT).await? {
-        items.push(job_item(state, &job).await?);
-    }
+    let mut items: Vec<Item> = state.store.jobs_for_review(PAGE_LIMIT).await?.iter().map(job_item).collect();
     items.extend(state.store.open_alerts(PAGE_LIMIT).await?.iter().map(alert_item));
     items.sort_by(|a, b| a.level.cmp(&b.level).then(b.at.cmp(&a.at)));
     Ok(items)

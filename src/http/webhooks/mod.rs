@@ -10,8 +10,9 @@ mod twilio;
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -44,6 +45,19 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
+/// A callback that carried the right `?token=`. As an extractor it runs before the body is read,
+/// so a forged callback is refused (403) whatever its body.
+pub struct TokenChecked;
+
+impl FromRequestParts<Arc<AppState>> for TokenChecked {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
+        let token = Query::<TokenQuery>::try_from_uri(&parts.uri).ok().and_then(|q| q.0.token);
+        check_token(state, token.as_deref()).map(|()| TokenChecked)
+    }
+}
+
 /// The callback token, compared in constant time so that timing tells nothing about it.
 pub fn check_token(state: &AppState, given: Option<&str>) -> Result<(), Problem> {
     use subtle::ConstantTimeEq;
@@ -64,10 +78,9 @@ struct SandboxStatus {
 
 async fn sandbox_status(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<TokenQuery>,
+    _: TokenChecked,
     body: JsonBody<SandboxStatus>,
 ) -> Result<Json<Value>, Problem> {
-    check_token(&state, q.token.as_deref())?;
     let status = MessageStatus::parse(&body.value.status)
         .filter(|s| !matches!(s, MessageStatus::Queued | MessageStatus::Sending));
     let Some(status) = status else {
@@ -116,10 +129,9 @@ struct SandboxInbound {
 
 async fn sandbox_inbound(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<TokenQuery>,
+    _: TokenChecked,
     body: JsonBody<SandboxInbound>,
 ) -> Result<Json<Value>, Problem> {
-    check_token(&state, q.token.as_deref())?;
     let inbound = body.value;
     let outcome = crate::inbound::receive_reply(&state, "sandbox", &inbound.from, &inbound.body, None).await?;
     Ok(Json(outcome))

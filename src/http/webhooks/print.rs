@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::super::json::JsonBody;
-use super::{Problem, TokenQuery, check_token, count_status, forbidden, status_answer};
+use super::{Problem, TokenChecked, count_status, forbidden, status_answer};
 use crate::app::AppState;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
@@ -39,10 +39,9 @@ struct PrintStatus {
 
 async fn status(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<TokenQuery>,
+    _: TokenChecked,
     body: JsonBody<PrintStatus>,
 ) -> Result<Json<Value>, Problem> {
-    check_token(&state, q.token.as_deref())?;
     let report = body.value;
     if (Utc::now() - report.at).abs() > REPLAY_WINDOW {
         state.metrics.callback_rejected("stale");
