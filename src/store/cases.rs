@@ -505,6 +505,15 @@ impl Store {
         if !matches!(job.status.as_str(), "queued" | "deferred" | "held" | "dead_lettered") {
             return Ok(false);
         }
+        // A message already handed to a worker's send goes out: too late to stop it.
+        let in_flight: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE outreach_id = $1 AND status = 'sending'")
+                .bind(&job.id)
+                .fetch_one(&mut *conn)
+                .await?;
+        if in_flight > 0 {
+            return Ok(false);
+        }
         self.set_outreach_status(conn, &job.id, "cancelled", now).await?;
         Event::new(&job.case_ref, now, actor, EventType::Cancelled)
             .outreach(&job.id)

@@ -154,28 +154,45 @@ impl Store {
         .await?)
     }
 
-    /// Take the right to send a message: only one worker holds it, for `lease_ms`.
+    /// Take the right to send a message: only one worker holds it, for `lease_ms`, and only while
+    /// its job is still to be sent. The job's row is locked first, as a cancel locks it, so a
+    /// cancel and a claim never both win.
     pub async fn claim_message(&self, id: &str, now: i64, lease_ms: i64) -> Result<Claim> {
-        let claimed = sqlx::query(
-            "UPDATE messages SET status = 'sending', claimed_until = $2, status_at = $3 WHERE id = $1 AND status = 'queued'",
-        )
-        .bind(id)
-        .bind(now + lease_ms)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if claimed == 1 {
-            return Ok(Claim::Claimed);
-        }
+        let mut tx = self.begin().await?;
+        let job: Option<String> = sqlx::query_scalar("SELECT outreach_id FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(job) = job else { return Ok(Claim::Done) };
+        let job_status: String =
+            sqlx::query_scalar(dynamic(format!("SELECT status FROM outreach WHERE id = $1{}", self.for_update())))
+                .bind(&job)
+                .fetch_one(&mut *tx)
+                .await?;
+        let claimed = if job_status == "queued" {
+            sqlx::query(
+                "UPDATE messages SET status = 'sending', claimed_until = $2, status_at = $3 WHERE id = $1 AND status = 'queued'",
+            )
+            .bind(id)
+            .bind(now + lease_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1
+        } else {
+            false
+        };
         let (status, until): (String, Option<i64>) =
             sqlx::query_as("SELECT status, claimed_until FROM messages WHERE id = $1")
                 .bind(id)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await?;
-        Ok(match (status.as_str(), until) {
-            ("sending", Some(until)) if until >= now => Claim::Busy { until },
-            ("sending", _) => Claim::InDoubt,
+        tx.commit().await?;
+        Ok(match (claimed, status.as_str(), until) {
+            (true, _, _) => Claim::Claimed,
+            (false, "sending", Some(until)) if until >= now => Claim::Busy { until },
+            (false, "sending", _) => Claim::InDoubt,
             _ => Claim::Done,
         })
     }

@@ -335,3 +335,32 @@ on_backends! {
         assert_eq!((last.kind.as_str(), last.actor.as_str()), ("requeued", "api:staff"));
     }
 }
+
+on_backends! {
+    sqlite, postgres;
+    async fn a_cancel_and_a_claim_never_both_win() {
+        let db = fresh_store().await;
+        approve_all(&db.store).await;
+        let store = &db.store;
+        // Cancelled after its message was prepared, before a worker claimed it: never claimed.
+        let first = created_id(&accept(store, &pretext("c-1", "C-1"), "a").await);
+        let message = message_for(store, &first, "C-1").await;
+        assert_eq!(store.cancel_outreach(&first, NOW, "api:t").await.unwrap().unwrap().status, "cancelled");
+        assert_eq!(store.claim_message(&message, NOW, 5_000).await.unwrap(), Claim::Done);
+        // Claimed first: the send goes on, and the cancel says the job was not cancelled.
+        let second = created_id(&accept(store, &pretext("c-2", "C-2"), "b").await);
+        let message = message_for(store, &second, "C-2").await;
+        assert_eq!(store.claim_message(&message, NOW, 5_000).await.unwrap(), Claim::Claimed);
+        assert_eq!(store.cancel_outreach(&second, NOW, "api:t").await.unwrap().unwrap().status, "queued");
+        // Racing each other, exactly one wins.
+        for i in 0..10 {
+            let case = format!("R-{i}");
+            let id = created_id(&accept(store, &pretext(&format!("r-{i}"), &case), &case).await);
+            let message = message_for(store, &id, &case).await;
+            let (claim, cancel) = tokio::join!(store.claim_message(&message, NOW, 5_000), store.cancel_outreach(&id, NOW, "api:t"));
+            let claimed = claim.unwrap() == Claim::Claimed;
+            let cancelled = cancel.unwrap().unwrap().status == "cancelled";
+            assert!(claimed != cancelled, "claimed {claimed}, cancelled {cancelled}");
+        }
+    }
+}
