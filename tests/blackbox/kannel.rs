@@ -187,14 +187,18 @@ async fn messages_go_through_kannel_and_its_delivery_reports_come_back() {
         assert!(received.iter().all(|(k, _)| k == kind), "{received:?}");
         let text: String = received.iter().map(|(_, t)| t.as_str()).collect();
         assert_eq!(text, message["body"].as_str().unwrap());
-        let (_, case) = app.get_case(case_ref).await;
-        let reports: Vec<i64> = case["messages"][0]["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e["detail"]["kannel_dlr"].as_i64())
-            .collect();
-        assert!(reports.contains(&1) && reports.contains(&8), "{reports:?}");
+        // Both reports come back, the second maybe a little after "delivered".
+        let reports = |case: &Value| -> Vec<i64> {
+            case["messages"][0]["events"]
+                .as_array()
+                .map(|events| events.iter().filter_map(|e| e["detail"]["kannel_dlr"].as_i64()).collect())
+                .unwrap_or_default()
+        };
+        app.wait_for_case(case_ref, "reports 1 and 8", |case| {
+            let seen = reports(case);
+            seen.contains(&1) && seen.contains(&8)
+        })
+        .await;
     }
     app.stop().await;
 }
