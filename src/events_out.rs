@@ -66,15 +66,16 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
 }
 
 /// The JSON we send for an event.
-pub fn payload(event: &OutboundEvent) -> Value {
+pub fn payload(outbound: &OutboundEvent) -> Value {
+    let event = &outbound.event;
     let detail = event.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok());
     let at = crate::time::from_ms(event.at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     json!({
         "type": format!("case.{}", event.kind),
         "timestamp": at,
         "data": {
-            "event_id": event.event_id,
-            "case_ref": event.case_ref,
+            "event_id": event.id,
+            "case_ref": outbound.case_ref,
             "type": event.kind,
             "at": at,
             "actor": event.actor,
@@ -184,16 +185,16 @@ impl EventsOut {
     ) -> Result<(), crate::store::StoreError> {
         let now = self.clock.now_ms();
         match outcome {
-            Ok(()) => self.store.event_delivered(event.event_id).await,
+            Ok(()) => self.store.event_delivered(event.event.id).await,
             Err(why) => {
                 let attempts = event.attempts as u32 + 1;
                 if attempts >= target.max_attempts {
-                    tracing::error!(event_id = event.event_id, case_ref = %event.case_ref, attempts, error = %why, "case event dead-lettered");
-                    self.store.event_failed(event.event_id, None, &why, now).await
+                    tracing::error!(event_id = event.event.id, case_ref = %event.case_ref, attempts, error = %why, "case event dead-lettered");
+                    self.store.event_failed(event.event.id, None, &why, now).await
                 } else {
                     let wait = target.retry_after(attempts);
-                    tracing::warn!(event_id = event.event_id, attempts, retry_in_ms = wait.as_millis() as u64, error = %why, "case event not taken; will retry");
-                    self.store.event_failed(event.event_id, Some(now + wait.as_millis() as i64), &why, now).await
+                    tracing::warn!(event_id = event.event.id, attempts, retry_in_ms = wait.as_millis() as u64, error = %why, "case event not taken; will retry");
+                    self.store.event_failed(event.event.id, Some(now + wait.as_millis() as i64), &why, now).await
                 }
             }
         }
@@ -203,7 +204,7 @@ impl EventsOut {
 /// POST one event. `Err` names the status code or transport failure.
 async fn deliver(target: &Target, event: &OutboundEvent) -> Result<(), String> {
     let body = payload(event).to_string();
-    let id = format!("evt_{}", event.event_id);
+    let id = format!("evt_{}", event.event.id);
     // The receiver checks the timestamp against its own clock: use the real one.
     let timestamp = chrono::Utc::now().timestamp();
     let response = target
@@ -258,20 +259,22 @@ mod tests {
     #[test]
     fn payload_names_the_event_and_nothing_personal() {
         let event = OutboundEvent {
-            event_id: 7,
             attempts: 0,
             case_ref: "VS-1".into(),
-            at: 1_795_000_000_000,
-            kind: "reply".into(),
-            actor: "provider:kannel".into(),
-            outreach_id: None,
-            message_id: Some("msg_1".into()),
-            outcome: None,
-            reason: None,
-            channel: None,
-            status: None,
-            classification: Some("distress".into()),
-            detail: Some(r#"{"reply_id":"rep_1"}"#.into()),
+            event: crate::store::EventRow {
+                id: 7,
+                at: 1_795_000_000_000,
+                kind: "reply".into(),
+                actor: "provider:kannel".into(),
+                outreach_id: None,
+                message_id: Some("msg_1".into()),
+                outcome: None,
+                reason: None,
+                channel: None,
+                status: None,
+                classification: Some("distress".into()),
+                detail: Some(r#"{"reply_id":"rep_1"}"#.into()),
+            },
         };
         let p = payload(&event);
         assert_eq!(p["type"], "case.reply");

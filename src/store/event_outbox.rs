@@ -2,26 +2,15 @@
 //! writes a row here with each event, in the same transaction; deliverers claim the oldest row of
 //! each case (so a case's events go out in order), and delete it once delivered.
 
-use super::{Result, Store, dynamic, placeholders};
+use super::{EventRow, Result, Store, dynamic, placeholders};
 
 /// A claimed event, with what the receiver is told about it (never personal data).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboundEvent {
-    pub event_id: i64,
     pub attempts: i64,
     pub case_ref: String,
-    pub at: i64,
-    #[sqlx(rename = "type")]
-    pub kind: String,
-    pub actor: String,
-    pub outreach_id: Option<String>,
-    pub message_id: Option<String>,
-    pub outcome: Option<String>,
-    pub reason: Option<String>,
-    pub channel: Option<String>,
-    pub status: Option<String>,
-    pub classification: Option<String>,
-    pub detail: Option<String>,
+    #[sqlx(flatten)]
+    pub event: EventRow,
 }
 
 impl Store {
@@ -51,7 +40,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let read = format!(
-            "SELECT o.event_id, o.attempts, e.case_ref, e.at, e.type, e.actor, e.outreach_id, e.message_id, e.outcome,
+            "SELECT o.attempts, e.case_ref, e.id, e.at, e.type, e.actor, e.outreach_id, e.message_id, e.outcome,
                     e.reason, e.channel, e.status, e.classification, e.detail
              FROM event_outbox o JOIN events e ON e.id = o.event_id
              WHERE o.event_id IN ({}) ORDER BY o.event_id",
