@@ -8,9 +8,7 @@
 use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
 
-use super::email::is_plain_id;
 use super::{Accepted, ConfigError, OutboundMessage, Provider, SendError, transport_error};
-use crate::domain::Recipient;
 use crate::domain::sms::{Encoding, analyse};
 
 const PROVIDER: &str = "kannel";
@@ -76,13 +74,8 @@ impl Provider for Kannel {
     }
 
     async fn send(&self, msg: &OutboundMessage) -> Result<Accepted, SendError> {
-        let Recipient::Phone { number } = &msg.recipient else {
-            return Err(SendError::Permanent("sms needs a phone recipient".into()));
-        };
-        // The id goes into the dlr-url unescaped, next to Kannel's own escapes.
-        if !is_plain_id(&msg.id) {
-            return Err(SendError::Permanent("message id has unexpected characters".into()));
-        }
+        // The id goes into the dlr-url unescaped, next to Kannel's own escapes: it must be plain.
+        let number = msg.sms_number()?;
         let response =
             self.client.get(self.request_url(msg, number)).send().await.map_err(|e| transport_error(PROVIDER, &e))?;
         let status = response.status();
@@ -105,6 +98,7 @@ impl Provider for Kannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Recipient;
 
     fn kannel() -> Kannel {
         Kannel::new(

@@ -122,9 +122,7 @@ pub async fn render_outbound(
     if !matches!(msg.recipient, Recipient::Postal { .. }) {
         return Err(SendError::Permanent("letter needs a postal recipient".into()));
     }
-    if !super::email::is_plain_id(&msg.id) {
-        return Err(SendError::Permanent("message id has unexpected characters".into()));
-    }
+    msg.plain_id()?;
     let date = clock.now().with_timezone(&chrono_tz::Europe::London).date_naive();
     let (recipient, id, body) = (msg.recipient.clone(), msg.id.clone(), msg.text.clone());
     tokio::task::spawn_blocking(move || render_letter(&sender, &recipient, date, Some(&id), &body))

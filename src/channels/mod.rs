@@ -37,6 +37,27 @@ pub struct OutboundMessage {
     pub sms: Option<SmsInfo>,
 }
 
+impl OutboundMessage {
+    /// Our id, refused unless plain (`email::is_plain_id`): it travels in URLs, headers and file
+    /// names.
+    pub fn plain_id(&self) -> Result<&str, SendError> {
+        if email::is_plain_id(&self.id) {
+            Ok(&self.id)
+        } else {
+            Err(SendError::Permanent("message id has unexpected characters".into()))
+        }
+    }
+
+    /// The number an SMS goes to, after the checks every SMS provider makes.
+    pub fn sms_number(&self) -> Result<&str, SendError> {
+        self.plain_id()?;
+        match &self.recipient {
+            Recipient::Phone { number } => Ok(number),
+            _ => Err(SendError::Permanent("sms needs a phone recipient".into())),
+        }
+    }
+}
+
 /// What a provider answered when it took a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {

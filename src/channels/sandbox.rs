@@ -22,7 +22,6 @@ use super::email::build_email;
 use super::letter::{LetterSender, render_outbound};
 use super::{Accepted, OutboundMessage, Provider, SendError};
 use crate::clock::Clock;
-use crate::domain::Recipient;
 
 const PROVIDER: &str = "sandbox";
 
@@ -50,9 +49,7 @@ impl Provider for SandboxSms {
     }
 
     async fn send(&self, msg: &OutboundMessage) -> Result<Accepted, SendError> {
-        let Recipient::Phone { number } = &msg.recipient else {
-            return Err(SendError::Permanent("sms needs a phone recipient".into()));
-        };
+        let number = msg.sms_number()?;
         // What a real SMS provider refuses outright (Twilio: 21211 and 21602).
         if !is_e164(number) {
             return Err(SendError::Permanent("phone number is not in E.164 form".into()));
@@ -194,6 +191,7 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Recipient;
     use crate::domain::sms::{Encoding, SmsInfo};
     use chrono::{TimeZone, Utc};
 

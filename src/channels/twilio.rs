@@ -12,9 +12,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use sha1::Sha1;
 
-use super::email::is_plain_id;
 use super::{Accepted, ConfigError, OutboundMessage, Provider, SendError, transport_error};
-use crate::domain::Recipient;
 
 const PROVIDER: &str = "twilio";
 
@@ -71,17 +69,12 @@ impl Provider for Twilio {
     }
 
     async fn send(&self, msg: &OutboundMessage) -> Result<Accepted, SendError> {
-        let Recipient::Phone { number } = &msg.recipient else {
-            return Err(SendError::Permanent("sms needs a phone recipient".into()));
-        };
-        if !is_plain_id(&msg.id) {
-            return Err(SendError::Permanent("message id has unexpected characters".into()));
-        }
+        let number = msg.sms_number()?;
         // Our id in the callback URL (Twilio signs the whole URL) finds the message even when a
         // callback overtakes our record of the MessageSid.
         let status_callback = format!("{}?id={}", self.status_callback, msg.id);
         let form = [
-            ("To", number.as_str()),
+            ("To", number),
             ("From", self.from.as_str()),
             ("Body", msg.text.as_str()),
             ("StatusCallback", status_callback.as_str()),
