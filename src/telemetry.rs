@@ -84,7 +84,7 @@ impl Metrics {
             (MESSAGES, "Messages by channel and status (from the database)"),
             (QUEUE_DEPTH, "Jobs due on the outbox, not yet handed to the queue"),
             (QUEUE_OLDEST, "Age of the oldest due job on the outbox, in seconds (0 when none)"),
-            (DEAD_LETTERS, "Outreach jobs dead-lettered after repeated transient failures"),
+            (DEAD_LETTERS, "Outreach jobs dead-lettered for staff (retries exhausted, or a send interrupted)"),
         ];
         for (name, help) in gauges {
             self.recorder.describe_gauge(name.into(), None, help.into());
