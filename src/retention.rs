@@ -6,7 +6,8 @@
 //!
 //! Which retention applies (each configurable, in days):
 //! - `default`: a message, counted from its last status (its final status, or the last one a
-//!   provider reported); a reply, from when it came; a sent job's request, with its message.
+//!   provider reported); a reply, from when it came; a staff note, from when it was written; a
+//!   sent job's request, with its message.
 //! - `not_taken_up`: everything on a case the victim declined (a `declined` call) or that was
 //!   cancelled, instead of the other two.
 //! - `never_reached`: the request of a job that ended without a message going out (blocked,
@@ -91,6 +92,8 @@ pub struct Swept {
     pub messages: u64,
     pub replies: u64,
     pub requests: u64,
+    /// Staff notes (the reasons given for review actions: free text that may name people).
+    pub notes: u64,
 }
 
 /// Run a pass now and then every `config.every`, until `shutdown`.
@@ -108,6 +111,7 @@ pub async fn run(
                     messages = s.messages,
                     replies = s.replies,
                     requests = s.requests,
+                    notes = s.notes,
                     "retention redacted personal data"
                 )
             }
@@ -233,7 +237,32 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
             _ => break,
         }
     }
+    // Staff notes, from when they were written, as replies are.
+    let mut cursor: Cursor = (i64::MIN, String::new());
+    loop {
+        let notes = store.notes_due_for_redaction(before, &cursor, BATCH).await?;
+        let refs: Vec<&str> = notes.iter().map(|n| n.case_ref.as_str()).collect();
+        let declined = store.not_taken_up_since(&refs).await?;
+        let mut tx = store.begin().await?;
+        for n in &notes {
+            let class = if declined.contains_key(&n.case_ref) { Class::NotTakenUp } else { Class::Default };
+            if due(class, n.at) && store.redact_note(&mut tx, &n.id, now).await? {
+                redacted_event(&n.case_ref, now, "note", class)
+                    .detail(json!({ "what": "note", "retention": class.as_str(), "note_id": n.id }))
+                    .append(&mut tx)
+                    .await?;
+                swept.notes += 1;
+            }
+        }
+        tx.commit().await?;
+        match notes.last() {
+            Some(last) if notes.len() as i64 == BATCH => cursor = (last.at, last.id.clone()),
+            _ => break,
+        }
+    }
+
     metrics.redacted("message", swept.messages);
+    metrics.redacted("note", swept.notes);
     metrics.redacted("reply", swept.replies);
     metrics.redacted("request", swept.requests);
     Ok(swept)

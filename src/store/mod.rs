@@ -25,7 +25,7 @@ pub use messages::{Claim, MessageKey, MessageRecord, NewMessage, StatusChange};
 pub use outbox::DueJob;
 pub use replies::{ReplyRecord, SuppressionKind};
 pub use reports::{AcceptedRow, CaseRow, MessageRow};
-pub use retention::{Cursor, DueMessage, DueReply, Erased, FinishedJob};
+pub use retention::{Cursor, DueMessage, DueNote, DueReply, Erased, FinishedJob};
 pub use review::{OpenAlert, StaffNote};
 pub use sessions::{SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};

@@ -41,6 +41,14 @@ pub struct FinishedJob {
     pub message_redacted_at: Option<i64>,
 }
 
+/// A staff note old enough for some retention.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueNote {
+    pub id: String,
+    pub case_ref: String,
+    pub at: i64,
+}
+
 /// Where a page of candidates ended: (time, id) of its last row.
 pub type Cursor = (i64, String);
 
@@ -67,6 +75,32 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Staff notes not yet redacted, written before `before`, after the cursor.
+    pub async fn notes_due_for_redaction(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<DueNote>> {
+        Ok(sqlx::query_as(
+            "SELECT id, case_ref, at FROM staff_notes WHERE redacted_at IS NULL AND at < $1
+               AND (at > $2 OR (at = $2 AND id > $3))
+             ORDER BY at, id LIMIT $4",
+        )
+        .bind(before)
+        .bind(after.0)
+        .bind(&after.1)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn redact_note(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE staff_notes SET note = NULL, redacted_at = $2 WHERE id = $1 AND redacted_at IS NULL")
+                .bind(id)
+                .bind(now)
+                .execute(conn)
+                .await?
+                .rows_affected();
+        Ok(done == 1)
     }
 
     pub async fn replies_due_for_redaction(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<DueReply>> {
@@ -207,6 +241,9 @@ impl Store {
                html = NULL, redacted_at = COALESCE(redacted_at, $3) WHERE case_ref = $1",
             "UPDATE replies SET case_ref = $2, from_key = '', from_number = NULL, body = NULL,
                redacted_at = COALESCE(redacted_at, $3) WHERE case_ref = $1",
+            // Staff's reasons are free text that may name people.
+            "UPDATE staff_notes SET case_ref = $2, note = NULL, redacted_at = COALESCE(redacted_at, $3)
+               WHERE case_ref = $1",
         ];
         for sql in moved_and_redacted {
             sqlx::query(sql).bind(case_ref).bind(&anonymous_ref).bind(now).execute(&mut *tx).await?;

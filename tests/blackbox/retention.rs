@@ -148,3 +148,58 @@ async fn personal_data_goes_on_schedule_and_the_reports_still_add_up() {
     assert_eq!(answer["matched"], false);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn staff_notes_go_with_retention_and_with_erasure() {
+    let app = crate::common::spawn_with(crate::common::Options {
+        clock: Some("2026-11-23T10:00:00Z".into()),
+        role: safereach::app::Role::Api,
+        ..crate::common::Options::default()
+    })
+    .await;
+    let store = &app.state.store;
+    let now = app.state.clock.now_ms();
+    let mut minor = crate::common::pretext("note-1", "NOTE-1");
+    minor["victim"]["is_under_18"] = json!(true);
+    let (_, held) = app.post_outreach(&minor).await;
+    let id = held["outreach_id"].as_str().unwrap();
+    store.cancel_for_review(id, "staff:ana", "Spoke to Jonathan's mother at 9 Larkspur Mews", now).await.unwrap();
+    let (_, other) = app.post_outreach(&crate::common::pretext("note-2", "NOTE-2")).await;
+    let mut under = crate::common::pretext("note-3", "NOTE-3");
+    under["victim"]["is_under_18"] = json!(true);
+    let (_, held3) = app.post_outreach(&under).await;
+    store
+        .cancel_for_review(held3["outreach_id"].as_str().unwrap(), "staff:ana", "Quennell family asked", now)
+        .await
+        .unwrap();
+    let _ = other;
+
+    // Not yet due: the note stays.
+    let config = safereach::retention::RetentionConfig::from_config(&app.state.config);
+    let metrics = &app.state.metrics;
+    safereach::retention::sweep(store, &config, now, metrics).await.unwrap();
+    assert_eq!(
+        store.case_notes("NOTE-1").await.unwrap()[0].note.as_deref(),
+        Some("Spoke to Jonathan's mother at 9 Larkspur Mews")
+    );
+    // Eight days on (the default retention is 7 days from when a note was written): the text goes.
+    let later = now + 8 * 86_400_000;
+    let swept = safereach::retention::sweep(store, &config, later, metrics).await.unwrap();
+    assert_eq!(swept.notes, 2, "{swept:?}");
+    assert_eq!(store.case_notes("NOTE-1").await.unwrap()[0].note, None);
+    let (_, case) = app.get_case("NOTE-1").await;
+    assert!(redactions(&case).contains(&("note".to_string(), "default".to_string())), "{case}");
+
+    // Erasure takes a case's notes with it, whatever their age.
+    let mut fresh = crate::common::pretext("note-4", "NOTE-4");
+    fresh["victim"]["is_under_18"] = json!(true);
+    let (_, held4) = app.post_outreach(&fresh).await;
+    store
+        .cancel_for_review(held4["outreach_id"].as_str().unwrap(), "staff:ana", "Marguerite will call", now)
+        .await
+        .unwrap();
+    store.erase_case("NOTE-4", now, "admin").await.unwrap().unwrap();
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM staff_notes WHERE note LIKE '%Marguerite%'").await, 0);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM staff_notes WHERE case_ref = 'NOTE-4'").await, 0);
+    app.stop().await;
+}
