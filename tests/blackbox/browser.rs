@@ -65,10 +65,29 @@ impl Browser {
         }
     }
 
+    /// Wait until the browser is at `expected` (path and query): a click that submits a form may
+    /// return before the next page has loaded (logging in hashes a password first).
+    async fn wait_for_path(&self, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let path = self.path().await;
+            if path == expected {
+                return;
+            }
+            assert!(Instant::now() < deadline, "at {path}, never at {expected}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The element, waiting a while for it: the page may still be loading after a click.
     async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        match self.client.find(Locator::Css(css)).await {
-            Ok(element) => element,
-            Err(e) => panic!("no {css} on {}: {e}", self.path().await),
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(element) => return element,
+                Err(e) if Instant::now() >= deadline => panic!("no {css} on {}: {e}", self.path().await),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
         }
     }
 
@@ -166,7 +185,7 @@ async fn a_wording_change_goes_from_draft_to_live_with_four_eyes() {
 
     // The author writes a draft.
     b.login(AUTHOR, PASSWORD).await;
-    assert_eq!(b.path().await, "/staff/");
+    b.wait_for_path("/staff/").await;
     b.screenshot("home").await;
     b.click("nav a[href='/staff/templates']").await;
     b.wait_for("h1", "Templates").await;
@@ -206,7 +225,7 @@ async fn a_wording_change_goes_from_draft_to_live_with_four_eyes() {
     b.wait_for("main", "1 version(s) waiting for approval").await;
     b.goto("/staff/templates").await;
     b.click("a.state-submitted").await;
-    assert_eq!(b.path().await, version_path);
+    b.wait_for_path(&version_path).await;
     b.wait_for("#preview", "Hi Sam, this is Northgate Victim Care").await;
     assert_eq!(b.text("[data-test=author]").await.split(',').next().unwrap(), AUTHOR);
     let changed = b.text("table.diff tr.changed").await;
@@ -344,7 +363,7 @@ async fn login_failures_lock_out_and_forged_forms_are_refused() {
 
     // A page asks for a login first, and comes back to it afterwards.
     b.goto("/staff/review").await;
-    assert_eq!(b.path().await, "/staff/login?next=%2Fstaff%2Freview");
+    b.wait_for_path("/staff/login?next=%2Fstaff%2Freview").await;
     b.screenshot("login").await;
     b.fill("#username", APPROVER).await;
     b.fill("#password", "not the password").await;
@@ -369,7 +388,7 @@ async fn login_failures_lock_out_and_forged_forms_are_refused() {
     b.fill("#username", APPROVER).await;
     b.fill("#password", PASSWORD).await;
     b.click("form[action='/staff/login'] button").await;
-    assert_eq!(b.path().await, "/staff/review");
+    b.wait_for_path("/staff/review").await;
     assert_eq!(b.post_from_page("/staff/admin/keys", json!({"name": "x", "scope": "cases:read"}), None).await, 403);
     assert_eq!(b.post_from_page("/staff/logout", json!({}), Some(&"0".repeat(64))).await, 403);
     b.client.execute("document.querySelector('form.logout input[name=csrf]').value = 'forged'", vec![]).await.unwrap();
