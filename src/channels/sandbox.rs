@@ -260,13 +260,18 @@ mod tests {
         assert_eq!(accepted, Accepted { provider: "sandbox", provider_ref: "m-1".into() });
         provider.send(&sms("m-2", "+447700900124", "Second")).await.unwrap();
 
-        let records = lines(&outbox.path().join("nested/outbox/sms.jsonl"));
+        let mut records = lines(&outbox.path().join("nested/outbox/sms.jsonl"));
         assert_eq!(records.len(), 2);
+        // Stamped by the clock given, which runs on from its start.
+        let at: chrono::DateTime<Utc> = records[0]["at"].as_str().unwrap().parse().unwrap();
+        let start = Utc.with_ymd_and_hms(2026, 11, 20, 23, 30, 0).unwrap();
+        assert!(at >= start && at - start < chrono::TimeDelta::seconds(5), "{at}");
+        records[0].as_object_mut().unwrap().remove("at");
         assert_eq!(
             records[0],
             serde_json::json!({
                 "id": "m-1", "provider_ref": "m-1", "to": "+447700900123", "body": "Hi Zoë,\nreply STOP",
-                "encoding": "ucs2", "segments": 1, "at": "2026-11-20T23:30:00.000Z"
+                "encoding": "ucs2", "segments": 1
             })
         );
         assert_eq!(records[1]["id"], "m-2");
