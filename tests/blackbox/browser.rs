@@ -129,11 +129,17 @@ impl Browser {
         }
     }
 
+    /// Log in and wait for the answer: the next page, or the login page with its error.
     async fn login(&self, username: &str, password: &str) {
         self.goto("/staff/login").await;
         self.fill("#username", username).await;
         self.fill("#password", password).await;
         self.click("form[action='/staff/login'] button[type=submit]").await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.path().await.starts_with("/staff/login") && !self.exists("#login-error").await {
+            assert!(Instant::now() < deadline, "no answer to the login");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn logout(&self) {
@@ -157,6 +163,7 @@ impl Browser {
     }
 
     async fn scroll_to(&self, css: &str) {
+        self.find(css).await;
         let script = "document.querySelector(arguments[0]).scrollIntoView()";
         self.client.execute(script, vec![json!(css)]).await.unwrap();
     }
