@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::auth::{CASES_ERASE, CASES_READ, Caller, OUTREACH_WRITE};
 use super::json::JsonBody;
-use super::problem::Problem;
+use super::problem::{AuthProblems, Problem};
 use crate::app::AppState;
 use crate::domain::OutreachRequest;
 use crate::domain::request::FieldError;
@@ -132,8 +132,7 @@ fn outreach_example() -> Value {
         })),
         (status = 200, description = "The same request_id and body again: the first answer", body = OutreachAnswer),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 409, description = "The request_id was used with a different body", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
@@ -183,8 +182,7 @@ pub struct OutreachCancelled {
         (status = 200, description = "Cancelled (or already sent)", body = OutreachCancelled, example = json!({
             "outreach_id": "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "status": "cancelled"
         })),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -220,8 +218,7 @@ pub struct CaseStatus {
     params(("case_ref" = String, Path, description = "The triage system's case reference")),
     responses(
         (status = 200, description = "Cancelled", body = CaseStatus, example = json!({"case_ref": "VS-2026-000123", "status": "cancelled"})),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -250,8 +247,7 @@ async fn cancel_case(
     params(("case_ref" = String, Path, description = "The triage system's case reference")),
     responses(
         (status = 200, description = "Erased", body = CaseStatus, example = json!({"case_ref": "VS-2026-000123", "status": "erased"})),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the scope cases:erase", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A message of the case is being sent right now; try again shortly", body = Problem, content_type = "application/problem+json"),
     )
@@ -324,8 +320,7 @@ pub struct CallRecorded {
         (status = 201, description = "Recorded", body = CallRecorded, example = json!({
             "call_id": "call_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "outcome": "no_answer"
         })),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or wrong (a call in the future)", body = Problem, content_type = "application/problem+json"),
     )
@@ -461,8 +456,7 @@ pub struct EventView {
     params(("case_ref" = String, Path, description = "The triage system's case reference")),
     responses(
         (status = 200, description = "The case", body = CaseView, example = case_example),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{CASES_READ, Caller, OUTREACH_WRITE};
-use super::problem::Problem;
+use super::problem::{AuthProblems, Problem};
 use crate::app::AppState;
 use crate::store::Requeue;
 use crate::time::rfc3339_ms;
@@ -81,8 +81,7 @@ pub struct Requeued {
                 "kind": "priority_pretext", "channel": "sms", "attempts": 5, "reason": "retries_exhausted",
                 "dead_lettered_at": "2026-11-23T10:04:31.250Z"}]
         })),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     )
 )]
 async fn list(
@@ -123,8 +122,7 @@ async fn list(
         (status = 200, description = "Requeued", body = Requeued, example = json!({
             "outreach_id": "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "status": "queued"
         })),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job is not dead-lettered", body = Problem, content_type = "application/problem+json"),
     )

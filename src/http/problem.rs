@@ -25,6 +25,19 @@ pub struct Problem {
     pub retry_after: Option<u32>,
 }
 
+/// The answers every `/v1` route can give before it reads the request, documented once for the
+/// OpenAPI `responses(...)` lists. Never built: the routes answer with a plain [`Problem`].
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum AuthProblems {
+    /// No valid API key
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The key lacks the scope the route's `security` names
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+}
+
 impl Problem {
     pub fn new(status: StatusCode, slug: &str, title: &str) -> Problem {
         Problem {

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Caller, REPORTS_READ};
-use super::problem::Problem;
+use super::problem::{AuthProblems, Problem};
 use crate::app::AppState;
 use crate::domain::request::FieldError;
 use crate::reports::{Period, Report};
@@ -63,8 +63,7 @@ const CSV_EXAMPLE: &str = "section,key,value\ncalls,attempts,3\ncalls,by_outcome
             (Report = "application/json", example = report_example),
             (String = "text/csv", example = json!(CSV_EXAMPLE)),
         )),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 422, description = "`month` is missing or not YYYY-MM", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "https://safereach.example.org/problems/validation", "title": "The request is not valid",
                 "status": 422, "detail": "check the field(s): month", "errors": [{"field": "month", "message": "expected a month as YYYY-MM, e.g. 2026-11"}]})),
@@ -99,8 +98,7 @@ async fn monthly(
             (Report = "application/json", example = report_example),
             (String = "text/csv", example = json!(CSV_EXAMPLE)),
         )),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 422, description = "`quarter` is missing or not YYYY-QN", body = Problem, content_type = "application/problem+json"),
     )
 )]
