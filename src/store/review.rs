@@ -4,10 +4,9 @@
 use serde_json::json;
 use sqlx::AnyConnection;
 
-use super::cases::OUTREACH_COLUMNS;
 use super::events::{Event, EventRow};
 use super::replies::SuppressionKind;
-use super::{OutreachRecord, Result, Store, StoreError, dynamic, new_id};
+use super::{OutreachRecord, Result, Store, StoreError, new_id};
 use crate::domain::event::EventType;
 
 /// Job statuses that wait for a person.
@@ -41,34 +40,58 @@ pub struct OpenAlert {
     pub urgency: String,
 }
 
-impl Store {
-    /// Jobs held for a person or dead-lettered, most recently changed first.
-    pub async fn jobs_for_review(&self, limit: i64) -> Result<Vec<OutreachRecord>> {
-        Ok(sqlx::query_as(dynamic(format!(
-            "SELECT {OUTREACH_COLUMNS} FROM outreach WHERE status IN ('held', 'dead_lettered')
-             ORDER BY updated_at DESC, id DESC LIMIT $1"
-        )))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
-    }
+/// One thing waiting for a person.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub item: WaitingItem,
+    /// What it waits for: a hold reason, `dead_lettered`, or an alert's reason.
+    pub code: String,
+    /// When the job last changed, or when the alert was raised.
+    pub at: i64,
+}
 
-    /// Alerts no one has acknowledged yet, newest first.
-    pub async fn open_alerts(&self, limit: i64) -> Result<Vec<OpenAlert>> {
-        let events: Vec<AlertRow> = sqlx::query_as(
-            "SELECT case_ref, id, at, type, actor, outreach_id, message_id, outcome, reason, channel, status, classification, detail
-             FROM events e WHERE type = 'alert'
-               AND NOT EXISTS (SELECT 1 FROM alert_acknowledgements a WHERE a.event_id = e.id)
-             ORDER BY id DESC LIMIT $1",
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WaitingItem {
+    Job(String),
+    /// The alert's event id.
+    Alert(i64),
+}
+
+/// Why a job waits for review: its hold reason (a policy reason or `render_failed`), or
+/// `dead_lettered`.
+pub fn review_code(status: &str, reason: Option<&str>) -> String {
+    if status == "dead_lettered" {
+        return "dead_lettered".into();
+    }
+    reason.unwrap_or("held").to_string()
+}
+
+impl Store {
+    /// Everything that waits for a person, in brief: enough to rank and count it all without
+    /// loading it, so that the queue can put the most urgent first however long it grows.
+    pub async fn waiting_for_review(&self) -> Result<Vec<Waiting>> {
+        let jobs: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, status, reason, updated_at FROM outreach WHERE status IN ('held', 'dead_lettered')",
         )
-        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut alerts = Vec::with_capacity(events.len());
-        for event in events {
-            alerts.push(self.alert_with_reply(event).await?);
-        }
-        Ok(alerts)
+        let alerts: Vec<(i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, reason, at FROM events e WHERE type = 'alert'
+               AND NOT EXISTS (SELECT 1 FROM alert_acknowledgements a WHERE a.event_id = e.id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let jobs = jobs.into_iter().map(|(id, status, reason, at)| Waiting {
+            code: review_code(&status, reason.as_deref()),
+            item: WaitingItem::Job(id),
+            at,
+        });
+        let alerts = alerts.into_iter().map(|(id, reason, at)| Waiting {
+            code: reason.unwrap_or_default(),
+            item: WaitingItem::Alert(id),
+            at,
+        });
+        Ok(jobs.chain(alerts).collect())
     }
 
     /// One alert event (acknowledged or not), with its reply.

@@ -346,6 +346,53 @@ async fn marking_a_number_unsafe_then_releasing_blocks_the_job() {
     app.stop().await;
 }
 
+on_backends! {
+    sqlite, postgres;
+    async fn the_review_queue_pages_with_the_most_urgent_first_and_counts_everything() {
+        // No approved wording: every job is held (`no_approved_template`, normal urgency), except the
+        // child's, which rule 5 holds first (`minor`, high) although it is the oldest.
+        let app = spawn_with(Options {
+            clock: Some(MONDAY_10AM.into()),
+            role: Role::Api,
+            approve_templates: false,
+            ..Options::default()
+        })
+        .await;
+        let mut child = pretext("paging-child", "PAGING-CHILD");
+        child["victim"]["is_under_18"] = json!(true);
+        assert_eq!(app.post_outreach(&child).await.0, StatusCode::ACCEPTED);
+        for i in 0..60 {
+            let (status, _) = app.post_outreach(&pretext(&format!("paging-{i}"), &format!("PAGING-{i}"))).await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+        }
+        let mut client = StaffClient::new(&app);
+        client.login(AUTHOR, PASSWORD).await;
+        let home = client.get("/staff/").await;
+        assert!(home.body.contains("<strong>61</strong> waiting for a person, 1 high."), "{}", home.body);
+
+        let codes = |page: &Page| -> Vec<String> {
+            page.body.split("data-code=\"").skip(1).map(|s| s.split('"').next().unwrap().to_string()).collect()
+        };
+        let first = client.get("/staff/review").await;
+        let first_codes = codes(&first);
+        assert_eq!(first_codes.len(), 50);
+        assert_eq!(first_codes[0], "minor", "the high item leads although it is the oldest");
+        assert!(first_codes[1..].iter().all(|c| c == "no_approved_template"));
+        assert!(first.body.contains("Showing 1–50 of 61."));
+        assert!(first.body.contains("href=\"/staff/review?page=2\" rel=\"next\""));
+        assert!(!first.body.contains("rel=\"prev\""));
+
+        let second = client.get("/staff/review?page=2").await;
+        assert_eq!(codes(&second).len(), 11);
+        assert!(second.body.contains("Showing 51–61 of 61.") && second.body.contains("Page 2 of 2"));
+        assert!(second.body.contains("href=\"/staff/review?page=1\" rel=\"prev\""));
+        assert!(!second.body.contains("rel=\"next\""));
+        // A page past the end shows the last one.
+        assert_eq!(codes(&client.get("/staff/review?page=9").await), codes(&second));
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn previews_warn_and_show_the_email_and_the_letter_as_they_will_look() {
     let app = app().await;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -13,10 +13,10 @@ use super::view::{self, when};
 use super::{PageResult, Staff, StaffError, done};
 use crate::app::AppState;
 use crate::domain::contact::normalise_uk_mobile;
-use crate::store::{OpenAlert, OutreachRecord};
+use crate::store::{OpenAlert, OutreachRecord, Waiting, WaitingItem, review_code};
 
-/// How many of each kind of item the page shows at most.
-const PAGE_LIMIT: i64 = 200;
+/// How many items one page of the queue shows.
+const PAGE_SIZE: usize = 50;
 
 /// Urgency: 0 urgent (distress), 1 high (someone may be at risk), 2 normal.
 const LEVELS: [&str; 3] = ["Urgent", "High", "Normal"];
@@ -93,15 +93,6 @@ fn kind_label(kind: &str) -> &'static str {
     }
 }
 
-/// The review code of a job: its hold reason (a policy reason or `render_failed`), or
-/// `dead_lettered`.
-fn job_reason(job: &OutreachRecord) -> String {
-    if job.status == "dead_lettered" {
-        return "dead_lettered".into();
-    }
-    job.reason.clone().unwrap_or_else(|| "held".into())
-}
-
 /// The job's phone numbers that could be marked unsafe (UK mobiles), by their place in the request.
 fn job_phones(job: &OutreachRecord) -> Vec<Value> {
     let Ok(request) = job.request() else { return Vec::new() };
@@ -118,89 +109,119 @@ fn job_phones(job: &OutreachRecord) -> Vec<Value> {
         .collect()
 }
 
-struct Item {
-    level: usize,
-    at: i64,
-    json: Value,
-}
-
-fn job_item(job: &OutreachRecord) -> Item {
-    let code = job_reason(job);
+fn job_item(job: &OutreachRecord) -> Value {
+    let code = review_code(&job.status, job.reason.as_deref());
     let (title, explanation, level) = held_reason(&code);
     let base = format!("/staff/review/outreach/{}", job.id);
-    Item {
-        level,
-        at: job.updated_at,
-        json: json!({
-            "is_job": true,
-            "id": job.id,
-            "code": code,
-            "title": title,
-            "explanation": explanation,
-            "level": LEVELS[level],
-            "level_class": LEVELS[level].to_lowercase(),
-            "at": when(job.updated_at),
-            "case_ref": job.case_ref,
-            "case_url": view::case_url(&job.case_ref),
-            "kind": kind_label(&job.kind),
-            "channel": job.channel,
-            "template": job.template,
-            "phones": job_phones(job),
-            "release_url": format!("{base}/release"),
-            "cancel_url": format!("{base}/cancel"),
-            "unsafe_url": format!("{base}/unsafe"),
-        }),
-    }
+    json!({
+        "is_job": true,
+        "id": job.id,
+        "code": code,
+        "title": title,
+        "explanation": explanation,
+        "level": LEVELS[level],
+        "level_class": LEVELS[level].to_lowercase(),
+        "at": when(job.updated_at),
+        "case_ref": job.case_ref,
+        "case_url": view::case_url(&job.case_ref),
+        "kind": kind_label(&job.kind),
+        "channel": job.channel,
+        "template": job.template,
+        "phones": job_phones(job),
+        "release_url": format!("{base}/release"),
+        "cancel_url": format!("{base}/cancel"),
+        "unsafe_url": format!("{base}/unsafe"),
+    })
 }
 
-fn alert_item(alert: &OpenAlert) -> Item {
+fn alert_item(alert: &OpenAlert) -> Value {
     let code = alert.event.reason.clone().unwrap_or_default();
     let (title, explanation, level) = alert_reason(&code);
     let base = format!("/staff/review/alerts/{}", alert.event.id);
-    Item {
-        level,
-        at: alert.event.at,
-        json: json!({
-            "is_job": false,
-            "id": alert.event.id,
-            "code": code,
-            "title": title,
-            "explanation": explanation,
-            "level": LEVELS[level],
-            "level_class": LEVELS[level].to_lowercase(),
-            "at": when(alert.event.at),
-            "case_ref": alert.case_ref,
-            "case_url": view::case_url(&alert.case_ref),
-            "classification": alert.event.classification,
-            "reply_body": alert.reply_body,
-            "has_reply": alert.reply_id.is_some(),
-            "ack_url": format!("{base}/acknowledge"),
-            "unsafe_url": format!("{base}/unsafe"),
-        }),
+    json!({
+        "is_job": false,
+        "id": alert.event.id,
+        "code": code,
+        "title": title,
+        "explanation": explanation,
+        "level": LEVELS[level],
+        "level_class": LEVELS[level].to_lowercase(),
+        "at": when(alert.event.at),
+        "case_ref": alert.case_ref,
+        "case_url": view::case_url(&alert.case_ref),
+        "classification": alert.event.classification,
+        "reply_body": alert.reply_body,
+        "has_reply": alert.reply_id.is_some(),
+        "ack_url": format!("{base}/acknowledge"),
+        "unsafe_url": format!("{base}/unsafe"),
+    })
+}
+
+/// The level of urgency of what waits (an index into `LEVELS`).
+fn level(waiting: &Waiting) -> usize {
+    match waiting.item {
+        WaitingItem::Job(_) => held_reason(&waiting.code).2,
+        WaitingItem::Alert(_) => alert_reason(&waiting.code).2,
     }
 }
 
-/// Everything waiting, most urgent first and newest first within a level.
-async fn items(state: &AppState) -> Result<Vec<Item>, StaffError> {
-    let mut items: Vec<Item> = state.store.jobs_for_review(PAGE_LIMIT).await?.iter().map(job_item).collect();
-    items.extend(state.store.open_alerts(PAGE_LIMIT).await?.iter().map(alert_item));
-    items.sort_by(|a, b| a.level.cmp(&b.level).then(b.at.cmp(&a.at)));
-    Ok(items)
+/// Everything waiting with its level, most urgent first and newest first within a level. All of
+/// it is ranked (it is small: ids and codes) so that paging never hides an urgent item.
+async fn ranked(state: &AppState) -> Result<Vec<(usize, Waiting)>, StaffError> {
+    let mut ranked: Vec<(usize, Waiting)> =
+        state.store.waiting_for_review().await?.into_iter().map(|w| (level(&w), w)).collect();
+    // Ids break ties, so that pages do not shuffle between views.
+    ranked.sort_by(|(la, a), (lb, b)| la.cmp(lb).then(b.at.cmp(&a.at)).then(b.item.cmp(&a.item)));
+    Ok(ranked)
 }
 
 /// Counts for the start page.
 pub async fn summary(state: &AppState) -> Result<Value, StaffError> {
-    let items = items(state).await?;
-    Ok(json!({
-        "total": items.len(),
-        "urgent": items.iter().filter(|i| i.level == 0).count(),
-        "high": items.iter().filter(|i| i.level == 1).count(),
-    }))
+    let ranked = ranked(state).await?;
+    let count = |level: usize| ranked.iter().filter(|(l, _)| *l == level).count();
+    Ok(json!({ "total": ranked.len(), "urgent": count(0), "high": count(1) }))
 }
 
-pub async fn queue(State(state): State<Arc<AppState>>, staff: Staff) -> PageResult {
-    let items: Vec<Value> = items(&state).await?.into_iter().map(|i| i.json).collect();
-    let data = json!({ "title": "Review queue", "nav": { "review": true }, "items": items });
+#[derive(Debug, Deserialize)]
+pub struct QueuePage {
+    /// From 1.
+    page: Option<usize>,
+}
+
+pub async fn queue(State(state): State<Arc<AppState>>, staff: Staff, Query(q): Query<QueuePage>) -> PageResult {
+    let ranked = ranked(&state).await?;
+    let pages = ranked.len().div_ceil(PAGE_SIZE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let mut items = Vec::with_capacity(PAGE_SIZE);
+    // An item erased since it was ranked is left out.
+    for (_, waiting) in ranked.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE) {
+        match &waiting.item {
+            WaitingItem::Job(id) => {
+                if let Some(job) = state.store.outreach(id).await? {
+                    items.push(job_item(&job));
+                }
+            }
+            WaitingItem::Alert(id) => {
+                if let Some(alert) = state.store.alert(*id).await? {
+                    items.push(alert_item(&alert));
+                }
+            }
+        }
+    }
+    let first = (page - 1) * PAGE_SIZE;
+    let data = json!({
+        "title": "Review queue",
+        "nav": { "review": true },
+        "items": items,
+        "total": ranked.len(),
+        "paged": pages > 1,
+        "from": first + 1,
+        "to": (first + PAGE_SIZE).min(ranked.len()),
+        "page": page,
+        "pages": pages,
+        "previous": (page > 1).then(|| page - 1),
+        "next": (page < pages).then(|| page + 1),
+    });
     view::page("review", &staff, data)
 }
 
