@@ -167,7 +167,19 @@ impl Queue {
             .map(|r| r.rows_affected())
             .map_err(storage_error),
             Queue::Redis(storage) => {
-                storage.clone().vacuum_before(older_than).await.map(|n| n as u64).map_err(storage_error)
+                let mut storage = storage.clone();
+                let removed = storage.vacuum_before(older_than).await.map_err(storage_error)?;
+                // apalis's vacuum leaves the ids of the jobs it removed in the done and dead sets,
+                // which would then only grow.
+                let config = storage.get_config().clone();
+                let _: i64 = redis::Script::new(FORGET_VACUUMED_IDS)
+                    .key(config.done_jobs_set())
+                    .key(config.dead_jobs_set())
+                    .key(config.job_meta_hash())
+                    .invoke_async(storage.get_connection())
+                    .await
+                    .map_err(storage_error)?;
+                Ok(removed as u64)
             }
             // apalis-postgres has no vacuum of its own.
             Queue::Postgres(storage) => sqlx::query(
@@ -253,9 +265,24 @@ impl Queue {
     }
 }
 
+/// Removes from the done and dead sets (KEYS[1], KEYS[2]) the ids whose job metadata (under the
+/// prefix KEYS[3]) is gone. Returns how many it removed.
+const FORGET_VACUUMED_IDS: &str = r"
+local forgotten = 0
+for i = 1, 2 do
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+    if redis.call('EXISTS', KEYS[3] .. ':' .. id) == 0 then
+      redis.call('SREM', KEYS[i], id)
+      forgotten = forgotten + 1
+    end
+  end
+end
+return forgotten
+";
+
 /// The queue's name in Redis or Postgres: one per database, so that deployments (or test
 /// databases) sharing a Redis never take each other's jobs.
-fn queue_name(database_url: &str) -> String {
+pub fn queue_name(database_url: &str) -> String {
     let without_query = database_url.split(['?', '#']).next().unwrap_or_default();
     let database = without_query.rsplit('/').next().unwrap_or_default();
     format!("safereach:{database}:outreach")
