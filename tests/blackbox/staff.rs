@@ -118,6 +118,18 @@ async fn app() -> TestApp {
     spawn_with(Options { clock: Some(MONDAY_10AM.into()), role: Role::Api, ..Options::default() }).await
 }
 
+/// No template approved: every job is held for `no_approved_template` unless an earlier rule
+/// decides it.
+async fn app_without_approved_wording() -> TestApp {
+    spawn_with(Options {
+        clock: Some(MONDAY_10AM.into()),
+        role: Role::Api,
+        approve_templates: false,
+        ..Options::default()
+    })
+    .await
+}
+
 #[tokio::test]
 async fn pages_need_a_login_and_say_where_to_come_back_to() {
     let app = app().await;
@@ -351,13 +363,7 @@ on_backends! {
     async fn the_review_queue_pages_with_the_most_urgent_first_and_counts_everything() {
         // No approved wording: every job is held (`no_approved_template`, normal urgency), except the
         // child's, which rule 5 holds first (`minor`, high) although it is the oldest.
-        let app = spawn_with(Options {
-            clock: Some(MONDAY_10AM.into()),
-            role: Role::Api,
-            approve_templates: false,
-            ..Options::default()
-        })
-        .await;
+        let app = app_without_approved_wording().await;
         let mut child = pretext("paging-child", "PAGING-CHILD");
         child["victim"]["is_under_18"] = json!(true);
         assert_eq!(app.post_outreach(&child).await.0, StatusCode::ACCEPTED);
@@ -515,13 +521,7 @@ async fn the_report_page_and_its_csv_give_the_apis_figures() {
 
 #[tokio::test]
 async fn a_released_job_that_is_sent_reads_as_sent_in_the_api() {
-    let app = spawn_with(Options {
-        clock: Some(MONDAY_10AM.into()),
-        role: Role::Api,
-        approve_templates: false,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_approved_wording().await;
     let (_, answer) = app.post_outreach(&pretext("release-1", "RELEASE-1")).await;
     assert_eq!(answer["decision"]["reason"], "no_approved_template");
     let id = answer["outreach_id"].as_str().unwrap().to_string();

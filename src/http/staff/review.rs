@@ -192,9 +192,10 @@ pub async fn queue(State(state): State<Arc<AppState>>, staff: Staff, Query(q): Q
     let ranked = ranked(&state).await?;
     let pages = ranked.len().div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
+    let first = (page - 1) * PAGE_SIZE;
     let mut items = Vec::with_capacity(PAGE_SIZE);
     // An item erased since it was ranked is left out.
-    for (_, waiting) in ranked.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE) {
+    for (_, waiting) in ranked.iter().skip(first).take(PAGE_SIZE) {
         match &waiting.item {
             WaitingItem::Job(id) => {
                 if let Some(job) = state.store.outreach(id).await? {
@@ -208,7 +209,6 @@ pub async fn queue(State(state): State<Arc<AppState>>, staff: Staff, Query(q): Q
             }
         }
     }
-    let first = (page - 1) * PAGE_SIZE;
     let data = json!({
         "title": "Review queue",
         "nav": { "review": true },
