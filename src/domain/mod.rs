@@ -188,10 +188,11 @@ pub struct CaseHistory {
     pub accepted_at: Option<DateTime<Utc>>,
     /// Advocate call attempts recorded on the case.
     pub call_attempts: u32,
-    /// An earlier pre-text for this case was sent or is still queued or deferred.
-    pub earlier_pretext_active: bool,
-    /// An earlier information pack for this case was sent or is still queued or deferred.
-    pub earlier_information_pack_active: bool,
+    /// Another pre-text for this case was sent or is being sent, or was accepted earlier and is
+    /// still queued or deferred.
+    pub other_pretext_active: bool,
+    /// The same for another information pack.
+    pub other_information_pack_active: bool,
     /// Of the request's own normalised addresses (phones in E.164, emails lower-case, postal keys),
     /// those that are suppressed.
     pub suppressed: std::collections::BTreeSet<String>,

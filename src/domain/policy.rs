@@ -339,11 +339,12 @@ pub fn template_for(kind: Kind, channel: Channel, sensitive: bool) -> &'static s
     }
 }
 
-/// Rule 11: an earlier job of the same kind for the case that was sent or is queued or deferred.
+/// Rule 11: another job of the same kind for the case was sent or is being sent, or was accepted
+/// earlier and is still queued or deferred.
 pub fn is_duplicate(kind: Kind, history: &CaseHistory) -> bool {
     match kind {
-        Kind::PriorityPretext => history.earlier_pretext_active,
-        Kind::InformationPack => history.earlier_information_pack_active,
+        Kind::PriorityPretext => history.other_pretext_active,
+        Kind::InformationPack => history.other_information_pack_active,
     }
 }
 

@@ -222,7 +222,7 @@ impl Store {
     }
 
     /// What the policy needs to know about the case of `req`. `this` is the job being decided
-    /// (id and acceptance time) when it is already stored; jobs accepted after it don't count.
+    /// (id and acceptance time) when it is already stored.
     pub async fn history(
         &self,
         conn: &mut AnyConnection,
@@ -257,22 +257,27 @@ impl Store {
             .bind(case_ref)
             .fetch_one(&mut *conn)
             .await?;
-        let earlier_active = |kind: Kind| {
+        // Rule 11: another job of the kind counts when it was accepted earlier and may still be
+        // sent, or, whenever it was accepted, when it is sent or its message is on the way (a job
+        // held, then released after a later one went, must not send a second time).
+        let other_active = |kind: Kind| {
             format!(
-                "SELECT COUNT(*) FROM outreach WHERE case_ref = $1 AND kind = '{}' AND status IN ({ACTIVE_STATUSES})
-                 AND id <> $2 AND {before_this}",
+                "SELECT COUNT(*) FROM outreach o WHERE case_ref = $1 AND kind = '{}' AND id <> $2
+                 AND ((status IN ({ACTIVE_STATUSES}) AND {before_this})
+                      OR status = 'sent'
+                      OR (status = 'queued' AND EXISTS (SELECT 1 FROM messages m WHERE m.outreach_id = o.id)))",
                 kind.as_str()
             )
         };
-        let mut earlier = [false; 2];
+        let mut other = [false; 2];
         for (i, kind) in [Kind::PriorityPretext, Kind::InformationPack].into_iter().enumerate() {
-            let n: i64 = sqlx::query_scalar(dynamic(earlier_active(kind)))
+            let n: i64 = sqlx::query_scalar(dynamic(other_active(kind)))
                 .bind(case_ref)
                 .bind(this_id)
                 .bind(accepted_at)
                 .fetch_one(&mut *conn)
                 .await?;
-            earlier[i] = n > 0;
+            other[i] = n > 0;
         }
 
         let addresses: Vec<String> = contact::addresses_in(&req.contact).into_iter().collect();
@@ -300,8 +305,8 @@ impl Store {
             outreach_cancelled,
             accepted_at: Some(crate::time::from_ms(accepted_at)),
             call_attempts: call_attempts as u32,
-            earlier_pretext_active: earlier[0],
-            earlier_information_pack_active: earlier[1],
+            other_pretext_active: other[0],
+            other_information_pack_active: other[1],
             suppressed,
             numbers_of_others,
             approved_templates,

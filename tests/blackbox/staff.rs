@@ -519,6 +519,32 @@ async fn the_report_page_and_its_csv_give_the_apis_figures() {
     app.stop().await;
 }
 
+on_backends! {
+    sqlite, postgres;
+    async fn a_held_job_released_after_a_later_one_was_sent_is_a_duplicate() {
+        // Rule 11, one pre-text per referral: job A is held; B, for the same case, is accepted
+        // while A waits (held jobs don't count) and sent; releasing A must not send a second one.
+        let app = app_without_approved_wording().await;
+        let (_, held) = app.post_outreach(&pretext("dup-a", "DUP-1")).await;
+        assert_eq!(held["decision"]["reason"], "no_approved_template");
+        let a = held["outreach_id"].as_str().unwrap().to_string();
+        let store = &app.state.store;
+        let now = app.state.clock.now_ms();
+        safereach::templates::workflow::load_dir(store, &crate::common::templates_dir(), AUTHOR, now).await.unwrap();
+        safereach::templates::workflow::approve_submitted(store, None, APPROVER, now).await.unwrap();
+        let (_, later) = app.post_outreach(&pretext("dup-b", "DUP-1")).await;
+        assert_eq!(later["decision"]["outcome"], "send");
+        let b = later["outreach_id"].as_str().unwrap().to_string();
+
+        assert!(matches!(app.state.worker().process(&b).await.unwrap(), safereach::worker::Processed::Sent { .. }));
+        store.release_outreach(&a, &format!("staff:{AUTHOR}"), "wording approved", now).await.unwrap();
+        let processed = format!("{:?}", app.state.worker().process(&a).await.unwrap());
+        assert_eq!(processed, "Decided(Block(Duplicate))");
+        assert_eq!(app.sent_sms().len(), 1, "one pre-text for the referral");
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn a_released_job_that_is_sent_reads_as_sent_in_the_api() {
     let app = app_without_approved_wording().await;

@@ -149,12 +149,39 @@ on_backends! {
         // The history itself, as the worker reads it for the second job of H-1.
         let mut conn = store.pool().acquire().await.unwrap();
         let history = store.history(&mut conn, &request(&pretext("h-6", "H-1")), None, NOW).await.unwrap();
-        assert!(history.earlier_pretext_active && !history.earlier_information_pack_active);
+        assert!(history.other_pretext_active && !history.other_information_pack_active);
         let history = store.history(&mut conn, &request(&victim), None, NOW).await.unwrap();
         assert!(history.numbers_of_others.contains("+447700900666"), "{history:?}");
         let history = store.history(&mut conn, &request(&stopped), None, NOW).await.unwrap();
         assert!(history.suppressed.contains("+447700900222"), "{history:?}");
         assert!(history.approved_templates.len() >= 6);
+    }
+}
+
+on_backends! {
+    sqlite, postgres;
+    async fn a_later_job_counts_for_rule_11_once_its_message_is_on_the_way() {
+        let db = fresh_store().await;
+        let store = &db.store;
+        // A is held (no approved wording yet); B, for the same case, is accepted after it.
+        let body_a = pretext("later-a", "LATER-1");
+        let a = accept(store, &body_a, "a").await;
+        assert_eq!(outcome(&a), ("hold".into(), Some("no_approved_template".into())));
+        let a = created_id(&a);
+        approve_all(store).await;
+        let b = accept(store, &pretext("later-b", "LATER-1"), "b").await;
+        assert_eq!(outcome(&b).0, "send");
+        let b = created_id(&b);
+
+        let other_pretext = || async {
+            let mut conn = store.pool().acquire().await.unwrap();
+            store.history(&mut conn, &request(&body_a), Some((&a, NOW)), NOW).await.unwrap().other_pretext_active
+        };
+        assert!(!other_pretext().await, "a later job merely queued does not count against an earlier one");
+        message_for(store, &b, "LATER-1").await;
+        assert!(other_pretext().await, "a later job whose message is prepared counts");
+        sqlx::query("UPDATE outreach SET status = 'sent' WHERE id = $1").bind(&b).execute(store.pool()).await.unwrap();
+        assert!(other_pretext().await, "a later job that was sent counts");
     }
 }
 

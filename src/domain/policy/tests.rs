@@ -597,7 +597,7 @@ fn rows() -> Vec<Row> {
             pretext("burglary").safe_mobile(),
             h().with(|h| {
                 h.numbers_of_others.insert(MOBILE.into());
-                h.earlier_pretext_active = true;
+                h.other_pretext_active = true;
             }),
             NOW,
             H(NumberConflict),
@@ -680,7 +680,7 @@ fn rows() -> Vec<Row> {
         row(
             "8 before 11: written_unsafe beats duplicate",
             pack("domestic_abuse").priority(Some(true)).safe_mobile(),
-            h().with(|h| h.earlier_information_pack_active = true),
+            h().with(|h| h.other_information_pack_active = true),
             NOW,
             B(WrittenUnsafe),
         ),
@@ -780,7 +780,7 @@ fn rows() -> Vec<Row> {
         row(
             "10 before 11: insufficient_contact_info beats duplicate",
             pack("theft"),
-            h().with(|h| h.earlier_information_pack_active = true),
+            h().with(|h| h.other_information_pack_active = true),
             NOW,
             B(InsufficientContactInfo),
         ),
@@ -817,35 +817,35 @@ fn rows() -> Vec<Row> {
         row(
             "11: a second pre-text",
             pretext("burglary").safe_mobile(),
-            h().with(|h| h.earlier_pretext_active = true),
+            h().with(|h| h.other_pretext_active = true),
             NOW,
             B(Duplicate),
         ),
         row(
             "11: a second information pack",
             pack("theft").safe_mobile(),
-            h().with(|h| h.earlier_information_pack_active = true),
+            h().with(|h| h.other_information_pack_active = true),
             NOW,
             B(Duplicate),
         ),
         row(
             "11: an information pack after a pre-text is not a duplicate",
             pack("theft").safe_mobile(),
-            h().with(|h| h.earlier_pretext_active = true),
+            h().with(|h| h.other_pretext_active = true),
             NOW,
             S(Sms, PACK, phone_to(MOBILE)),
         ),
         row(
             "11 before 12: duplicate beats calls_first",
             pack("theft").priority(Some(true)).safe_mobile().referred("2026-11-23T09:00:00Z"),
-            h().with(|h| h.earlier_information_pack_active = true),
+            h().with(|h| h.other_information_pack_active = true),
             NOW,
             B(Duplicate),
         ),
         row(
             "11 before 13: duplicate beats outside_safe_hours",
             pretext("burglary").safe_mobile(),
-            h().with(|h| h.earlier_pretext_active = true),
+            h().with(|h| h.other_pretext_active = true),
             "2026-11-23T22:30:00Z",
             B(Duplicate),
         ),
