@@ -462,7 +462,7 @@ impl Store {
         .await?)
     }
 
-    /// Cancel one job: anything not yet sent stops (rule 1 blocks it when the worker looks again).
+    /// Cancel one job: anything not yet sent stops, blocked by rule 1 (`do_not_contact`).
     /// Returns false when the job is unknown.
     pub async fn cancel_outreach(&self, id: &str, now: i64, actor: &str) -> Result<Option<OutreachRecord>> {
         let mut tx = self.begin().await?;
@@ -519,7 +519,15 @@ impl Store {
         if in_flight > 0 {
             return Ok(false);
         }
-        self.set_outreach_status(conn, &job.id, "cancelled", now).await?;
+        // Rule 1's decision replaces the one before: the job reads `block`, `do_not_contact`.
+        sqlx::query(
+            "UPDATE outreach SET status = 'cancelled', outcome = 'block', reason = 'do_not_contact',
+             channel = NULL, template = NULL, not_before = NULL, updated_at = $2 WHERE id = $1",
+        )
+        .bind(&job.id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
         Event::new(&job.case_ref, now, actor, EventType::Cancelled)
             .outreach(&job.id)
             .reason("do_not_contact")

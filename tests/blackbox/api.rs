@@ -168,6 +168,13 @@ on_backends! {
         assert_eq!(processed, safereach::worker::Processed::Skipped);
         let (_, case) = app.get_case("CANCEL-1").await;
         assert!(case["messages"].as_array().unwrap().is_empty());
+        // Rule 1 now blocks it: the deferral's decision is replaced.
+        let job = &case["outreach"][0];
+        assert_eq!(job["status"], "cancelled");
+        assert_eq!(
+            job["decision"],
+            json!({"outcome": "block", "reason": "do_not_contact", "channel": null, "template": null, "not_before": null})
+        );
         let types: Vec<&str> = case["timeline"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
         assert_eq!(types, ["accepted", "cancelled"]);
         // A new job for a cancelled case is blocked do_not_contact.
