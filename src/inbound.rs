@@ -99,7 +99,7 @@ pub async fn receive_reply(
 }
 
 /// Who must look, and how urgently (SAFE-CONTACT.md's reply table).
-fn alert_for(classification: ReplyClass) -> Option<(&'static str, &'static str)> {
+pub fn alert_for(classification: ReplyClass) -> Option<(&'static str, &'static str)> {
     match classification {
         ReplyClass::Distress => Some(("urgent", "distress")),
         // An unsafe number is also a number_conflict for review.

@@ -26,7 +26,7 @@ pub use outbox::DueJob;
 pub use replies::{ReplyRecord, SuppressionKind};
 pub use reports::{AcceptedRow, CaseRow, MessageRow};
 pub use retention::{Cursor, DueMessage, DueNote, DueReply, Erased, FinishedJob};
-pub use review::{OpenAlert, StaffNote, Waiting, WaitingItem, review_code};
+pub use review::{OpenAlert, StaffNote, UnmatchedReply, Waiting, WaitingItem, review_code};
 pub use sessions::{SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
 

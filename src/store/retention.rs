@@ -174,7 +174,8 @@ impl Store {
 
     pub async fn redact_reply(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
         let n = sqlx::query(
-            "UPDATE replies SET from_number = NULL, body = NULL, redacted_at = $2 WHERE id = $1 AND redacted_at IS NULL",
+            "UPDATE replies SET from_number = NULL, body = NULL, review_note = NULL, redacted_at = $2
+             WHERE id = $1 AND redacted_at IS NULL",
         )
         .bind(id)
         .bind(now)

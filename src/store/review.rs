@@ -55,6 +55,18 @@ pub enum WaitingItem {
     Job(String),
     /// The alert's event id.
     Alert(i64),
+    /// A reply from a number we had not texted (on no case); its code is its classification.
+    UnmatchedReply(String),
+}
+
+/// A reply from a number we had not texted, as staff review it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UnmatchedReply {
+    pub id: String,
+    pub received_at: i64,
+    pub classification: String,
+    /// None once redacted.
+    pub body: Option<String>,
 }
 
 /// Why a job waits for review: its hold reason (a policy reason or `render_failed`), or
@@ -81,6 +93,11 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
+        let replies: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT id, classification, received_at FROM replies WHERE case_ref IS NULL AND reviewed_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let jobs = jobs.into_iter().map(|(id, status, reason, at)| Waiting {
             code: review_code(&status, reason.as_deref()),
             item: WaitingItem::Job(id),
@@ -91,7 +108,12 @@ impl Store {
             item: WaitingItem::Alert(id),
             at,
         });
-        Ok(jobs.chain(alerts).collect())
+        let replies = replies.into_iter().map(|(id, classification, at)| Waiting {
+            code: classification,
+            item: WaitingItem::UnmatchedReply(id),
+            at,
+        });
+        Ok(jobs.chain(alerts).chain(replies).collect())
     }
 
     /// One alert event (acknowledged or not), with its reply.
@@ -123,6 +145,37 @@ impl Store {
             None => None,
         };
         Ok(OpenAlert { case_ref, event, reply_id, reply_body, urgency })
+    }
+
+    /// A reply that matched no case, reviewed or not.
+    pub async fn unmatched_reply(&self, id: &str) -> Result<Option<UnmatchedReply>> {
+        Ok(sqlx::query_as(
+            "SELECT id, received_at, classification, body FROM replies WHERE id = $1 AND case_ref IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Staff have dealt with a reply that matched no case: it leaves the review queue, with who
+    /// did it and the reason they gave.
+    pub async fn acknowledge_unmatched_reply(&self, id: &str, actor: &str, note: &str, now: i64) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE replies SET reviewed_at = $2, reviewed_by = $3, review_note = $4
+             WHERE id = $1 AND case_ref IS NULL AND reviewed_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(actor)
+        .bind(note)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        match (updated, self.unmatched_reply(id).await?) {
+            (1, _) => Ok(()),
+            (_, Some(_)) => Err(StoreError::Conflict("this reply was acknowledged already".into())),
+            (_, None) => Err(StoreError::NotFound),
+        }
     }
 
     pub async fn is_acknowledged(&self, event_id: i64) -> Result<bool> {

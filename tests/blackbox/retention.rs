@@ -173,6 +173,11 @@ async fn staff_notes_go_with_retention_and_with_erasure() {
         .await
         .unwrap();
     let _ = other;
+    // A reply from a number we never texted, acknowledged with a reason that names someone.
+    let (_, stranger) =
+        app.webhook("/webhooks/sandbox/inbound", &json!({"from": "+447700900999", "body": "is this about Dan?"})).await;
+    let reply_id = stranger["reply_id"].as_str().unwrap();
+    store.acknowledge_unmatched_reply(reply_id, "staff:ana", "Rang back: Mrs Quennell's son", now).await.unwrap();
 
     // Not yet due: the note stays.
     let config = safereach::retention::RetentionConfig::from_config(&app.state.config);
@@ -187,6 +192,7 @@ async fn staff_notes_go_with_retention_and_with_erasure() {
     let swept = safereach::retention::sweep(store, &config, later, metrics).await.unwrap();
     assert_eq!(swept.notes, 2, "{swept:?}");
     assert_eq!(store.case_notes("NOTE-1").await.unwrap()[0].note, None);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM replies WHERE review_note IS NOT NULL OR body IS NOT NULL").await, 0);
     let (_, case) = app.get_case("NOTE-1").await;
     assert!(redactions(&case).contains(&("note".to_string(), "default".to_string())), "{case}");
 

@@ -224,6 +224,7 @@ async fn every_post_needs_the_sessions_csrf_token() {
         format!("/staff/review/outreach/{id}/unsafe"),
         "/staff/review/alerts/1/acknowledge".into(),
         "/staff/review/alerts/1/unsafe".into(),
+        "/staff/review/replies/rep_1/acknowledge".into(),
         "/staff/templates/priority_pretext/sms/draft".into(),
         format!("/staff/versions/{version}/submit"),
         format!("/staff/versions/{version}/approve"),
@@ -541,6 +542,52 @@ on_backends! {
         let processed = format!("{:?}", app.state.worker().process(&a).await.unwrap());
         assert_eq!(processed, "Decided(Block(Duplicate))");
         assert_eq!(app.sent_sms().len(), 1, "one pre-text for the referral");
+        app.stop().await;
+    }
+}
+
+on_backends! {
+    sqlite, postgres;
+    async fn replies_from_numbers_we_never_texted_wait_in_the_review_queue() {
+        // No case to put an alert on: a frightened reply from an unknown number must still reach a
+        // person. An opt-in needs no one.
+        let app = app().await;
+        for body in ["help he's here", "hello?", "START"] {
+            let (_, answer) =
+                app.webhook("/webhooks/sandbox/inbound", &json!({"from": "+447700900999", "body": body})).await;
+            assert_eq!(answer["matched"], false, "{body}");
+        }
+        let mut client = StaffClient::new(&app);
+        client.login(AUTHOR, PASSWORD).await;
+        let home = client.get("/staff/").await;
+        assert!(home.body.contains("<strong>2</strong> waiting for a person, <strong class=\"urgent-text\">1 urgent</strong>"), "{}", home.body);
+        let queue = client.get("/staff/review").await;
+        let codes: Vec<&str> = queue.body.split("data-code=\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
+        assert_eq!(codes, ["distress", "reply_needs_review"]);
+        assert!(queue.body.contains("From a number we have not texted"));
+        assert!(queue.body.contains("help he&#x27;s here"), "the words are shown");
+
+        let distress: String = sqlx::query_scalar("SELECT id FROM replies WHERE classification = 'distress'")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+        let ack = format!("/staff/review/replies/{distress}/acknowledge");
+        assert_eq!(client.post(&ack, &[("reason", " ")]).await.status, StatusCode::BAD_REQUEST);
+        assert_eq!(client.post(&ack, &[("reason", "Called back: a neighbour, now safe")]).await.status, StatusCode::SEE_OTHER);
+        assert_eq!(client.post(&ack, &[("reason", "again")]).await.status, StatusCode::CONFLICT);
+        assert_eq!(
+            client.post("/staff/review/replies/rep_nope/acknowledge", &[("reason", "x")]).await.status,
+            StatusCode::NOT_FOUND
+        );
+        let reviewed: (Option<String>, Option<String>) =
+            sqlx::query_as("SELECT reviewed_by, review_note FROM replies WHERE id = $1")
+                .bind(&distress)
+                .fetch_one(app.state.store.pool())
+                .await
+                .unwrap();
+        assert_eq!(reviewed, (Some(format!("staff:{AUTHOR}")), Some("Called back: a neighbour, now safe".into())));
+        let queue = client.get("/staff/review").await;
+        assert_eq!(queue.body.matches("data-code=").count(), 1, "only the unclassified reply is left");
         app.stop().await;
     }
 }

@@ -123,6 +123,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/staff/review/outreach/{id}/unsafe", post(review::job_unsafe))
         .route("/staff/review/alerts/{id}/acknowledge", post(review::acknowledge))
         .route("/staff/review/alerts/{id}/unsafe", post(review::alert_unsafe))
+        .route("/staff/review/replies/{id}/acknowledge", post(review::acknowledge_unmatched_reply))
         .route("/staff/cases", get(cases::find))
         .route("/staff/cases/{case_ref}", get(cases::case))
         .route("/staff/admin", get(admin::page))

@@ -13,7 +13,9 @@ use super::view::{self, when};
 use super::{PageResult, Staff, StaffError, done};
 use crate::app::AppState;
 use crate::domain::contact::normalise_uk_mobile;
-use crate::store::{OpenAlert, OutreachRecord, Waiting, WaitingItem, review_code};
+use crate::domain::reply::ReplyClass;
+use crate::inbound::alert_for;
+use crate::store::{OpenAlert, OutreachRecord, UnmatchedReply, Waiting, WaitingItem, review_code};
 
 /// How many items one page of the queue shows.
 const PAGE_SIZE: usize = 50;
@@ -157,11 +159,39 @@ fn alert_item(alert: &OpenAlert) -> Value {
     })
 }
 
-/// The level of urgency of what waits (an index into `LEVELS`).
-fn level(waiting: &Waiting) -> usize {
+/// The alert a reply that matched no case stands for (the reply table's), if any: an opt-in
+/// needs no one.
+fn unmatched_alert(classification: &str) -> Option<&'static str> {
+    ReplyClass::parse(classification).and_then(alert_for).map(|(_, reason)| reason)
+}
+
+/// A reply from a number we had not texted: on no case, so it is shown here until acknowledged.
+fn unmatched_reply_item(reply: &UnmatchedReply) -> Value {
+    let code = unmatched_alert(&reply.classification).unwrap_or("reply_needs_review");
+    let (title, explanation, level) = alert_reason(code);
+    json!({
+        "is_job": false,
+        "is_unmatched": true,
+        "id": reply.id,
+        "code": code,
+        "title": title,
+        "explanation": format!("It came from a number we have not texted, so it is on no case; find who sent it before acting. {explanation}"),
+        "level": LEVELS[level],
+        "level_class": LEVELS[level].to_lowercase(),
+        "at": when(reply.received_at),
+        "classification": reply.classification,
+        "reply_body": reply.body,
+        "has_reply": false,
+        "ack_url": format!("/staff/review/replies/{}/acknowledge", reply.id),
+    })
+}
+
+/// The level of urgency of what waits (an index into `LEVELS`), or None when no one need look.
+fn level(waiting: &Waiting) -> Option<usize> {
     match waiting.item {
-        WaitingItem::Job(_) => held_reason(&waiting.code).2,
-        WaitingItem::Alert(_) => alert_reason(&waiting.code).2,
+        WaitingItem::Job(_) => Some(held_reason(&waiting.code).2),
+        WaitingItem::Alert(_) => Some(alert_reason(&waiting.code).2),
+        WaitingItem::UnmatchedReply(_) => unmatched_alert(&waiting.code).map(|alert| alert_reason(alert).2),
     }
 }
 
@@ -169,7 +199,7 @@ fn level(waiting: &Waiting) -> usize {
 /// it is ranked (it is small: ids and codes) so that paging never hides an urgent item.
 async fn ranked(state: &AppState) -> Result<Vec<(usize, Waiting)>, StaffError> {
     let mut ranked: Vec<(usize, Waiting)> =
-        state.store.waiting_for_review().await?.into_iter().map(|w| (level(&w), w)).collect();
+        state.store.waiting_for_review().await?.into_iter().filter_map(|w| Some((level(&w)?, w))).collect();
     // Ids break ties, so that pages do not shuffle between views.
     ranked.sort_by(|(la, a), (lb, b)| la.cmp(lb).then(b.at.cmp(&a.at)).then(b.item.cmp(&a.item)));
     Ok(ranked)
@@ -205,6 +235,11 @@ pub async fn queue(State(state): State<Arc<AppState>>, staff: Staff, Query(q): Q
             WaitingItem::Alert(id) => {
                 if let Some(alert) = state.store.alert(*id).await? {
                     items.push(alert_item(&alert));
+                }
+            }
+            WaitingItem::UnmatchedReply(id) => {
+                if let Some(reply) = state.store.unmatched_reply(id).await? {
+                    items.push(unmatched_reply_item(&reply));
                 }
             }
         }
@@ -326,6 +361,17 @@ pub async fn acknowledge(
     let case_ref = state.store.acknowledge_alert(id, &staff.actor(), form.reason()?, state.clock.now_ms()).await?;
     tracing::info!(event_id = id, "alert acknowledged by staff");
     Ok(done(form.back(), format!("Alert on case {case_ref} acknowledged.")))
+}
+
+pub async fn acknowledge_unmatched_reply(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> PageResult {
+    state.store.acknowledge_unmatched_reply(&id, &staff.actor(), form.reason()?, state.clock.now_ms()).await?;
+    tracing::info!(reply_id = %id, "reply from an unknown number acknowledged by staff");
+    Ok(done(form.back(), "Reply acknowledged."))
 }
 
 pub async fn alert_unsafe(
