@@ -270,14 +270,6 @@ impl OutreachRequest {
                 check_len(&mut errors, &format!("contact.postal.lines[{i}]"), Some(l), MAX_SHORT);
             }
         }
-        for (i, w) in self.contact.safe_times.iter().enumerate() {
-            if w.days.is_empty() {
-                errors.push(FieldError::new(format!("contact.safe_times[{i}].days"), "name at least one day"));
-            }
-            if w.from == w.to {
-                errors.push(FieldError::new(format!("contact.safe_times[{i}].to"), "must differ from `from`"));
-            }
-        }
         if self.personalisation.len() > MAX_LIST {
             errors.push(FieldError::new("personalisation", format!("at most {MAX_LIST} entries")));
         }

@@ -56,9 +56,9 @@ pub fn next_allowed_minute(
     TimeRules { safe_times, quiet_hours, timezone }.next_allowed(now)
 }
 
-/// `[from, to)` of a daily window; `from` after `to` runs past midnight. `from == to` is treated
-/// as an empty window (validation refuses it; an empty window holds the job for a person rather
-/// than guessing "all day").
+/// `[from, to)` of a daily window; `from` after `to` runs past midnight. `from == to` is an empty
+/// window: it fits the schema, so it is accepted, and a job with no allowed minute is held for a
+/// person rather than guessing "all day".
 fn within_daily(t: NaiveTime, from: NaiveTime, to: NaiveTime) -> bool {
     if from < to { from <= t && t < to } else { from > to && (t >= from || t < to) }
 }

@@ -135,6 +135,14 @@ on_backends! {
         assert_eq!(answer["status"], "blocked");
         let (_, case) = app.get_case("JUNK-1").await;
         assert_eq!(case["timeline"][0]["reason"], "insufficient_contact_info");
+        // Safe times that allow no minute (no day named, or a window that ends where it starts)
+        // fit the schema: accepted, and held for a person rather than guessed at.
+        let mut empty_windows = crate::common::pretext("junk-2", "JUNK-2");
+        empty_windows["contact"]["safe_times"] =
+            json!([{"days": [], "from": "09:00", "to": "17:00"}, {"days": ["mon"], "from": "12:00", "to": "12:00"}]);
+        let (status, answer) = app.post_outreach(&empty_windows).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        assert_eq!((answer["status"].as_str(), answer["decision"]["reason"].as_str()), (Some("held"), Some("outside_safe_hours")));
         app.stop().await;
     }
 }
