@@ -258,14 +258,16 @@ impl Store {
             .fetch_one(&mut *conn)
             .await?;
         // Rule 11: another job of the kind counts when it was accepted earlier and may still be
-        // sent, or, whenever it was accepted, when it is sent or its message is on the way (a job
-        // held, then released after a later one went, must not send a second time).
+        // sent, or, whenever it was accepted, when it is sent, its message is prepared, or its
+        // send is in flight or in doubt (cut off mid-way). A job held, then released after a
+        // later one went, must not send a second time.
         let other_active = |kind: Kind| {
             format!(
                 "SELECT COUNT(*) FROM outreach o WHERE case_ref = $1 AND kind = '{}' AND id <> $2
                  AND ((status IN ({ACTIVE_STATUSES}) AND {before_this})
                       OR status = 'sent'
-                      OR (status = 'queued' AND EXISTS (SELECT 1 FROM messages m WHERE m.outreach_id = o.id)))",
+                      OR EXISTS (SELECT 1 FROM messages m WHERE m.outreach_id = o.id
+                                 AND (o.status = 'queued' OR m.status = 'sending')))",
                 kind.as_str()
             )
         };

@@ -180,7 +180,26 @@ on_backends! {
         assert!(!other_pretext().await, "a later job merely queued does not count against an earlier one");
         message_for(store, &b, "LATER-1").await;
         assert!(other_pretext().await, "a later job whose message is prepared counts");
-        sqlx::query("UPDATE outreach SET status = 'sent' WHERE id = $1").bind(&b).execute(store.pool()).await.unwrap();
+        let set = |job: &'static str, message: &'static str| {
+            let b = b.clone();
+            async move {
+                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE outreach SET status = '{job}' WHERE id = $1")))
+                    .bind(&b)
+                    .execute(store.pool())
+                    .await
+                    .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE messages SET status = '{message}' WHERE outreach_id = $1")))
+                    .bind(&b)
+                    .execute(store.pool())
+                    .await
+                    .unwrap();
+            }
+        };
+        set("dead_lettered", "queued").await;
+        assert!(!other_pretext().await, "a later job dead-lettered before anything went does not count");
+        set("dead_lettered", "sending").await;
+        assert!(other_pretext().await, "a later job whose send was cut off mid-way (in doubt) counts");
+        set("sent", "sent").await;
         assert!(other_pretext().await, "a later job that was sent counts");
     }
 }
