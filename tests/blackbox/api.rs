@@ -217,3 +217,39 @@ on_backends! {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_wrong_method_or_an_unreadable_path_or_query_is_problem_json() {
+    use reqwest::Method;
+    let app = crate::common::spawn_at(CLOCK).await;
+    let key = app.key_with(&["outreach:write", "cases:read", "cases:erase"]).await;
+    // A route that exists with a method it does not take (405 naming those it takes); a path
+    // parameter that is not UTF-8, on every route that takes one; a query that can't be read.
+    let cases = [
+        (Method::GET, "/v1/outreach", StatusCode::METHOD_NOT_ALLOWED, Some("POST")),
+        (Method::PUT, "/v1/cases/X", StatusCode::METHOD_NOT_ALLOWED, Some("GET,DELETE")),
+        (Method::DELETE, "/v1/outreach/out_x/cancel", StatusCode::METHOD_NOT_ALLOWED, Some("POST")),
+        (Method::POST, "/v1/dead-letters", StatusCode::METHOD_NOT_ALLOWED, Some("GET")),
+        (Method::GET, "/v1/cases/%FF", StatusCode::BAD_REQUEST, None),
+        (Method::DELETE, "/v1/cases/%FF", StatusCode::BAD_REQUEST, None),
+        (Method::POST, "/v1/cases/%FF/calls", StatusCode::BAD_REQUEST, None),
+        (Method::POST, "/v1/cases/%FF/cancel", StatusCode::BAD_REQUEST, None),
+        (Method::POST, "/v1/outreach/%FF/cancel", StatusCode::BAD_REQUEST, None),
+        (Method::POST, "/v1/outreach/%FF/requeue", StatusCode::BAD_REQUEST, None),
+        (Method::GET, "/v1/dead-letters?limit=many", StatusCode::BAD_REQUEST, None),
+    ];
+    for (method, path, expected, allowed) in cases {
+        let response = app.http.request(method.clone(), app.url(path)).bearer_auth(&key).send().await.unwrap();
+        let header = |name| response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let (content_type, allow) = (header("content-type"), header("allow"));
+        let (status, problem) = read(response).await;
+        assert_eq!(status, expected, "{method} {path}: {problem}");
+        assert_eq!(content_type, "application/problem+json", "{method} {path}");
+        assert_eq!(problem["status"], expected.as_u16(), "{method} {path}");
+        for m in allowed.iter().flat_map(|a| a.split(',')) {
+            assert!(allow.split(',').any(|a| a.trim() == m), "{method} {path}: Allow {allow:?} names {m}");
+        }
+    }
+    assert_no_trace(&app).await;
+    app.stop().await;
+}
