@@ -253,3 +253,70 @@ async fn a_wrong_method_or_an_unreadable_path_or_query_is_problem_json() {
     assert_no_trace(&app).await;
     app.stop().await;
 }
+
+/// `value` without its `null` members, at any depth.
+fn without_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+#[tokio::test]
+async fn null_is_absent_for_every_optional_field_and_refused_for_a_required_one() {
+    let app = crate::common::spawn_at(CLOCK).await;
+    let phone = json!({"number": "+447700900555", "belongs_to": null, "safe_to_text": true, "safe_to_voicemail": null});
+    let top_level = json!({
+        "request_id": "null-1", "case_ref": "NULL-1", "kind": "priority_pretext", "priority": null,
+        "referral": null, "crime": {"categories": ["robbery"], "summary": null}, "victim": null,
+        "contact": {"phones": [phone], "email": null, "postal": null, "preferred_method": null,
+            "safe_times": null, "do_not_contact": null},
+        "consent": null, "personalisation": null
+    });
+    let nested = json!({
+        "request_id": "null-2", "case_ref": "NULL-2", "kind": "information_pack",
+        "referral": {"source": null, "referred_at": null, "local_authority": null},
+        "crime": {"categories": ["robbery"]},
+        "victim": {"first_name": null, "date_of_birth": null, "is_under_18": null, "vulnerabilities": null, "language": null},
+        "contact": {"phones": null, "email": {"address": "sam@example.org", "safe": null},
+            "postal": {"name": null, "lines": null, "postcode": null, "safe": null}, "preferred_method": "email"},
+        "consent": {"information_pack": null, "recorded_at": null}
+    });
+    for body in [top_level, nested] {
+        let (status, answer) = app.post_outreach(&body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}: {answer}");
+        // Decided as the same request without the nulls (on another case: not a duplicate).
+        let mut absent = without_nulls(&body);
+        for id in ["request_id", "case_ref"] {
+            absent[id] = json!(format!("{}-absent", body[id].as_str().unwrap()));
+        }
+        let (status, expected) = app.post_outreach(&absent).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{absent}: {expected}");
+        assert_eq!(answer["decision"], expected["decision"], "{body}");
+    }
+    // A required field is still required when it is null.
+    let valid = json!({"request_id": "null-3", "case_ref": "NULL-3", "kind": "priority_pretext",
+        "crime": {"categories": []}, "contact": {"phones": [{"number": "+447700900555"}], "email": {"address": "a@b.c"}}});
+    let required = [
+        ("request_id", "/request_id"),
+        ("case_ref", "/case_ref"),
+        ("kind", "/kind"),
+        ("crime", "/crime"),
+        ("crime.categories", "/crime/categories"),
+        ("contact", "/contact"),
+        ("contact.phones[0].number", "/contact/phones/0/number"),
+        ("contact.email.address", "/contact/email/address"),
+    ];
+    for (field, pointer) in required {
+        let mut body = valid.clone();
+        *body.pointer_mut(pointer).unwrap() = Value::Null;
+        let (status, problem) = app.post_outreach(&body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    assert_eq!(app.get_case("NULL-3").await.0, StatusCode::NOT_FOUND, "nothing was stored");
+    app.stop().await;
+}
