@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, Role};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::Store;
 
@@ -170,7 +171,11 @@ pub enum CliError {
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let config = cli.config;
-    let now = || chrono::Utc::now().timestamp_millis();
+    // One clock for every command, as the app's (SAFEREACH_CLOCK when set). Lazy: the commands
+    // that start the app use the app's own, and the shifted clock's warning is logged once.
+    let start = config.clock;
+    let clock = std::cell::LazyCell::new(|| Clock::configured(start));
+    let now = || clock.now_ms();
     match cli.command.unwrap_or(Command::Serve(RunArgs { no_migrate: false })) {
         Command::Serve(args) => serve(config, Role::Serve, args).await,
         Command::Api(args) => serve(config, Role::Api, args).await,
@@ -238,8 +243,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Cases { command: CasesCommand::Erase { case_ref, actor } } => {
             let store = Store::open(&config.database_url, true).await?;
-            let now = config.clock.map_or_else(now, |c| c.timestamp_millis());
-            match store.erase_case(&case_ref, now, &format!("cli:{actor}")).await? {
+            match store.erase_case(&case_ref, now(), &format!("cli:{actor}")).await? {
                 Some(_) => println!("case {case_ref} erased: only anonymous counts are left"),
                 None => return Err(CliError::Usage(format!("no case {case_ref}"))),
             }

@@ -347,6 +347,39 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     }
 }
 
+/// `SAFEREACH_CLOCK` is the clock of every command, not only of `serve`: what the set-up commands
+/// record is dated by it.
+#[tokio::test]
+async fn the_set_up_commands_record_their_time_by_the_configured_clock() {
+    let app = Instance::new();
+    app.run(&["staff", "create", "--username", "ana.author", "--role", "author"], Some("a long enough password\n"));
+    app.run(&["staff", "create", "--username", "bo.approver", "--role", "approver"], Some("another long password\n"));
+    app.run(&["templates", "load", "message_templates", "--author", "ana.author"], None);
+    app.run(&["templates", "approve", "--all", "--as", "bo.approver"], None);
+    app.run(&["keys", "create", "--name", "triage", "--scopes", "cases:read"], None);
+    let url = format!("sqlite://{}", app.dir.path().join("db.sqlite").display());
+    let store = safereach::store::Store::open(&url, false).await.unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().timestamp_millis();
+    for column in [
+        "created_at FROM staff",
+        "created_at FROM template_versions",
+        "submitted_at FROM template_versions",
+        "decided_at FROM template_versions",
+        "created_at FROM api_keys",
+    ] {
+        let times: Vec<i64> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {column}"))).fetch_all(store.pool()).await.unwrap();
+        assert!(!times.is_empty(), "{column}");
+        for at in times {
+            assert!(
+                (start..start + 60_000).contains(&at),
+                "{column}: {} is not by the clock",
+                safereach::time::rfc3339_ms(at)
+            );
+        }
+    }
+}
+
 /// SIGTERM: stop taking work, finish, exit 0.
 fn stop_server(server: &mut Child) {
     let pid = server.id().to_string();
