@@ -12,8 +12,10 @@ use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(name = "safereach", version, about = "Safe-contact outreach gateway for a victim support service")]
+// The settings are flags of every command, before or after its name.
+#[command(mut_args(|arg| arg.global(true)))]
 pub struct Cli {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Settings")]
     pub config: Config,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -65,9 +67,9 @@ pub enum Command {
         #[command(subcommand)]
         command: CasesCommand,
     },
-    /// Set up a demonstration on the embedded default, submit example jobs, and keep serving.
     /// Measure throughput and latency against baselines taken in the same run (scripts/bench.sh).
     Bench(crate::bench::BenchArgs),
+    /// Set up a demonstration on the embedded default, submit example jobs, and keep serving.
     Demo {
         /// Where the demo keeps its database and outbox (emptied first).
         #[arg(long, default_value = "./demo")]

@@ -97,6 +97,21 @@ on_backends! {
     }
 }
 
+#[tokio::test]
+async fn the_authorization_scheme_is_case_insensitive() {
+    let app = crate::common::spawn_at(CLOCK).await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let response =
+            app.http.get(app.url("/v1/dead-letters")).header("authorization", format!("{scheme} {}", app.key)).send();
+        assert_eq!(response.await.unwrap().status(), StatusCode::OK, "{scheme}");
+    }
+    for wrong in [format!("Basic {}", app.key), format!("Bearer{}", app.key), app.key.clone()] {
+        let response = app.http.get(app.url("/v1/dead-letters")).header("authorization", wrong.as_str()).send();
+        assert_eq!(response.await.unwrap().status(), StatusCode::UNAUTHORIZED, "{wrong}");
+    }
+    app.stop().await;
+}
+
 on_backends! {
     sqlite, postgres_redis;
     async fn the_same_request_id_replays_the_first_answer_and_a_different_body_conflicts() {

@@ -380,6 +380,28 @@ async fn the_set_up_commands_record_their_time_by_the_configured_clock() {
     }
 }
 
+/// `--help` describes each command; a setting's flag works before or after the command, and wins
+/// over its environment variable.
+#[test]
+fn the_help_describes_every_command_and_settings_are_flags_anywhere() {
+    let app = Instance::new();
+    let help = app.run(&["--help"], None);
+    let line = |command: &str| {
+        let prefix = format!("  {command} ");
+        help.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("{command} in\n{help}")).to_string()
+    };
+    assert!(line("demo").contains("demonstration"), "{help}");
+    assert!(line("bench").contains("throughput") && !line("bench").contains("demonstration"), "{help}");
+    for (name, args) in [("after", ["migrate", "--database-url", ""]), ("before", ["--database-url", "", "migrate"])] {
+        let file = app.dir.path().join(format!("{name}.sqlite"));
+        let url = format!("sqlite://{}", file.display());
+        let args: Vec<&str> = args.iter().map(|a| if a.is_empty() { url.as_str() } else { a }).collect();
+        assert!(app.run(&args, None).contains("migrations applied"));
+        assert!(file.exists(), "{args:?} used the flag's database");
+    }
+    assert!(!app.dir.path().join("db.sqlite").exists(), "not the environment's");
+}
+
 /// SIGTERM: stop taking work, finish, exit 0.
 fn stop_server(server: &mut Child) {
     let pid = server.id().to_string();
