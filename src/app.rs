@@ -64,13 +64,7 @@ impl Role {
 
 impl AppState {
     pub async fn build(config: Config, migrate: bool) -> Result<AppState, AppError> {
-        let clock = match config.clock {
-            Some(start) => {
-                tracing::warn!(start = %crate::time::rfc3339(start), "SAFEREACH_CLOCK is set: the clock is shifted (tests only)");
-                Clock::starting_at(start)
-            }
-            None => Clock::system(),
-        };
+        let clock = Clock::configured(config.clock);
         let store = Store::open(&config.database_url, migrate).await?;
         let queue = Queue::connect(&config.database_url, config.redis_url.as_deref()).await?;
         let webhook_token = match &config.webhook_token {

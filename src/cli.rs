@@ -6,13 +6,16 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, Role};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(name = "safereach", version, about = "Safe-contact outreach gateway for a victim support service")]
+// The settings are flags of every command, before or after its name.
+#[command(mut_args(|arg| arg.global(true)))]
 pub struct Cli {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Settings")]
     pub config: Config,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -64,9 +67,9 @@ pub enum Command {
         #[command(subcommand)]
         command: CasesCommand,
     },
-    /// Set up a demonstration on the embedded default, submit example jobs, and keep serving.
     /// Measure throughput and latency against baselines taken in the same run (scripts/bench.sh).
     Bench(crate::bench::BenchArgs),
+    /// Set up a demonstration on the embedded default, submit example jobs, and keep serving.
     Demo {
         /// Where the demo keeps its database and outbox (emptied first).
         #[arg(long, default_value = "./demo")]
@@ -170,7 +173,11 @@ pub enum CliError {
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let config = cli.config;
-    let now = || chrono::Utc::now().timestamp_millis();
+    // One clock for every command, as the app's (SAFEREACH_CLOCK when set). Lazy: the commands
+    // that start the app use the app's own, and the shifted clock's warning is logged once.
+    let start = config.clock;
+    let clock = std::cell::LazyCell::new(|| Clock::configured(start));
+    let now = || clock.now_ms();
     match cli.command.unwrap_or(Command::Serve(RunArgs { no_migrate: false })) {
         Command::Serve(args) => serve(config, Role::Serve, args).await,
         Command::Api(args) => serve(config, Role::Api, args).await,
@@ -238,8 +245,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Cases { command: CasesCommand::Erase { case_ref, actor } } => {
             let store = Store::open(&config.database_url, true).await?;
-            let now = config.clock.map_or_else(now, |c| c.timestamp_millis());
-            match store.erase_case(&case_ref, now, &format!("cli:{actor}")).await? {
+            match store.erase_case(&case_ref, now(), &format!("cli:{actor}")).await? {
                 Some(_) => println!("case {case_ref} erased: only anonymous counts are left"),
                 None => return Err(CliError::Usage(format!("no case {case_ref}"))),
             }

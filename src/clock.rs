@@ -13,6 +13,18 @@ impl Clock {
         Clock::default()
     }
 
+    /// The clock of this process: from `SAFEREACH_CLOCK` (`Config::clock`) when set, with a
+    /// warning, else the system's.
+    pub fn configured(start: Option<DateTime<Utc>>) -> Clock {
+        match start {
+            Some(start) => {
+                tracing::warn!(start = %crate::time::rfc3339(start), "SAFEREACH_CLOCK is set: the clock is shifted (tests only)");
+                Clock::starting_at(start)
+            }
+            None => Clock::system(),
+        }
+    }
+
     /// A clock that reads `start` now and runs on from there.
     pub fn starting_at(start: DateTime<Utc>) -> Clock {
         Clock { offset: start - Utc::now() }

@@ -94,7 +94,7 @@ pub struct Config {
     /// The window in which SMS may be sent, local time in Europe/London.
     #[arg(long, env = "SAFEREACH_QUIET_HOURS", default_value = "08:00-20:00", value_parser = parse_window)]
     pub quiet_hours: (NaiveTime, NaiveTime),
-    /// Tests only: the clock starts at this RFC 3339 time and runs on from there.
+    /// Tests only: the clock of every command starts at this RFC 3339 time and runs on from there.
     #[arg(long, env = "SAFEREACH_CLOCK")]
     pub clock: Option<DateTime<Utc>>,
     /// `text` or `json` log lines.

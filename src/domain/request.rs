@@ -1,13 +1,14 @@
 //! The outreach request as the triage system sends it (`POST /v1/outreach`).
 //!
-//! Serde enforces the schema (types, required fields, enum values); `validate` adds the few
-//! limits serde cannot express. Contact details are *data*, not schema: a junk phone number or
-//! postcode passes here and is decided (and counted) by the policy.
+//! Serde enforces the schema (types, required fields, enum values; an optional field may be
+//! `null`, read as absent); `validate` adds the few limits serde cannot express. Contact details
+//! are *data*, not schema: a junk phone number or postcode passes here and is decided (and
+//! counted) by the policy.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 // The schema derive documents the API from these very types (`/openapi.json`); it adds no
 // behaviour and no I/O.
 use utoipa::ToSchema;
@@ -19,15 +20,19 @@ pub struct OutreachRequest {
     pub kind: Kind,
     #[serde(default)]
     pub priority: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub referral: Referral,
     pub crime: Crime,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub victim: Victim,
     pub contact: Contact,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub consent: Consent,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub personalisation: BTreeMap<String, String>,
 }
 
@@ -79,7 +84,8 @@ pub struct Victim {
     pub date_of_birth: Option<NaiveDate>,
     #[serde(default)]
     pub is_under_18: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub vulnerabilities: Vec<String>,
     #[serde(default)]
     pub language: Option<String>,
@@ -87,7 +93,8 @@ pub struct Victim {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Contact {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub phones: Vec<Phone>,
     #[serde(default)]
     pub email: Option<Email>,
@@ -95,9 +102,11 @@ pub struct Contact {
     pub postal: Option<Postal>,
     #[serde(default)]
     pub preferred_method: Option<Method>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub safe_times: Vec<SafeTime>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub do_not_contact: bool,
 }
 
@@ -130,7 +139,8 @@ pub struct Email {
 pub struct Postal {
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub lines: Vec<String>,
     #[serde(default)]
     pub postcode: Option<String>,
@@ -191,10 +201,18 @@ pub struct SafeTime {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Consent {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub information_pack: bool,
     #[serde(default)]
     pub recorded_at: Option<DateTime<Utc>>,
+}
+
+/// An optional field given as `null` reads as absent: its default (with `#[serde(default)]`, which
+/// covers the field left out, and `#[schema(nullable)]` for the document). `Option` fields take
+/// `null` by themselves.
+fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// `"HH:MM"` local times.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{CASES_ERASE, CASES_READ, Caller, OUTREACH_WRITE};
+use super::extract::Path;
 use super::json::JsonBody;
 use super::problem::{AuthProblems, Problem};
 use crate::app::AppState;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{CASES_READ, Caller, OUTREACH_WRITE};
+use super::extract::{Path, Query};
 use super::problem::{AuthProblems, Problem};
 use crate::app::AppState;
 use crate::store::Requeue;

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod dead_letters;
+pub mod extract;
 pub mod json;
 pub mod problem;
 pub mod reports;
@@ -44,6 +45,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(move || openapi_json(document.clone())))
         .fallback(|| async { problem::Problem::not_found("route") })
+        // After every route: it applies to those already added. axum still adds `Allow`.
+        .method_not_allowed_fallback(|| async { problem::Problem::method_not_allowed() })
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)

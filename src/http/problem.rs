@@ -71,6 +71,11 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(format!("no such {what}"))
     }
 
+    pub fn method_not_allowed() -> Problem {
+        Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
+            .detail("the Allow header lists the methods this route takes")
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Problem {
         let mut p =
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable").detail(detail);

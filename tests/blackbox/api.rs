@@ -97,6 +97,21 @@ on_backends! {
     }
 }
 
+#[tokio::test]
+async fn the_authorization_scheme_is_case_insensitive() {
+    let app = crate::common::spawn_at(CLOCK).await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let response =
+            app.http.get(app.url("/v1/dead-letters")).header("authorization", format!("{scheme} {}", app.key)).send();
+        assert_eq!(response.await.unwrap().status(), StatusCode::OK, "{scheme}");
+    }
+    for wrong in [format!("Basic {}", app.key), format!("Bearer{}", app.key), app.key.clone()] {
+        let response = app.http.get(app.url("/v1/dead-letters")).header("authorization", wrong.as_str()).send();
+        assert_eq!(response.await.unwrap().status(), StatusCode::UNAUTHORIZED, "{wrong}");
+    }
+    app.stop().await;
+}
+
 on_backends! {
     sqlite, postgres_redis;
     async fn the_same_request_id_replays_the_first_answer_and_a_different_body_conflicts() {
@@ -224,4 +239,107 @@ on_backends! {
         assert_eq!(case["calls"].as_array().unwrap().len(), 2);
         app.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_wrong_method_or_an_unreadable_path_or_query_is_problem_json() {
+    use reqwest::Method;
+    let app = crate::common::spawn_at(CLOCK).await;
+    let key = app.key_with(&["outreach:write", "cases:read", "cases:erase"]).await;
+    // A route that exists with a method it does not take (405 naming those it takes); a path
+    // parameter that is not UTF-8, on every route that takes one; a query that can't be read.
+    let cases = [
+        (Method::GET, "/v1/outreach", StatusCode::METHOD_NOT_ALLOWED, Some("POST")),
+        (Method::PUT, "/v1/cases/X", StatusCode::METHOD_NOT_ALLOWED, Some("GET,DELETE")),
+        (Method::DELETE, "/v1/outreach/out_x/cancel", StatusCode::METHOD_NOT_ALLOWED, Some("POST")),
+        (Method::POST, "/v1/dead-letters", StatusCode::METHOD_NOT_ALLOWED, Some("GET")),
+        (Method::GET, "/v1/cases/%FF", StatusCode::BAD_REQUEST, None),
+        (Method::DELETE, "/v1/cases/%FF", StatusCode::BAD_REQUEST, None),
+        (Method::POST, "/v1/cases/%FF/calls", StatusCode::BAD_REQUEST, None),
+        (Method::POST, "/v1/cases/%FF/cancel", StatusCode::BAD_REQUEST, None),
+        (Method::POST, "/v1/outreach/%FF/cancel", StatusCode::BAD_REQUEST, None),
+        (Method::POST, "/v1/outreach/%FF/requeue", StatusCode::BAD_REQUEST, None),
+        (Method::GET, "/v1/dead-letters?limit=many", StatusCode::BAD_REQUEST, None),
+    ];
+    for (method, path, expected, allowed) in cases {
+        let response = app.http.request(method.clone(), app.url(path)).bearer_auth(&key).send().await.unwrap();
+        let header = |name| response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let (content_type, allow) = (header("content-type"), header("allow"));
+        let (status, problem) = read(response).await;
+        assert_eq!(status, expected, "{method} {path}: {problem}");
+        assert_eq!(content_type, "application/problem+json", "{method} {path}");
+        assert_eq!(problem["status"], expected.as_u16(), "{method} {path}");
+        for m in allowed.iter().flat_map(|a| a.split(',')) {
+            assert!(allow.split(',').any(|a| a.trim() == m), "{method} {path}: Allow {allow:?} names {m}");
+        }
+    }
+    assert_no_trace(&app).await;
+    app.stop().await;
+}
+
+/// `value` without its `null` members, at any depth.
+fn without_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+#[tokio::test]
+async fn null_is_absent_for_every_optional_field_and_refused_for_a_required_one() {
+    let app = crate::common::spawn_at(CLOCK).await;
+    let phone = json!({"number": "+447700900555", "belongs_to": null, "safe_to_text": true, "safe_to_voicemail": null});
+    let top_level = json!({
+        "request_id": "null-1", "case_ref": "NULL-1", "kind": "priority_pretext", "priority": null,
+        "referral": null, "crime": {"categories": ["robbery"], "summary": null}, "victim": null,
+        "contact": {"phones": [phone], "email": null, "postal": null, "preferred_method": null,
+            "safe_times": null, "do_not_contact": null},
+        "consent": null, "personalisation": null
+    });
+    let nested = json!({
+        "request_id": "null-2", "case_ref": "NULL-2", "kind": "information_pack",
+        "referral": {"source": null, "referred_at": null, "local_authority": null},
+        "crime": {"categories": ["robbery"]},
+        "victim": {"first_name": null, "date_of_birth": null, "is_under_18": null, "vulnerabilities": null, "language": null},
+        "contact": {"phones": null, "email": {"address": "sam@example.org", "safe": null},
+            "postal": {"name": null, "lines": null, "postcode": null, "safe": null}, "preferred_method": "email"},
+        "consent": {"information_pack": null, "recorded_at": null}
+    });
+    for body in [top_level, nested] {
+        let (status, answer) = app.post_outreach(&body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}: {answer}");
+        // Decided as the same request without the nulls (on another case: not a duplicate).
+        let mut absent = without_nulls(&body);
+        for id in ["request_id", "case_ref"] {
+            absent[id] = json!(format!("{}-absent", body[id].as_str().unwrap()));
+        }
+        let (status, expected) = app.post_outreach(&absent).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{absent}: {expected}");
+        assert_eq!(answer["decision"], expected["decision"], "{body}");
+    }
+    // A required field is still required when it is null.
+    let valid = json!({"request_id": "null-3", "case_ref": "NULL-3", "kind": "priority_pretext",
+        "crime": {"categories": []}, "contact": {"phones": [{"number": "+447700900555"}], "email": {"address": "a@b.c"}}});
+    let required = [
+        ("request_id", "/request_id"),
+        ("case_ref", "/case_ref"),
+        ("kind", "/kind"),
+        ("crime", "/crime"),
+        ("crime.categories", "/crime/categories"),
+        ("contact", "/contact"),
+        ("contact.phones[0].number", "/contact/phones/0/number"),
+        ("contact.email.address", "/contact/email/address"),
+    ];
+    for (field, pointer) in required {
+        let mut body = valid.clone();
+        *body.pointer_mut(pointer).unwrap() = Value::Null;
+        let (status, problem) = app.post_outreach(&body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    assert_eq!(app.get_case("NULL-3").await.0, StatusCode::NOT_FOUND, "nothing was stored");
+    app.stop().await;
 }

@@ -347,6 +347,61 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     }
 }
 
+/// `SAFEREACH_CLOCK` is the clock of every command, not only of `serve`: what the set-up commands
+/// record is dated by it.
+#[tokio::test]
+async fn the_set_up_commands_record_their_time_by_the_configured_clock() {
+    let app = Instance::new();
+    app.run(&["staff", "create", "--username", "ana.author", "--role", "author"], Some("a long enough password\n"));
+    app.run(&["staff", "create", "--username", "bo.approver", "--role", "approver"], Some("another long password\n"));
+    app.run(&["templates", "load", "message_templates", "--author", "ana.author"], None);
+    app.run(&["templates", "approve", "--all", "--as", "bo.approver"], None);
+    app.run(&["keys", "create", "--name", "triage", "--scopes", "cases:read"], None);
+    let url = format!("sqlite://{}", app.dir.path().join("db.sqlite").display());
+    let store = safereach::store::Store::open(&url, false).await.unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().timestamp_millis();
+    for column in [
+        "created_at FROM staff",
+        "created_at FROM template_versions",
+        "submitted_at FROM template_versions",
+        "decided_at FROM template_versions",
+        "created_at FROM api_keys",
+    ] {
+        let times: Vec<i64> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {column}"))).fetch_all(store.pool()).await.unwrap();
+        assert!(!times.is_empty(), "{column}");
+        for at in times {
+            assert!(
+                (start..start + 60_000).contains(&at),
+                "{column}: {} is not by the clock",
+                safereach::time::rfc3339_ms(at)
+            );
+        }
+    }
+}
+
+/// `--help` describes each command; a setting's flag works before or after the command, and wins
+/// over its environment variable.
+#[test]
+fn the_help_describes_every_command_and_settings_are_flags_anywhere() {
+    let app = Instance::new();
+    let help = app.run(&["--help"], None);
+    let line = |command: &str| {
+        let prefix = format!("  {command} ");
+        help.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("{command} in\n{help}")).to_string()
+    };
+    assert!(line("demo").contains("demonstration"), "{help}");
+    assert!(line("bench").contains("throughput") && !line("bench").contains("demonstration"), "{help}");
+    for (name, args) in [("after", ["migrate", "--database-url", ""]), ("before", ["--database-url", "", "migrate"])] {
+        let file = app.dir.path().join(format!("{name}.sqlite"));
+        let url = format!("sqlite://{}", file.display());
+        let args: Vec<&str> = args.iter().map(|a| if a.is_empty() { url.as_str() } else { a }).collect();
+        assert!(app.run(&args, None).contains("migrations applied"));
+        assert!(file.exists(), "{args:?} used the flag's database");
+    }
+    assert!(!app.dir.path().join("db.sqlite").exists(), "not the environment's");
+}
+
 /// SIGTERM: stop taking work, finish, exit 0.
 fn stop_server(server: &mut Child) {
     let pid = server.id().to_string();

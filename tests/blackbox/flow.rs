@@ -333,13 +333,16 @@ on_backends! {
         // Staff see it from the command line too, check the provider (it never got it) and
         // requeue it: it goes, once.
         // (Off the runtime's thread: the app in this test runs on it meanwhile.)
+        // (With the app's clock: what the command records is dated by it.)
         let cli = |args: Vec<String>| {
             let database_url = app.state.config.database_url.clone();
+            let clock = app.state.clock.now().to_rfc3339();
             tokio::task::spawn_blocking(move || {
                 let out = std::process::Command::new(env!("CARGO_BIN_EXE_safereach"))
                     .args(&args)
                     .env_clear()
                     .env("SAFEREACH_DATABASE_URL", database_url)
+                    .env("SAFEREACH_CLOCK", clock)
                     .output()
                     .unwrap();
                 assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -355,6 +358,9 @@ on_backends! {
         assert_eq!(app.sent_sms().len(), 1);
         let (_, case) = app.get_case("DOUBT-1").await;
         assert_eq!(types(&case), ["accepted", "decided", "decided", "dead_lettered", "requeued", "decided", "sent"]);
+        let requeued = case["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "requeued").unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339(requeued["at"].as_str().unwrap()).unwrap();
+        assert!((app.state.clock.now() - at.to_utc()).num_seconds().abs() < 60, "requeued by the clock: {requeued}");
         app.stop().await;
     }
 }

@@ -263,3 +263,26 @@ async fn kannel_callbacks_are_hostile_input() {
     assert_eq!(app.state.store.is_suppressed("+447700900621").await.unwrap(), None);
     app.stop().await;
 }
+
+/// The token is checked before the rest of the query is read: a malformed callback (a repeated
+/// parameter) is 403 without the right token and a problem+json 400 with it. Needs no Kannel.
+#[tokio::test]
+async fn a_malformed_kannel_callback_is_judged_by_its_token_first() {
+    let app = crate::common::spawn_at(MONDAY_10AM).await;
+    let cases = [
+        ("dlr?token=wrong&id=a&id=b&status=1", StatusCode::FORBIDDEN),
+        ("dlr?id=a&id=b&status=1", StatusCode::FORBIDDEN),
+        ("dlr?token=wrong&token={token}&id=a&status=1", StatusCode::FORBIDDEN),
+        ("dlr?token={token}&id=a&id=b&status=1", StatusCode::BAD_REQUEST),
+        ("inbound?token=wrong&from=07700900621&from=07700900622&text=STOP", StatusCode::FORBIDDEN),
+        ("inbound?token={token}&from=07700900621&from=07700900622&text=STOP", StatusCode::BAD_REQUEST),
+    ];
+    for (path, expected) in cases {
+        let path = path.replace("{token}", &app.token);
+        let response = app.http.get(app.url(&format!("/webhooks/kannel/{path}"))).send().await.unwrap();
+        assert_eq!(response.status(), expected, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{path}");
+    }
+    assert_eq!(app.state.store.is_suppressed("+447700900621").await.unwrap(), None);
+    app.stop().await;
+}

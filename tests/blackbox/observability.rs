@@ -211,6 +211,16 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
     for name in ["OutreachRequest", "OutreachAnswer", "CaseView", "Report", "Problem", "FieldError"] {
         assert!(schemas.contains_key(name), "{name} is described");
     }
+    // Every optional field of a request may be null (read as absent).
+    for name in ["OutreachRequest", "Referral", "Crime", "Victim", "Contact", "Phone", "Email", "Postal", "Consent"] {
+        let schema = &schemas[name];
+        let required: Vec<&Value> = schema["required"].as_array().map(|r| r.iter().collect()).unwrap_or_default();
+        for (field, property) in schema["properties"].as_object().unwrap() {
+            let nullable = property["type"].as_array().is_some_and(|t| t.contains(&json!("null")))
+                || property["oneOf"].as_array().is_some_and(|o| o.contains(&json!({"type": "null"})));
+            assert_eq!(nullable, !required.contains(&&json!(field)), "{name}.{field}: {property}");
+        }
+    }
     assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
     // The documented request example is one the API accepts.
     let example = &doc["paths"]["/v1/outreach"]["post"]["requestBody"]["content"]["application/json"]["example"];

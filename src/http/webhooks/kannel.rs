@@ -11,17 +11,18 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Problem, check_token, count_status, status_answer};
+use super::{Problem, TokenChecked, count_status, status_answer};
 use crate::app::AppState;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
+use crate::http::extract::Query;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "kannel";
@@ -30,11 +31,11 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new().route("/webhooks/kannel/dlr", get(dlr)).route("/webhooks/kannel/inbound", get(inbound))
 }
 
-/// Every field optional, so that a malformed callback is answered by us (without echoing values)
-/// rather than by the extractor.
+/// Every field optional, so that a missing one is answered by us (without echoing values). The
+/// token is checked first ([`TokenChecked`], from the raw query), so that a callback without it
+/// is refused (403) however malformed its query.
 #[derive(Deserialize)]
 struct Dlr {
-    token: Option<String>,
     id: Option<String>,
     status: Option<String>,
     answer: Option<String>,
@@ -58,8 +59,11 @@ fn smsc_error(answer: &str) -> Option<String> {
     (code.len() <= 8 && code.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| code.to_string())
 }
 
-async fn dlr(State(state): State<Arc<AppState>>, Query(q): Query<Dlr>) -> Result<Json<Value>, Problem> {
-    check_token(&state, q.token.as_deref())?;
+async fn dlr(
+    State(state): State<Arc<AppState>>,
+    _: TokenChecked,
+    Query(q): Query<Dlr>,
+) -> Result<Json<Value>, Problem> {
     let kind = q.status.as_deref().and_then(|s| s.trim().parse::<u32>().ok());
     let Some((kind, status)) = kind.and_then(|k| Some((k, dlr_status(k)?))) else {
         return Err(Problem::validation(vec![FieldError::new("status", "not a Kannel report type (1, 2, 4, 8, 16)")]));
@@ -79,13 +83,15 @@ async fn dlr(State(state): State<Arc<AppState>>, Query(q): Query<Dlr>) -> Result
 
 #[derive(Deserialize)]
 struct Inbound {
-    token: Option<String>,
     from: Option<String>,
     text: Option<String>,
 }
 
-async fn inbound(State(state): State<Arc<AppState>>, Query(q): Query<Inbound>) -> Result<StatusCode, Problem> {
-    check_token(&state, q.token.as_deref())?;
+async fn inbound(
+    State(state): State<Arc<AppState>>,
+    _: TokenChecked,
+    Query(q): Query<Inbound>,
+) -> Result<StatusCode, Problem> {
     let Some(from) = q.from.filter(|f| !f.trim().is_empty()) else {
         return Err(Problem::validation(vec![FieldError::new("from", "missing")]));
     };
