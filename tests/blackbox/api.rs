@@ -124,6 +124,11 @@ on_backends! {
         let (again_status, again) = app.post_outreach(&reordered).await;
         assert_eq!(again_status, StatusCode::OK);
         assert_eq!(again, first);
+        // A null member reads as absent: still the same request.
+        let mut with_nulls = body.clone();
+        with_nulls["referral"] = Value::Null;
+        with_nulls["victim"]["date_of_birth"] = Value::Null;
+        assert_eq!(app.post_outreach(&with_nulls).await, (StatusCode::OK, first.clone()));
         let mut changed = body.clone();
         changed["victim"]["first_name"] = json!("Someone Else");
         let (conflict, problem) = app.post_outreach(&changed).await;
