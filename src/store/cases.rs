@@ -512,12 +512,15 @@ impl Store {
         if !matches!(job.status.as_str(), "queued" | "deferred" | "held" | "dead_lettered") {
             return Ok(false);
         }
-        // A message already handed to a worker's send goes out: too late to stop it.
-        let in_flight: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE outreach_id = $1 AND status = 'sending'")
-                .bind(&job.id)
-                .fetch_one(&mut *conn)
-                .await?;
+        // A message a worker is handing to a provider right now goes out: too late to stop it. One
+        // whose send was cut off (its lease ran out: in doubt) can be stopped from going again.
+        let in_flight: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE outreach_id = $1 AND status = 'sending' AND claimed_until >= $2",
+        )
+        .bind(&job.id)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
         if in_flight > 0 {
             return Ok(false);
         }

@@ -2,6 +2,8 @@
 //! interrupted so that nobody knows whether the provider got it). They wait for staff, who look
 //! and requeue them (through the outbox, like any other work) or cancel them.
 
+use sqlx::AnyConnection;
+
 use super::events::Event;
 use super::{OutreachRecord, Result, Store};
 use crate::domain::event::EventType;
@@ -30,6 +32,25 @@ pub enum Requeue {
 }
 
 impl Store {
+    /// Put a job waiting for a person back to work, to be decided again: queued with its
+    /// attempts reset, its message ready to send again if a send was cut off mid-way (whoever
+    /// asked has checked with the provider that it did not arrive), and a row in the outbox.
+    pub(super) async fn back_to_work(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE outreach SET status = 'queued', attempts = 0, updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "UPDATE messages SET status = 'queued', claimed_until = NULL, status_at = $2 WHERE outreach_id = $1 AND status = 'sending'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        self.enqueue(conn, id, now).await
+    }
+
     /// How many jobs are dead-lettered now (for metrics and the API).
     pub async fn dead_letter_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outreach WHERE status = 'dead_lettered'")
@@ -60,21 +81,8 @@ impl Store {
         if job.status != "dead_lettered" {
             return Ok(Requeue::NotDeadLettered(job.status));
         }
-        sqlx::query("UPDATE outreach SET status = 'queued', attempts = 0, updated_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        // Staff checked with the provider that an interrupted send did not go: it may go again.
-        sqlx::query(
-            "UPDATE messages SET status = 'queued', claimed_until = NULL, status_at = $2 WHERE outreach_id = $1 AND status = 'sending'",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        self.back_to_work(&mut tx, id, now).await?;
         Event::new(&job.case_ref, now, actor, EventType::Requeued).outreach(id).append(&mut tx).await?;
-        self.enqueue(&mut tx, id, now).await?;
         tx.commit().await?;
         Ok(match self.outreach(id).await? {
             Some(job) => Requeue::Requeued(Box::new(job)),

@@ -62,10 +62,14 @@ pub struct Erased {
 impl Store {
     /// Messages not yet redacted whose last status is before `before`, in (status_at, id) order
     /// after the cursor `after` (pages through them all, whichever retention each falls under).
+    /// A message not handed over yet waits while its job may still send it; once the job has
+    /// ended without it (blocked when decided again, or cancelled, a send in doubt too) it is due.
     pub async fn messages_due_for_redaction(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<DueMessage>> {
         Ok(sqlx::query_as(
-            "SELECT id, case_ref, outreach_id, status_at FROM messages
-             WHERE redacted_at IS NULL AND status NOT IN ('queued', 'sending') AND status_at < $1
+            "SELECT id, case_ref, outreach_id, status_at FROM messages m
+             WHERE redacted_at IS NULL AND status_at < $1
+               AND (status NOT IN ('queued', 'sending') OR EXISTS (
+                     SELECT 1 FROM outreach o WHERE o.id = m.outreach_id AND o.status IN ('blocked', 'cancelled')))
                AND (status_at > $2 OR (status_at = $2 AND id > $3))
              ORDER BY status_at, id LIMIT $4",
         )
@@ -162,7 +166,7 @@ impl Store {
     pub async fn redact_message(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE messages SET to_address = NULL, subject = NULL, body = NULL, html = NULL, redacted_at = $2
-             WHERE id = $1 AND redacted_at IS NULL AND status <> 'sending'",
+             WHERE id = $1 AND redacted_at IS NULL AND NOT (status = 'sending' AND claimed_until >= $2)",
         )
         .bind(id)
         .bind(now)
@@ -212,11 +216,13 @@ impl Store {
         // Stop anything queued first, so that no worker picks a job up while we erase.
         self.cancel_case(case_ref, now, actor).await?;
         let mut tx = self.begin().await?;
-        let sending: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE case_ref = $1 AND status = 'sending'")
-                .bind(case_ref)
-                .fetch_one(&mut *tx)
-                .await?;
+        let sending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE case_ref = $1 AND status = 'sending' AND claimed_until >= $2",
+        )
+        .bind(case_ref)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
         if sending > 0 {
             return Err(StoreError::Conflict("a message of this case is being sent; try again shortly".into()));
         }

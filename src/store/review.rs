@@ -231,18 +231,13 @@ impl Store {
         let mut tx = self.begin().await?;
         let job = self.job_under_review(&mut tx, id).await?;
         let note_id = self.add_note(&mut tx, &job.case_ref, actor, note, now).await?;
-        sqlx::query("UPDATE outreach SET status = 'queued', attempts = 0, updated_at = $2 WHERE id = $1")
-            .bind(&job.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        self.back_to_work(&mut tx, &job.id, now).await?;
         Event::new(&job.case_ref, now, actor, EventType::Released)
             .outreach(&job.id)
             .reason("staff_release")
             .detail(json!({ "note_id": note_id, "was": job.status }))
             .append(&mut tx)
             .await?;
-        self.enqueue(&mut tx, &job.id, now).await?;
         tx.commit().await?;
         Ok(job)
     }
@@ -251,8 +246,10 @@ impl Store {
     pub async fn cancel_for_review(&self, id: &str, actor: &str, note: &str, now: i64) -> Result<OutreachRecord> {
         let mut tx = self.begin().await?;
         let job = self.job_under_review(&mut tx, id).await?;
+        if !self.cancel_job(&mut tx, &job, now, actor).await? {
+            return Err(StoreError::Conflict("its message is being handed to a provider right now".into()));
+        }
         let note_id = self.add_note(&mut tx, &job.case_ref, actor, note, now).await?;
-        self.cancel_job(&mut tx, &job, now, actor).await?;
         Event::new(&job.case_ref, now, actor, EventType::StaffAction)
             .outreach(&job.id)
             .reason("cancel")

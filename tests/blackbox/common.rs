@@ -207,6 +207,44 @@ pub fn templates_dir() -> PathBuf {
 }
 
 impl TestApp {
+    /// Prepare the job's message to +447700900555 and claim it for sending as a worker would,
+    /// with the configured lease: a send under way. Returns the message id.
+    pub async fn start_sending(&self, outreach_id: &str, case_ref: &str) -> String {
+        let store = &self.state.store;
+        let new = safereach::store::NewMessage {
+            outreach_id: outreach_id.into(),
+            case_ref: case_ref.into(),
+            channel: "sms",
+            template: "priority_pretext".into(),
+            template_version: 1,
+            to_normalised: "+447700900555".into(),
+            to_address: serde_json::to_string(&safereach::domain::Recipient::Phone { number: "+447700900555".into() })
+                .unwrap(),
+            subject: None,
+            body: "Hello Robin".into(),
+            html: None,
+            encoding: Some("gsm7"),
+            segments: Some(1),
+        };
+        let now = self.state.clock.now_ms();
+        let mut tx = store.begin().await.unwrap();
+        let message = store.message_for(&mut tx, &new, now).await.unwrap();
+        tx.commit().await.unwrap();
+        let lease = self.state.config.send_lease_secs as i64 * 1000;
+        assert_eq!(store.claim_message(&message.id, now, lease).await.unwrap(), safereach::store::Claim::Claimed);
+        message.id
+    }
+
+    /// The worker sending `message_id` died: its lease is over with no result (a send in doubt).
+    pub async fn cut_off(&self, message_id: &str) {
+        sqlx::query("UPDATE messages SET claimed_until = $2 WHERE id = $1")
+            .bind(message_id)
+            .bind(self.state.clock.now_ms() - 1)
+            .execute(self.state.store.pool())
+            .await
+            .unwrap();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -290,27 +290,9 @@ on_backends! {
         let id = answer["outreach_id"].as_str().unwrap();
         let store = &app.state.store;
         // Another worker took the message and is still within its lease: we look again later.
-        let new = safereach::store::NewMessage {
-            outreach_id: id.into(),
-            case_ref: "DOUBT-1".into(),
-            channel: "sms",
-            template: "priority_pretext".into(),
-            template_version: 1,
-            to_normalised: "+447700900555".into(),
-            to_address: serde_json::to_string(&safereach::domain::Recipient::Phone { number: "+447700900555".into() })
-                .unwrap(),
-            subject: None,
-            body: "Hello Robin".into(),
-            html: None,
-            encoding: Some("gsm7"),
-            segments: Some(1),
-        };
-        let mut tx = store.begin().await.unwrap();
-        let message = store.message_for(&mut tx, &new, app.state.clock.now_ms()).await.unwrap();
-        tx.commit().await.unwrap();
+        let message = app.start_sending(id, "DOUBT-1").await;
         let lease = app.state.config.send_lease_secs as i64 * 1000;
         let now = app.state.clock.now_ms();
-        assert_eq!(store.claim_message(&message.id, now, lease).await.unwrap(), safereach::store::Claim::Claimed);
         sqlx::query("DELETE FROM job_outbox").execute(store.pool()).await.unwrap();
         assert_eq!(app.state.worker().process(id).await.unwrap(), Processed::Skipped);
         let run_at: i64 = sqlx::query_scalar("SELECT run_at FROM job_outbox WHERE outreach_id = $1")
@@ -322,7 +304,7 @@ on_backends! {
 
         // That worker died: its lease ran out with no result. Whether the provider got the text
         // is unknown, so it is not sent again but dead-lettered for staff.
-        sqlx::query("UPDATE messages SET claimed_until = $1").bind(now - 1).execute(store.pool()).await.unwrap();
+        app.cut_off(&message).await;
         assert_eq!(app.state.worker().process(id).await.unwrap(), Processed::DeadLettered);
         assert!(app.sent_sms().is_empty());
         let (_, listed) = read(app.http.get(app.url("/v1/dead-letters")).bearer_auth(&app.key).send().await.unwrap()).await;

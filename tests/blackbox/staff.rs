@@ -592,6 +592,54 @@ on_backends! {
     }
 }
 
+on_backends! {
+    sqlite, postgres;
+    async fn a_send_in_doubt_is_released_or_cancelled_by_staff_and_then_goes_with_retention() {
+        // Two sends cut off mid-way (their workers died): both dead-lettered for a person.
+        let app = app().await;
+        let store = &app.state.store;
+        let mut ids = Vec::new();
+        for case in ["DOUBT-A", "DOUBT-B"] {
+            let (_, answer) = app.post_outreach(&pretext(&case.to_lowercase(), case)).await;
+            let id = answer["outreach_id"].as_str().unwrap().to_string();
+            let message = app.start_sending(&id, case).await;
+            app.cut_off(&message).await;
+            assert_eq!(app.state.worker().process(&id).await.unwrap(), safereach::worker::Processed::DeadLettered);
+            ids.push(id);
+        }
+        let mut client = StaffClient::new(&app);
+        client.login(AUTHOR, PASSWORD).await;
+        assert!(client.get("/staff/review").await.body.contains("Sending failed or was cut off"));
+
+        // A: the provider says it never arrived; released, it goes (once).
+        let page = client.post(&format!("/staff/review/outreach/{}/release", ids[0]), &[("reason", "Provider: not received")]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER);
+        assert!(matches!(app.state.worker().process(&ids[0]).await.unwrap(), safereach::worker::Processed::Sent { .. }));
+        assert_eq!(app.sent_sms().len(), 1);
+
+        // B: the provider had it; cancelled, it never goes again, and its text is redacted on schedule.
+        let page = client.post(&format!("/staff/review/outreach/{}/cancel", ids[1]), &[("reason", "Provider: delivered")]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER);
+        assert_eq!(app.state.worker().process(&ids[1]).await.unwrap(), safereach::worker::Processed::Skipped);
+        assert_eq!(app.sent_sms().len(), 1);
+        let body_of_b = || async {
+            sqlx::query_scalar::<_, Option<String>>("SELECT body FROM messages WHERE outreach_id = $1")
+                .bind(&ids[1])
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+        };
+        assert!(body_of_b().await.is_some());
+        let config = safereach::retention::RetentionConfig::from_config(&app.state.config);
+        let later = app.state.clock.now_ms() + 40 * 86_400_000;
+        safereach::retention::sweep(store, &config, later, &app.state.metrics).await.unwrap();
+        assert_eq!(body_of_b().await, None, "the cancelled job's message is redacted");
+        // And the case can be erased (nothing is being sent).
+        assert!(store.erase_case("DOUBT-B", app.state.clock.now_ms(), "admin").await.unwrap().is_some());
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn a_released_job_that_is_sent_reads_as_sent_in_the_api() {
     let app = app_without_approved_wording().await;
