@@ -111,12 +111,19 @@ impl Store {
         Ok(locked)
     }
 
-    /// A successful login clears the failure count and any lock that has run out.
-    pub async fn record_login(&self, username: &str) -> Result<()> {
-        sqlx::query("UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE username = $1")
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// A successful login clears the failure count and any lock that has run out. False when the
+    /// account is locked now: guesses checked in parallel must not get round a lock that one of
+    /// them set while this password was being checked.
+    pub async fn record_login(&self, username: &str, now: i64) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE staff SET failed_logins = 0, locked_until = NULL
+             WHERE username = $1 AND (locked_until IS NULL OR locked_until <= $2)",
+        )
+        .bind(username)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
     }
 }

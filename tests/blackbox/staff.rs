@@ -291,6 +291,14 @@ async fn lock_out_after_five_wrong_passwords_until_an_admin_unlocks() {
     assert_eq!(page.status, StatusCode::UNAUTHORIZED, "the right password is refused while locked");
     assert!(page.body.contains("This account is locked"));
     assert!(store.staff(AUTHOR).await.unwrap().unwrap().locked_until.is_some());
+    // A right password whose check was already running when the lock was set (guesses in
+    // parallel) does not log in or lift the lock either.
+    let now = app.state.clock.now_ms();
+    assert!(!store.record_login(AUTHOR, now).await.unwrap());
+    assert!(store.staff(AUTHOR).await.unwrap().unwrap().locked_until.is_some());
+    let after_the_lock = store.staff(AUTHOR).await.unwrap().unwrap().locked_until.unwrap() + 1;
+    assert!(store.record_login(AUTHOR, after_the_lock).await.unwrap(), "a lock that ran out is cleared");
+    store.record_failed_login(AUTHOR, now, 1, 15 * 60_000).await.unwrap();
 
     let mut admin = StaffClient::new(&app);
     admin.login("test.admin", PASSWORD).await;

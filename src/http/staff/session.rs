@@ -276,7 +276,11 @@ pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(
         }
         return refuse(wrong);
     }
-    store.record_login(&username).await?;
+    if !store.record_login(&username, now).await? {
+        let until = store.staff(&username).await?.and_then(|a| a.locked_until).unwrap_or(now);
+        tracing::info!("staff login refused: account locked while the password was checked");
+        return refuse(locked_message(until));
+    }
     store.delete_ended_sessions(now, LIMITS).await?;
     let (session_id, _) = store.create_session(&username, now, LIMITS).await?;
     tracing::info!(username = %username, role = %account.role, "staff logged in");
