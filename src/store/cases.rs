@@ -194,12 +194,33 @@ impl Store {
         .bind(i64::from(input.safety_sensitive))
         .execute(&mut *conn)
         .await?;
-        // Serialise decisions per case (Postgres; SQLite's write lock already does).
+        self.lock_case(conn, &req.case_ref).await
+    }
+
+    /// Decisions on one case take turns, so that rule 11 sees every other job's message.
+    /// Postgres only: SQLite's single writer already serialises them. Take it before any job row
+    /// of the case (the order acceptance and cancel use), or two transactions could wait for each
+    /// other.
+    async fn lock_case(&self, conn: &mut AnyConnection, case_ref: &str) -> Result<()> {
         if self.dialect == super::Dialect::Postgres {
             sqlx::query("SELECT case_ref FROM cases WHERE case_ref = $1 FOR UPDATE")
-                .bind(&req.case_ref)
+                .bind(case_ref)
                 .execute(&mut *conn)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// The case lock (see `lock_case`) for a job about to be decided again.
+    pub async fn lock_case_of_job(&self, conn: &mut AnyConnection, outreach_id: &str) -> Result<()> {
+        if self.dialect == super::Dialect::Postgres {
+            let case_ref: Option<String> = sqlx::query_scalar("SELECT case_ref FROM outreach WHERE id = $1")
+                .bind(outreach_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(case_ref) = case_ref {
+                self.lock_case(conn, &case_ref).await?;
+            }
         }
         Ok(())
     }

@@ -122,6 +122,7 @@ impl Worker {
         let now = self.clock.now();
         let now_ms = now.timestamp_millis();
         let mut tx = self.store.begin().await?;
+        self.store.lock_case_of_job(&mut tx, outreach_id).await?;
         let Some(job) = self.store.outreach_for_update(&mut tx, outreach_id).await? else {
             return Ok(Err(Processed::Skipped));
         };
