@@ -243,10 +243,11 @@ impl Store {
         let moved_and_redacted = [
             "UPDATE outreach SET case_ref = $2, request_json = NULL, request_id = id, request_hash = '',
                response_json = '{}', redacted_at = COALESCE(redacted_at, $3) WHERE case_ref = $1",
-            // No reply may be matched to the erased case again: the address keys go too.
+            // No reply may be matched to the erased case again: the address keys go too, and the
+            // providers' references, which a provider can map back to the number.
             "UPDATE messages SET case_ref = $2, to_key = '', to_address = NULL, subject = NULL, body = NULL,
-               html = NULL, redacted_at = COALESCE(redacted_at, $3) WHERE case_ref = $1",
-            "UPDATE replies SET case_ref = $2, from_key = '', from_number = NULL, body = NULL,
+               html = NULL, provider_ref = NULL, redacted_at = COALESCE(redacted_at, $3) WHERE case_ref = $1",
+            "UPDATE replies SET case_ref = $2, from_key = '', from_number = NULL, body = NULL, provider_ref = NULL,
                redacted_at = COALESCE(redacted_at, $3) WHERE case_ref = $1",
             // Staff's reasons are free text that may name people.
             "UPDATE staff_notes SET case_ref = $2, note = NULL, redacted_at = COALESCE(redacted_at, $3)
@@ -265,16 +266,19 @@ impl Store {
             "UPDATE case_phones SET case_ref = $2 WHERE case_ref = $1",
             "UPDATE calls SET case_ref = $2 WHERE case_ref = $1",
             "UPDATE events SET case_ref = $2 WHERE case_ref = $1",
-            // Case events not yet sent go out under the new reference (and keep their order).
-            "UPDATE event_outbox SET case_ref = $2 WHERE case_ref = $1",
         ];
         for sql in moved {
             sqlx::query(sql).bind(case_ref).bind(&anonymous_ref).execute(&mut *tx).await?;
         }
         // Suppressions stay (an opt-out must be honoured), no longer linked to the case; then the
         // old case row, which nothing points at any more, goes.
-        let last =
-            ["UPDATE suppressions SET case_ref = NULL WHERE case_ref = $1", "DELETE FROM cases WHERE case_ref = $1"];
+        // Case events not yet sent to the events receiver are dropped: sent under the anonymous
+        // reference, they would tie it to job and message ids the receiver saw under the real one.
+        let last = [
+            "UPDATE suppressions SET case_ref = NULL WHERE case_ref = $1",
+            "DELETE FROM event_outbox WHERE case_ref = $1",
+            "DELETE FROM cases WHERE case_ref = $1",
+        ];
         for sql in last {
             sqlx::query(sql).bind(case_ref).execute(&mut *tx).await?;
         }

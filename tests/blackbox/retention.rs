@@ -20,8 +20,8 @@ fn redactions(case: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn scalar(app: &TestApp, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(app.state.store.pool()).await.unwrap()
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(app.state.store.pool()).await.unwrap()
 }
 
 async fn delete_case(app: &TestApp, key: &str, case: &str) -> (StatusCode, Value) {
@@ -135,6 +135,20 @@ async fn personal_data_goes_on_schedule_and_the_reports_still_add_up() {
     );
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM cases WHERE case_ref IN ('A', 'B')").await, 0);
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM events WHERE case_ref IN ('A', 'B')").await, 0);
+    let erased = "(SELECT case_ref FROM cases WHERE erased_at IS NOT NULL)";
+    assert_eq!(
+        scalar(&app, &format!("SELECT COUNT(*) FROM messages WHERE case_ref IN {erased}")).await,
+        1,
+        "A's message"
+    );
+    for (table, what) in [("messages", "provider_ref IS NOT NULL"), ("replies", "provider_ref IS NOT NULL")] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE case_ref IN {erased} AND {what}");
+        assert_eq!(scalar(&app, &sql).await, 0, "{table}: no provider reference leads back");
+    }
+    let pending = format!(
+        "SELECT COUNT(*) FROM event_outbox o JOIN events e ON e.id = o.event_id WHERE o.case_ref IN {erased} AND e.type <> 'redacted'"
+    );
+    assert_eq!(scalar(&app, &pending).await, 0, "no case event left to send under the anonymous reference");
     assert_eq!(
         scalar(&app, "SELECT COUNT(*) FROM outreach WHERE request_id LIKE 'A-%' OR request_id LIKE 'B-%'").await,
         0
