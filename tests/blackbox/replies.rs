@@ -105,3 +105,24 @@ on_backends! {
         app.stop().await;
     }
 }
+
+on_backends! {
+    sqlite, postgres;
+    async fn a_reply_goes_to_the_case_of_the_latest_message_to_the_number() {
+        // One phone, two cases (a victim referred twice): the reply answers the latest text.
+        let app = spawn_with(Options { clock: Some(MONDAY_10AM.into()), role: Role::Api, ..Options::default() }).await;
+        for case in ["LATEST-1", "LATEST-2"] {
+            let (_, answer) = app.post_outreach(&pretext(&case.to_lowercase(), case)).await;
+            let processed = app.state.worker().process(answer["outreach_id"].as_str().unwrap()).await.unwrap();
+            assert!(matches!(processed, Processed::Sent { .. }), "{processed:?}");
+        }
+        let (_, reply) = app.webhook("/webhooks/sandbox/inbound", &json!({"from": NUMBER, "body": "after 5 works"})).await;
+        assert_eq!(reply["matched"], true);
+        let (_, older) = app.get_case("LATEST-1").await;
+        let (_, latest) = app.get_case("LATEST-2").await;
+        assert!(older["replies"].as_array().unwrap().is_empty(), "{older}");
+        assert_eq!(latest["replies"][0]["classification"], "time_preference");
+        assert_eq!(events_of(&latest, "alert")[0]["reason"], "time_preference");
+        app.stop().await;
+    }
+}
