@@ -97,6 +97,10 @@ pub enum KeysCommand {
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
     },
+    /// List the keys: id, name, scopes, when created and revoked (never the key itself).
+    List,
+    /// Revoke a key by its id (from `keys list`): it is refused from then on.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,6 +205,31 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let key = store.create_api_key(&name, &scopes, now()).await?;
             println!("API key {name:?} with scopes {} (shown once):", scopes.join(","));
             println!("{key}");
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::List } => {
+            let store = Store::open(&config.database_url, true).await?;
+            let keys = store.api_keys().await?;
+            println!("{} API key(s)", keys.len());
+            for k in keys {
+                let revoked =
+                    k.revoked_at.map_or("in use".to_string(), |t| format!("revoked {}", crate::time::rfc3339_ms(t)));
+                println!(
+                    "{}\t{}\t{}\tcreated {}\t{revoked}",
+                    k.id,
+                    k.name,
+                    k.scopes,
+                    crate::time::rfc3339_ms(k.created_at)
+                );
+            }
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Revoke { id } } => {
+            let store = Store::open(&config.database_url, true).await?;
+            if !store.revoke_api_key(&id, now()).await? {
+                return Err(CliError::Usage(format!("no API key {id} in use")));
+            }
+            println!("API key {id} revoked");
             Ok(())
         }
         Command::Staff { command: StaffCommand::Create { username, role } } => {

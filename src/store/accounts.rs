@@ -14,6 +14,7 @@ pub struct ApiKey {
 /// An API key as listed for admins (never the key itself).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyListing {
+    pub id: String,
     pub name: String,
     pub scopes: String,
     pub created_at: i64,
@@ -104,8 +105,36 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// Revoke a key: from now on it is refused (401). False when there is no such key in use.
+    pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool> {
+        let changed = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(changed == 1)
+    }
+
+    /// Disable an account (its sessions end, it cannot log in) or enable it again. False when
+    /// there is no such account.
+    pub async fn set_staff_disabled(&self, username: &str, disabled: bool) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let changed = sqlx::query("UPDATE staff SET disabled = $2 WHERE username = $1")
+            .bind(username)
+            .bind(i64::from(disabled))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if disabled {
+            sqlx::query("DELETE FROM staff_sessions WHERE username = $1").bind(username).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(changed == 1)
+    }
+
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyListing>> {
-        Ok(sqlx::query_as("SELECT name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, name")
+        Ok(sqlx::query_as("SELECT id, name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, name")
             .fetch_all(&self.pool)
             .await?)
     }

@@ -313,6 +313,16 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     }
     let erased = http.delete(format!("{base}/v1/cases/BIN-2")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(erased.status(), StatusCode::OK);
+    // A key is revoked from the command line (found by its id in `keys list`): refused at once.
+    let list = app.run(&["keys", "list"], None);
+    let dpo = list.lines().find(|l| l.contains("\tdpo\t")).expect("the dpo key is listed");
+    assert!(dpo.ends_with("in use") && !list.contains(&admin), "never the key itself: {list}");
+    let dpo_id = dpo.split('\t').next().unwrap();
+    assert!(app.run(&["keys", "revoke", dpo_id], None).contains("revoked"));
+    let refused = http.delete(format!("{base}/v1/cases/BIN-1")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(app.run(&["keys", "list"], None).lines().any(|l| l.starts_with(dpo_id) && l.contains("\trevoked ")));
+    assert!(!app.command(&["keys", "revoke", dpo_id]).output().unwrap().status.success(), "already revoked");
     stop_server(&mut server);
     let out = app.run(&["cases", "erase", "BIN-1", "--as", "dpo"], None);
     assert!(out.contains("erased"), "{out}");

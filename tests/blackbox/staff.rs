@@ -225,6 +225,9 @@ async fn every_post_needs_the_sessions_csrf_token() {
         "/staff/review/alerts/1/acknowledge".into(),
         "/staff/review/alerts/1/unsafe".into(),
         "/staff/review/replies/rep_1/acknowledge".into(),
+        "/staff/admin/keys/key_1/revoke".into(),
+        "/staff/admin/staff/someone/disable".into(),
+        "/staff/admin/staff/someone/enable".into(),
         "/staff/templates/priority_pretext/sms/draft".into(),
         format!("/staff/versions/{version}/submit"),
         format!("/staff/versions/{version}/approve"),
@@ -312,6 +315,52 @@ async fn lock_out_after_five_wrong_passwords_until_an_admin_unlocks() {
     let mut author = StaffClient::new(&app);
     author.login(AUTHOR, PASSWORD).await;
     assert_eq!(author.get("/staff/admin").await.status, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_revokes_api_keys_and_disables_accounts() {
+    let app = app().await;
+    let store = &app.state.store;
+    safereach::staff::create_account(store, "test.admin", "admin", PASSWORD, 0).await.unwrap();
+    let mut admin = StaffClient::new(&app);
+    admin.login("test.admin", PASSWORD).await;
+
+    // A leaked key: revoked from the admin page, it is refused at once.
+    let leaked = app.key_with(&["cases:read"]).await;
+    let case = |key: String| {
+        let url = app.url("/v1/cases/NOPE");
+        let http = app.http.clone();
+        async move { http.get(url).bearer_auth(key).send().await.unwrap().status() }
+    };
+    assert_eq!(case(leaked.clone()).await, StatusCode::NOT_FOUND, "the key works");
+    let id: String =
+        sqlx::query_scalar("SELECT id FROM api_keys WHERE name = 'scoped'").fetch_one(store.pool()).await.unwrap();
+    let revoke = format!("/staff/admin/keys/{id}/revoke");
+    assert!(admin.get("/staff/admin").await.body.contains(&format!("action=\"{revoke}\"")), "a button for it");
+    assert_eq!(admin.post(&revoke, &[]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(case(leaked).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(admin.post(&revoke, &[]).await.status, StatusCode::NOT_FOUND, "already revoked");
+    assert!(!admin.get("/staff/admin").await.body.contains(&format!("action=\"{revoke}\"")), "none once revoked");
+
+    // An account disabled: its session ends and it cannot log in until enabled again.
+    let mut author = StaffClient::new(&app);
+    author.login(AUTHOR, PASSWORD).await;
+    assert_eq!(author.get("/staff/review").await.status, StatusCode::OK);
+    let page = admin.post(&format!("/staff/admin/staff/{AUTHOR}/disable"), &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(author.get("/staff/review").await.status, StatusCode::SEE_OTHER, "sent to log in");
+    author.get("/staff/login").await;
+    let refused = author.post("/staff/login", &[("username", AUTHOR), ("password", PASSWORD)]).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(admin.post(&format!("/staff/admin/staff/{AUTHOR}/enable"), &[]).await.status, StatusCode::SEE_OTHER);
+    author.login(AUTHOR, PASSWORD).await;
+    assert_eq!(author.get("/staff/review").await.status, StatusCode::OK);
+    // Not one's own account, nor someone unknown; and only admins.
+    let own = admin.post("/staff/admin/staff/test.admin/disable", &[]).await;
+    assert_eq!(own.status, StatusCode::BAD_REQUEST);
+    assert_eq!(admin.post("/staff/admin/staff/nobody/disable", &[]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(author.post("/staff/admin/staff/test.admin/disable", &[]).await.status, StatusCode::FORBIDDEN);
     app.stop().await;
 }
 

@@ -1,4 +1,5 @@
-//! Admin pages: staff accounts (create, unlock) and API keys (create; the key is shown once).
+//! Admin pages: staff accounts (create, unlock, disable, enable) and API keys (create, the key
+//! shown once; revoke).
 
 use std::sync::Arc;
 
@@ -33,6 +34,12 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
                 "locked_until": when_opt(locked),
                 "failed_logins": a.failed_logins,
                 "unlock_url": format!("/staff/admin/staff/{}/unlock", view::path_segment(&a.username)),
+                "is_self": a.username == staff.username,
+                "toggle_url": format!(
+                    "/staff/admin/staff/{}/{}",
+                    view::path_segment(&a.username),
+                    if a.disabled.0 { "enable" } else { "disable" }
+                ),
             })
         })
         .collect();
@@ -41,7 +48,15 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
         .api_keys()
         .await?
         .into_iter()
-        .map(|k| json!({ "name": k.name, "scopes": k.scopes, "created": when(k.created_at), "revoked": when_opt(k.revoked_at) }))
+        .map(|k| {
+            json!({
+                "name": k.name,
+                "scopes": k.scopes,
+                "created": when(k.created_at),
+                "revoked": when_opt(k.revoked_at),
+                "revoke_url": format!("/staff/admin/keys/{}/revoke", view::path_segment(&k.id)),
+            })
+        })
         .collect();
     let data = json!({
         "title": "Accounts and API keys",
@@ -82,6 +97,38 @@ pub async fn unlock(State(state): State<Arc<AppState>>, staff: Staff, Path(usern
     }
     tracing::info!(username = %username, by = %staff.username, "staff account unlocked");
     Ok(done("/staff/admin", format!("Account {username} unlocked.")))
+}
+
+/// Disable an account: its sessions end and it cannot log in until enabled again. Not one's own,
+/// so that the last admin cannot shut everyone out.
+pub async fn disable(State(state): State<Arc<AppState>>, staff: Staff, Path(username): Path<String>) -> PageResult {
+    set_disabled(&state, &staff, &username, true).await
+}
+
+pub async fn enable(State(state): State<Arc<AppState>>, staff: Staff, Path(username): Path<String>) -> PageResult {
+    set_disabled(&state, &staff, &username, false).await
+}
+
+async fn set_disabled(state: &AppState, staff: &Staff, username: &str, disabled: bool) -> PageResult {
+    require_admin(staff)?;
+    if disabled && username == staff.username {
+        return Err(StaffError::BadRequest("you cannot disable your own account".into()));
+    }
+    if !state.store.set_staff_disabled(username, disabled).await? {
+        return Err(StaffError::NotFound("staff account"));
+    }
+    let done_word = if disabled { "disabled" } else { "enabled" };
+    tracing::info!(username = %username, by = %staff.username, "staff account {done_word}");
+    Ok(done("/staff/admin", format!("Account {username} {done_word}.")))
+}
+
+pub async fn revoke_key(State(state): State<Arc<AppState>>, staff: Staff, Path(id): Path<String>) -> PageResult {
+    require_admin(&staff)?;
+    if !state.store.revoke_api_key(&id, state.clock.now_ms()).await? {
+        return Err(StaffError::NotFound("API key in use"));
+    }
+    tracing::info!(key_id = %id, by = %staff.username, "API key revoked");
+    Ok(done("/staff/admin", "API key revoked: it is refused from now on."))
 }
 
 /// The form sends one `scope` field per ticked box.

@@ -130,6 +130,9 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/staff/admin/staff", post(admin::create_staff))
         .route("/staff/admin/staff/{username}/unlock", post(admin::unlock))
         .route("/staff/admin/keys", post(admin::create_key))
+        .route("/staff/admin/keys/{id}/revoke", post(admin::revoke_key))
+        .route("/staff/admin/staff/{username}/disable", post(admin::disable))
+        .route("/staff/admin/staff/{username}/enable", post(admin::enable))
         .route("/staff/reports", get(reports::page))
         .route("/staff/reports.csv", get(reports::csv))
         .route_layer(middleware::from_fn_with_state(state, session::require_staff));
