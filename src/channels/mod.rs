@@ -205,6 +205,7 @@ pub enum ConfigError {
 /// `webhook_token` goes into the callback URLs of providers that authenticate by token (Kannel).
 pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result<Channels, ConfigError> {
     let outbox = std::path::PathBuf::from(&config.outbox_dir);
+    let timeout = Duration::from_secs(config.provider_timeout_secs.max(1));
     let need = |value: &Option<String>, name: &'static str| {
         value.clone().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name))
     };
@@ -213,7 +214,7 @@ pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result
         let provider: Arc<dyn Provider> = match name {
             "sandbox" => Arc::new(sandbox::SandboxSms::new(&outbox, clock)),
             "twilio" => Arc::new(twilio::Twilio::new(
-                http_client()?,
+                http_client_with_timeout(timeout)?,
                 &config.twilio_base_url,
                 need(&config.twilio_account_sid, "SAFEREACH_TWILIO_ACCOUNT_SID")?,
                 need(&config.twilio_auth_token, "SAFEREACH_TWILIO_AUTH_TOKEN")?,
@@ -221,7 +222,7 @@ pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result
                 &config.public_url,
             )?),
             "kannel" => Arc::new(kannel::Kannel::new(
-                http_client()?,
+                http_client_with_timeout(timeout)?,
                 &need(&config.kannel_sendsms_url, "SAFEREACH_KANNEL_SENDSMS_URL")?,
                 need(&config.kannel_user, "SAFEREACH_KANNEL_USER")?,
                 need(&config.kannel_password, "SAFEREACH_KANNEL_PASSWORD")?,
@@ -238,13 +239,15 @@ pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result
     let message_id_domain = from.email.domain().to_string();
     let email: Arc<dyn Provider> = match config.email_provider.as_str() {
         "sandbox" => Arc::new(sandbox::SandboxEmail::new(&outbox, from, message_id_domain)),
-        "smtp" => Arc::new(smtp::Smtp::new(&need(&config.smtp_url, "SAFEREACH_SMTP_URL")?, from, message_id_domain)?),
+        "smtp" => {
+            Arc::new(smtp::Smtp::new(&need(&config.smtp_url, "SAFEREACH_SMTP_URL")?, from, message_id_domain, timeout)?)
+        }
         other => return Err(ConfigError::UnknownProvider { channel: "email", name: other.into() }),
     };
     let letter: Arc<dyn Provider> = match config.letter_provider.as_str() {
         "sandbox" => Arc::new(sandbox::SandboxLetter::new(&outbox, letter::LetterSender::default(), clock)),
         "http" => Arc::new(print::PrintService::new(
-            http_client()?,
+            http_client_with_timeout(timeout)?,
             &need(&config.print_url, "SAFEREACH_PRINT_URL")?,
             config.print_token.clone().filter(|t| !t.is_empty()),
             letter::LetterSender::default(),
@@ -255,13 +258,19 @@ pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result
     Ok(Channels { sms, email, letter })
 }
 
-/// The HTTP client for providers and outbound events: rustls with the ring provider, short
-/// timeouts (a provider that hangs is a transient failure, not a stuck worker), no redirects.
+/// The HTTP client for outbound events and the benchmark: `http_client_with_timeout` with the
+/// default provider timeout.
 pub fn http_client() -> Result<reqwest::Client, ConfigError> {
+    http_client_with_timeout(Duration::from_secs(30))
+}
+
+/// The HTTP client for providers: rustls with the ring provider, no redirects, and a timeout for
+/// the whole call (a provider that hangs is a transient failure, not a stuck worker).
+pub fn http_client_with_timeout(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
     install_crypto_provider();
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("safereach/", env!("CARGO_PKG_VERSION")))
         .build()

@@ -25,12 +25,13 @@ pub struct Smtp {
 impl Smtp {
     /// `url`: `smtp://host:port` (no TLS: for a relay on loopback), `smtp://host:port?tls=required`
     /// (STARTTLS), or `smtps://host:port` (TLS from the start); `user:password@` adds AUTH.
-    pub fn new(url: &str, from: Mailbox, message_id_domain: String) -> Result<Smtp, ConfigError> {
+    /// `timeout` bounds connecting (lettre's timeout).
+    pub fn new(url: &str, from: Mailbox, message_id_domain: String, timeout: Duration) -> Result<Smtp, ConfigError> {
         super::install_crypto_provider();
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             // lettre's error names the URL's problem, never the password.
             .map_err(|e| ConfigError::Invalid("SAFEREACH_SMTP_URL", e.to_string()))?
-            .timeout(Some(Duration::from_secs(30)))
+            .timeout(Some(timeout))
             .build();
         Ok(Smtp { transport, from, message_id_domain })
     }
