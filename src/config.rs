@@ -64,10 +64,12 @@ pub struct Config {
     #[arg(long, env = "SAFEREACH_PRINT_TOKEN", hide_env_values = true)]
     pub print_token: Option<String>,
     /// Seconds a call to a provider may take (an HTTP request and its answer; connecting to the
-    /// SMTP server).
+    /// SMTP server). A call cut off after the request went is in doubt: the job is dead-lettered
+    /// for staff (`send_in_doubt`), never sent again by itself.
     #[arg(long, env = "SAFEREACH_PROVIDER_TIMEOUT_SECS", default_value_t = 30)]
     pub provider_timeout_secs: u64,
-    /// Consecutive transient failures after which an SMS provider is skipped for a cool-down.
+    /// Consecutive failures (transient or in doubt) after which an SMS provider is skipped for a
+    /// cool-down.
     #[arg(long, env = "SAFEREACH_BREAKER_FAILURES", default_value_t = 3)]
     pub breaker_failures: u32,
     /// Seconds a failing SMS provider is skipped before it is tried again.

@@ -1,5 +1,5 @@
 //! Dead letters: jobs the worker gave up on (transient failures past `max_attempts`, or a send
-//! interrupted so that nobody knows whether the provider got it). They wait for staff, who look
+//! interrupted or unanswered so that nobody knows whether the provider got it). They wait for staff, who look
 //! and requeue them (through the outbox, like any other work) or cancel them.
 
 use super::events::Event;
@@ -15,7 +15,7 @@ pub struct DeadLetter {
     pub attempts: i64,
     /// When it was dead-lettered (ms).
     pub at: i64,
-    /// Why: `retries_exhausted` or `send_interrupted`.
+    /// Why: `retries_exhausted`, `send_interrupted` or `send_in_doubt`.
     pub reason: Option<String>,
 }
 
@@ -65,7 +65,8 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        // Staff checked with the provider that an interrupted send did not go: it may go again.
+        // Staff checked with the provider that a send in doubt did not go: it may go again. (One
+        // the provider has reported on is past `sending`: the worker records its job as sent.)
         sqlx::query(
             "UPDATE messages SET status = 'queued', claimed_until = NULL, status_at = $2 WHERE outreach_id = $1 AND status = 'sending'",
         )
