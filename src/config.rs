@@ -63,8 +63,8 @@ pub struct Config {
     /// Sent as `Authorization: Bearer …` to the print service when set.
     #[arg(long, env = "SAFEREACH_PRINT_TOKEN", hide_env_values = true)]
     pub print_token: Option<String>,
-    /// Seconds a call to a provider may take (an HTTP request and its answer; connecting to the
-    /// SMTP server). A call cut off after the request went is in doubt: the job is dead-lettered
+    /// Seconds a call to a provider may take (an HTTP request and its answer; an SMTP
+    /// conversation). A call cut off after the request went is in doubt: the job is dead-lettered
     /// for staff (`send_in_doubt`), never sent again by itself.
     #[arg(long, env = "SAFEREACH_PROVIDER_TIMEOUT_SECS", default_value_t = 30)]
     pub provider_timeout_secs: u64,
