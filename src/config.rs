@@ -63,7 +63,13 @@ pub struct Config {
     /// Sent as `Authorization: Bearer …` to the print service when set.
     #[arg(long, env = "SAFEREACH_PRINT_TOKEN", hide_env_values = true)]
     pub print_token: Option<String>,
-    /// Consecutive transient failures after which an SMS provider is skipped for a cool-down.
+    /// Seconds a call to a provider may take (an HTTP request and its answer; an SMTP
+    /// conversation). A call cut off after the request went is in doubt: the job is dead-lettered
+    /// for staff (`send_in_doubt`), never sent again by itself.
+    #[arg(long, env = "SAFEREACH_PROVIDER_TIMEOUT_SECS", default_value_t = 30)]
+    pub provider_timeout_secs: u64,
+    /// Consecutive failures (transient or in doubt) after which an SMS provider is skipped for a
+    /// cool-down.
     #[arg(long, env = "SAFEREACH_BREAKER_FAILURES", default_value_t = 3)]
     pub breaker_failures: u32,
     /// Seconds a failing SMS provider is skipped before it is tried again.
@@ -111,6 +117,7 @@ pub struct Config {
     pub retry_base_secs: u64,
     /// Seconds a worker holds a message it is sending. A worker that dies mid-send leaves the
     /// message in doubt for this long; then it is dead-lettered for staff (never sent twice).
+    /// Longer than a send can take: the provider timeout times the number of SMS providers.
     #[arg(long, env = "SAFEREACH_SEND_LEASE_SECS", default_value_t = 120)]
     pub send_lease_secs: u64,
     /// Days a message's text and recipient, a reply's text and sender, and a sent job's request are
@@ -178,6 +185,7 @@ mod tests {
             (NaiveTime::from_hms_opt(8, 0, 0).unwrap(), NaiveTime::from_hms_opt(20, 0, 0).unwrap())
         );
         assert!(c.redis_url.is_none() && c.clock.is_none());
+        assert_eq!(c.provider_timeout_secs, 30);
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl Metrics {
         let counters = [
             (ACCEPTED, "Outreach jobs accepted, by the decision taken at acceptance"),
             (PROVIDER_REQUESTS, "Messages handed to a provider, by result"),
-            (PROVIDER_ERRORS, "Provider errors, by kind (transient or permanent)"),
+            (PROVIDER_ERRORS, "Provider errors, by kind (transient, permanent or in_doubt)"),
             (CALLBACK_REJECTIONS, "Provider callbacks refused (bad token or signature, unreadable body)"),
             (STATUS_CALLBACKS, "Provider status reports, by what they did"),
             (REPLIES, "Inbound replies, by classification"),
@@ -143,6 +143,7 @@ impl Metrics {
             Ok(_) => "accepted",
             Err(SendError::Transient(_)) => "transient",
             Err(SendError::Permanent(_)) => "permanent",
+            Err(SendError::InDoubt { .. }) => "in_doubt",
         };
         self.count(PROVIDER_REQUESTS, &[("channel", channel), ("provider", provider), ("result", outcome)]);
         if result.is_err() {

@@ -1,5 +1,6 @@
 # A real SMTP server (aiosmtpd) for the SMTP provider tests: see smtp_sink.py. It writes what it
-# receives to $SAFEREACH_TEST_SMTP_DIR; recipients named reject…@ get 550, defer…@ get 451.
+# receives to $SAFEREACH_TEST_SMTP_DIR; recipients named reject…@ get 550, defer…@ get 451, and a
+# message to slow…@ is stored but answered only after 5 s.
 PACKAGES+=(python3-aiosmtpd)
 STARTERS+=(start_smtp)
 

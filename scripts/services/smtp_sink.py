@@ -3,7 +3,9 @@
 Every message it takes is written to DIR as <n>.eml (the DATA byte for byte) next to <n>.json
 (envelope sender and recipients). A
 recipient whose local part starts with "reject" is refused with 550 (permanent), one starting
-with "defer" with 451 (transient), as a real server would for a dead mailbox or a full disk.
+with "defer" with 451 (transient), as a real server would for a dead mailbox or a full disk. A
+message to one starting with "slow" is stored and then answered only after SLOW_SECS, like a
+server that took it but whose answer is lost or late.
 
 usage: python3 smtp_sink.py PORT DIR
 """
@@ -15,6 +17,8 @@ import os
 import sys
 
 from aiosmtpd.smtp import SMTP
+
+SLOW_SECS = 5
 
 
 class Sink:
@@ -40,6 +44,8 @@ class Sink:
             json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
         # The .eml appears last, whole: a reader that sees it can read both files.
         os.rename(base + ".eml.tmp", base + ".eml")
+        if any(a.split("@", 1)[0].lower().startswith("slow") for a in envelope.rcpt_tos):
+            await asyncio.sleep(SLOW_SECS)
         return "250 2.0.0 queued as %d" % n
 
 

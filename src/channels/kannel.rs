@@ -144,6 +144,29 @@ mod tests {
         );
     }
 
+    fn kannel_at(url: &str, timeout: std::time::Duration) -> Kannel {
+        let client = crate::channels::http_client_with_timeout(timeout).unwrap();
+        Kannel::new(client, url, "u".into(), "p".into(), "+447700900000".into(), "https://gw.example.org", "t").unwrap()
+    }
+
+    #[tokio::test]
+    async fn kannel_is_in_doubt_only_once_it_may_have_the_message() {
+        use crate::channels::test_server::{Server, Then, closed_port};
+        use std::time::Duration;
+        // Took the request, answered too late: it may have queued the message.
+        let slow = Server::start(Then::Hang).await;
+        let got = kannel_at(&slow.url("/cgi-bin/sendsms"), Duration::from_millis(300)).send(&sms("Hi")).await;
+        assert!(matches!(got, Err(SendError::InDoubt { provider: "kannel", .. })), "{got:?}");
+        assert_eq!(slow.requests(), 1);
+        // Refused the connection, or answered 503: it does not have it.
+        let refused = format!("http://{}/cgi-bin/sendsms", closed_port().await);
+        let got = kannel_at(&refused, Duration::from_secs(5)).send(&sms("Hi")).await;
+        assert!(matches!(got, Err(SendError::Transient(_))), "{got:?}");
+        let down = Server::start(Then::Answer("503 Service Unavailable", "")).await;
+        let got = kannel_at(&down.url("/cgi-bin/sendsms"), Duration::from_secs(5)).send(&sms("Hi")).await;
+        assert_eq!(got, Err(SendError::Transient("kannel answered 503".into())));
+    }
+
     #[test]
     fn text_that_needs_ucs2_is_sent_with_coding_2() {
         let url = kannel().request_url(&sms("Hello Zoë – call us"), "+447700900123");

@@ -2,6 +2,11 @@
 //!
 //! Providers are called with our message id as the reference, so a retried job can be matched to
 //! what the provider already has. Errors carry no personal data.
+//!
+//! An error says whether the provider may have the message. `Transient` and `Permanent` mean it
+//! has not (nothing reached it, or it answered no); `InDoubt` means it may have (the request went
+//! but no answer came back). We never send twice: a send in doubt is neither retried nor failed
+//! over to another provider, but left for a person to check.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -67,12 +72,18 @@ pub struct Accepted {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Worth trying again later (network, 5xx, rate limit).
+    /// The provider does not have the message, and may take it later or elsewhere: no connection
+    /// could be made, or it answered with a temporary refusal (5xx, 429, credentials).
     #[error("transient provider error: {0}")]
     Transient(String),
     /// Will never work for this message (invalid number, rejected content).
     #[error("permanent provider error: {0}")]
     Permanent(String),
+    /// The request may have reached `provider`, but no answer says whether it took the message (a
+    /// timeout, or the connection lost after the request was written). Sending again, here or
+    /// through another provider, could reach the victim twice: a person checks with `provider`.
+    #[error("{provider} may have the message: {why}")]
+    InDoubt { provider: &'static str, why: String },
 }
 
 /// A provider for one channel (sandbox, Twilio, Kannel, SMTP, print service).
@@ -101,7 +112,9 @@ impl Channels {
                         Ok(accepted) => return Ok(accepted),
                         // A number the provider rejects for good won't do better elsewhere.
                         Err(e @ SendError::Permanent(_)) => return Err(e),
-                        Err(e) => last = e,
+                        // The provider may have it: another provider could send it a second time.
+                        Err(e @ SendError::InDoubt { .. }) => return Err(e),
+                        Err(e @ SendError::Transient(_)) => last = e,
                     }
                 }
                 Err(last)
@@ -111,8 +124,8 @@ impl Channels {
         }
     }
 
-    /// Each SMS provider behind a circuit breaker: `threshold` transient failures in a row skip it
-    /// for `cooldown`.
+    /// Each SMS provider behind a circuit breaker: `threshold` failures in a row (transient or in
+    /// doubt) skip it for `cooldown`.
     pub fn with_breakers(self, threshold: u32, cooldown: Duration) -> Channels {
         let sms =
             self.sms.into_iter().map(|p| Arc::new(Breaker::new(p, threshold, cooldown)) as Arc<dyn Provider>).collect();
@@ -120,11 +133,12 @@ impl Channels {
     }
 }
 
-/// A circuit breaker around one provider: after `threshold` transient failures in a row it is
-/// open, and sends skip the provider (failing over to the next) until `cooldown` has passed; then
-/// one send is let through to probe it, and a success closes the breaker again. A permanent error
-/// is about the message, not the provider, so it counts as the provider answering. The state is
-/// per process.
+/// A circuit breaker around one provider: after `threshold` failures in a row it is open, and
+/// sends skip the provider (failing over to the next) until `cooldown` has passed; then one send
+/// is let through to probe it, and a success closes the breaker again. A transient error counts
+/// as a failure, and so does a send in doubt (a provider that times out is in trouble, and
+/// skipping it keeps the next messages from ending in doubt too). A permanent error is about the
+/// message, not the provider, so it counts as the provider answering. The state is per process.
 pub struct Breaker {
     provider: Arc<dyn Provider>,
     threshold: u32,
@@ -171,11 +185,11 @@ impl Provider for Breaker {
         let result = self.provider.send(message).await;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
-            Err(SendError::Transient(why)) => {
+            Err(e @ (SendError::Transient(_) | SendError::InDoubt { .. })) => {
                 state.failures += 1;
                 if state.failures >= self.threshold {
                     if state.failures == self.threshold {
-                        tracing::warn!(provider = self.name(), error = %why, cooldown_secs = self.cooldown.as_secs(), "provider failing: skipped for a cool-down");
+                        tracing::warn!(provider = self.name(), error = %e, cooldown_secs = self.cooldown.as_secs(), "provider failing: skipped for a cool-down");
                     }
                     state.open_until = Some(Instant::now() + self.cooldown);
                 }
@@ -205,6 +219,7 @@ pub enum ConfigError {
 /// `webhook_token` goes into the callback URLs of providers that authenticate by token (Kannel).
 pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result<Channels, ConfigError> {
     let outbox = std::path::PathBuf::from(&config.outbox_dir);
+    let timeout = Duration::from_secs(config.provider_timeout_secs.max(1));
     let need = |value: &Option<String>, name: &'static str| {
         value.clone().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name))
     };
@@ -213,7 +228,7 @@ pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result
         let provider: Arc<dyn Provider> = match name {
             "sandbox" => Arc::new(sandbox::SandboxSms::new(&outbox, clock)),
             "twilio" => Arc::new(twilio::Twilio::new(
-                http_client()?,
+                http_client_with_timeout(timeout)?,
                 &config.twilio_base_url,
                 need(&config.twilio_account_sid, "SAFEREACH_TWILIO_ACCOUNT_SID")?,
                 need(&config.twilio_auth_token, "SAFEREACH_TWILIO_AUTH_TOKEN")?,
@@ -221,7 +236,7 @@ pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result
                 &config.public_url,
             )?),
             "kannel" => Arc::new(kannel::Kannel::new(
-                http_client()?,
+                http_client_with_timeout(timeout)?,
                 &need(&config.kannel_sendsms_url, "SAFEREACH_KANNEL_SENDSMS_URL")?,
                 need(&config.kannel_user, "SAFEREACH_KANNEL_USER")?,
                 need(&config.kannel_password, "SAFEREACH_KANNEL_PASSWORD")?,
@@ -238,13 +253,15 @@ pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result
     let message_id_domain = from.email.domain().to_string();
     let email: Arc<dyn Provider> = match config.email_provider.as_str() {
         "sandbox" => Arc::new(sandbox::SandboxEmail::new(&outbox, from, message_id_domain)),
-        "smtp" => Arc::new(smtp::Smtp::new(&need(&config.smtp_url, "SAFEREACH_SMTP_URL")?, from, message_id_domain)?),
+        "smtp" => {
+            Arc::new(smtp::Smtp::new(&need(&config.smtp_url, "SAFEREACH_SMTP_URL")?, from, message_id_domain, timeout)?)
+        }
         other => return Err(ConfigError::UnknownProvider { channel: "email", name: other.into() }),
     };
     let letter: Arc<dyn Provider> = match config.letter_provider.as_str() {
         "sandbox" => Arc::new(sandbox::SandboxLetter::new(&outbox, letter::LetterSender::default(), clock)),
         "http" => Arc::new(print::PrintService::new(
-            http_client()?,
+            http_client_with_timeout(timeout)?,
             &need(&config.print_url, "SAFEREACH_PRINT_URL")?,
             config.print_token.clone().filter(|t| !t.is_empty()),
             letter::LetterSender::default(),
@@ -255,13 +272,20 @@ pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result
     Ok(Channels { sms, email, letter })
 }
 
-/// The HTTP client for providers and outbound events: rustls with the ring provider, short
-/// timeouts (a provider that hangs is a transient failure, not a stuck worker), no redirects.
+/// The HTTP client for outbound events and the benchmark: `http_client_with_timeout` with the
+/// default provider timeout.
 pub fn http_client() -> Result<reqwest::Client, ConfigError> {
+    http_client_with_timeout(Duration::from_secs(30))
+}
+
+/// The HTTP client for providers: rustls with the ring provider, no redirects, and a timeout for
+/// the whole call, so that a provider that hangs does not hold a worker. A provider that times out
+/// after the request went may have the message (see `transport_error`).
+pub fn http_client_with_timeout(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
     install_crypto_provider();
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("safereach/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -274,19 +298,131 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A transport failure of a provider call, as a transient error that names only what went wrong
-/// (a reqwest error's text would name the URL, whose query may carry a number).
-pub(crate) fn transport_error(provider: &str, e: &reqwest::Error) -> SendError {
+/// A transport failure of a provider call, naming only what went wrong (a reqwest error's text
+/// would name the URL, whose query may carry a number).
+///
+/// Transient only when the request cannot have reached the provider: it was never built
+/// (`is_builder`), or no connection was made (`is_connect`: DNS, refused, the connect timeout, the
+/// TLS handshake; reqwest sets it only for the connector's errors, before a byte of the request is
+/// written). Anything else happened on an open connection, after the request may have been
+/// written: a timeout waiting for the answer, the connection reset or closed before an answer, an
+/// answer cut off. reqwest does not say whether the provider read the request, so all of these are
+/// in doubt. (`is_request` is no help: reqwest sets it for connect errors and lost answers alike.)
+pub(crate) fn transport_error(provider: &'static str, e: &reqwest::Error) -> SendError {
+    if e.is_builder() {
+        return SendError::Transient(format!("{provider}: request could not be built"));
+    }
+    if e.is_connect() {
+        let what = if e.is_timeout() { "timed out connecting" } else { "could not connect" };
+        return SendError::Transient(format!("{provider}: {what}"));
+    }
     let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
+        "timed out waiting for the answer"
     } else if e.is_body() || e.is_decode() {
-        "unreadable answer"
+        "answer cut off"
     } else {
-        "request failed"
+        "connection lost before the answer"
     };
-    SendError::Transient(format!("{provider}: {what}"))
+    SendError::InDoubt { provider, why: what.into() }
+}
+
+/// A one-connection HTTP server for the providers' tests, to answer (or not) as a provider might.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// What the server does once it has read a whole request.
+    #[derive(Clone, Copy)]
+    pub enum Then {
+        /// Answer with this status line and body.
+        Answer(&'static str, &'static str),
+        /// Never answer (the client times out).
+        Hang,
+        /// Close the connection without a word.
+        Close,
+    }
+
+    /// Listens on a loopback port; counts the requests it read in full.
+    pub struct Server {
+        pub addr: SocketAddr,
+        pub requests: Arc<AtomicU32>,
+    }
+
+    impl Server {
+        pub async fn start(then: Then) -> Server {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let requests = Arc::new(AtomicU32::new(0));
+            let counter = requests.clone();
+            tokio::spawn(async move {
+                while let Ok((mut socket, _)) = listener.accept().await {
+                    let counter = counter.clone();
+                    tokio::spawn(async move {
+                        if read_request(&mut socket).await.is_none() {
+                            return;
+                        }
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        match then {
+                            Then::Answer(status, body) => {
+                                let answer = format!(
+                                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                                    body.len()
+                                );
+                                let _ = socket.write_all(answer.as_bytes()).await;
+                            }
+                            Then::Hang => {
+                                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                            }
+                            Then::Close => {}
+                        }
+                    });
+                }
+            });
+            Server { addr, requests }
+        }
+
+        pub fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr)
+        }
+
+        pub fn requests(&self) -> u32 {
+            self.requests.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Headers up to the blank line, then `content-length` bytes of body.
+    async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<()> {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let header_end = loop {
+            let n = socket.read(&mut buf).await.ok().filter(|&n| n > 0)?;
+            seen.extend_from_slice(&buf[..n]);
+            if let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&seen[..header_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+            .unwrap_or(0);
+        while seen.len() < header_end + length {
+            let n = socket.read(&mut buf).await.ok().filter(|&n| n > 0)?;
+            seen.extend_from_slice(&buf[..n]);
+        }
+        Some(())
+    }
+
+    /// A loopback port nothing listens on.
+    pub async fn closed_port() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    }
 }
 
 #[cfg(test)]
@@ -368,6 +504,60 @@ mod tests {
         assert!(breaker.send(&msg()).await.is_ok(), "probe after the cool-down succeeds");
         assert_eq!(provider.calls.load(Ordering::SeqCst), 6);
         assert!(!breaker.is_open());
+    }
+
+    fn in_doubt() -> Result<(), SendError> {
+        Err(SendError::InDoubt { provider: "scripted", why: "timed out waiting for the answer".into() })
+    }
+
+    #[tokio::test]
+    async fn a_send_in_doubt_is_not_failed_over_and_counts_against_the_breaker() {
+        let (first, second) = (scripted(vec![in_doubt()]), scripted(vec![]));
+        let channels =
+            Channels { sms: vec![first.clone(), second.clone()], email: scripted(vec![]), letter: scripted(vec![]) };
+        assert!(matches!(channels.send(Channel::Sms, &msg()).await, Err(SendError::InDoubt { .. })));
+        assert_eq!((first.calls.load(Ordering::SeqCst), second.calls.load(Ordering::SeqCst)), (1, 0));
+
+        let provider = scripted(vec![in_doubt(), in_doubt()]);
+        let breaker = Breaker::new(provider.clone(), 2, Duration::from_secs(3600));
+        for _ in 0..2 {
+            assert!(matches!(breaker.send(&msg()).await, Err(SendError::InDoubt { .. })));
+        }
+        assert!(breaker.is_open(), "a provider that keeps timing out is skipped");
+        // Skipped while open: nothing is sent, so that is transient, and the next provider is tried.
+        assert!(matches!(breaker.send(&msg()).await, Err(SendError::Transient(_))));
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+    }
+
+    async fn post_to(url: String, timeout: Duration) -> reqwest::Error {
+        let client = http_client_with_timeout(timeout).unwrap();
+        client.post(url).body("To=%2B447700900123&Body=Hi").send().await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn nothing_sent_is_transient_an_unanswered_request_is_in_doubt() {
+        use test_server::{Server, Then, closed_port};
+        // Refused: no connection, nothing can have been sent.
+        let refused = format!("http://{}/send", closed_port().await);
+        let e = post_to(refused, Duration::from_secs(5)).await;
+        assert_eq!(transport_error("p", &e), SendError::Transient("p: could not connect".into()));
+        // Never built: nothing sent.
+        let e = http_client().unwrap().post("http://[::1/").send().await.unwrap_err();
+        assert!(matches!(transport_error("p", &e), SendError::Transient(_)), "{e:?}");
+
+        // The provider read the whole request and did not answer in time: it may have taken it.
+        let hang = Server::start(Then::Hang).await;
+        let e = post_to(hang.url("/send"), Duration::from_millis(300)).await;
+        assert_eq!(hang.requests(), 1);
+        assert_eq!(
+            transport_error("p", &e),
+            SendError::InDoubt { provider: "p", why: "timed out waiting for the answer".into() }
+        );
+        // It read the request and dropped the connection: the same.
+        let close = Server::start(Then::Close).await;
+        let e = post_to(close.url("/send"), Duration::from_secs(5)).await;
+        assert_eq!(close.requests(), 1);
+        assert!(matches!(transport_error("p", &e), SendError::InDoubt { provider: "p", .. }), "{e:?}");
     }
 
     #[tokio::test]

@@ -56,7 +56,17 @@ impl Provider for PrintService {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let status = request.send().await.map_err(|e| transport_error(PROVIDER, &e))?.status();
+        // A call cut off after the request went stays retryable here, unlike SMS: the service
+        // dedupes by `Idempotency-Key` (our message id) and answers a repeat with 409, which is
+        // taken below, so a retry cannot print and post a second letter.
+        let status = request
+            .send()
+            .await
+            .map_err(|e| match transport_error(PROVIDER, &e) {
+                SendError::InDoubt { why, .. } => SendError::Transient(format!("{PROVIDER}: {why}")),
+                other => other,
+            })?
+            .status();
         match status {
             // 409: the service already has this reference (an earlier try that we did not hear
             // back from): it is taken.

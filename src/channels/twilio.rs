@@ -89,10 +89,13 @@ impl Provider for Twilio {
             .map_err(|e| transport_error(PROVIDER, &e))?;
         let status = response.status();
         if status.is_success() {
-            let created: Created = response
-                .json()
-                .await
-                .map_err(|_| SendError::Transient("twilio: unreadable answer to a created message".into()))?;
+            // Twilio has created the message: whatever we fail to read now, it must not be sent
+            // again. Without its MessageSid we cannot record it as sent, so a person looks (its
+            // status callbacks still find the message by our id).
+            let created: Created = response.json().await.map_err(|_| SendError::InDoubt {
+                provider: PROVIDER,
+                why: format!("created ({}) but the answer was unreadable", status.as_u16()),
+            })?;
             tracing::debug!(message_id = %msg.id, "twilio accepted the message");
             return Ok(Accepted { provider: PROVIDER, provider_ref: created.sid });
         }
@@ -165,6 +168,44 @@ mod tests {
         assert!(!verify("54321", url, &example, "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
         assert!(!verify("12345", "https://mycompany.com/myapp.php?foo=1", &example, "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
         assert!(!verify("12345", url, &example, ""));
+    }
+
+    fn twilio_at(base: &str, timeout: std::time::Duration) -> Twilio {
+        let client = crate::channels::http_client_with_timeout(timeout).unwrap();
+        Twilio::new(client, base, "AC1".into(), "token".into(), "+447700900000".into(), "https://gw.example.org")
+            .unwrap()
+    }
+
+    fn sms() -> OutboundMessage {
+        OutboundMessage {
+            id: "msg_1".into(),
+            recipient: crate::domain::Recipient::Phone { number: "+447700900123".into() },
+            subject: None,
+            text: "Hi".into(),
+            html: None,
+            sms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_twilio_may_have_created_is_in_doubt() {
+        use crate::channels::test_server::{Server, Then};
+        use std::time::Duration;
+        // Created, but the answer never came in time.
+        let slow = Server::start(Then::Hang).await;
+        let got = twilio_at(&slow.url(""), Duration::from_millis(300)).send(&sms()).await;
+        assert!(matches!(got, Err(SendError::InDoubt { provider: "twilio", .. })), "{got:?}");
+        // Created (201), but the answer cannot be read: it was taken, and must not go again.
+        let garbled = Server::start(Then::Answer("201 Created", "{\"si")).await;
+        let got = twilio_at(&garbled.url(""), Duration::from_secs(5)).send(&sms()).await;
+        assert!(matches!(got, Err(SendError::InDoubt { provider: "twilio", .. })), "{got:?}");
+        // An error Twilio gave: not taken, so another provider or a later try may send it.
+        let down = Server::start(Then::Answer("503 Service Unavailable", "{\"code\": 20500}")).await;
+        let got = twilio_at(&down.url(""), Duration::from_secs(5)).send(&sms()).await;
+        assert_eq!(got, Err(SendError::Transient("twilio error 20500 (503)".into())));
+        let ok = Server::start(Then::Answer("201 Created", "{\"sid\": \"SM1\", \"status\": \"queued\"}")).await;
+        let got = twilio_at(&ok.url(""), Duration::from_secs(5)).send(&sms()).await;
+        assert_eq!(got, Ok(Accepted { provider: "twilio", provider_ref: "SM1".into() }));
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! first of distress, unsafe, opt_out, opt_in, time_preference, other wins; the suppression is
 //! worked out separately, so "STOP he's here" is distress and still suppresses the number.
 //!
+//! Opt-out words: STOP counts as the whole message or its first word; STOPALL and UNSUBSCRIBE
+//! anywhere; END, QUIT and CANCEL only as the whole message. So "meet me at the bus stop after 5"
+//! is a time preference and "please stop" is `other`, for a person to read.
+//!
 //! The lists err towards alerting a person: a false "distress" costs a caseworker a look, a missed
 //! one can cost far more.
 
@@ -69,9 +73,13 @@ pub enum PreferredDay {
 }
 
 const OPT_OUT_WHOLE_MESSAGE: &[&str] = &["stop", "stopall", "unsubscribe", "end", "quit", "cancel"];
-/// Opt-out words that also count inside a longer message; END, QUIT and CANCEL do not ("end of
-/// the day is fine", "can I cancel the call?").
-const OPT_OUT_ANYWHERE: &[&str] = &["stop", "stopall", "unsubscribe"];
+/// STOP also counts as the first word of a longer message ("STOP he's here", "Stop texting me"),
+/// but not further in: "meet me at the bus stop after 5" asks for a call, and "please stop" is
+/// left to a person (`other`), since an opt-out silences the number.
+const OPT_OUT_FIRST_WORD: &[&str] = &["stop"];
+/// Opt-out words that count anywhere in a message: nobody writes them meaning anything else.
+/// END, QUIT and CANCEL count only alone ("end of the day is fine", "can I cancel the call?").
+const OPT_OUT_ANYWHERE: &[&str] = &["stopall", "unsubscribe"];
 const OPT_IN_WHOLE_MESSAGE: &[&str] = &["start", "unstop"];
 const OPT_IN_ANYWHERE: &[&str] = &["unstop"];
 
@@ -131,12 +139,14 @@ const UNSAFE: &[&str] = &[
 pub fn classify_reply(body: &str) -> ReplyAnalysis {
     let words = words_of(body);
     let whole_message_is = |list: &[&str]| words.len() == 1 && list.contains(&words[0].as_str());
+    let first_word_is = |list: &[&str]| words.first().is_some_and(|w| list.contains(&w.as_str()));
     let has_word = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
     let has_phrase = |list: &[&str]| list.iter().any(|p| find_phrase(&words, p).is_some());
 
     let distress = has_phrase(DISTRESS);
     let unsafe_number = has_phrase(UNSAFE);
-    let opt_out = whole_message_is(OPT_OUT_WHOLE_MESSAGE) || has_word(OPT_OUT_ANYWHERE);
+    let opt_out =
+        whole_message_is(OPT_OUT_WHOLE_MESSAGE) || first_word_is(OPT_OUT_FIRST_WORD) || has_word(OPT_OUT_ANYWHERE);
     let opt_in = whole_message_is(OPT_IN_WHOLE_MESSAGE) || has_word(OPT_IN_ANYWHERE);
     let time_preference = parse_time_preference(&words);
 
@@ -430,8 +440,8 @@ mod tests {
             ("END", OptOut, Some(Suppression::OptOut)),
             ("quit", OptOut, Some(Suppression::OptOut)),
             ("Cancel", OptOut, Some(Suppression::OptOut)),
-            // STOP, STOPALL and UNSUBSCRIBE also as a word inside a message
-            ("Please stop texting me", OptOut, Some(Suppression::OptOut)),
+            // STOP also as the first word of a message; STOPALL and UNSUBSCRIBE anywhere
+            ("Stop texting me", OptOut, Some(Suppression::OptOut)),
             ("unsubscribe me thanks", OptOut, Some(Suppression::OptOut)),
             ("STOP ALL", OptOut, Some(Suppression::OptOut)),
             // opt_in
@@ -484,7 +494,8 @@ mod tests {
         // Opt-out beats a time preference.
         assert_eq!(class("stop texting after 5"), OptOut);
         // Opt-out beats opt-in.
-        assert_eq!(class("unstop stop"), OptOut);
+        assert_eq!(class("stop unstop"), OptOut);
+        assert_eq!(class("unstop unsubscribe"), OptOut);
         // Opt-in beats a time preference.
         assert_eq!(class("unstop, any time"), OptIn);
     }
@@ -499,6 +510,33 @@ mod tests {
         assert_eq!(classify_reply("End of the day is fine").suppression, None);
         // A number containing 999 is not 999.
         assert_eq!(class("my new number is 07700 900999"), Other);
+    }
+
+    #[test]
+    fn stop_counts_alone_or_first_stopall_and_unsubscribe_anywhere() {
+        let table: &[(&str, ReplyClass, Option<Suppression>)] = &[
+            ("Stop texting me", OptOut, Some(Suppression::OptOut)),
+            ("STOP. Don't call either", OptOut, Some(Suppression::OptOut)),
+            // A frightened STOP first: distress, and the number is still suppressed.
+            ("STOP he's here", Distress, Some(Suppression::OptOut)),
+            // STOP further in is an ordinary word: what else the message says decides.
+            ("meet me at the bus stop after 5", TIME, None),
+            ("please stop", Other, None),
+            ("Please stop texting me", Other, None),
+            ("you can stop calling now", Other, None),
+            ("ok STOPALL", OptOut, Some(Suppression::OptOut)),
+            ("I want to unsubscribe please", OptOut, Some(Suppression::OptOut)),
+            // END, QUIT and CANCEL, first or not, only count alone.
+            ("End of the day is fine", TIME, None),
+            ("quit texting", Other, None),
+            ("cancel please", Other, None),
+        ];
+        for (body, want_class, want_suppression) in table {
+            let got = classify_reply(body);
+            assert_eq!((got.classification, got.suppression), (*want_class, *want_suppression), "{body:?}");
+        }
+        let bus_stop = window("meet me at the bus stop after 5");
+        assert_eq!((bus_stop.from, bus_stop.phrase.as_str()), (t("17:00"), "after 5"));
     }
 
     #[test]
@@ -615,6 +653,25 @@ mod properties {
         ) {
             let written = if upper { body.to_uppercase() } else { body.to_string() };
             prop_assert_eq!(classify_reply(&format!("{punctuation}{written}{punctuation}")), classify_reply(body));
+        }
+
+        /// STOP as the first word always suppresses the number, whatever follows.
+        #[test]
+        fn stop_as_the_first_word_always_suppresses(upper in any::<bool>(), rest in "\\PC{0,40}") {
+            let stop = if upper { "STOP" } else { "stop" };
+            let a = classify_reply(&format!("{stop} {rest}"));
+            prop_assert!(a.suppression.is_some(), "{:?}", a);
+        }
+
+        /// STOP after the first word of an ordinary message never suppresses the number.
+        #[test]
+        fn stop_further_in_does_not_suppress(
+            before in prop::sample::select(vec!["please", "the bus", "meet me at the bus", "you can", "ok"]),
+            after in prop::sample::select(vec!["", "now", "after 5", "thanks", "texting me"]),
+        ) {
+            let a = classify_reply(&format!("{before} stop {after}"));
+            prop_assert_eq!(a.suppression, None);
+            prop_assert_ne!(a.classification, ReplyClass::OptOut);
         }
 
         /// An opt-out word alone is always an opt-out, however shouted.

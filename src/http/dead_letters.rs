@@ -50,8 +50,9 @@ pub struct DeadLetterView {
     /// Transient send failures so far.
     #[schema(example = 5)]
     pub attempts: i64,
-    /// `retries_exhausted` (the provider kept failing) or `send_interrupted` (a worker died while
-    /// handing the message over: check with the provider, by our message id, before requeueing).
+    /// `retries_exhausted` (the provider kept failing), `send_interrupted` (a worker died while
+    /// handing the message over) or `send_in_doubt` (the provider did not answer: it may have the
+    /// message). For the last two, check with the provider, by our message id, before requeueing.
     #[schema(example = "retries_exhausted")]
     pub reason: Option<String>,
     #[schema(example = "2026-11-23T10:04:31.250Z")]

@@ -1,5 +1,5 @@
 //! Dead letters: jobs the worker gave up on (transient failures past `max_attempts`, or a send
-//! interrupted so that nobody knows whether the provider got it). They wait for staff, who look
+//! interrupted or unanswered so that nobody knows whether the provider got it). They wait for staff, who look
 //! and requeue them (through the outbox, like any other work) or cancel them.
 
 use sqlx::AnyConnection;
@@ -17,7 +17,7 @@ pub struct DeadLetter {
     pub attempts: i64,
     /// When it was dead-lettered (ms).
     pub at: i64,
-    /// Why: `retries_exhausted` or `send_interrupted`.
+    /// Why: `retries_exhausted`, `send_interrupted` or `send_in_doubt`.
     pub reason: Option<String>,
 }
 
@@ -33,8 +33,9 @@ pub enum Requeue {
 
 impl Store {
     /// Put a job waiting for a person back to work, to be decided again: queued with its
-    /// attempts reset, its message ready to send again if a send was cut off mid-way (whoever
-    /// asked has checked with the provider that it did not arrive), and a row in the outbox.
+    /// attempts reset, its message ready to send again if a send was in doubt (whoever asked has
+    /// checked with the provider that it did not arrive; one the provider has reported on is past
+    /// `sending`, and the worker records its job as sent), and a row in the outbox.
     pub(super) async fn back_to_work(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
         sqlx::query("UPDATE outreach SET status = 'queued', attempts = 0, updated_at = $2 WHERE id = $1")
             .bind(id)

@@ -207,6 +207,19 @@ impl Store {
         Ok(())
     }
 
+    /// A send whose answer never came: the provider may have the message. It stays `sending`
+    /// (in doubt, as a send cut off mid-way), no longer held by this worker, with the provider
+    /// that may have it, until staff requeue or cancel its job. A report that came in meanwhile
+    /// has already moved it on: that status stays.
+    pub async fn leave_in_doubt(&self, conn: &mut AnyConnection, id: &str, provider: &str) -> Result<()> {
+        sqlx::query("UPDATE messages SET claimed_until = NULL, provider = $2 WHERE id = $1 AND status = 'sending'")
+            .bind(id)
+            .bind(provider)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     /// The provider took the message. A delivery report that came in before this (Kannel's can)
     /// has already moved it further: that status stays.
     pub async fn mark_sent(

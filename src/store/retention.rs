@@ -166,7 +166,7 @@ impl Store {
     pub async fn redact_message(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE messages SET to_address = NULL, subject = NULL, body = NULL, html = NULL, redacted_at = $2
-             WHERE id = $1 AND redacted_at IS NULL AND NOT (status = 'sending' AND claimed_until >= $2)",
+             WHERE id = $1 AND redacted_at IS NULL AND NOT (status = 'sending' AND COALESCE(claimed_until, 0) >= $2)",
         )
         .bind(id)
         .bind(now)

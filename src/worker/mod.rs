@@ -21,6 +21,14 @@ pub const ACTOR: &str = "worker";
 /// A hold outside the policy: the approved template could not be rendered for this job.
 pub const RENDER_FAILED: &str = "render_failed";
 
+/// Dead-letter reasons. Transient failures went on past `max_attempts`:
+pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
+/// A worker died while handing the message over (its lease ran out with no result recorded):
+pub const SEND_INTERRUPTED: &str = "send_interrupted";
+/// The provider was asked but its answer never came (a timeout, a connection lost after the
+/// request went): it may have the message. The event's detail names the provider.
+pub const SEND_IN_DOUBT: &str = "send_in_doubt";
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error(transparent)]
@@ -210,7 +218,8 @@ impl Worker {
 
     /// A worker died mid-send: the provider may or may not have the message. Sending again could
     /// reach the victim twice, so the job waits for staff, who check with the provider (our
-    /// message id is its reference) and requeue or cancel it.
+    /// message id is its reference) and requeue or cancel it. (A provider that does not answer is
+    /// the same question, asked at once: `record_send`, `SEND_IN_DOUBT`.)
     async fn dead_letter_in_doubt(&self, p: &Prepared) -> Result<Processed, WorkerError> {
         let now = self.clock.now_ms();
         tracing::warn!(message_id = %p.message.id, "a send was interrupted; dead-lettered for staff to check");
@@ -219,7 +228,7 @@ impl Worker {
         Event::new(&p.job.case_ref, now, ACTOR, EventType::DeadLettered)
             .outreach(&p.job.id)
             .message(&p.message.id)
-            .reason("send_interrupted")
+            .reason(SEND_INTERRUPTED)
             .append(&mut tx)
             .await?;
         tx.commit().await?;
@@ -272,6 +281,28 @@ impl Worker {
                     .await?;
                 Processed::Failed
             }
+            // The provider may have the message: no retry, no other provider. Like a send cut off
+            // mid-way, it waits for staff, who ask the provider (our message id is the reference)
+            // and requeue or cancel it.
+            Err(SendError::InDoubt { provider, why }) => {
+                tracing::warn!(
+                    message_id = %message.id,
+                    provider,
+                    error = %why,
+                    "no answer from the provider, which may have the message; dead-lettered for staff to check, not sent again"
+                );
+                self.store.leave_in_doubt(&mut tx, &message.id, provider).await?;
+                self.store.set_outreach_status(&mut tx, &job.id, "dead_lettered", now).await?;
+                Event::new(&job.case_ref, now, ACTOR, EventType::DeadLettered)
+                    .outreach(&job.id)
+                    .message(&message.id)
+                    .channel(channel)
+                    .reason(SEND_IN_DOUBT)
+                    .detail(serde_json::json!({ "provider": provider }))
+                    .append(&mut tx)
+                    .await?;
+                Processed::DeadLettered
+            }
             Err(SendError::Transient(why)) => {
                 tracing::warn!(message_id = %message.id, error = %why, "provider failed; will retry");
                 self.store.release_message(&mut tx, &message.id, now).await?;
@@ -287,7 +318,7 @@ impl Worker {
                     self.store.set_outreach_status(&mut tx, &job.id, "dead_lettered", now).await?;
                     Event::new(&job.case_ref, now, ACTOR, EventType::DeadLettered)
                         .outreach(&job.id)
-                        .reason("retries_exhausted")
+                        .reason(RETRIES_EXHAUSTED)
                         .append(&mut tx)
                         .await?;
                     Processed::DeadLettered

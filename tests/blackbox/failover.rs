@@ -112,3 +112,48 @@ async fn an_outage_of_every_provider_is_retried_later() {
     assert_eq!(twilio.requests(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_provider_that_took_the_message_but_answered_too_late_is_not_failed_over() {
+    let Some(kannel) = kannel_env() else { return };
+    let twilio = TwilioStandIn::start().await;
+    // Twilio creates the message but answers after our timeout (and sends no reports).
+    twilio.shared.answer_after_ms.store(3_000, std::sync::atomic::Ordering::SeqCst);
+    twilio.shared.quiet.store(true, std::sync::atomic::Ordering::SeqCst);
+    let base = twilio.base_url();
+    let app = spawn_with(Options {
+        clock: Some("2026-11-23T10:00:00Z".into()),
+        role: Role::Api,
+        configure: Box::new(move |c| {
+            c.sms_provider = "twilio,kannel".into();
+            c.twilio_account_sid = Some(standin::ACCOUNT_SID.into());
+            c.twilio_auth_token = Some(standin::AUTH_TOKEN.into());
+            c.twilio_from = Some(standin::FROM.into());
+            c.twilio_base_url = base;
+            kannel.configure(c);
+            c.provider_timeout_secs = 1;
+            c.retry_base_secs = 0;
+        }),
+        ..Options::default()
+    })
+    .await;
+    let kannel = kannel_env().unwrap();
+    let number = "+447700900791";
+    let (processed, message) = send(&app, 1, number).await;
+    assert_eq!(processed, Processed::DeadLettered);
+    // Twilio has it; Kannel was never asked, so the victim gets one text, from one sender.
+    assert_eq!(twilio.created().len(), 1);
+    assert_eq!((message["status"].as_str(), message["provider"].as_str()), (Some("sending"), Some("twilio")));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(kannel.received(number).is_empty());
+    let (_, case) = app.get_case("FO-1").await;
+    assert_eq!(case["outreach"][0]["status"], "dead_lettered");
+    let dead = case["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "dead_lettered").unwrap();
+    assert_eq!((dead["reason"].as_str(), dead["detail"]["provider"].as_str()), (Some("send_in_doubt"), Some("twilio")));
+    // The next message still goes (Twilio is failing, not closed yet: it is asked again).
+    twilio.shared.answer_after_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    let (processed, message) = send(&app, 2, "+447700900792").await;
+    assert!(matches!(processed, Processed::Sent { .. }), "{processed:?}");
+    assert_eq!(message["provider"], "twilio");
+    app.stop().await;
+}

@@ -126,3 +126,32 @@ on_backends! {
         app.stop().await;
     }
 }
+
+on_backends! {
+    sqlite, postgres_redis;
+    async fn stop_later_in_a_reply_suppresses_nothing_and_a_person_reads_please_stop() {
+        let app = spawn_with(Options { clock: Some(MONDAY_10AM.into()), role: Role::Api, ..Options::default() }).await;
+        let (_, first) = app.post_outreach(&pretext("rep-7", "REP-7")).await;
+        assert!(matches!(
+            app.state.worker().process(first["outreach_id"].as_str().unwrap()).await.unwrap(),
+            Processed::Sent { .. }
+        ));
+        // "stop" as a place, not a request: the call time is recorded and the number stays usable.
+        let (_, bus) =
+            app.webhook("/webhooks/sandbox/inbound", &json!({"from": NUMBER, "body": "meet me at the bus stop after 5"})).await;
+        assert_eq!(bus["classification"], "time_preference");
+        let (_, case) = app.get_case("REP-7").await;
+        let window: Value = serde_json::from_str(case["call_window"].as_str().unwrap()).unwrap();
+        assert_eq!(window["from"], "17:00:00");
+        // "please stop" is not a clear opt-out: it waits for a person, and suppresses nothing.
+        let (_, please) = app.webhook("/webhooks/sandbox/inbound", &json!({"from": NUMBER, "body": "please stop"})).await;
+        assert_eq!(please["classification"], "other");
+        let (_, case) = app.get_case("REP-7").await;
+        assert!(events_of(&case, "suppressed").is_empty(), "{case:#}");
+        let alerts: Vec<&str> = events_of(&case, "alert").iter().map(|a| a["reason"].as_str().unwrap()).collect();
+        assert_eq!(alerts, ["time_preference", "reply_needs_review"]);
+        let (_, second) = app.post_outreach(&pretext("rep-8", "REP-8")).await;
+        assert_eq!(second["decision"]["outcome"], "send", "the number is not suppressed: {second}");
+        app.stop().await;
+    }
+}

@@ -1,6 +1,7 @@
 //! Email over SMTP to a real server (aiosmtpd, started by scripts/services/smtp.sh): the message
 //! it receives is checked part by part; a 5xx refusal fails the message for good, a 4xx or a
-//! server that is down is retried.
+//! server that is down is retried, and a message the server took without answering in time is
+//! dead-lettered in doubt, never sent again by itself.
 
 use mail_parser::{MessageParser, MimeHeaders};
 use safereach::app::Role;
@@ -16,6 +17,21 @@ async fn spawn_with_smtp(url: String) -> TestApp {
         configure: Box::new(move |c| {
             c.email_provider = "smtp".into();
             c.smtp_url = Some(url);
+        }),
+        ..Options::default()
+    })
+    .await
+}
+
+async fn spawn_with_smtp_timeout(url: String, timeout_secs: u64) -> TestApp {
+    spawn_with(Options {
+        clock: Some("2026-11-23T10:00:00Z".into()),
+        role: Role::Api,
+        configure: Box::new(move |c| {
+            c.email_provider = "smtp".into();
+            c.smtp_url = Some(url);
+            c.provider_timeout_secs = timeout_secs;
+            c.retry_base_secs = 0;
         }),
         ..Options::default()
     })
@@ -99,5 +115,34 @@ async fn a_refusal_fails_the_message_and_a_deferral_or_an_outage_is_retried() {
     let app = spawn_with_smtp(format!("smtp://127.0.0.1:{}", free_port())).await;
     let (processed, _) = send_pack(&app, 4, "priya@example.org").await;
     assert!(matches!(processed, Processed::Retrying { .. }), "{processed:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_the_server_took_without_answering_in_time_is_in_doubt_and_not_sent_again() {
+    let Some(url) = service("SAFEREACH_TEST_SMTP_URL") else { return };
+    let dir = std::env::var("SAFEREACH_TEST_SMTP_DIR").unwrap();
+    // The sink stores a message to slow…@ and answers 5 s later; we wait 1 s.
+    let app = spawn_with_smtp_timeout(url, 1).await;
+    let (processed, case) = send_pack(&app, 5, "slow.reply@example.org").await;
+    assert_eq!(processed, Processed::DeadLettered);
+    let message = &case["messages"][0];
+    let id = message["id"].as_str().unwrap();
+    assert!(received(&dir, id).is_some(), "the server has the message");
+    assert_eq!((message["status"].as_str(), message["provider"].as_str()), (Some("sending"), Some("smtp")));
+    let dead = case["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "dead_lettered").unwrap();
+    assert_eq!((dead["reason"].as_str(), dead["detail"]["provider"].as_str()), (Some("send_in_doubt"), Some("smtp")));
+    let outreach_id = case["outreach"][0]["outreach_id"].as_str().unwrap();
+    assert_eq!(
+        app.state.worker().process(outreach_id).await.unwrap(),
+        Processed::Skipped,
+        "never sent again by itself"
+    );
+    let copies = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+        .filter(|eml| String::from_utf8_lossy(eml).contains(&format!("Message-ID: <{id}@")))
+        .count();
+    assert_eq!(copies, 1);
     app.stop().await;
 }

@@ -675,6 +675,12 @@ on_backends! {
         assert_eq!(app.sent_sms().len(), 1);
 
         // B: the provider had it; cancelled, it never goes again, and its text is redacted on schedule.
+        // (As a send left in doubt by a provider that never answered is: no lease at all.)
+        sqlx::query("UPDATE messages SET claimed_until = NULL WHERE outreach_id = $1")
+            .bind(&ids[1])
+            .execute(store.pool())
+            .await
+            .unwrap();
         let page = client.post(&format!("/staff/review/outreach/{}/cancel", ids[1]), &[("reason", "Provider: delivered")]).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER);
         assert_eq!(app.state.worker().process(&ids[1]).await.unwrap(), safereach::worker::Processed::Skipped);

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -43,6 +43,9 @@ pub struct Shared {
     pub failing: AtomicBool,
     /// Don't send status callbacks.
     pub quiet: AtomicBool,
+    /// Milliseconds to wait before answering a message it created (and called back about): a
+    /// Twilio that took the message but whose answer is lost or late.
+    pub answer_after_ms: AtomicU64,
 }
 
 pub struct TwilioStandIn {
@@ -146,6 +149,10 @@ async fn create(
                 let _ = signed_post(&callback, AUTH_TOKEN, &params).await;
             }
         });
+    }
+    let delay = shared.answer_after_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
     let resource = json!({
         "account_sid": ACCOUNT_SID, "api_version": "2010-04-01", "body": form["Body"],

@@ -3,9 +3,11 @@
 //! come in signed and are classified and acted on.
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use safereach::app::Role;
+use safereach::worker::Processed;
+use serde_json::{Value, json};
 
-use crate::common::{Options, TestApp, pretext, spawn_with};
+use crate::common::{Options, TestApp, pretext, read, spawn_with};
 use crate::standin::{self, AUTH_TOKEN, TwilioStandIn, post_form, signed_post};
 
 const MONDAY_10AM: &str = "2026-11-23T10:00:00Z";
@@ -140,5 +142,60 @@ async fn replies_come_in_signed_are_classified_acted_on_and_never_answered() {
     let (_, again) = app.post_outreach(&pretext("tw-4", "TW-4")).await;
     assert_eq!(again["decision"]["reason"], "suppressed");
     assert_eq!(twilio.created().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_twilio_took_but_answered_too_late_is_dead_lettered_in_doubt_and_never_sent_again() {
+    let twilio = TwilioStandIn::start().await;
+    // Twilio creates the message (and reports on it) but answers after our timeout.
+    twilio.shared.answer_after_ms.store(3_000, std::sync::atomic::Ordering::SeqCst);
+    let base = twilio.base_url();
+    let app = spawn_with(Options {
+        clock: Some(MONDAY_10AM.into()),
+        // The test runs the worker itself.
+        role: Role::Api,
+        configure: Box::new(move |c| {
+            c.sms_provider = "twilio".into();
+            c.twilio_account_sid = Some(standin::ACCOUNT_SID.into());
+            c.twilio_auth_token = Some(AUTH_TOKEN.into());
+            c.twilio_from = Some(standin::FROM.into());
+            c.twilio_base_url = base;
+            c.provider_timeout_secs = 1;
+            // A retry would come at once: none must.
+            c.retry_base_secs = 0;
+        }),
+        ..Options::default()
+    })
+    .await;
+    let (_, answer) = app.post_outreach(&pretext("tw-late", "TW-LATE")).await;
+    let id = answer["outreach_id"].as_str().unwrap();
+    // Gave up at our timeout (had Twilio's answer come, it would be sent): in doubt.
+    assert_eq!(app.state.worker().process(id).await.unwrap(), Processed::DeadLettered);
+    assert_eq!(app.state.worker().process(id).await.unwrap(), Processed::Skipped, "never sent again by itself");
+    assert_eq!(twilio.created().len(), 1);
+    assert_eq!(twilio.requests(), 1);
+
+    // Staff see it in doubt, with the provider to ask.
+    let (_, listed) = read(app.http.get(app.url("/v1/dead-letters")).bearer_auth(&app.key).send().await.unwrap()).await;
+    assert_eq!(listed["count"], 1);
+    assert_eq!(listed["dead_letters"][0]["reason"], "send_in_doubt");
+    let (_, case) = app.get_case("TW-LATE").await;
+    let dead = events(&case, "dead_lettered");
+    assert_eq!((dead.len(), dead[0]["reason"].as_str()), (1, Some("send_in_doubt")));
+    assert_eq!(dead[0]["detail"]["provider"], "twilio");
+    assert!(events(&case, "send_failed").is_empty(), "{case:#}");
+
+    // Twilio's own reports find the message by our id: it was delivered. Requeued by staff, the
+    // job is then recorded as sent, and nothing goes a second time.
+    let message = app.wait_for_message("TW-LATE", "delivered").await;
+    let (status, _) = app.post_json(&format!("/v1/outreach/{id}/requeue"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.state.worker().process(id).await.unwrap(), Processed::Skipped);
+    let (_, case) = app.get_case("TW-LATE").await;
+    assert_eq!(case["outreach"][0]["status"], "sent");
+    assert_eq!(case["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(case["messages"][0]["id"], message["id"]);
+    assert_eq!(twilio.created().len(), 1, "one text reached the victim");
     app.stop().await;
 }

@@ -58,7 +58,7 @@ fn held_reason(code: &str) -> (&'static str, &'static str, usize) {
         ),
         "dead_lettered" => (
             "Sending failed or was cut off",
-            "The provider failed every attempt, or a send was cut off mid-way (the timeline says send_interrupted) and the message may have arrived. In that case check with the provider first (our message id is its reference): release sends it again. Release to try again once the provider works, or cancel.",
+            "The provider failed every attempt, or a send was cut off or never answered (the timeline says send_interrupted or send_in_doubt) and the message may have arrived. In that case check with the provider first (our message id is its reference): release sends it again. Release to try again once the provider works, or cancel.",
             2,
         ),
         _ => ("Held for review", "A person must look at this job before it is sent.", 2),
