@@ -82,8 +82,8 @@ impl Metrics {
         let gauges = [
             (JOBS, "Outreach jobs by status (from the database)"),
             (MESSAGES, "Messages by channel and status (from the database)"),
-            (QUEUE_DEPTH, "Jobs due on the outbox, not yet handed to the queue"),
-            (QUEUE_OLDEST, "Age of the oldest due job on the outbox, in seconds (0 when none)"),
+            (QUEUE_DEPTH, "Outreach jobs due and waiting for a worker, wherever the queue holds them"),
+            (QUEUE_OLDEST, "How long the oldest job waiting for a worker has been due, in seconds (0 when none)"),
             (DEAD_LETTERS, "Outreach jobs dead-lettered for staff (retries exhausted, or a send interrupted)"),
         ];
         for (name, help) in gauges {
@@ -176,7 +176,7 @@ impl Metrics {
                 self.gauge(MESSAGES, &[("channel", channel.as_str()), ("status", status.as_str())], n as f64);
             }
         }
-        let (depth, oldest) = store.outbox_depth(now_ms).await?;
+        let (depth, oldest) = store.queue_backlog(now_ms).await?;
         self.gauge(QUEUE_DEPTH, &[], depth as f64);
         let age = oldest.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
         self.gauge(QUEUE_OLDEST, &[], age);

@@ -34,7 +34,9 @@ pub struct Report {
     /// Decisions taken again in the period, by the worker before sending or by staff on release.
     /// A job decided again several times counts each time; these never change `decisions`.
     pub redecisions: DecisionCounts,
-    /// The 2015 performance report's non-conversion headings, with the codes behind each.
+    /// The 2015 performance report's non-conversion headings, with the codes behind each. Each
+    /// job accepted in the period counts under the heading of its final outcome (its last
+    /// decision or cancellation before the period's end), so under one heading at most.
     pub headings: Vec<Heading>,
     pub messages: MessageCounts,
     pub replies: ReplyCounts,
@@ -77,7 +79,7 @@ pub struct Heading {
     /// The heading as the 2015 report words it.
     #[schema(example = "No contacts – safe phone contact for DV and hate referrals not provided")]
     pub title: String,
-    /// What is counted: reason codes of first decisions, or a figure of this report.
+    /// What is counted: reason codes of jobs' final decisions, or a figure of this report.
     #[schema(example = json!(["no_safe_number"]))]
     pub counts: Vec<String>,
     pub count: u64,
@@ -149,7 +151,11 @@ pub struct ContactCounts {
     pub declined: u64,
 }
 
-/// The 2015 report's headings and the reason codes (of first decisions) behind them.
+/// The 2015 report's headings and the reason codes behind them. A job accepted in the period
+/// counts under the heading of its final decision: its last decision, or its cancellation (which
+/// reads as `do_not_contact`), before the period's end. A job first held, then released and sent,
+/// is not a non-conversion; a job deferred, then cancelled, or blocked by the worker's decision
+/// after an opt-out, is.
 pub const HEADINGS: &[(&str, &str, &[&str])] = &[
     (
         "no_safe_phone_contact",
@@ -218,6 +224,8 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
         by_local_authority: Counts::new(),
     };
     let mut decisions = DecisionCounts::empty();
+    // Each job once, by the reason of its final decision (a send has none).
+    let mut final_reasons = Counts::new();
     for row in &facts.accepted {
         add(&mut outreach.by_kind, &row.kind);
         add(&mut outreach.by_referral_source, known(&row.referral_source));
@@ -228,6 +236,9 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
             add(&mut outreach.by_category, category);
         }
         decisions.add(row.outcome.as_deref(), row.reason.as_deref());
+        if let Some(reason) = row.final_reason.as_deref() {
+            add(&mut final_reasons, reason);
+        }
     }
     let mut redecisions = DecisionCounts::empty();
     for (outcome, reason) in &facts.redecisions {
@@ -261,7 +272,7 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
             key: key.to_string(),
             title: title.to_string(),
             counts: codes.iter().map(|c| c.to_string()).collect(),
-            count: codes.iter().map(|c| decisions.by_reason.get(*c).copied().unwrap_or(0)).sum(),
+            count: codes.iter().map(|c| final_reasons.get(*c).copied().unwrap_or(0)).sum(),
         })
         .collect();
     for (key, title, figure) in CALL_HEADINGS {
@@ -496,6 +507,41 @@ mod tests {
         // Waits of 1, 10, 30 and 50 s: the median is 20 s.
         assert_eq!(c.median_seconds_to_first_contact, Some(20));
         assert_eq!((c.cases_referred, c.cases_contacted, c.priority_pretext_within_24h), (5, 4, 4));
+    }
+
+    #[test]
+    fn headings_count_final_decisions_and_decisions_count_first_ones() {
+        let job = |first: (&str, Option<&str>), last: (&str, Option<&str>)| AcceptedRow {
+            kind: "priority_pretext".into(),
+            outcome: Some(first.0.into()),
+            reason: first.1.map(Into::into),
+            final_outcome: Some(last.0.into()),
+            final_reason: last.1.map(Into::into),
+            ..AcceptedRow::default()
+        };
+        let facts = Facts {
+            accepted: vec![
+                // Deferred, then cancelled.
+                job(("defer", Some("outside_safe_hours")), ("block", Some("do_not_contact"))),
+                // Sent at acceptance's word, blocked by the worker after a STOP.
+                job(("send", None), ("block", Some("suppressed"))),
+                // Held, released and sent.
+                job(("hold", Some("minor")), ("send", None)),
+                // Held and still held.
+                job(("hold", Some("number_conflict")), ("hold", Some("number_conflict"))),
+                // Deferred and still waiting: under no heading.
+                job(("defer", Some("calls_first")), ("defer", Some("calls_first"))),
+            ],
+            ..Facts::default()
+        };
+        let r = build(Period::Month { year: 2026, month: 11 }, &PolicyConfig::default(), &facts);
+        let count = |key: &str| r.headings.iter().find(|h| h.key == key).unwrap().count;
+        assert_eq!(count("do_not_contact"), 2);
+        assert_eq!(count("held_for_review"), 1);
+        let reason_headings: u64 = r.headings.iter().take(HEADINGS.len()).map(|h| h.count).sum();
+        assert_eq!(reason_headings, 3, "one heading per job at most");
+        assert_eq!((r.decisions.by_reason["minor"], r.decisions.by_reason["do_not_contact"]), (1, 0));
+        assert_eq!(r.decisions.by_outcome["defer"], 2);
     }
 
     #[test]

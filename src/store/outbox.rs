@@ -93,11 +93,29 @@ impl Store {
         Ok(requeued)
     }
 
-    /// Rows waiting (due or not) and the run time of the oldest due one: queue depth for metrics.
-    pub async fn outbox_depth(&self, now: i64) -> Result<(i64, Option<i64>)> {
-        Ok(sqlx::query_as("SELECT COUNT(*), MIN(run_at) FROM job_outbox WHERE run_at <= $1")
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await?)
+    /// The backlog, for the queue metrics: how many outreach jobs are due and waiting for a
+    /// worker now, and since when the oldest has been due. Read from the jobs themselves, so it is
+    /// the same whichever backend holds the queue (the relay moves due work off the outbox within
+    /// a second). A job is waiting when it is `queued` or `deferred` and
+    /// - it has a row on the outbox: due at that row's run time (work a decision, a release or a
+    ///   retry put there, not yet moved to the queue; a future row is a wait, not a backlog);
+    /// - else, `queued`: on the queue (or lost by it) since it was last updated (accepted,
+    ///   released, requeued, or for a retry the failure that scheduled it);
+    /// - else, `deferred`: due at its `not_before`.
+    pub async fn queue_backlog(&self, now: i64) -> Result<(i64, Option<i64>)> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), MIN(w.due) FROM (
+               SELECT CASE WHEN j.run_at IS NOT NULL THEN j.run_at
+                           WHEN o.status = 'queued' THEN o.updated_at
+                           ELSE o.not_before END AS due
+               FROM outreach o
+               LEFT JOIN (SELECT outreach_id, MIN(run_at) AS run_at FROM job_outbox GROUP BY outreach_id) j
+                 ON j.outreach_id = o.id
+               WHERE o.status IN ('queued', 'deferred')
+             ) w WHERE w.due <= $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
     }
 }

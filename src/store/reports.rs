@@ -4,15 +4,21 @@
 
 use super::{Result, Store};
 
-/// A job accepted in the period: its first decision, and what the reports group it by.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A job accepted in the period: its first decision, its final one, and what the reports group
+/// it by.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct AcceptedRow {
     pub kind: String,
+    /// The decision at acceptance (what the triage system was told).
     pub outcome: Option<String>,
     pub reason: Option<String>,
     pub referral_source: Option<String>,
     pub local_authority: Option<String>,
     pub categories: String,
+    /// The job's last decision or cancellation before the period's end: a cancellation reads as
+    /// `block`, `do_not_contact` (rule 1), which is what it is.
+    pub final_outcome: Option<String>,
+    pub final_reason: Option<String>,
 }
 
 /// A message handed over (or refused for good) in the period, with its latest status.
@@ -39,11 +45,19 @@ pub struct CaseRow {
 }
 
 impl Store {
-    /// `accepted` events in [from, to), joined to their job and case.
+    /// `accepted` events in [from, to), joined to their job and case, each with the job's last
+    /// decision (`accepted` or `decided`) or cancellation before `to`. A job's events stay on its
+    /// case (erasure moves both), so the case's index finds them.
     pub async fn report_accepted(&self, from: i64, to: i64) -> Result<Vec<AcceptedRow>> {
         Ok(sqlx::query_as(
-            "SELECT o.kind, e.outcome, e.reason, c.referral_source, c.local_authority, c.categories
+            "SELECT o.kind, e.outcome, e.reason, c.referral_source, c.local_authority, c.categories,
+               CASE WHEN f.type = 'cancelled' THEN 'block' ELSE f.outcome END AS final_outcome,
+               f.reason AS final_reason
              FROM events e JOIN outreach o ON o.id = e.outreach_id JOIN cases c ON c.case_ref = o.case_ref
+             JOIN events f ON f.id = (
+               SELECT MAX(l.id) FROM events l
+               WHERE l.case_ref = e.case_ref AND l.outreach_id = e.outreach_id
+                 AND l.type IN ('accepted', 'decided', 'cancelled') AND l.at < $2)
              WHERE e.type = 'accepted' AND e.at >= $1 AND e.at < $2",
         )
         .bind(from)

@@ -310,14 +310,19 @@ impl TestApp {
 
     /// Stop, then start again on the same database and outbox with the clock at `clock` (as an
     /// operator restarts the service days later), changing the configuration with `configure`.
-    pub async fn restart_at(mut self, clock: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
+    pub async fn restart_at(self, clock: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
+        self.restart_as(Role::Serve, clock, configure).await
+    }
+
+    /// `restart_at`, in `role` (`Role::Api`: no worker takes jobs off the queue).
+    pub async fn restart_as(mut self, role: Role, clock: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
         if let Some(running) = self.running.take() {
             running.stop().await;
         }
         let mut config = self.config.clone();
         config.clock = Some(clock.parse().expect("clock is RFC 3339"));
         configure(&mut config);
-        let running = app::start(config.clone(), Role::Serve, true).await.expect("app starts again");
+        let running = app::start(config.clone(), role, true).await.expect("app starts again");
         self.state = running.state.clone();
         self.base = format!("http://{}", running.addr.expect("serves HTTP"));
         self.config = config;

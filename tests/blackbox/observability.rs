@@ -48,14 +48,6 @@ async fn metrics_count_decisions_sends_statuses_rejections_and_the_queue() {
         .unwrap();
     assert_eq!(bad.status(), StatusCode::FORBIDDEN);
     app.webhook("/webhooks/sandbox/inbound", &json!({"from": "+447700900555", "to": "1", "body": "STOP"})).await;
-    // A job due for a minute that no relay may take (its claim runs on): the queue's oldest.
-    let now = app.state.clock.now_ms();
-    sqlx::query("INSERT INTO job_outbox (outreach_id, run_at, claimed_until) VALUES ('out_x', $1, $2)")
-        .bind(now - 60_000)
-        .bind(now + 3_600_000)
-        .execute(app.state.store.pool())
-        .await
-        .unwrap();
 
     let text = scrape(&app).await;
     let expect = [
@@ -72,17 +64,80 @@ async fn metrics_count_decisions_sends_statuses_rejections_and_the_queue() {
         (r#"safereach_status_callbacks_total{provider="sandbox",result="unknown_message"}"#, 1.0),
         (r#"safereach_callback_rejections_total{reason="bad_token"}"#, 1.0),
         (r#"safereach_replies_total{classification="opt_out"}"#, 1.0),
-        ("safereach_queue_depth", 1.0),
+        // The worker took everything: nothing waits (the backlog is tested below).
+        ("safereach_queue_depth", 0.0),
+        ("safereach_queue_oldest_due_seconds", 0.0),
         ("safereach_dead_letters", 0.0),
     ];
     for (series, value) in expect {
         assert_eq!(sample(&text, series), value, "{series}");
     }
-    let oldest = sample(&text, "safereach_queue_oldest_due_seconds");
-    assert!((60.0..120.0).contains(&oldest), "oldest due job is {oldest} s old");
     assert!(text.contains("# TYPE safereach_provider_send_seconds histogram"), "{text}");
     assert!(!text.contains("7700900555"), "no number in any label");
     app.stop().await;
+}
+
+/// Wait until the relay has left exactly `rows` rows on the outbox (those not due yet).
+async fn outbox_settles_at(app: &TestApp, rows: i64) {
+    let mut left = -1;
+    for _ in 0..100 {
+        left = sqlx::query_scalar("SELECT COUNT(*) FROM job_outbox").fetch_one(app.state.store.pool()).await.unwrap();
+        if left == rows {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{left} rows on the outbox, not {rows}");
+}
+
+on_backends! {
+    async fn the_queue_metrics_count_the_jobs_waiting_for_a_worker() {
+        // No worker (Role::Api), but a relay: due work leaves the outbox for the queue backend at
+        // once and waits there. The queue metrics must see it wherever it waits.
+        let app = spawn_with(Options { clock: Some(MONDAY_10AM.into()), role: Role::Api, ..Options::default() }).await;
+        let with = |id: &str, change: &dyn Fn(&mut Value)| {
+            let mut body = pretext(id, &id.to_uppercase());
+            change(&mut body);
+            body
+        };
+        let window = |day: &str, from: &str| {
+            let window = json!([{"days": [day], "from": from, "to": "12:00"}]);
+            move |b: &mut Value| b["contact"]["safe_times"] = window.clone()
+        };
+        let jobs = [
+            (with("q-1", &|_| {}), "send"),
+            (with("q-2", &|_| {}), "send"),
+            (with("q-3", &|_| {}), "send"),
+            // Due at 10:05, the start of the victim's safe window.
+            (with("q-soon", &window("mon", "10:05")), "defer"),
+            // Due tomorrow: a wait, not a backlog.
+            (with("q-tomorrow", &window("tue", "10:00")), "defer"),
+            // Not for the queue at all.
+            (with("q-minor", &|b| b["victim"]["is_under_18"] = json!(true)), "hold"),
+            (with("q-no-consent", &|b| b["kind"] = json!("information_pack")), "block"),
+        ];
+        for (body, outcome) in &jobs {
+            let (status, answer) = app.post_outreach(body).await;
+            assert_eq!((status, answer["decision"]["outcome"].as_str()), (StatusCode::ACCEPTED, Some(*outcome)), "{answer}");
+        }
+        outbox_settles_at(&app, 2).await;
+        let text = scrape(&app).await;
+        assert_eq!(sample(&text, "safereach_queue_depth"), 3.0, "the three sends wait for a worker");
+        let oldest = sample(&text, "safereach_queue_oldest_due_seconds");
+        assert!((0.0..60.0).contains(&oldest), "the oldest has waited {oldest} s");
+
+        // Ten minutes on, still without a worker: the 10:05 job waits too, and the oldest has
+        // waited ten minutes.
+        let app = app.restart_as(Role::Api, "2026-11-23T10:10:00Z", |_| {}).await;
+        outbox_settles_at(&app, 1).await;
+        let text = scrape(&app).await;
+        assert_eq!(sample(&text, "safereach_queue_depth"), 4.0);
+        let oldest = sample(&text, "safereach_queue_oldest_due_seconds");
+        assert!((560.0..660.0).contains(&oldest), "the oldest has waited {oldest} s, not about 600");
+        assert_eq!(sample(&text, r#"safereach_outreach_jobs{status="queued"}"#), 3.0);
+        assert_eq!(sample(&text, r#"safereach_outreach_jobs{status="deferred"}"#), 2.0);
+        app.stop().await;
+    }
 }
 
 #[tokio::test]

@@ -358,3 +358,79 @@ async fn a_bad_period_is_a_422_naming_the_field_and_the_scope_is_checked() {
     assert_eq!(read(response).await.0, StatusCode::FORBIDDEN);
     app.stop().await;
 }
+
+/// The heading each job of `report` counts under, by key, with the non-zero counts only.
+fn headings(report: &Value) -> Vec<(String, u64)> {
+    report["headings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["key"].as_str().unwrap().to_string(), h["count"].as_u64().unwrap()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn counts(pairs: &[(&str, u64)]) -> Vec<(String, u64)> {
+    pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+}
+
+on_backends! {
+    async fn headings_count_each_job_by_its_final_outcome_in_the_period() {
+        // Monday 9 November, 21:00: outside quiet hours, so pre-texts are deferred to 08:00.
+        let app = spawn_at("2026-11-09T21:00:00Z").await;
+        let police = || referral(Some("police"), Some("2026-11-09T20:00:00Z"), Some("Coventry"));
+        // X: deferred, then cancelled by the triage system before it went.
+        let (_, x) = app.post_outreach(&pretext("X", 11, &["robbery"], police(), true)).await;
+        assert_eq!(x["decision"]["reason"], "outside_safe_hours", "{x}");
+        let x_id = x["outreach_id"].as_str().unwrap();
+        let (code, answer) = app.post_json(&format!("/v1/outreach/{x_id}/cancel"), &json!({})).await;
+        assert_eq!((code, answer["status"].as_str()), (StatusCode::OK, Some("cancelled")), "{answer}");
+        // S: deferred; its number opts out overnight, so the worker's decision at 08:00 blocks it.
+        accept(&app, pretext("S", 12, &["robbery"], police(), true), "defer").await;
+        reply(&app, &number(12), "STOP", "opt_out").await;
+        // H: the victim is 17 until tomorrow: held (minor); released then, and sent.
+        let mut h = pretext("H", 13, &["robbery"], police(), true);
+        h["victim"]["date_of_birth"] = json!("2008-11-10");
+        let (_, held) = app.post_outreach(&h).await;
+        assert_eq!((held["decision"]["outcome"].as_str(), held["decision"]["reason"].as_str()), (Some("hold"), Some("minor")));
+        let h_id = held["outreach_id"].as_str().unwrap().to_string();
+        // K: domestic abuse without a safe number: held; the case is cancelled in December.
+        accept(&app, pretext("K", 14, &["domestic_abuse"], police(), false), "hold").await;
+
+        let app = app.restart_at("2026-11-10T09:00:00Z", |_| {}).await;
+        app.wait_for_case("S", "the worker's decision", |c| c["outreach"][0]["status"] == "blocked").await;
+        let mut staff = crate::staff::StaffClient::new(&app);
+        staff.login(crate::common::AUTHOR, crate::common::PASSWORD).await;
+        staff.get("/staff/review").await;
+        let page = staff.post(&format!("/staff/review/outreach/{h_id}/release"), &[("reason", "18 today")]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        app.wait_for_message("H", "sent").await;
+        let (_, s) = app.get_case("S").await;
+        assert_eq!(s["outreach"][0]["decision"]["reason"], "suppressed", "{s}");
+
+        let november = report(&app, "monthly?month=2026-11").await;
+        // The first decisions are what the triage system was told, and stay as they were.
+        let mut reasons = zero_reasons();
+        reasons["outside_safe_hours"] = json!(2);
+        reasons["minor"] = json!(1);
+        reasons["no_safe_number"] = json!(1);
+        assert_eq!(
+            november["decisions"],
+            json!({"total": 4, "by_outcome": {"send": 0, "defer": 2, "hold": 2, "block": 0}, "by_reason": reasons})
+        );
+        // The headings count final outcomes: X cancelled and S suppressed are "asked not to be
+        // contacted", H was sent (not held), K still waits for a person at the month's end.
+        assert_eq!(headings(&november), counts(&[("no_safe_phone_contact", 1), ("do_not_contact", 2)]));
+
+        // K's case is cancelled on 1 December: November's report keeps it where the month ended,
+        // and the quarter (which holds that cancellation) counts it as cancelled.
+        let app = app.restart_at("2026-12-01T10:00:00Z", |_| {}).await;
+        let (code, answer) = app.post_json("/v1/cases/K/cancel", &json!({})).await;
+        assert_eq!(code, StatusCode::OK, "{answer}");
+        assert_eq!(report(&app, "monthly?month=2026-11").await, november);
+        let quarter = report(&app, "quarterly?quarter=2026-Q4").await;
+        assert_eq!(headings(&quarter), counts(&[("do_not_contact", 3)]));
+        assert_eq!(quarter["decisions"], november["decisions"]);
+        app.stop().await;
+    }
+}
