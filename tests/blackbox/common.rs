@@ -206,26 +206,31 @@ pub fn templates_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("message_templates")
 }
 
+/// A pre-text to +447700900555 as the worker would prepare it for the job.
+pub fn sms_to_robin(outreach_id: &str, case_ref: &str) -> safereach::store::NewMessage {
+    safereach::store::NewMessage {
+        outreach_id: outreach_id.into(),
+        case_ref: case_ref.into(),
+        channel: "sms",
+        template: "priority_pretext".into(),
+        template_version: 1,
+        to_normalised: "+447700900555".into(),
+        to_address: serde_json::to_string(&safereach::domain::Recipient::Phone { number: "+447700900555".into() })
+            .unwrap(),
+        subject: None,
+        body: "Hello Robin".into(),
+        html: None,
+        encoding: Some("gsm7"),
+        segments: Some(1),
+    }
+}
+
 impl TestApp {
     /// Prepare the job's message to +447700900555 and claim it for sending as a worker would,
     /// with the configured lease: a send under way. Returns the message id.
     pub async fn start_sending(&self, outreach_id: &str, case_ref: &str) -> String {
         let store = &self.state.store;
-        let new = safereach::store::NewMessage {
-            outreach_id: outreach_id.into(),
-            case_ref: case_ref.into(),
-            channel: "sms",
-            template: "priority_pretext".into(),
-            template_version: 1,
-            to_normalised: "+447700900555".into(),
-            to_address: serde_json::to_string(&safereach::domain::Recipient::Phone { number: "+447700900555".into() })
-                .unwrap(),
-            subject: None,
-            body: "Hello Robin".into(),
-            html: None,
-            encoding: Some("gsm7"),
-            segments: Some(1),
-        };
+        let new = sms_to_robin(outreach_id, case_ref);
         let now = self.state.clock.now_ms();
         let mut tx = store.begin().await.unwrap();
         let message = store.message_for(&mut tx, &new, now).await.unwrap();

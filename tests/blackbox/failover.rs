@@ -14,6 +14,16 @@ use crate::common::{Options, TestApp, pretext, spawn_with};
 use crate::kannel::kannel_env;
 use crate::standin::{self, INVALID_NUMBER, TwilioStandIn};
 
+/// SMS through the Twilio stand-in at `base`, failing over to Kannel.
+fn twilio_then_kannel(c: &mut safereach::config::Config, base: String, kannel: &crate::kannel::KannelEnv) {
+    c.sms_provider = "twilio,kannel".into();
+    c.twilio_account_sid = Some(standin::ACCOUNT_SID.into());
+    c.twilio_auth_token = Some(standin::AUTH_TOKEN.into());
+    c.twilio_from = Some(standin::FROM.into());
+    c.twilio_base_url = base;
+    kannel.configure(c);
+}
+
 async fn send(app: &TestApp, n: usize, number: &str) -> (Processed, Value) {
     let case_ref = format!("FO-{n}");
     let mut job = pretext(&format!("fo-{n}"), &case_ref);
@@ -34,12 +44,7 @@ async fn a_stopped_provider_fails_over_is_skipped_for_a_cool_down_and_comes_back
         // The test runs the worker itself, one job at a time.
         role: Role::Api,
         configure: Box::new(move |c| {
-            c.sms_provider = "twilio,kannel".into();
-            c.twilio_account_sid = Some(standin::ACCOUNT_SID.into());
-            c.twilio_auth_token = Some(standin::AUTH_TOKEN.into());
-            c.twilio_from = Some(standin::FROM.into());
-            c.twilio_base_url = base;
-            kannel.configure(c);
+            twilio_then_kannel(c, base, &kannel);
             c.breaker_failures = 3;
             c.breaker_cooldown_secs = 2;
         }),
@@ -125,12 +130,7 @@ async fn a_provider_that_took_the_message_but_answered_too_late_is_not_failed_ov
         clock: Some("2026-11-23T10:00:00Z".into()),
         role: Role::Api,
         configure: Box::new(move |c| {
-            c.sms_provider = "twilio,kannel".into();
-            c.twilio_account_sid = Some(standin::ACCOUNT_SID.into());
-            c.twilio_auth_token = Some(standin::AUTH_TOKEN.into());
-            c.twilio_from = Some(standin::FROM.into());
-            c.twilio_base_url = base;
-            kannel.configure(c);
+            twilio_then_kannel(c, base, &kannel);
             c.provider_timeout_secs = 1;
             c.retry_base_secs = 0;
         }),

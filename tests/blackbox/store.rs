@@ -7,8 +7,8 @@ use safereach::config::Config;
 use safereach::domain::policy::{PolicyConfig, decide};
 use safereach::domain::{MessageStatus, OutreachRequest};
 use safereach::store::{
-    AcceptInput, AcceptResult, Claim, MessageKey, NewMessage, NewVersion, Requeue, StatusChange, Store,
-    SuppressionKind, TemplateState,
+    AcceptInput, AcceptResult, Claim, MessageKey, NewVersion, Requeue, StatusChange, Store, SuppressionKind,
+    TemplateState,
 };
 use serde_json::{Value, json};
 
@@ -79,20 +79,7 @@ async fn count(store: &Store, sql: &str) -> i64 {
 
 /// A message for the job, as the worker creates it.
 async fn message_for(store: &Store, outreach_id: &str, case_ref: &str) -> String {
-    let new = NewMessage {
-        outreach_id: outreach_id.into(),
-        case_ref: case_ref.into(),
-        channel: "sms",
-        template: "priority_pretext".into(),
-        template_version: 1,
-        to_normalised: "+447700900555".into(),
-        to_address: "{}".into(),
-        subject: None,
-        body: "hello".into(),
-        html: None,
-        encoding: Some("gsm7"),
-        segments: Some(1),
-    };
+    let new = crate::common::sms_to_robin(outreach_id, case_ref);
     let mut tx = store.begin().await.unwrap();
     let message = store.message_for(&mut tx, &new, NOW).await.unwrap();
     tx.commit().await.unwrap();
