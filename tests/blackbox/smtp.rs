@@ -3,7 +3,7 @@
 //! server that is down is retried, and a message the server took without answering in time is
 //! dead-lettered in doubt, never sent again by itself.
 
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use safereach::app::Role;
 use safereach::worker::Processed;
 use serde_json::{Value, json};
@@ -83,6 +83,11 @@ async fn an_information_pack_reaches_the_smtp_server_as_multipart_with_our_messa
     assert_eq!(envelope["mail_from"], "noreply@victimcare.example.org");
     let parsed = MessageParser::default().parse(&eml).unwrap();
     assert_eq!(parsed.message_id(), Some(format!("{id}@victimcare.example.org").as_str()));
+    assert!(
+        matches!(parsed.header("X-Reference"), Some(HeaderValue::Text(r)) if r == id),
+        "{:?}",
+        parsed.header("X-Reference")
+    );
     assert_eq!(parsed.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("priya.sharma@example.org"));
     assert_eq!(parsed.from().and_then(|a| a.first()).and_then(|a| a.name()), Some("Northgate Victim Care"));
     assert_eq!(parsed.subject(), message["subject"].as_str());
