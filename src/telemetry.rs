@@ -118,7 +118,8 @@ impl Metrics {
         self.count(CALLBACK_REJECTIONS, &[("reason", reason)]);
     }
 
-    /// A provider status report: `result` is `moved`, `ignored` or `unknown_message`.
+    /// A provider status report: `result` is `moved`, `ignored` or `unknown_message`, or
+    /// `acknowledged` for an email bounce that changes nothing (a delay).
     pub fn status_callback(&self, provider: &str, result: &'static str) {
         self.count(STATUS_CALLBACKS, &[("provider", provider), ("result", result)]);
     }

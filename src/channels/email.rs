@@ -1,14 +1,16 @@
 //! Building the RFC 5322 message for an outbound email (shared by the sandbox and SMTP providers).
 
 use lettre::Message;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 use super::{OutboundMessage, SendError};
 use crate::domain::Recipient;
 
 /// The formatted message for `msg`: From `from`, To the recipient, and
-/// `Message-ID: <{msg.id}@{message_id_domain}>` so a bounce can be matched to our message id.
-/// The body is multipart/alternative (plain text and HTML) when there is HTML, else plain text.
+/// `Message-ID: <{msg.id}@{message_id_domain}>` and `X-Reference: {msg.id}` so that a bounce can
+/// be matched to our message id (`channels::bounce`; a relay may replace the Message-ID with its
+/// own, but leaves other headers alone). The body is multipart/alternative (plain text and HTML) when there is HTML, else plain text.
 pub fn build_email(from: &Mailbox, message_id_domain: &str, msg: &OutboundMessage) -> Result<Message, SendError> {
     let Recipient::Email { address } = &msg.recipient else {
         return Err(SendError::Permanent("email needs an email recipient".into()));
@@ -29,13 +31,32 @@ pub fn build_email(from: &Mailbox, message_id_domain: &str, msg: &OutboundMessag
         .to(to)
         // A subject is one line; a template with a stray newline must not add headers.
         .subject(subject.replace(['\r', '\n'], " "))
-        .message_id(Some(format!("<{}@{}>", msg.id, message_id_domain)));
+        .message_id(Some(format!("<{}@{}>", msg.id, message_id_domain)))
+        .header(XReference(msg.id.clone()));
     let built = match &msg.html {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(msg.text.clone(), html.clone())),
         None => builder.singlepart(SinglePart::plain(msg.text.clone())),
     };
     // lettre only fails here on a missing or duplicate From, which `from` rules out; keep it safe anyway.
     built.map_err(|_| SendError::Permanent("email could not be built".into()))
+}
+
+/// `X-Reference: <our message id>`, as the print service gets it.
+#[derive(Clone)]
+struct XReference(String);
+
+impl Header for XReference {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Reference")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(XReference(s.trim().to_string()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
 }
 
 /// `[A-Za-z0-9_-]` with single interior dots: safe as a Message-ID part and as a file name.
@@ -73,6 +94,7 @@ mod tests {
         let text = String::from_utf8(eml.clone()).unwrap();
         assert!(text.is_ascii(), "headers and bodies are transfer-encoded");
         assert!(text.contains("Message-ID: <0190f3a2-7c1e-7b3a-9f00-1234567890ab@victimcare.example.org>\r\n"));
+        assert!(text.contains("X-Reference: 0190f3a2-7c1e-7b3a-9f00-1234567890ab\r\n"));
 
         let parsed = MessageParser::default().parse(&eml).expect("parses");
         let from = parsed.from().and_then(|a| a.first()).unwrap();

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::domain::sms::SmsInfo;
 use crate::domain::{Channel, Recipient};
 
+pub mod bounce;
 pub mod email;
 pub mod kannel;
 pub mod letter;

@@ -31,16 +31,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Send JSON")
                 .detail("the Content-Type must be application/json"));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "The request body is too large")
-                    .detail(format!("the limit is {BODY_LIMIT} bytes"))
-            } else {
-                Problem::bad_request("the body could not be read")
-            }
-        })?;
-        parse(&bytes)
+        parse(&read_body(req, state).await?)
     }
+}
+
+/// The body, within `BODY_LIMIT` (413 beyond it).
+pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Problem> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "The request body is too large")
+                .detail(format!("the limit is {BODY_LIMIT} bytes"))
+        } else {
+            Problem::bad_request("the body could not be read")
+        }
+    })
 }
 
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, Problem> {

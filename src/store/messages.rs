@@ -81,6 +81,9 @@ pub enum MessageKey<'a> {
     Ours(&'a str),
     /// The provider's own reference, as recorded when it took the message.
     Provider(&'a str),
+    /// Our message id as a bounce names it (the returned email's Message-ID): only an email
+    /// message matches, so that no report about an email can move an SMS or a letter.
+    Email(&'a str),
 }
 
 /// What a provider callback did to a message.
@@ -280,6 +283,10 @@ impl Store {
             )))
             .bind(provider)
             .bind(provider_ref),
+            MessageKey::Email(id) => sqlx::query_as(dynamic(format!(
+                "SELECT id, case_ref, status FROM messages WHERE id = $1 AND channel = 'email'{lock}"
+            )))
+            .bind(id),
         };
         let found: Option<(String, String, String)> = query.fetch_optional(&mut *tx).await?;
         let Some((message_id, case_ref, current)) = found else { return Ok(StatusChange::UnknownMessage) };

@@ -1,6 +1,6 @@
 //! The real binary, as an operator runs it: the CLI sets it up, `serve` runs it, SIGTERM stops
 //! it cleanly. Its whole output, at debug level, must not carry any of the personal data it
-//! handled, through the API, the provider callbacks or the staff pages.
+//! handled, through the API, the provider callbacks (email bounces too) or the staff pages.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -248,6 +248,29 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     assert_eq!(twilio("/webhooks/twilio/status", status, true).await, StatusCode::OK);
     let (_, case) = read(http.get(&case_url).bearer_auth(&key).send().await.unwrap()).await;
     assert_eq!(case["replies"].as_array().unwrap().len(), 3, "sandbox, Kannel and Twilio replies: {case}");
+    // Email bounces quoting the address, the name and the text: one naming this SMS (not an
+    // email, so no match), a delay, and one with a wrong token.
+    let bounce = |token: &'static str, action: &str, status: &str| {
+        let http = http.clone();
+        let url = format!("{base}/webhooks/email/bounce?token={token}");
+        let dsn = format!(
+            "From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\n<jq@example.org>: 550 5.1.1 Jonathan Quennell unknown\r\n\
+             --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n\
+             Final-Recipient: rfc822; jq@example.org\r\nAction: {action}\r\nStatus: {status}\r\n\
+             Diagnostic-Code: smtp; 550 5.1.1 <jq@example.org>: unknown\r\n\r\n\
+             --b\r\nContent-Type: message/rfc822\r\n\r\nMessage-ID: <{message_id}@victimcare.example.org>\r\n\
+             To: Jonathan Quennell <jq@example.org>\r\nSubject: Biscuit\r\n\r\nneighbour smashed the greenhouse\r\n\
+             --b--\r\n"
+        );
+        async move { read(http.post(url).header("content-type", "message/rfc822").body(dsn).send().await.unwrap()).await }
+    };
+    let (status, answer) = bounce(TOKEN, "failed", "5.1.1").await;
+    assert_eq!((status, answer["result"].as_str()), (StatusCode::OK, Some("unknown_message")), "{answer}");
+    let (status, answer) = bounce(TOKEN, "delayed", "4.4.1").await;
+    assert_eq!((status, answer["result"].as_str()), (StatusCode::OK, Some("acknowledged")), "{answer}");
+    assert_eq!(bounce("wrong", "failed", "5.1.1").await.0, StatusCode::FORBIDDEN);
 
     // The staff pages: a failed login with a personal value as the username, the case page (which
     // shows personal data to staff), a live preview and an acknowledgement with personal text.
@@ -282,8 +305,8 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
         async move { http.get(path).bearer_auth(key).send().await.unwrap().text().await.unwrap() }
     };
     let metrics = get(format!("{base}/metrics")).await;
-    // Kannel's and the sandbox's wrong tokens, Twilio's missing signature.
-    assert!(metrics.contains(r#"safereach_callback_rejections_total{reason="bad_token"} 2"#), "{metrics}");
+    // Kannel's, the bounce's and the sandbox's wrong tokens, Twilio's missing signature.
+    assert!(metrics.contains(r#"safereach_callback_rejections_total{reason="bad_token"} 3"#), "{metrics}");
     assert!(metrics.contains(r#"safereach_callback_rejections_total{reason="bad_signature"} 1"#), "{metrics}");
     app.output.lock().unwrap().push_str(&format!("{metrics}\n"));
     let report = get(format!("{base}/v1/reports/monthly?month=2026-11")).await;
@@ -334,6 +357,7 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
         "outreach accepted",
         "reply received",
         "status callback applied",
+        "bounce for an unknown message",
         "retention redacted personal data",
         "case erased on request",
         "report produced",

@@ -279,6 +279,11 @@ on_backends! {
             store.apply_status("sandbox", MessageKey::Ours("msg_nope"), MessageStatus::Delivered, None, NOW).await.unwrap(),
             StatusChange::UnknownMessage
         );
+        // A bounce names an email: this SMS is not one.
+        assert_eq!(
+            store.apply_status("smtp", MessageKey::Email(&message), MessageStatus::Bounced, None, NOW + 3).await.unwrap(),
+            StatusChange::UnknownMessage
+        );
         let stored = store.message(&message).await.unwrap().unwrap();
         assert_eq!((stored.status.as_str(), stored.final_at), ("delivered", Some(NOW + 1)));
         let events: Vec<String> = store.case_events("S-1").await.unwrap().into_iter().map(|e| e.kind).collect();

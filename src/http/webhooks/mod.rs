@@ -1,9 +1,10 @@
 //! Provider callbacks. No API key: each provider's own authentication (the webhook token in the
-//! URL for Kannel, the print service and the sandbox; Twilio's request signature). A bad token or
+//! URL for Kannel, the print service, email bounces and the sandbox; Twilio's request signature). A bad token or
 //! signature is 403 and changes nothing; an unknown message is acknowledged (200) and logged by
 //! id only; statuses only move forward (`Store::apply_status`). Query strings and bodies carry
 //! numbers and message text: handlers never log them, and spans name the route, not the URI.
 
+mod email;
 mod kannel;
 mod print;
 mod twilio;
@@ -32,6 +33,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .merge(kannel::router())
         .merge(twilio::router())
         .merge(print::router())
+        .merge(email::router())
 }
 
 /// 403 for a callback that did not prove where it came from; `why` names the check, never a value.
