@@ -36,7 +36,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     for (label, body) in example_jobs(state.clock.now()) {
         let request: OutreachRequest = serde_json::from_value(body.clone()).expect("demo jobs fit the schema");
         let request = request.validate().expect("demo jobs are valid");
-        let answer = match crate::outreach::accept(&state, &request, &body, "demo".into()).await? {
+        let answer = match crate::outreach::accept(&state, &request, &body, "demo".into(), false).await? {
             AcceptResult::Created { answer, .. } | AcceptResult::Replayed { answer } => answer,
             AcceptResult::Conflict => continue,
         };

@@ -78,6 +78,7 @@ mod tests {
 
     fn message(html: Option<&str>) -> OutboundMessage {
         OutboundMessage {
+            language: "en".into(),
             id: "0190f3a2-7c1e-7b3a-9f00-1234567890ab".into(),
             recipient: Recipient::Email { address: "zoe.tester@example.org".into() },
             subject: Some("Support after your report – Zoë".into()),

@@ -152,7 +152,7 @@ async fn create_outreach(
 ) -> Result<Response, Problem> {
     caller.require(OUTREACH_WRITE)?;
     let request = body.value.validate().map_err(Problem::validation)?;
-    Ok(match crate::outreach::accept(&state, &request, &body.raw, caller.actor()).await? {
+    Ok(match crate::outreach::accept(&state, &request, &body.raw, caller.actor(), caller.0.test).await? {
         AcceptResult::Created { answer, .. } => (StatusCode::ACCEPTED, Json(answer)).into_response(),
         AcceptResult::Replayed { answer } => (StatusCode::OK, Json(answer)).into_response(),
         AcceptResult::Conflict => Problem::new(StatusCode::CONFLICT, "conflict", "request_id already used")

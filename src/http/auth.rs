@@ -31,6 +31,17 @@ impl Caller {
         }
     }
 
+    /// Refuse a test key: it acts on its own test jobs only, never on a case as a whole (whose
+    /// other jobs are live), on reports or on dead letters.
+    pub fn require_live(&self) -> Result<(), Problem> {
+        if self.0.test {
+            Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "A test key may not do that")
+                .detail("a test key acts on its own test jobs only (POST /v1/outreach, GET /v1/outreach/{id}, cancel)"))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Who to name as the actor on timeline events.
     pub fn actor(&self) -> String {
         format!("api:{}", self.0.name)
@@ -54,9 +65,15 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .map(|(_, key)| key.trim())
             .filter(|k| !k.is_empty())
             .ok_or_else(|| unauthorised("send Authorization: Bearer <api key>"))?;
-        match state.store.find_api_key(key).await? {
-            Some(found) => Ok(Caller(found)),
-            None => Err(unauthorised("the API key is not valid")),
+        let Some(found) = state.store.find_api_key(key).await? else {
+            return Err(unauthorised("the API key is not valid"));
+        };
+        if let Err(wait) = state.rate_limits.check(&found.id, found.rate_limit) {
+            let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+                .detail(format!("this key may make {} requests a minute; try again in {wait} s", found.rate_limit));
+            problem.retry_after = Some(wait);
+            return Err(problem);
         }
+        Ok(Caller(found))
     }
 }

@@ -59,6 +59,8 @@ pub struct TemplateSource {
     pub kind: Kind,
     /// Checked against the forbidden words: for safety-sensitive cases.
     pub discreet: bool,
+    /// The language it is written in (`en`, `cy`, …; `crate::domain::language`).
+    pub language: String,
     pub content: TemplateContent,
 }
 
@@ -74,8 +76,8 @@ pub enum TemplateError {
     /// A source file that does not follow the format.
     #[error("{file}, line {line}: {message}")]
     Syntax { file: String, line: usize, message: String },
-    #[error("{file}: template {name} for {channel} is already defined in {first}")]
-    Duplicate { file: String, first: String, name: String, channel: &'static str },
+    #[error("{file}: template {name} for {channel} in language {language} is already defined in {first}")]
+    Duplicate { file: String, first: String, name: String, channel: &'static str, language: String },
     /// A part that is not valid Handlebars.
     #[error("the {part} is not a valid template: {message}")]
     Compile { part: &'static str, message: String },

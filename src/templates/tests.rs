@@ -319,6 +319,7 @@ fn sms(name: &str, kind: Kind, discreet: bool, body: &str) -> TemplateSource {
         channel: Channel::Sms,
         kind,
         discreet,
+        language: "en".into(),
         content: TemplateContent { subject: None, body: body.into(), html: None },
     }
 }
@@ -443,6 +444,7 @@ fn email(subject: Option<&str>, body: &str, html: Option<&str>) -> TemplateSourc
         channel: Channel::Email,
         kind: Kind::InformationPack,
         discreet: false,
+        language: "en".into(),
         content: TemplateContent { subject: subject.map(Into::into), body: body.into(), html: html.map(Into::into) },
     }
 }

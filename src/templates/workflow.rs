@@ -61,6 +61,7 @@ fn new_version<'a>(source: &'a TemplateSource, author: &'a str, state: TemplateS
         channel: source.channel.as_str(),
         kind: source.kind.as_str(),
         discreet: source.discreet,
+        language: &source.language,
         subject: source.content.subject.as_deref(),
         body: &source.content.body,
         html: source.content.html.as_deref(),
@@ -91,20 +92,21 @@ pub async fn load_dir(store: &Store, dir: &Path, author: &str, now: i64) -> Resu
     for source in &sources {
         let latest = existing
             .iter()
-            .filter(|v| v.name == source.name && v.channel == source.channel.as_str())
+            .filter(|v| v.name == source.name && v.channel == source.channel.as_str() && v.language == source.language)
             .max_by_key(|v| v.version);
         if let Some(v) = latest.filter(|v| same_wording(v, source) && v.state != "rejected") {
             report.push(format!(
-                "{} ({}) unchanged: v{} is {}",
+                "{} ({}, {}) unchanged: v{} is {}",
                 source.name,
                 source.channel.as_str(),
+                source.language,
                 v.version,
                 v.state
             ));
             continue;
         }
         let v = store.insert_template_version(&new_version(source, author, TemplateState::Submitted), now).await?;
-        report.push(format!("{} ({}) v{} submitted for approval", v.name, v.channel, v.version));
+        report.push(format!("{} ({}, {}) v{} submitted for approval", v.name, v.channel, v.language, v.version));
     }
     Ok(report)
 }
@@ -184,7 +186,10 @@ pub async fn approve_submitted(store: &Store, name: Option<&str>, approver: &str
     let mut report = Vec::new();
     for v in waiting {
         let approved = approve(store, &v.id, approver, None, now).await?;
-        report.push(format!("{} ({}) v{} approved by {approver}", approved.name, approved.channel, approved.version));
+        report.push(format!(
+            "{} ({}, {}) v{} approved by {approver}",
+            approved.name, approved.channel, approved.language, approved.version
+        ));
     }
     Ok(report)
 }
@@ -197,6 +202,7 @@ pub fn source_of(v: &TemplateVersion) -> Result<TemplateSource> {
         channel: crate::domain::Channel::parse(&v.channel).ok_or_else(|| bad("channel"))?,
         kind: crate::domain::Kind::parse(&v.kind).ok_or_else(|| bad("kind"))?,
         discreet: v.discreet.0,
+        language: v.language.clone(),
         content: super::TemplateContent { subject: v.subject.clone(), body: v.body.clone(), html: v.html.clone() },
     })
 }

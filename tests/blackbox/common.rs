@@ -214,6 +214,8 @@ pub fn sms_to_robin(outreach_id: &str, case_ref: &str) -> safereach::store::NewM
         channel: "sms",
         template: "priority_pretext".into(),
         template_version: 1,
+        language: "en".into(),
+        test: false,
         to_normalised: "+447700900555".into(),
         to_address: serde_json::to_string(&safereach::domain::Recipient::Phone { number: "+447700900555".into() })
             .unwrap(),
