@@ -92,8 +92,8 @@ impl AppState {
         let metrics = Metrics::new();
         let channels = crate::channels::from_config(&config, clock, &webhook_token)
             .map_err(|e| AppError::Config(e.to_string()))?;
-        let test_channels = crate::channels::sandbox_from_config(&config, clock)
-            .map_err(|e| AppError::Config(e.to_string()))?;
+        let test_channels =
+            crate::channels::sandbox_from_config(&config, clock).map_err(|e| AppError::Config(e.to_string()))?;
         // Breakers outside the metrics: a provider skipped while it cools down is not a call.
         let channels = crate::telemetry::instrument(channels, &metrics)
             .with_breakers(config.breaker_failures, Duration::from_secs(config.breaker_cooldown_secs));

@@ -277,7 +277,10 @@ impl OutreachRequest {
         check_len(&mut errors, "crime.summary", self.crime.summary.as_deref(), MAX_TEXT);
         check_len(&mut errors, "victim.first_name", self.victim.first_name.as_deref(), MAX_SHORT);
         if self.victim.language.as_deref().is_some_and(|l| super::language::primary(l).is_none()) {
-            errors.push(FieldError::new("victim.language", "a language code such as en or cy (2 to 8 letters, optionally a region: cy-GB)"));
+            errors.push(FieldError::new(
+                "victim.language",
+                "a language code such as en or cy (2 to 8 letters, optionally a region: cy-GB)",
+            ));
         }
         check_len(&mut errors, "referral.source", self.referral.source.as_deref(), MAX_SHORT);
         check_len(&mut errors, "referral.local_authority", self.referral.local_authority.as_deref(), MAX_SHORT);

@@ -179,7 +179,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT id, name, scopes, created_at, revoked_at, test, rate_limit FROM api_keys ORDER BY created_at, name",
         )
-            .fetch_all(&self.pool)
-            .await?)
+        .fetch_all(&self.pool)
+        .await?)
     }
 }

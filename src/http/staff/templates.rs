@@ -548,8 +548,9 @@ fn letter_pdf(source: &TemplateSource, today: chrono::NaiveDate) -> Result<Respo
         lines: vec!["1 Sample Street".into(), "Birmingham".into()],
         postcode: "B1 1AA".into(),
     };
-    let pdf = render_letter(&LetterSender::default(), &recipient, today, Some("PREVIEW"), &rendered.text)
-        .map_err(|e| StaffError::BadRequest(format!("the letter cannot be shown: {e}")))?;
+    let pdf =
+        render_letter(&LetterSender::default(), &recipient, today, Some("PREVIEW"), &rendered.text, &source.language)
+            .map_err(|e| StaffError::BadRequest(format!("the letter cannot be shown: {e}")))?;
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
         (header::CONTENT_DISPOSITION, HeaderValue::from_static("inline; filename=\"letter-preview.pdf\"")),
