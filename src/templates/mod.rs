@@ -23,6 +23,7 @@
 //!    uses and refuses one that is not a known variable (the keys of [`sample_vars`]).
 
 mod check;
+mod defaults;
 mod render;
 mod source;
 pub mod workflow;
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Channel, Kind};
 
 pub use check::{Problem, ProblemCode, Review, Rules, check, review};
+pub use defaults::{DEFAULT_FILES, default_sources};
 pub use render::{Rendered, long_sample_vars, render, render_vars, sample_vars};
 pub use source::{load_dir, parse_source};
 

@@ -38,11 +38,21 @@ pub fn load_dir(dir: &Path) -> Result<Vec<TemplateSource>, TemplateError> {
         }
     }
     paths.sort();
-
-    let mut sources: Vec<(String, TemplateSource)> = Vec::new();
+    let mut files = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(&path).map_err(|source| TemplateError::Io { path: path.clone(), source })?;
-        let file = path.display().to_string();
+        files.push((path.display().to_string(), text));
+    }
+    parse_files(files)
+}
+
+/// Parses (file name, text) sources in order; two defining the same name, channel and language
+/// are an error.
+pub(super) fn parse_files(
+    files: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<TemplateSource>, TemplateError> {
+    let mut sources: Vec<(String, TemplateSource)> = Vec::new();
+    for (file, text) in files {
         let source = parse_source(&file, &text)?;
         if let Some((first, _)) = sources
             .iter()

@@ -83,13 +83,22 @@ fn same_wording(version: &TemplateVersion, source: &TemplateSource) -> bool {
 /// wording is already the latest version of its template is skipped, so loading twice is harmless.
 pub async fn load_dir(store: &Store, dir: &Path, author: &str, now: i64) -> Result<Vec<String>> {
     require_role(store, author, &WRITERS, "write templates").await?;
-    let sources = super::load_dir(dir)?;
-    for source in &sources {
+    load_sources(store, &super::load_dir(dir)?, author, now).await
+}
+
+/// `load_dir` with the wording built into the binary (`message_templates/` as it was built).
+pub async fn load_defaults(store: &Store, author: &str, now: i64) -> Result<Vec<String>> {
+    require_role(store, author, &WRITERS, "write templates").await?;
+    load_sources(store, &super::default_sources()?, author, now).await
+}
+
+async fn load_sources(store: &Store, sources: &[TemplateSource], author: &str, now: i64) -> Result<Vec<String>> {
+    for source in sources {
         checked(source)?;
     }
     let existing = store.template_versions().await?;
     let mut report = Vec::new();
-    for source in &sources {
+    for source in sources {
         let latest = existing
             .iter()
             .filter(|v| v.name == source.name && v.channel == source.channel.as_str() && v.language == source.language)
