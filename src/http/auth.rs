@@ -17,6 +17,8 @@ pub const REPORTS_READ: &str = "reports:read";
 /// ordinary integration.
 pub const CASES_ERASE: &str = "cases:erase";
 pub const ALL_SCOPES: [&str; 4] = [OUTREACH_WRITE, CASES_READ, REPORTS_READ, CASES_ERASE];
+/// What a test key may be given: it sends test jobs and reads them back, nothing else.
+pub const TEST_KEY_SCOPES: [&str; 2] = [OUTREACH_WRITE, CASES_READ];
 
 /// The API key a request came with.
 pub struct Caller(pub ApiKey);

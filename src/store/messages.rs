@@ -157,6 +157,16 @@ impl Store {
             .await?)
     }
 
+    /// The messages of one job (at most one today), oldest first.
+    pub async fn outreach_messages(&self, outreach_id: &str) -> Result<Vec<MessageRecord>> {
+        Ok(sqlx::query_as(dynamic(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE outreach_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(outreach_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn case_messages(&self, case_ref: &str) -> Result<Vec<MessageRecord>> {
         Ok(sqlx::query_as(dynamic(format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE case_ref = $1 ORDER BY created_at, id"

@@ -461,11 +461,14 @@ fn context(haystack: &str, needle: &str) -> String {
 }
 
 #[test]
-fn the_readme_demo_covers_send_defer_hold_and_block() {
+fn the_readme_demo_covers_send_defer_hold_and_block_and_a_welsh_pack_from_anywhere() {
     let app = Instance::new();
     let dir = app.dir.path().join("demo");
+    // Outside the repository: the default wording is built into the binary.
+    let elsewhere = tempfile::tempdir().unwrap();
     let out = app
         .command(&["demo", "--no-serve", "--dir", dir.to_str().unwrap()])
+        .current_dir(elsewhere.path())
         .env_remove("SAFEREACH_CLOCK")
         .output()
         .unwrap();
@@ -485,4 +488,14 @@ fn the_readme_demo_covers_send_defer_hold_and_block() {
     assert!(stdout.contains("API key (all scopes): sr_"));
     let letters = std::fs::read_dir(dir.join("outbox/letters")).unwrap().count();
     assert_eq!(letters, 1);
+    // Gwen asked for Welsh: her pack is the approved Welsh version, and says so.
+    assert!(row("DEMO-10 ").contains("send") && row("DEMO-10 ").ends_with("sent"), "{}", row("DEMO-10 "));
+    assert!(stdout.contains("in Cymraeg (Welsh) (language cy)"), "{stdout}");
+    let welsh: Vec<String> = std::fs::read_dir(dir.join("outbox/email"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|eml| eml.contains("Content-Language: cy"))
+        .collect();
+    assert_eq!(welsh.len(), 1, "one Welsh email among the demo's");
+    assert!(welsh[0].contains("gwen@example.org"));
 }
