@@ -213,7 +213,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             if scopes.is_empty() {
                 return Err(CliError::Usage("give at least one scope with --scopes".into()));
             }
-            if test && let Some(bad) = scopes.iter().find(|s| !crate::http::auth::TEST_KEY_SCOPES.contains(&s.as_str())) {
+            if test && let Some(bad) = scopes.iter().find(|s| !crate::http::auth::TEST_KEY_SCOPES.contains(&s.as_str()))
+            {
                 return Err(CliError::Usage(format!(
                     "a test key may not have the scope {bad:?}; use {}",
                     crate::http::auth::TEST_KEY_SCOPES.join(",")

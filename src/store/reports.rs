@@ -83,10 +83,10 @@ impl Store {
             "SELECT outcome, reason FROM events WHERE type = 'decided' AND at >= $1 AND at < $2 AND {}",
             not_test_job("events")
         )))
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.pool)
-            .await?)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Messages handed to a provider, or refused by it for good, in [from, to).

@@ -92,10 +92,15 @@ pub async fn load_defaults(store: &Store, author: &str, now: i64) -> Result<Vec<
     load_sources(store, &super::default_sources()?, author, now).await
 }
 
-async fn load_sources(store: &Store, sources: &[TemplateSource], author: &str, now: i64) -> Result<Vec<String>> {
+/// Load `sources` as `load_dir` does: English first, so that a template's English version is
+/// numbered before its translations.
+pub async fn load_sources(store: &Store, sources: &[TemplateSource], author: &str, now: i64) -> Result<Vec<String>> {
+    require_role(store, author, &WRITERS, "write templates").await?;
     for source in sources {
         checked(source)?;
     }
+    let mut sources: Vec<&TemplateSource> = sources.iter().collect();
+    sources.sort_by_key(|s| s.language != crate::domain::language::ENGLISH);
     let existing = store.template_versions().await?;
     let mut report = Vec::new();
     for source in sources {
