@@ -129,6 +129,9 @@ pub enum StaffCommand {
         username: String,
         #[arg(long, value_parser = ["author", "approver", "admin"])]
         role: String,
+        /// Leave an existing account as it is (and succeed): for set-up scripts run on every start.
+        #[arg(long)]
+        if_missing: bool,
     },
 }
 
@@ -255,7 +258,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("API key {id} revoked");
             Ok(())
         }
-        Command::Staff { command: StaffCommand::Create { username, role } } => {
+        Command::Staff { command: StaffCommand::Create { username, role, if_missing } } => {
+            if if_missing {
+                let store = Store::open(&config.database_url, true).await?;
+                if let Some(existing) = store.staff(&username).await? {
+                    println!("staff account {username} exists (role {}): left as it is", existing.role);
+                    return Ok(());
+                }
+            }
             let password = match std::env::var("SAFEREACH_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
