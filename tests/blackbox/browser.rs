@@ -440,6 +440,26 @@ async fn an_admin_unlocks_accounts_and_creates_accounts_and_api_keys() {
     let response =
         reqwest::Client::new().get(app.url("/v1/cases/NO-SUCH-CASE")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND, "the new key is accepted");
+
+    // A test key with its own rate limit, from the same form.
+    b.goto("/staff/admin").await;
+    b.fill("#key-name", "triage-test").await;
+    b.click("input[name=scope][value='cases:read']").await;
+    b.fill("#key-rate", "2").await;
+    b.click("#key-test").await;
+    b.click("form[action='/staff/admin/keys'] button").await;
+    b.wait_for("main", "The test key triage-test").await;
+    b.wait_for("main", "2 requests a minute").await;
+    let test_key = b.find("#api-key").await.prop("value").await.unwrap().unwrap();
+    let get = |path: &'static str| reqwest::Client::new().get(app.url(path)).bearer_auth(&test_key).send();
+    assert_eq!(get("/v1/outreach/out_x").await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(get("/v1/cases/NO-SUCH-CASE").await.unwrap().status(), StatusCode::FORBIDDEN, "a test key reads no case");
+    let limited = get("/v1/outreach/out_x").await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "two a minute");
+    assert!(limited.headers().contains_key("retry-after"));
+    b.goto("/staff/admin").await;
+    let keys = b.wait_for("main", "triage-test").await;
+    assert!(keys.contains("triage-test test"), "marked test in the list: {keys}");
     b.logout().await;
 
     // The unlocked author and the new account can log in.
