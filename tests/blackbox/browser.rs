@@ -453,7 +453,11 @@ async fn an_admin_unlocks_accounts_and_creates_accounts_and_api_keys() {
     let test_key = b.find("#api-key").await.prop("value").await.unwrap().unwrap();
     let get = |path: &'static str| reqwest::Client::new().get(app.url(path)).bearer_auth(&test_key).send();
     assert_eq!(get("/v1/outreach/out_x").await.unwrap().status(), StatusCode::NOT_FOUND);
-    assert_eq!(get("/v1/cases/NO-SUCH-CASE").await.unwrap().status(), StatusCode::FORBIDDEN, "a test key reads no case");
+    assert_eq!(
+        get("/v1/cases/NO-SUCH-CASE").await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "a test key reads no case"
+    );
     let limited = get("/v1/outreach/out_x").await.unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "two a minute");
     assert!(limited.headers().contains_key("retry-after"));
