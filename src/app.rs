@@ -38,11 +38,15 @@ pub struct AppState {
     pub clock: Clock,
     pub policy: PolicyConfig,
     pub channels: Channels,
+    /// The sandbox of every channel: where a test key's jobs are sent.
+    pub test_channels: Channels,
     pub webhook_token: String,
     /// Wakes the relay after a commit that wrote queue work.
     pub relay_wake: Arc<Notify>,
     /// This instance's metrics (`/metrics`).
     pub metrics: Metrics,
+    /// Each API key's token bucket in this process.
+    pub rate_limits: crate::http::rate_limit::RateLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +92,8 @@ impl AppState {
         let metrics = Metrics::new();
         let channels = crate::channels::from_config(&config, clock, &webhook_token)
             .map_err(|e| AppError::Config(e.to_string()))?;
+        let test_channels =
+            crate::channels::sandbox_from_config(&config, clock).map_err(|e| AppError::Config(e.to_string()))?;
         // Breakers outside the metrics: a provider skipped while it cools down is not a call.
         let channels = crate::telemetry::instrument(channels, &metrics)
             .with_breakers(config.breaker_failures, Duration::from_secs(config.breaker_cooldown_secs));
@@ -98,9 +104,11 @@ impl AppState {
             clock,
             policy,
             channels,
+            test_channels,
             webhook_token,
             relay_wake: Arc::new(Notify::new()),
             metrics,
+            rate_limits: Default::default(),
         })
     }
 
@@ -110,6 +118,7 @@ impl AppState {
             clock: self.clock,
             policy: self.policy.clone(),
             channels: self.channels.clone(),
+            test_channels: self.test_channels.clone(),
             max_attempts: self.config.max_attempts,
             retry_base: Duration::from_secs(self.config.retry_base_secs),
             send_lease: Duration::from_secs(self.config.send_lease_secs.max(1)),

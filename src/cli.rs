@@ -96,6 +96,13 @@ pub enum KeysCommand {
         /// Comma list of outreach:write, cases:read, reports:read, cases:erase.
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
+        /// A test key: its jobs are decided and recorded but sent only to the sandbox, marked
+        /// `test` and left out of reports (scopes outreach:write and cases:read only).
+        #[arg(long)]
+        test: bool,
+        /// Requests a minute the key may make (per API process).
+        #[arg(long, default_value_t = crate::store::DEFAULT_RATE_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
+        rate_limit: u32,
     },
     /// List the keys: id, name, scopes, when created and revoked (never the key itself).
     List,
@@ -122,14 +129,22 @@ pub enum StaffCommand {
         username: String,
         #[arg(long, value_parser = ["author", "approver", "admin"])]
         role: String,
+        /// Leave an existing account as it is (and succeed): for set-up scripts run on every start.
+        #[arg(long)]
+        if_missing: bool,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TemplatesCommand {
-    /// Load template sources from DIR as new versions submitted for approval by staff U.
+    /// Load template sources from DIR (or, with --defaults, the wording built into the binary)
+    /// as new versions submitted for approval by staff U.
     Load {
-        dir: PathBuf,
+        #[arg(required_unless_present = "defaults", conflicts_with = "defaults")]
+        dir: Option<PathBuf>,
+        /// The default wording built into the binary (message_templates/ as it was built).
+        #[arg(long)]
+        defaults: bool,
         #[arg(long)]
         author: String,
     },
@@ -191,7 +206,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Keys { command: KeysCommand::Create { name, scopes } } => {
+        Command::Keys { command: KeysCommand::Create { name, scopes, test, rate_limit } } => {
             if let Some(bad) = scopes.iter().find(|s| !crate::http::auth::ALL_SCOPES.contains(&s.as_str())) {
                 return Err(CliError::Usage(format!(
                     "unknown scope {bad:?}; use {}",
@@ -201,9 +216,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             if scopes.is_empty() {
                 return Err(CliError::Usage("give at least one scope with --scopes".into()));
             }
+            if test && let Some(bad) = scopes.iter().find(|s| !crate::http::auth::TEST_KEY_SCOPES.contains(&s.as_str()))
+            {
+                return Err(CliError::Usage(format!(
+                    "a test key may not have the scope {bad:?}; use {}",
+                    crate::http::auth::TEST_KEY_SCOPES.join(",")
+                )));
+            }
             let store = Store::open(&config.database_url, true).await?;
-            let key = store.create_api_key(&name, &scopes, now()).await?;
-            println!("API key {name:?} with scopes {} (shown once):", scopes.join(","));
+            let options = crate::store::KeyOptions { test, rate_limit };
+            let key = store.create_api_key_with(&name, &scopes, options, now()).await?;
+            let kind = if test { "Test API key" } else { "API key" };
+            println!("{kind} {name:?} with scopes {}, {rate_limit} requests a minute (shown once):", scopes.join(","));
             println!("{key}");
             Ok(())
         }
@@ -215,10 +239,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 let revoked =
                     k.revoked_at.map_or("in use".to_string(), |t| format!("revoked {}", crate::time::rfc3339_ms(t)));
                 println!(
-                    "{}\t{}\t{}\tcreated {}\t{revoked}",
+                    "{}\t{}\t{}\t{}/min{}\tcreated {}\t{revoked}",
                     k.id,
                     k.name,
                     k.scopes,
+                    k.rate_limit,
+                    if k.test.0 { "\ttest" } else { "" },
                     crate::time::rfc3339_ms(k.created_at)
                 );
             }
@@ -232,7 +258,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("API key {id} revoked");
             Ok(())
         }
-        Command::Staff { command: StaffCommand::Create { username, role } } => {
+        Command::Staff { command: StaffCommand::Create { username, role, if_missing } } => {
+            if if_missing {
+                let store = Store::open(&config.database_url, true).await?;
+                if let Some(existing) = store.staff(&username).await? {
+                    println!("staff account {username} exists (role {}): left as it is", existing.role);
+                    return Ok(());
+                }
+            }
             let password = match std::env::var("SAFEREACH_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
@@ -329,8 +362,11 @@ async fn dead_letters(store: &Store, command: DeadLettersCommand, now: i64) -> R
 async fn templates(store: &Store, command: TemplatesCommand, now: i64) -> Result<(), CliError> {
     use crate::templates::workflow;
     match command {
-        TemplatesCommand::Load { dir, author } => {
-            let loaded = workflow::load_dir(store, &dir, &author, now).await?;
+        TemplatesCommand::Load { dir, defaults, author } => {
+            let loaded = match dir {
+                Some(dir) if !defaults => workflow::load_dir(store, &dir, &author, now).await?,
+                _ => workflow::load_defaults(store, &author, now).await?,
+            };
             for line in loaded {
                 println!("{line}");
             }
@@ -347,9 +383,10 @@ async fn templates(store: &Store, command: TemplatesCommand, now: i64) -> Result
         TemplatesCommand::List => {
             for v in store.template_versions().await? {
                 println!(
-                    "{:<28} {:<7} v{:<3} {:<10} by {}{}",
+                    "{:<28} {:<7} {:<3} v{:<3} {:<10} by {}{}",
                     v.name,
                     v.channel,
+                    v.language,
                     v.version,
                     v.state,
                     v.author,

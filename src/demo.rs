@@ -36,7 +36,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     for (label, body) in example_jobs(state.clock.now()) {
         let request: OutreachRequest = serde_json::from_value(body.clone()).expect("demo jobs fit the schema");
         let request = request.validate().expect("demo jobs are valid");
-        let answer = match crate::outreach::accept(&state, &request, &body, "demo".into()).await? {
+        let answer = match crate::outreach::accept(&state, &request, &body, "demo".into(), false).await? {
             AcceptResult::Created { answer, .. } | AcceptResult::Replayed { answer } => answer,
             AcceptResult::Conflict => continue,
         };
@@ -87,6 +87,15 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     if let Some(pretext) = store.case_messages("DEMO-1").await?.first().and_then(|m| m.body.clone()) {
         println!("\nThe discreet pre-text DEMO-1 was sent:\n  {pretext}");
     }
+    if let Some(pack) = store.case_messages("DEMO-10").await?.first() {
+        println!(
+            "\nThe information pack DEMO-10 was sent by {} in {} (language {}):\n  {}",
+            pack.channel,
+            crate::domain::language::name(&pack.language),
+            pack.language,
+            pack.subject.as_deref().or(pack.body.as_deref()).unwrap_or_default()
+        );
+    }
     println!("\nSandbox outbox (what was \"sent\"): {}", state.config.outbox_dir);
     println!("  sms.jsonl, email/*.eml, letters/*.pdf");
     println!(
@@ -118,8 +127,8 @@ pub struct Setup {
     pub key: String,
 }
 
-/// A fresh database made ready to use: two staff users, the default templates (from
-/// `message_templates/`, run from the repository root) approved four-eyes, and an API key.
+/// A fresh database made ready to use: two staff users, the default templates (built into the
+/// binary, so it runs from any directory) approved four-eyes, and an API key.
 pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliError> {
     let mut passwords = Vec::new();
     for (user, role) in [(AUTHOR, "author"), (APPROVER, "approver")] {
@@ -127,11 +136,7 @@ pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliE
         crate::staff::create_account(store, user, role, &password, now).await.map_err(CliError::Usage)?;
         passwords.push((user, role, password));
     }
-    let templates_dir = Path::new("message_templates");
-    if !templates_dir.is_dir() {
-        return Err(CliError::Usage("run from the repository root (message_templates/ not found)".into()));
-    }
-    crate::templates::workflow::load_dir(store, templates_dir, AUTHOR, now).await?;
+    crate::templates::workflow::load_defaults(store, AUTHOR, now).await?;
     let approved = crate::templates::workflow::approve_submitted(store, None, APPROVER, now).await?;
     let key = store.create_api_key("demo", &crate::http::auth::ALL_SCOPES.map(String::from), now).await?;
     Ok(Setup { passwords, approved, key })
@@ -223,6 +228,16 @@ fn example_jobs(now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Value)
                 "request_id": "demo-9", "case_ref": "DEMO-9", "kind": "information_pack", "referral": referral,
                 "crime": { "categories": ["fraud"] },
                 "contact": { "phones": [{ "number": "12345" }], "email": { "address": "not-an-email" }, "preferred_method": "email" },
+                "consent": { "information_pack": true }
+            }),
+        ),
+        (
+            "information pack",
+            json!({
+                "request_id": "demo-10", "case_ref": "DEMO-10", "kind": "information_pack", "referral": referral,
+                "crime": { "categories": ["burglary"], "summary": "shed broken into" },
+                "victim": { "first_name": "Gwen", "language": "cy" },
+                "contact": { "email": { "address": "gwen@example.org", "safe": true }, "preferred_method": "email" },
                 "consent": { "information_pack": true }
             }),
         ),

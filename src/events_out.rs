@@ -70,7 +70,7 @@ pub fn payload(outbound: &OutboundEvent) -> Value {
     let event = &outbound.event;
     let detail = event.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok());
     let at = crate::time::from_ms(event.at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    json!({
+    let mut payload = json!({
         "type": format!("case.{}", event.kind),
         "timestamp": at,
         "data": {
@@ -88,7 +88,12 @@ pub fn payload(outbound: &OutboundEvent) -> Value {
             "classification": event.classification,
             "detail": detail,
         }
-    })
+    });
+    // A test key's job: marked, so that the receiver can leave it out (absent otherwise).
+    if outbound.test.0 {
+        payload["data"]["test"] = true.into();
+    }
+    payload
 }
 
 /// The background task that sends case events.
@@ -275,11 +280,15 @@ mod tests {
                 classification: Some("distress".into()),
                 detail: Some(r#"{"reply_id":"rep_1"}"#.into()),
             },
+            test: crate::store::Flag(false),
         };
         let p = payload(&event);
         assert_eq!(p["type"], "case.reply");
         assert_eq!(p["data"]["classification"], "distress");
         assert_eq!(p["data"]["detail"]["reply_id"], "rep_1");
         assert_eq!(p["data"]["case_ref"], "VS-1");
+        assert!(p["data"].get("test").is_none(), "only a test's events say so");
+        let test = OutboundEvent { test: crate::store::Flag(true), ..event };
+        assert_eq!(payload(&test)["data"]["test"], true);
     }
 }

@@ -8,12 +8,14 @@ use crate::domain::{Kind, OutreachRequest};
 use crate::store::{AcceptInput, AcceptResult, Result};
 
 /// Decide and record a validated request. `raw` is the body as received: the same `request_id`
-/// with a body that differs in anything but key order and whitespace is a conflict.
+/// with a body that differs in anything but key order and whitespace is a conflict. `test`: a
+/// test key's job (sent to the sandbox only, left out of reports and job metrics).
 pub async fn accept(
     state: &AppState,
     request: &OutreachRequest,
     raw: &serde_json::Value,
     actor: String,
+    test: bool,
 ) -> Result<AcceptResult> {
     let request_hash = hex::encode(Sha256::digest(crate::http::json::canonical(raw).as_bytes()));
     let now = state.clock.now();
@@ -25,16 +27,20 @@ pub async fn accept(
         safety_sensitive: is_safety_sensitive(request, &state.policy),
         now: now.timestamp_millis(),
         actor,
+        test,
     };
     let result = state.store.accept_outreach(input, |history| decide(request, history, now, &state.policy)).await?;
     if let AcceptResult::Created { decision, answer } = &result {
-        state.metrics.job_accepted(decision.outcome().as_str(), decision.reason().map(|r| r.as_str()));
+        if !test {
+            state.metrics.job_accepted(decision.outcome().as_str(), decision.reason().map(|r| r.as_str()));
+        }
         tracing::info!(
             outreach_id = answer["outreach_id"].as_str().unwrap_or_default(),
             case_ref = %request.case_ref,
             kind = request.kind.as_str(),
             outcome = decision.outcome().as_str(),
             reason = decision.reason().map(|r| r.as_str()).unwrap_or("-"),
+            test,
             "outreach accepted"
         );
         state.relay_wake.notify_one();

@@ -11,6 +11,7 @@ use crate::domain::Recipient;
 /// `Message-ID: <{msg.id}@{message_id_domain}>` and `X-Reference: {msg.id}` so that a bounce can
 /// be matched to our message id (`channels::bounce`; a relay may replace the Message-ID with its
 /// own, but leaves other headers alone). The body is multipart/alternative (plain text and HTML) when there is HTML, else plain text.
+/// `Content-Language` and the HTML's `<html lang>` name the message's language.
 pub fn build_email(from: &Mailbox, message_id_domain: &str, msg: &OutboundMessage) -> Result<Message, SendError> {
     let Recipient::Email { address } = &msg.recipient else {
         return Err(SendError::Permanent("email needs an email recipient".into()));
@@ -33,8 +34,20 @@ pub fn build_email(from: &Mailbox, message_id_domain: &str, msg: &OutboundMessag
         .subject(subject.replace(['\r', '\n'], " "))
         .message_id(Some(format!("<{}@{}>", msg.id, message_id_domain)))
         .header(XReference(msg.id.clone()));
+    // Only a plain code goes into a header or an attribute.
+    let language = crate::domain::language::primary(&msg.language);
+    let builder = match &language {
+        Some(code) => builder.header(ContentLanguage(code.clone())),
+        None => builder,
+    };
     let built = match &msg.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(msg.text.clone(), html.clone())),
+        Some(html) => {
+            let html = match &language {
+                Some(code) => with_html_lang(html, code),
+                None => html.clone(),
+            };
+            builder.multipart(MultiPart::alternative_plain_html(msg.text.clone(), html))
+        }
         None => builder.singlepart(SinglePart::plain(msg.text.clone())),
     };
     // lettre only fails here on a missing or duplicate From, which `from` rules out; keep it safe anyway.
@@ -59,6 +72,58 @@ impl Header for XReference {
     }
 }
 
+/// `Content-Language: <code>` (RFC 3282).
+#[derive(Clone)]
+struct ContentLanguage(String);
+
+impl Header for ContentLanguage {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Content-Language")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ContentLanguage(s.trim().to_string()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// `html` with its `<html>` tag's `lang` set to `code` (a plain language code), whatever the
+/// template said: a translation that kept the English `lang="en"` would make screen readers
+/// read Welsh with English sounds. A fragment without an `<html>` tag is left as it is.
+pub fn with_html_lang(html: &str, code: &str) -> String {
+    let lower = html.to_ascii_lowercase();
+    let Some(start) = lower
+        .match_indices("<html")
+        .map(|(i, _)| i)
+        .find(|&i| lower[i + 5..].starts_with(|c: char| c == '>' || c.is_ascii_whitespace()))
+    else {
+        return html.to_string();
+    };
+    let Some(end) = lower[start..].find('>').map(|e| start + e) else { return html.to_string() };
+    // The tag's attributes without any lang="…" (quoted either way, or bare).
+    let mut rest = &html[start + 5..end];
+    let mut kept = String::new();
+    while let Some(found) = rest.to_ascii_lowercase().find("lang=") {
+        let before_ok = found == 0 || rest[..found].ends_with(|c: char| c.is_ascii_whitespace());
+        let value_start = found + 5;
+        let value_end = match rest[value_start..].chars().next() {
+            Some(q @ ('"' | '\'')) => rest[value_start + 1..].find(q).map_or(rest.len(), |e| value_start + 1 + e + 1),
+            _ => rest[value_start..].find(|c: char| c.is_ascii_whitespace()).map_or(rest.len(), |e| value_start + e),
+        };
+        if before_ok {
+            kept += rest[..found].trim_end();
+        } else {
+            kept += &rest[..value_end];
+        }
+        rest = &rest[value_end..];
+    }
+    kept += rest;
+    format!("{}<html lang=\"{code}\"{kept}{}", &html[..start], &html[end..])
+}
+
 /// `[A-Za-z0-9_-]` with single interior dots: safe as a Message-ID part and as a file name.
 pub(crate) fn is_plain_id(s: &str) -> bool {
     !s.is_empty()
@@ -78,6 +143,7 @@ mod tests {
 
     fn message(html: Option<&str>) -> OutboundMessage {
         OutboundMessage {
+            language: "en".into(),
             id: "0190f3a2-7c1e-7b3a-9f00-1234567890ab".into(),
             recipient: Recipient::Email { address: "zoe.tester@example.org".into() },
             subject: Some("Support after your report – Zoë".into()),
@@ -114,6 +180,33 @@ mod tests {
         assert_eq!(parsed.body_html(0).unwrap().trim_end(), html);
         let plain = parsed.part(parsed.text_body[0]).unwrap();
         assert_eq!(plain.content_type().unwrap().attribute("charset"), Some("utf-8"));
+    }
+
+    #[test]
+    fn the_language_is_in_content_language_and_html_lang() {
+        let mut msg = message(Some("<!DOCTYPE html>\n<html lang=\"en\">\n<body><p>Annwyl Zoë,</p></body>\n</html>"));
+        msg.language = "cy".into();
+        let eml = build_email(&from(), "victimcare.example.org", &msg).unwrap().formatted();
+        assert!(String::from_utf8(eml.clone()).unwrap().contains("Content-Language: cy\r\n"));
+        let parsed = MessageParser::default().parse(&eml).unwrap();
+        assert!(parsed.body_html(0).unwrap().contains("<html lang=\"cy\">"), "{:?}", parsed.body_html(0));
+        // Junk never reaches a header.
+        msg.language = "cy\r\nBcc: x@example.net".into();
+        let eml = String::from_utf8(build_email(&from(), "example.org", &msg).unwrap().formatted()).unwrap();
+        assert!(!eml.contains("Content-Language") && !eml.contains("Bcc"));
+    }
+
+    #[test]
+    fn html_lang_is_set_on_the_html_tag_only() {
+        assert_eq!(with_html_lang("<html lang=\"en\"><p>x</p></html>", "cy"), "<html lang=\"cy\"><p>x</p></html>");
+        assert_eq!(with_html_lang("<HTML class=a LANG='en-GB' dir=ltr>", "cy"), "<html lang=\"cy\" class=a dir=ltr>");
+        assert_eq!(
+            with_html_lang("<!DOCTYPE html>\n<html>\n<body>", "cy"),
+            "<!DOCTYPE html>\n<html lang=\"cy\">\n<body>"
+        );
+        assert_eq!(with_html_lang("<html xml:lang=\"en\">", "cy"), "<html lang=\"cy\" xml:lang=\"en\">");
+        assert_eq!(with_html_lang("<p>no document</p>", "cy"), "<p>no document</p>");
+        assert_eq!(with_html_lang("<htmlish><html>", "cy"), "<htmlish><html lang=\"cy\">");
     }
 
     #[test]

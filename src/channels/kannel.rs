@@ -115,6 +115,7 @@ mod tests {
 
     fn sms(text: &str) -> OutboundMessage {
         OutboundMessage {
+            language: "en".into(),
             id: "msg_0190f3a27c1e".into(),
             recipient: Recipient::Phone { number: "+447700900123".into() },
             subject: None,

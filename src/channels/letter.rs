@@ -124,8 +124,9 @@ pub async fn render_outbound(
     }
     msg.plain_id()?;
     let date = clock.now().with_timezone(&chrono_tz::Europe::London).date_naive();
-    let (recipient, id, body) = (msg.recipient.clone(), msg.id.clone(), msg.text.clone());
-    tokio::task::spawn_blocking(move || render_letter(&sender, &recipient, date, Some(&id), &body))
+    let (recipient, id, body, language) =
+        (msg.recipient.clone(), msg.id.clone(), msg.text.clone(), msg.language.clone());
+    tokio::task::spawn_blocking(move || render_letter(&sender, &recipient, date, Some(&id), &body, &language))
         .await
         .map_err(|_| SendError::Transient("letter rendering was interrupted".into()))?
 }
@@ -134,14 +135,17 @@ pub async fn render_outbound(
 ///
 /// `body` is plain text: blank lines separate paragraphs, a single newline is kept as a line break
 /// (sign-offs, lists), and long lines are wrapped. `reference` (our message id) is printed as
-/// "Our ref" so a returned letter can be matched to its message.
+/// "Our ref" so a returned letter can be matched to its message. `language` (`en`, `cy`, …) is the
+/// document's language; in Welsh the reference line and the date are in Welsh too.
 pub fn render_letter(
     sender: &LetterSender,
     recipient: &Recipient,
     date: NaiveDate,
     reference: Option<&str>,
     body: &str,
+    language: &str,
 ) -> Result<Vec<u8>, SendError> {
+    let language = crate::domain::language::primary(language).unwrap_or_else(|| "en".into());
     let Recipient::Postal { name, lines, postcode } = recipient else {
         return Err(SendError::Permanent("letter needs a postal recipient".into()));
     };
@@ -159,7 +163,9 @@ pub fn render_letter(
     let pages = paginate(wrap(&REGULAR, BODY_SIZE, RIGHT - LEFT, body));
     let mut document = Document::new();
     // No personal data in the metadata; the language helps screen readers.
-    document.set_metadata(Metadata::new().title("Letter".into()).language("en-GB".into()));
+    document.set_metadata(
+        Metadata::new().title("Letter".into()).language(crate::domain::language::document_tag(&language)),
+    );
     for (index, page_lines) in pages.iter().enumerate() {
         let mut page = document.start_page_with(PageSettings::from_wh(A4.0, A4.1).expect("A4 is a valid size"));
         let mut surface = page.surface();
@@ -171,9 +177,10 @@ pub fn render_letter(
                 y += address_size * 1.2;
             }
             if let Some(reference) = reference {
-                text(&mut surface, &REGULAR, 9.0, LEFT, DATE_BASELINE, &format!("Our ref: {reference}"));
+                let label = if language == "cy" { "Ein cyf" } else { "Our ref" };
+                text(&mut surface, &REGULAR, 9.0, LEFT, DATE_BASELINE, &format!("{label}: {reference}"));
             }
-            right_aligned(&mut surface, &REGULAR, BODY_SIZE, DATE_BASELINE, &date.format("%-d %B %Y").to_string());
+            right_aligned(&mut surface, &REGULAR, BODY_SIZE, DATE_BASELINE, &letter_date(date, &language));
         }
         let mut y = if index == 0 { BODY_TOP } else { CONTINUATION_TOP };
         for line in page_lines {
@@ -209,6 +216,29 @@ fn address_size(address: &[String]) -> Result<f32, SendError> {
         return Err(SendError::Permanent("postal address line too long for the envelope window".into()));
     }
     Ok(size)
+}
+
+/// The date as a letter in `language` writes it: "20 November 2026", "20 Tachwedd 2026".
+fn letter_date(date: NaiveDate, language: &str) -> String {
+    const WELSH_MONTHS: [&str; 12] = [
+        "Ionawr",
+        "Chwefror",
+        "Mawrth",
+        "Ebrill",
+        "Mai",
+        "Mehefin",
+        "Gorffennaf",
+        "Awst",
+        "Medi",
+        "Hydref",
+        "Tachwedd",
+        "Rhagfyr",
+    ];
+    use chrono::Datelike;
+    match language {
+        "cy" => format!("{} {} {}", date.day(), WELSH_MONTHS[date.month0() as usize], date.year()),
+        _ => date.format("%-d %B %Y").to_string(),
+    }
 }
 
 fn draw_sender(surface: &mut Surface, sender: &LetterSender) {
@@ -333,7 +363,7 @@ mod tests {
 
     fn render(body: &str) -> Vec<u8> {
         let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-        render_letter(&LetterSender::default(), &recipient(), date, Some("0190f3a2-7c1e-7b3a"), body).unwrap()
+        render_letter(&LetterSender::default(), &recipient(), date, Some("0190f3a2-7c1e-7b3a"), body, "en").unwrap()
     }
 
     /// Samples to look at: `pdftoppm -png -r 50 target/letter-sample.pdf`.
@@ -418,6 +448,25 @@ mod tests {
     }
 
     #[test]
+    fn a_welsh_letter_carries_its_language_and_a_welsh_date() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let welsh =
+            render_letter(&LetterSender::default(), &recipient(), date, Some("ref-1"), "Annwyl Zoë,", "cy").unwrap();
+        let english = render(SHORT);
+        let lang = |pdf: &[u8]| String::from_utf8_lossy(pdf).contains("/Lang(cy-GB)");
+        assert!(lang(&welsh), "the catalog names Welsh");
+        assert!(!lang(&english) && String::from_utf8_lossy(&english).contains("/Lang(en-GB)"));
+        assert_eq!(letter_date(date, "cy"), "20 Tachwedd 2026");
+        assert_eq!(letter_date(date, "en"), "20 November 2026");
+        if has_tool("pdftotext") {
+            let file = write_temp(&welsh);
+            let text: Vec<String> = words(file.path()).into_iter().map(|(w, _)| w).collect();
+            assert!(text.windows(2).any(|w| w == ["Ein", "cyf:"]), "{text:?}");
+            assert!(text.iter().any(|w| w == "Tachwedd"), "{text:?}");
+        }
+    }
+
+    #[test]
     fn long_letter_runs_to_numbered_pages() {
         let body = long_body();
         let pdf = render(&body);
@@ -471,7 +520,7 @@ mod tests {
         let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
         let refuse = |recipient: Recipient| {
             matches!(
-                render_letter(&LetterSender::default(), &recipient, date, None, "Hi"),
+                render_letter(&LetterSender::default(), &recipient, date, None, "Hi", "en"),
                 Err(SendError::Permanent(_))
             )
         };

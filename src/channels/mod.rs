@@ -41,6 +41,9 @@ pub struct OutboundMessage {
     pub html: Option<String>,
     /// Encoding and segments, for SMS.
     pub sms: Option<SmsInfo>,
+    /// The language it is written in (`en`, `cy`, …): the email's `Content-Language` and
+    /// `<html lang>`, the letter's document language.
+    pub language: String,
 }
 
 impl OutboundMessage {
@@ -273,6 +276,20 @@ pub fn from_config(config: &Config, clock: Clock, webhook_token: &str) -> Result
     Ok(Channels { sms, email, letter })
 }
 
+/// The sandbox providers of every channel, whatever the configuration names: where a test key's
+/// jobs go (`SAFEREACH_OUTBOX_DIR`), so that a test never reaches a real provider.
+pub fn sandbox_from_config(config: &Config, clock: Clock) -> Result<Channels, ConfigError> {
+    let outbox = std::path::PathBuf::from(&config.outbox_dir);
+    let from: lettre::message::Mailbox =
+        config.email_from.parse().map_err(|e| ConfigError::Invalid("SAFEREACH_EMAIL_FROM", format!("{e}")))?;
+    let message_id_domain = from.email.domain().to_string();
+    Ok(Channels {
+        sms: vec![Arc::new(sandbox::SandboxSms::new(&outbox, clock))],
+        email: Arc::new(sandbox::SandboxEmail::new(&outbox, from, message_id_domain)),
+        letter: Arc::new(sandbox::SandboxLetter::new(&outbox, letter::LetterSender::default(), clock)),
+    })
+}
+
 /// The HTTP client for outbound events and the benchmark: `http_client_with_timeout` with the
 /// default provider timeout.
 pub fn http_client() -> Result<reqwest::Client, ConfigError> {
@@ -462,6 +479,7 @@ mod tests {
             text: "Hi".into(),
             html: None,
             sms: None,
+            language: "en".into(),
         }
     }
 

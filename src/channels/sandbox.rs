@@ -201,6 +201,7 @@ mod tests {
 
     fn sms(id: &str, number: &str, text: &str) -> OutboundMessage {
         OutboundMessage {
+            language: "en".into(),
             id: id.into(),
             recipient: Recipient::Phone { number: number.into() },
             subject: None,
@@ -212,6 +213,7 @@ mod tests {
 
     fn email(id: &str) -> OutboundMessage {
         OutboundMessage {
+            language: "en".into(),
             id: id.into(),
             recipient: Recipient::Email { address: "sam@example.org".into() },
             subject: Some("Support – if you want it".into()),
@@ -223,6 +225,7 @@ mod tests {
 
     fn letter(id: &str) -> OutboundMessage {
         OutboundMessage {
+            language: "en".into(),
             id: id.into(),
             recipient: Recipient::Postal {
                 name: "Sam Smith".into(),

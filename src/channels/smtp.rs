@@ -303,6 +303,7 @@ mod tests {
 
     fn email() -> OutboundMessage {
         OutboundMessage {
+            language: "en".into(),
             id: "msg_1".into(),
             recipient: Recipient::Email { address: "robin@example.net".into() },
             subject: Some("Information".into()),

@@ -178,6 +178,7 @@ mod tests {
 
     fn sms() -> OutboundMessage {
         OutboundMessage {
+            language: "en".into(),
             id: "msg_1".into(),
             recipient: crate::domain::Recipient::Phone { number: "+447700900123".into() },
             subject: None,

@@ -2,6 +2,7 @@
 
 pub mod contact;
 pub mod event;
+pub mod language;
 pub mod policy;
 pub mod reply;
 pub mod request;

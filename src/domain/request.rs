@@ -87,8 +87,18 @@ pub struct Victim {
     #[serde(default, deserialize_with = "null_as_default")]
     #[schema(nullable)]
     pub vulnerabilities: Vec<String>,
+    /// A short BCP-47 code (`en`, `cy`, `pl`, `pt-BR`): picks the approved template version in
+    /// that language when there is one, else English.
     #[serde(default)]
+    #[schema(example = "cy")]
     pub language: Option<String>,
+}
+
+impl Victim {
+    /// The language to write in: the primary subtag of `language`, English when absent.
+    pub fn language_code(&self) -> String {
+        self.language.as_deref().and_then(super::language::primary).unwrap_or_else(|| super::language::ENGLISH.into())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -266,6 +276,12 @@ impl OutreachRequest {
         check_codes(&mut errors, "victim.vulnerabilities", &mut self.victim.vulnerabilities);
         check_len(&mut errors, "crime.summary", self.crime.summary.as_deref(), MAX_TEXT);
         check_len(&mut errors, "victim.first_name", self.victim.first_name.as_deref(), MAX_SHORT);
+        if self.victim.language.as_deref().is_some_and(|l| super::language::primary(l).is_none()) {
+            errors.push(FieldError::new(
+                "victim.language",
+                "a language code such as en or cy (2 to 8 letters, optionally a region: cy-GB)",
+            ));
+        }
         check_len(&mut errors, "referral.source", self.referral.source.as_deref(), MAX_SHORT);
         check_len(&mut errors, "referral.local_authority", self.referral.local_authority.as_deref(), MAX_SHORT);
         if self.contact.phones.len() > MAX_LIST {

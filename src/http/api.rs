@@ -28,6 +28,7 @@ use crate::time::rfc3339_ms;
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(create_outreach))
+        .routes(routes!(get_outreach))
         .routes(routes!(cancel_outreach))
         .routes(routes!(get_case, erase_case))
         .routes(routes!(cancel_case))
@@ -102,11 +103,11 @@ fn case_example() -> Value {
     json!({
         "case_ref": "VS-2026-000123", "cancelled": false, "call_window": null,
         "outreach": [{"outreach_id": "out_1", "request_id": "triage-000123-pretext", "kind": "priority_pretext",
-            "status": "sent", "accepted_at": "2026-11-20T10:00:00Z", "redacted_at": null,
+            "status": "sent", "accepted_at": "2026-11-20T10:00:00Z", "redacted_at": null, "test": false,
             "decision": {"outcome": "send", "reason": null, "channel": "sms", "template": "priority_pretext_discreet", "not_before": null}}],
         "messages": [{"id": "msg_1", "outreach_id": "out_1", "channel": "sms", "template": "priority_pretext_discreet",
-            "template_version": 1, "status": "delivered", "provider": "sandbox", "provider_ref": "msg_1", "segments": 1,
-            "encoding": "gsm7", "subject": null, "body": "Hi Sam, it's Jo. I'll call you soon. What time suits you?",
+            "template_version": 1, "language": "en", "status": "delivered", "provider": "sandbox", "provider_ref": "msg_1", "segments": 1,
+            "encoding": "gsm7", "test": false, "subject": null, "body": "Hi Sam, it's Jo. I'll call you soon. What time suits you?",
             "sent_at": "2026-11-20T10:00:02Z", "redacted_at": null, "events": [sent, delivered]}],
         "replies": [{"received_at": "2026-11-20T10:05:00Z", "from_known": true, "body": "after 5 please", "classification": "time_preference"}],
         "calls": [{"at": "2026-11-20T11:00:00Z", "outcome": "no_answer"}],
@@ -152,7 +153,7 @@ async fn create_outreach(
 ) -> Result<Response, Problem> {
     caller.require(OUTREACH_WRITE)?;
     let request = body.value.validate().map_err(Problem::validation)?;
-    Ok(match crate::outreach::accept(&state, &request, &body.raw, caller.actor()).await? {
+    Ok(match crate::outreach::accept(&state, &request, &body.raw, caller.actor(), caller.0.test).await? {
         AcceptResult::Created { answer, .. } => (StatusCode::ACCEPTED, Json(answer)).into_response(),
         AcceptResult::Replayed { answer } => (StatusCode::OK, Json(answer)).into_response(),
         AcceptResult::Conflict => Problem::new(StatusCode::CONFLICT, "conflict", "request_id already used")
@@ -193,12 +194,125 @@ async fn cancel_outreach(
     Path(outreach_id): Path<String>,
 ) -> Result<Json<OutreachCancelled>, Problem> {
     caller.require(OUTREACH_WRITE)?;
+    // A test key's own jobs only: it may not stop a live one.
+    if caller.0.test && !state.store.outreach(&outreach_id).await?.is_some_and(|o| o.test.0) {
+        return Err(Problem::not_found("outreach job"));
+    }
     let job = state
         .store
         .cancel_outreach(&outreach_id, state.clock.now_ms(), &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("outreach job"))?;
     Ok(Json(OutreachCancelled { outreach_id: job.id, case_ref: job.case_ref, status: job.status }))
+}
+
+/// One job as the triage system follows it: its status, latest decision and messages with their
+/// statuses, without the rest of the case and without any message text.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutreachStatusView {
+    #[schema(example = "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5")]
+    pub outreach_id: String,
+    #[schema(example = "VS-2026-000123")]
+    pub case_ref: String,
+    /// `priority_pretext` or `information_pack`.
+    #[schema(example = "priority_pretext")]
+    pub kind: String,
+    /// `queued`, `deferred`, `held`, `blocked`, `sent`, `failed`, `cancelled`, `dead_lettered`.
+    #[schema(example = "sent")]
+    pub status: String,
+    /// Accepted with a test key: sent only to the sandbox, left out of reports.
+    pub test: bool,
+    pub accepted_at: String,
+    /// The latest decision, as in the 202 answer.
+    pub decision: DecisionAnswer,
+    pub messages: Vec<OutreachMessageView>,
+}
+
+/// A job's message: where it went and how far it got (no text, no recipient).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutreachMessageView {
+    pub id: String,
+    /// `sms`, `email` or `letter`.
+    #[schema(example = "sms")]
+    pub channel: String,
+    pub template: String,
+    pub template_version: i64,
+    /// The language of the template version sent (`en`, `cy`, …).
+    #[schema(example = "cy")]
+    pub language: String,
+    /// `queued`, `sending`, `sent`, `delivered`, `failed`, `undelivered`, `bounced`, `printed`, `posted`, `returned`.
+    #[schema(example = "delivered")]
+    pub status: String,
+    /// When the status last changed.
+    pub status_at: String,
+    pub provider: Option<String>,
+    pub provider_ref: Option<String>,
+    pub segments: Option<i64>,
+    pub sent_at: Option<String>,
+    pub test: bool,
+}
+
+/// One job: its status, latest decision and messages with their statuses.
+#[utoipa::path(
+    get,
+    path = "/v1/outreach/{outreach_id}",
+    tag = "outreach",
+    security(("api_key" = ["cases:read"])),
+    params(("outreach_id" = String, Path, description = "The id the 202 answer gave")),
+    responses(
+        (status = 200, description = "The job", body = OutreachStatusView, example = json!({
+            "outreach_id": "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "kind": "priority_pretext",
+            "status": "sent", "test": false, "accepted_at": "2026-11-20T10:00:00.000Z",
+            "decision": {"outcome": "send", "reason": null, "channel": "sms", "template": "priority_pretext_discreet", "not_before": null},
+            "messages": [{"id": "msg_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c6", "channel": "sms", "template": "priority_pretext_discreet",
+                "template_version": 2, "language": "cy", "status": "delivered", "status_at": "2026-11-20T10:00:09.000Z",
+                "provider": "sandbox", "provider_ref": "msg_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c6", "segments": 1,
+                "sent_at": "2026-11-20T10:00:02.000Z", "test": false}]
+        })),
+        AuthProblems,
+        (status = 404, description = "No such job (a test key sees its test jobs only)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_outreach(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(outreach_id): Path<String>,
+) -> Result<Json<OutreachStatusView>, Problem> {
+    caller.require(CASES_READ)?;
+    let job = state
+        .store
+        .outreach(&outreach_id)
+        .await?
+        .filter(|o| o.test.0 || !caller.0.test)
+        .ok_or_else(|| Problem::not_found("outreach job"))?;
+    let messages = state.store.outreach_messages(&job.id).await?;
+    let view = outreach_view(&job);
+    Ok(Json(OutreachStatusView {
+        outreach_id: view.outreach_id,
+        case_ref: job.case_ref,
+        kind: view.kind,
+        status: view.status,
+        test: job.test.0,
+        accepted_at: view.accepted_at,
+        decision: view.decision,
+        messages: messages
+            .iter()
+            .map(|m| OutreachMessageView {
+                id: m.id.clone(),
+                channel: m.channel.clone(),
+                template: m.template.clone(),
+                template_version: m.template_version,
+                language: m.language.clone(),
+                status: m.status.clone(),
+                status_at: rfc3339_ms(m.status_at),
+                provider: m.provider.clone(),
+                provider_ref: m.provider_ref.clone(),
+                segments: m.segments,
+                sent_at: m.sent_at.map(rfc3339_ms),
+                test: m.test.0,
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -229,6 +343,7 @@ async fn cancel_case(
     Path(case_ref): Path<String>,
 ) -> Result<Json<CaseStatus>, Problem> {
     caller.require(OUTREACH_WRITE)?;
+    caller.require_live()?;
     state
         .store
         .cancel_case(&case_ref, state.clock.now_ms(), &caller.actor())
@@ -259,6 +374,7 @@ async fn erase_case(
     Path(case_ref): Path<String>,
 ) -> Result<Json<CaseStatus>, Problem> {
     caller.require(CASES_ERASE)?;
+    caller.require_live()?;
     state
         .store
         .erase_case(&case_ref, state.clock.now_ms(), &caller.actor())
@@ -333,6 +449,7 @@ async fn record_call(
     body: JsonBody<CallRequest>,
 ) -> Result<Response, Problem> {
     caller.require(OUTREACH_WRITE)?;
+    caller.require_live()?;
     let call = body.value;
     let now = state.clock.now();
     if call.at > now + chrono::TimeDelta::minutes(5) {
@@ -383,6 +500,8 @@ pub struct OutreachView {
     pub decision: DecisionAnswer,
     /// Set once retention removed the request's personal data (the job is finished).
     pub redacted_at: Option<String>,
+    /// Accepted with a test key: sent only to the sandbox, left out of reports.
+    pub test: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -392,6 +511,9 @@ pub struct MessageView {
     pub channel: String,
     pub template: String,
     pub template_version: i64,
+    /// The language of the template version sent (`en`, `cy`, …).
+    #[schema(example = "en")]
+    pub language: String,
     /// `queued`, `sending`, `sent`, `delivered`, `failed`, `undelivered`, `bounced`, `printed`, `posted`, `returned`.
     #[schema(example = "delivered")]
     pub status: String,
@@ -399,6 +521,8 @@ pub struct MessageView {
     pub provider_ref: Option<String>,
     pub segments: Option<i64>,
     pub encoding: Option<String>,
+    /// A test key's message: sent to the sandbox only.
+    pub test: bool,
     /// Null once redacted.
     pub subject: Option<String>,
     /// Null once redacted.
@@ -446,6 +570,9 @@ pub struct EventView {
     /// Codes, ids and counts.
     #[schema(value_type = Option<Object>)]
     pub detail: Option<Value>,
+    /// Present (true) on the events of a test key's job and its message.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 /// A case: its jobs, messages (with statuses and events), replies, calls and timeline.
@@ -467,6 +594,7 @@ async fn get_case(
     Path(case_ref): Path<String>,
 ) -> Result<Json<CaseView>, Problem> {
     caller.require(CASES_READ)?;
+    caller.require_live()?;
     let store = &state.store;
     let case = store.case(&case_ref).await?.ok_or_else(|| Problem::not_found("case"))?;
     let outreach = store.case_outreach(&case_ref).await?;
@@ -474,12 +602,24 @@ async fn get_case(
     let replies = store.case_replies(&case_ref).await?;
     let calls = store.calls(&case_ref).await?;
     let events = store.case_events(&case_ref).await?;
+    // Test-ness is per job: its events, and its message's, are marked.
+    let test_ids: std::collections::HashSet<&str> = outreach
+        .iter()
+        .filter(|o| o.test.0)
+        .map(|o| o.id.as_str())
+        .chain(messages.iter().filter(|m| m.test.0).map(|m| m.id.as_str()))
+        .collect();
+    let view = |e: &EventRow| {
+        let mut v = event_view(e);
+        v.test = [&e.outreach_id, &e.message_id].into_iter().flatten().any(|id| test_ids.contains(id.as_str()));
+        v
+    };
     Ok(Json(CaseView {
         case_ref: case.case_ref,
         cancelled: case.cancelled_at.is_some(),
         call_window: case.call_window,
         outreach: outreach.iter().map(outreach_view).collect(),
-        messages: messages.iter().map(|m| message_view(m, &events)).collect(),
+        messages: messages.iter().map(|m| message_view(m, &events, &view)).collect(),
         replies: replies
             .iter()
             .map(|r| ReplyView {
@@ -490,7 +630,7 @@ async fn get_case(
             })
             .collect(),
         calls: calls.iter().map(|(at, outcome)| CallView { at: rfc3339_ms(*at), outcome: outcome.clone() }).collect(),
-        timeline: events.iter().map(event_view).collect(),
+        timeline: events.iter().map(view).collect(),
     }))
 }
 
@@ -509,21 +649,24 @@ fn outreach_view(o: &OutreachRecord) -> OutreachView {
             not_before: o.not_before.map(rfc3339_ms),
         },
         redacted_at: o.redacted_at.map(rfc3339_ms),
+        test: o.test.0,
     }
 }
 
-fn message_view(m: &MessageRecord, events: &[EventRow]) -> MessageView {
+fn message_view(m: &MessageRecord, events: &[EventRow], event_view: &impl Fn(&EventRow) -> EventView) -> MessageView {
     MessageView {
         id: m.id.clone(),
         outreach_id: m.outreach_id.clone(),
         channel: m.channel.clone(),
         template: m.template.clone(),
         template_version: m.template_version,
+        language: m.language.clone(),
         status: m.status.clone(),
         provider: m.provider.clone(),
         provider_ref: m.provider_ref.clone(),
         segments: m.segments,
         encoding: m.encoding.clone(),
+        test: m.test.0,
         subject: m.subject.clone(),
         body: m.body.clone(),
         sent_at: m.sent_at.map(rfc3339_ms),
@@ -545,6 +688,7 @@ pub fn event_view(e: &EventRow) -> EventView {
         status: e.status.clone(),
         classification: e.classification.clone(),
         detail: e.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
+        test: false,
     }
 }
 

@@ -17,6 +17,8 @@ pub const REPORTS_READ: &str = "reports:read";
 /// ordinary integration.
 pub const CASES_ERASE: &str = "cases:erase";
 pub const ALL_SCOPES: [&str; 4] = [OUTREACH_WRITE, CASES_READ, REPORTS_READ, CASES_ERASE];
+/// What a test key may be given: it sends test jobs and reads them back, nothing else.
+pub const TEST_KEY_SCOPES: [&str; 2] = [OUTREACH_WRITE, CASES_READ];
 
 /// The API key a request came with.
 pub struct Caller(pub ApiKey);
@@ -28,6 +30,17 @@ impl Caller {
         } else {
             Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "This key may not do that")
                 .detail(format!("the key lacks the scope {scope}")))
+        }
+    }
+
+    /// Refuse a test key: it acts on its own test jobs only, never on a case as a whole (whose
+    /// other jobs are live), on reports or on dead letters.
+    pub fn require_live(&self) -> Result<(), Problem> {
+        if self.0.test {
+            Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "A test key may not do that")
+                .detail("a test key acts on its own test jobs only (POST /v1/outreach, GET /v1/outreach/{id}, cancel)"))
+        } else {
+            Ok(())
         }
     }
 
@@ -54,9 +67,15 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .map(|(_, key)| key.trim())
             .filter(|k| !k.is_empty())
             .ok_or_else(|| unauthorised("send Authorization: Bearer <api key>"))?;
-        match state.store.find_api_key(key).await? {
-            Some(found) => Ok(Caller(found)),
-            None => Err(unauthorised("the API key is not valid")),
+        let Some(found) = state.store.find_api_key(key).await? else {
+            return Err(unauthorised("the API key is not valid"));
+        };
+        if let Err(wait) = state.rate_limits.check(&found.id, found.rate_limit) {
+            let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+                .detail(format!("this key may make {} requests a minute; try again in {wait} s", found.rate_limit));
+            problem.retry_after = Some(wait);
+            return Err(problem);
         }
+        Ok(Caller(found))
     }
 }

@@ -92,6 +92,7 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<DeadLetters>, Problem> {
     caller.require(CASES_READ)?;
+    caller.require_live()?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let count = state.store.dead_letter_count().await?;
     let dead_letters = state
@@ -135,6 +136,7 @@ async fn requeue(
     Path(outreach_id): Path<String>,
 ) -> Result<Json<Requeued>, Problem> {
     caller.require(OUTREACH_WRITE)?;
+    caller.require_live()?;
     match state.store.requeue_dead_letter(&outreach_id, state.clock.now_ms(), &caller.actor()).await? {
         Requeue::Requeued(job) => {
             state.relay_wake.notify_one();

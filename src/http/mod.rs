@@ -6,6 +6,7 @@ pub mod dead_letters;
 pub mod extract;
 pub mod json;
 pub mod problem;
+pub mod rate_limit;
 pub mod reports;
 pub mod staff;
 pub mod webhooks;

@@ -36,6 +36,10 @@ pub enum AuthProblems {
     /// The key lacks the scope the route's `security` names
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem),
+    /// Over the key's rate limit (3,000 requests a minute unless set when the key was made);
+    /// `Retry-After` says in how many seconds to try again
+    #[response(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Problem),
 }
 
 impl Problem {

@@ -76,6 +76,7 @@ async fn monthly(
     query: Result<Query<MonthQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     caller.require(REPORTS_READ)?;
+    caller.require_live()?;
     let Query(q) = query.map_err(|_| invalid("month", "the query string could not be read"))?;
     let period = q
         .month
@@ -109,6 +110,7 @@ async fn quarterly(
     query: Result<Query<QuarterQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     caller.require(REPORTS_READ)?;
+    caller.require_live()?;
     let Query(q) = query.map_err(|_| invalid("quarter", "the query string could not be read"))?;
     let period = q
         .quarter

@@ -9,6 +9,27 @@ pub struct ApiKey {
     pub id: String,
     pub name: String,
     pub scopes: Vec<String>,
+    /// A test key: its jobs go to the sandbox only and stay out of reports.
+    pub test: bool,
+    /// Requests a minute this key may make.
+    pub rate_limit: u32,
+}
+
+/// How a new key behaves beyond its scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyOptions {
+    pub test: bool,
+    /// Requests a minute (at least 1).
+    pub rate_limit: u32,
+}
+
+/// The rate limit of a key created without one: 3,000 requests a minute.
+pub const DEFAULT_RATE_LIMIT: u32 = 3000;
+
+impl Default for KeyOptions {
+    fn default() -> KeyOptions {
+        KeyOptions { test: false, rate_limit: DEFAULT_RATE_LIMIT }
+    }
 }
 
 /// An API key as listed for admins (never the key itself).
@@ -19,6 +40,9 @@ pub struct ApiKeyListing {
     pub scopes: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    #[sqlx(try_from = "i64")]
+    pub test: super::Flag,
+    pub rate_limit: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -41,28 +65,46 @@ fn key_hash(key: &str) -> String {
 impl Store {
     /// Create a key; the plain key is returned once and never stored.
     pub async fn create_api_key(&self, name: &str, scopes: &[String], now: i64) -> Result<String> {
+        self.create_api_key_with(name, scopes, KeyOptions::default(), now).await
+    }
+
+    /// Create a key that may be a test key, with its own rate limit.
+    pub async fn create_api_key_with(
+        &self,
+        name: &str,
+        scopes: &[String],
+        options: KeyOptions,
+        now: i64,
+    ) -> Result<String> {
         let key = format!("sr_{}", random_token());
-        sqlx::query("INSERT INTO api_keys (id, name, key_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(new_id("key"))
-            .bind(name)
-            .bind(key_hash(&key))
-            .bind(scopes.join(","))
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, key_hash, scopes, created_at, test, rate_limit) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id("key"))
+        .bind(name)
+        .bind(key_hash(&key))
+        .bind(scopes.join(","))
+        .bind(now)
+        .bind(i64::from(options.test))
+        .bind(i64::from(options.rate_limit.max(1)))
+        .execute(&self.pool)
+        .await?;
         Ok(key)
     }
 
     pub async fn find_api_key(&self, key: &str) -> Result<Option<ApiKey>> {
-        let row: Option<(String, String, String)> =
-            sqlx::query_as("SELECT id, name, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-                .bind(key_hash(key))
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(id, name, scopes)| ApiKey {
+        let row: Option<(String, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT id, name, scopes, test, rate_limit FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_hash(key))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id, name, scopes, test, rate_limit)| ApiKey {
             id,
             name,
             scopes: scopes.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            test: test == 1,
+            rate_limit: u32::try_from(rate_limit).unwrap_or(u32::MAX).max(1),
         }))
     }
 
@@ -134,8 +176,10 @@ impl Store {
     }
 
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyListing>> {
-        Ok(sqlx::query_as("SELECT id, name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, name")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT id, name, scopes, created_at, revoked_at, test, rate_limit FROM api_keys ORDER BY created_at, name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 }

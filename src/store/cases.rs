@@ -30,6 +30,8 @@ pub struct AcceptInput<'a> {
     pub safety_sensitive: bool,
     pub now: i64,
     pub actor: String,
+    /// Accepted with a test key: decided and recorded, sent only to the sandbox.
+    pub test: bool,
 }
 
 #[derive(Debug)]
@@ -62,9 +64,12 @@ pub struct OutreachRecord {
     pub updated_at: i64,
     /// Set once retention or erasure removed the request's personal data: the job is finished.
     pub redacted_at: Option<i64>,
+    /// Accepted with a test key: sent only to the sandbox, left out of reports.
+    #[sqlx(try_from = "i64")]
+    pub test: super::Flag,
 }
 
-pub(super) const OUTREACH_COLUMNS: &str = "id, request_id, case_ref, kind, priority, request_json, accepted_at, status, outcome, reason, channel, template, not_before, attempts, updated_at, redacted_at";
+pub(super) const OUTREACH_COLUMNS: &str = "id, request_id, case_ref, kind, priority, request_json, accepted_at, status, outcome, reason, channel, template, not_before, attempts, updated_at, redacted_at, test";
 
 impl OutreachRecord {
     /// The request as accepted. A redacted job has none left: it can never be decided again.
@@ -131,7 +136,7 @@ impl Store {
 
         self.upsert_case(&mut tx, input).await?;
         self.record_phones(&mut tx, req).await?;
-        let history = self.history(&mut tx, req, None, input.now).await?;
+        let history = self.history_of(&mut tx, req, None, input.now, input.test).await?;
         let decision = decide(&history);
 
         let id = new_id("out");
@@ -139,7 +144,7 @@ impl Store {
         let answer = answer_json(&id, &req.case_ref, status, &decision);
         sqlx::query(dynamic(format!(
             "INSERT INTO outreach ({OUTREACH_COLUMNS}, request_hash, response_json)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $7, NULL, $14, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $7, NULL, $16, $14, $15)"
         )))
         .bind(&id)
         .bind(&req.request_id)
@@ -156,6 +161,7 @@ impl Store {
         .bind(decision.not_before().map(|t| t.timestamp_millis()))
         .bind(&input.request_hash)
         .bind(answer.to_string())
+        .bind(i64::from(input.test))
         .execute(&mut *tx)
         .await?;
         Event::new(&req.case_ref, input.now, &input.actor, EventType::Accepted)
@@ -251,6 +257,30 @@ impl Store {
         this: Option<(&str, i64)>,
         now: i64,
     ) -> Result<CaseHistory> {
+        let test = match this {
+            Some((id, _)) => {
+                sqlx::query_scalar::<_, i64>("SELECT test FROM outreach WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    == Some(1)
+            }
+            None => false,
+        };
+        self.history_of(conn, req, this, now, test).await
+    }
+
+    /// `history` for a live job or, with `test`, a test key's job. A test job never counts for a
+    /// live one (rule 11 would otherwise block the real pre-text as a duplicate of a test's);
+    /// a test job sees both.
+    async fn history_of(
+        &self,
+        conn: &mut AnyConnection,
+        req: &OutreachRequest,
+        this: Option<(&str, i64)>,
+        now: i64,
+        test: bool,
+    ) -> Result<CaseHistory> {
         let case_ref = &req.case_ref;
         let case_cancelled: bool =
             sqlx::query_scalar::<_, Option<i64>>("SELECT cancelled_at FROM cases WHERE case_ref = $1")
@@ -284,7 +314,7 @@ impl Store {
         // later one went, must not send a second time.
         let other_active = |kind: Kind| {
             format!(
-                "SELECT COUNT(*) FROM outreach o WHERE case_ref = $1 AND kind = '{}' AND id <> $2
+                "SELECT COUNT(*) FROM outreach o WHERE case_ref = $1 AND kind = '{}' AND id <> $2 AND o.test <= $4
                  AND ((status IN ({ACTIVE_STATUSES}) AND {before_this})
                       OR status = 'sent'
                       OR EXISTS (SELECT 1 FROM messages m WHERE m.outreach_id = o.id
@@ -298,6 +328,7 @@ impl Store {
                 .bind(case_ref)
                 .bind(this_id)
                 .bind(accepted_at)
+                .bind(i64::from(test))
                 .fetch_one(&mut *conn)
                 .await?;
             other[i] = n > 0;
@@ -363,7 +394,9 @@ impl Store {
 
     async fn approved_template_set(&self, conn: &mut AnyConnection) -> Result<BTreeSet<(String, Channel)>> {
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT name, channel FROM template_versions WHERE state = 'approved'")
+            // Rule 14 is about English: a job in another language without its own approved
+            // version is sent the English one.
+            sqlx::query_as("SELECT name, channel FROM template_versions WHERE state = 'approved' AND language = 'en'")
                 .fetch_all(&mut *conn)
                 .await?;
         Ok(rows.into_iter().filter_map(|(n, c)| Some((n, Channel::parse(&c)?))).collect())

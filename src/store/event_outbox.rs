@@ -11,6 +11,9 @@ pub struct OutboundEvent {
     pub case_ref: String,
     #[sqlx(flatten)]
     pub event: EventRow,
+    /// The event is about a test key's job or its message.
+    #[sqlx(try_from = "i64")]
+    pub test: super::Flag,
 }
 
 impl Store {
@@ -41,7 +44,10 @@ impl Store {
         }
         let read = format!(
             "SELECT o.attempts, e.case_ref, e.id, e.at, e.type, e.actor, e.outreach_id, e.message_id, e.outcome,
-                    e.reason, e.channel, e.status, e.classification, e.detail
+                    e.reason, e.channel, e.status, e.classification, e.detail,
+                    CAST(CASE WHEN EXISTS (SELECT 1 FROM outreach t WHERE t.id = e.outreach_id AND t.test = 1)
+                                OR EXISTS (SELECT 1 FROM messages t WHERE t.id = e.message_id AND t.test = 1)
+                         THEN 1 ELSE 0 END AS BIGINT) AS test
              FROM event_outbox o JOIN events e ON e.id = o.event_id
              WHERE o.event_id IN ({}) ORDER BY o.event_id",
             placeholders(1, ids.len())

@@ -29,9 +29,14 @@ pub struct MessageRecord {
     pub status_at: i64,
     pub final_at: Option<i64>,
     pub redacted_at: Option<i64>,
+    /// The language of the template version it was rendered from.
+    pub language: String,
+    /// A test key's job: sent to the sandbox only, left out of reports.
+    #[sqlx(try_from = "i64")]
+    pub test: super::Flag,
 }
 
-const MESSAGE_COLUMNS: &str = "id, outreach_id, case_ref, channel, template, template_version, status, provider, provider_ref, to_address, subject, body, html, encoding, segments, created_at, sent_at, status_at, final_at, redacted_at";
+const MESSAGE_COLUMNS: &str = "id, outreach_id, case_ref, channel, template, template_version, status, provider, provider_ref, to_address, subject, body, html, encoding, segments, created_at, sent_at, status_at, final_at, redacted_at, language, test";
 
 impl MessageRecord {
     pub fn status(&self) -> MessageStatus {
@@ -47,6 +52,8 @@ pub struct NewMessage {
     pub channel: &'static str,
     pub template: String,
     pub template_version: i64,
+    pub language: String,
+    pub test: bool,
     /// Normalised address, used for the keyed hash.
     pub to_normalised: String,
     /// The recipient as JSON.
@@ -108,8 +115,8 @@ impl Store {
             return Ok(existing);
         }
         sqlx::query(
-            "INSERT INTO messages (id, outreach_id, case_ref, channel, template, template_version, status, to_key, to_address, subject, body, html, encoding, segments, created_at, status_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+            "INSERT INTO messages (id, outreach_id, case_ref, channel, template, template_version, status, to_key, to_address, subject, body, html, encoding, segments, created_at, status_at, language, test)
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16)",
         )
         .bind(new_id("msg"))
         .bind(&new.outreach_id)
@@ -125,6 +132,8 @@ impl Store {
         .bind(new.encoding)
         .bind(new.segments)
         .bind(now)
+        .bind(&new.language)
+        .bind(i64::from(new.test))
         .execute(&mut *conn)
         .await?;
         Ok(self.message_of_outreach(conn, &new.outreach_id).await?.expect("just inserted"))
@@ -146,6 +155,16 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    /// The messages of one job (at most one today), oldest first.
+    pub async fn outreach_messages(&self, outreach_id: &str) -> Result<Vec<MessageRecord>> {
+        Ok(sqlx::query_as(dynamic(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE outreach_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(outreach_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn case_messages(&self, case_ref: &str) -> Result<Vec<MessageRecord>> {

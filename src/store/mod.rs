@@ -16,7 +16,7 @@ mod review;
 mod sessions;
 mod templates;
 
-pub use accounts::{ApiKey, ApiKeyListing, StaffAccount};
+pub use accounts::{ApiKey, ApiKeyListing, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount};
 pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord, answer_json};
 pub use dead_letters::{DeadLetter, Requeue};
 pub use event_outbox::OutboundEvent;

@@ -32,9 +32,11 @@ pub struct TemplateVersion {
     pub decided_by: Option<String>,
     pub decided_at: Option<i64>,
     pub comment: Option<String>,
+    /// `en`, `cy`, …: approval and retirement are per (name, channel, language).
+    pub language: String,
 }
 
-const VERSION_COLUMNS: &str = "id, name, channel, kind, discreet, version, state, subject, body, html, author, created_at, submitted_at, decided_by, decided_at, comment";
+const VERSION_COLUMNS: &str = "id, name, channel, kind, discreet, version, state, subject, body, html, author, created_at, submitted_at, decided_by, decided_at, comment, language";
 
 /// The wording of a new version.
 #[derive(Debug, Clone)]
@@ -43,6 +45,7 @@ pub struct NewVersion<'a> {
     pub channel: &'a str,
     pub kind: &'a str,
     pub discreet: bool,
+    pub language: &'a str,
     pub subject: Option<&'a str>,
     pub body: &'a str,
     pub html: Option<&'a str>,
@@ -51,7 +54,7 @@ pub struct NewVersion<'a> {
 }
 
 impl Store {
-    /// Store a new version numbered after the latest of its (name, channel).
+    /// Store a new version numbered after the latest of its (name, channel), in any language.
     pub async fn insert_template_version(&self, new: &NewVersion<'_>, now: i64) -> Result<TemplateVersion> {
         let mut tx = self.begin().await?;
         let latest: Option<i64> =
@@ -63,7 +66,7 @@ impl Store {
         let id = new_id("tpl");
         let submitted_at = (new.state == TemplateState::Submitted).then_some(now);
         sqlx::query(dynamic(format!(
-            "INSERT INTO template_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL)"
+            "INSERT INTO template_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, $14)"
         )))
         .bind(&id)
         .bind(new.name)
@@ -78,6 +81,7 @@ impl Store {
         .bind(new.author)
         .bind(now)
         .bind(submitted_at)
+        .bind(new.language)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -100,6 +104,7 @@ impl Store {
         .await?)
     }
 
+    /// The approved version in `language` when there is one, else the approved English one.
     /// Read on `conn`: a caller inside a write transaction must not wait for a second connection
     /// (with SQLite, the others may all be waiting for its lock).
     pub async fn approved_version(
@@ -107,12 +112,16 @@ impl Store {
         conn: &mut sqlx::AnyConnection,
         name: &str,
         channel: &str,
+        language: &str,
     ) -> Result<Option<TemplateVersion>> {
         Ok(sqlx::query_as(dynamic(format!(
-            "SELECT {VERSION_COLUMNS} FROM template_versions WHERE name = $1 AND channel = $2 AND state = 'approved'"
+            "SELECT {VERSION_COLUMNS} FROM template_versions
+             WHERE name = $1 AND channel = $2 AND state = 'approved' AND language IN ($3, 'en')
+             ORDER BY CASE WHEN language = $3 THEN 0 ELSE 1 END LIMIT 1"
         )))
         .bind(name)
         .bind(channel)
+        .bind(language)
         .fetch_optional(conn)
         .await?)
     }
@@ -169,7 +178,8 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// Approve a submitted version written by someone else, retiring the approved one before it.
+    /// Approve a submitted version written by someone else, retiring the approved one before it
+    /// in the same language.
     /// False when the version is not submitted or `approver` wrote it.
     pub async fn approve_template_version(
         &self,
@@ -200,10 +210,11 @@ impl Store {
         .await?;
         let Some(version) = version else { return Ok(false) };
         sqlx::query(
-            "UPDATE template_versions SET state = 'retired' WHERE name = $1 AND channel = $2 AND state = 'approved'",
+            "UPDATE template_versions SET state = 'retired' WHERE name = $1 AND channel = $2 AND language = $3 AND state = 'approved'",
         )
         .bind(&version.name)
         .bind(&version.channel)
+        .bind(&version.language)
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE template_versions SET state = 'approved', decided_by = $2, decided_at = $3, comment = $4 WHERE id = $1")

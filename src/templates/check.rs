@@ -81,6 +81,23 @@ pub const DEFAULT_FORBIDDEN_WORDS: &[&str] = &[
     "perpetrator*", "suspect*", "witness*", "court", "courts", "trial", "trials", "prosecut*",
     "investigat*", "justice", "incident*", "traffick*", "slavery", "exploit*", "forced marriage",
     "honour", "murder*", "kidnap*", "arson", "terror*", "fgm", "compensation",
+    // The same in Welsh (Cymraeg), with the mutated forms a word takes after another (cymorth,
+    // gymorth, nghymorth, chymorth): victim, support, advocate, referral, confidential, safe,
+    // counselling, charity; crime, police, abuse, domestic, violence and rape, assault, sexual,
+    // hate, stalking, harassment, offender, suspect, witness, court, case, trial, investigation,
+    // justice, murder, terror, compensation.
+    "dioddef*", "ddioddef*", "nioddef*",
+    "cymorth", "gymorth", "nghymorth", "chymorth", "cefnog*", "gefnog*", "nghefnog*", "chefnog*",
+    "eiriol*", "heiriol*", "atgyfeiri*", "hatgyfeiri*", "cyfrinach*", "gyfrinach*", "nghyfrinach*",
+    "chyfrinach*", "diogel*", "ddiogel*", "niogel*", "cwnsel*", "elusen*", "helusen*",
+    "trosedd*", "drosedd*", "nhrosedd*", "throsedd*", "heddlu", "heddwas", "heddweision",
+    "cam drin", "camdrin*", "gamdrin*", "nghamdrin*", "chamdrin*", "domestig", "trais", "drais",
+    "nhrais", "thrais", "treis*", "dreis*", "nhreis*", "threis*", "ymosod*", "hymosod*", "rhywiol",
+    "rywiol", "casineb", "gasineb", "nghasineb", "chasineb", "stelc*", "aflonyddu", "haflonyddu",
+    "drwgdyb*", "ddrwgdyb*", "tyst", "dyst", "nhyst", "thyst", "tystion", "dystion", "llys",
+    "lys", "llysoedd", "achos", "hachos", "achosion", "treial", "dreial", "nhreial", "threial",
+    "ymchwili*", "hymchwili*", "cyfiawnder", "gyfiawnder", "nghyfiawnder", "llofrudd*", "lofrudd*",
+    "terfysg*", "derfysg*", "iawndal", "hiawndal",
 ];
 
 impl Default for Rules {
@@ -461,7 +478,30 @@ mod tests {
         ] {
             assert!(!forbidden_words(&[word.to_string()], &rules.forbidden_words).is_empty(), "{word}");
         }
-        for word in ["Hi Sam", "what time suits you", "reply to this text", "call you", "courtesy", "showcase"] {
+        for phrase in [
+            "heddlu",
+            "trosedd",
+            "dioddefwr",
+            "cymorth i ddioddefwyr",
+            "Llys y Goron",
+            "yn ddiogel",
+            "cam-drin domestig",
+            "eiriolwr",
+        ] {
+            assert!(!forbidden_words(&[phrase.to_string()], &rules.forbidden_words).is_empty(), "{phrase}");
+        }
+        for word in [
+            "Hi Sam",
+            "what time suits you",
+            "reply to this text",
+            "call you",
+            "courtesy",
+            "showcase",
+            "Helo Sam, Jo sydd yma",
+            "Pryd sy'n gyfleus i chi?",
+            "Atebwch y neges hon",
+            "sgwrs fer",
+        ] {
             assert!(forbidden_words(&[word.to_string()], &rules.forbidden_words).is_empty(), "{word}");
         }
     }

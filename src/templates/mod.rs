@@ -23,6 +23,7 @@
 //!    uses and refuses one that is not a known variable (the keys of [`sample_vars`]).
 
 mod check;
+mod defaults;
 mod render;
 mod source;
 pub mod workflow;
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Channel, Kind};
 
 pub use check::{Problem, ProblemCode, Review, Rules, check, review};
+pub use defaults::{DEFAULT_FILES, default_sources};
 pub use render::{Rendered, long_sample_vars, render, render_vars, sample_vars};
 pub use source::{load_dir, parse_source};
 
@@ -59,6 +61,8 @@ pub struct TemplateSource {
     pub kind: Kind,
     /// Checked against the forbidden words: for safety-sensitive cases.
     pub discreet: bool,
+    /// The language it is written in (`en`, `cy`, …; `crate::domain::language`).
+    pub language: String,
     pub content: TemplateContent,
 }
 
@@ -74,8 +78,8 @@ pub enum TemplateError {
     /// A source file that does not follow the format.
     #[error("{file}, line {line}: {message}")]
     Syntax { file: String, line: usize, message: String },
-    #[error("{file}: template {name} for {channel} is already defined in {first}")]
-    Duplicate { file: String, first: String, name: String, channel: &'static str },
+    #[error("{file}: template {name} for {channel} in language {language} is already defined in {first}")]
+    Duplicate { file: String, first: String, name: String, channel: &'static str, language: String },
     /// A part that is not valid Handlebars.
     #[error("the {part} is not a valid template: {message}")]
     Compile { part: &'static str, message: String },

@@ -5,6 +5,7 @@
 //! channel: email
 //! kind: information_pack
 //! discreet: no
+//! language: en
 //! subject: Your information pack
 //! ---
 //! Plain-text part (or the whole SMS text or letter body).
@@ -37,18 +38,32 @@ pub fn load_dir(dir: &Path) -> Result<Vec<TemplateSource>, TemplateError> {
         }
     }
     paths.sort();
-
-    let mut sources: Vec<(String, TemplateSource)> = Vec::new();
+    let mut files = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(&path).map_err(|source| TemplateError::Io { path: path.clone(), source })?;
-        let file = path.display().to_string();
+        files.push((path.display().to_string(), text));
+    }
+    parse_files(files)
+}
+
+/// Parses (file name, text) sources in order; two defining the same name, channel and language
+/// are an error.
+pub(super) fn parse_files(
+    files: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<TemplateSource>, TemplateError> {
+    let mut sources: Vec<(String, TemplateSource)> = Vec::new();
+    for (file, text) in files {
         let source = parse_source(&file, &text)?;
-        if let Some((first, _)) = sources.iter().find(|(_, s)| s.name == source.name && s.channel == source.channel) {
+        if let Some((first, _)) = sources
+            .iter()
+            .find(|(_, s)| s.name == source.name && s.channel == source.channel && s.language == source.language)
+        {
             return Err(TemplateError::Duplicate {
                 file,
                 first: first.clone(),
                 name: source.name,
                 channel: source.channel.as_str(),
+                language: source.language,
             });
         }
         sources.push((file, source));
@@ -100,6 +115,7 @@ pub fn parse_source(file: &str, text: &str) -> Result<TemplateSource, TemplateEr
     };
     let first_line = lines.iter().position(|l| !l.trim().is_empty()).map_or(1, |i| i + 1);
     let missing = |what: &str| err(first_line, format!("the `{what}` setting is missing"));
+    let language = settings.language.take().unwrap_or_else(|| crate::domain::language::ENGLISH.to_string());
     let (name, channel, kind, discreet) = match settings {
         Settings { name: None, .. } => return Err(missing("name")),
         Settings { channel: None, .. } => return Err(missing("channel")),
@@ -127,6 +143,7 @@ pub fn parse_source(file: &str, text: &str) -> Result<TemplateSource, TemplateEr
         channel,
         kind,
         discreet,
+        language,
         content: TemplateContent {
             subject: settings.subject.filter(|s| !s.is_empty()),
             body: join(text_lines),
@@ -145,6 +162,9 @@ impl TemplateSource {
             self.kind.as_str(),
             if self.discreet { "yes" } else { "no" }
         );
+        if self.language != crate::domain::language::ENGLISH {
+            out += &format!("language: {}\n", self.language);
+        }
         if let Some(subject) = &self.content.subject {
             out += &format!("subject: {subject}\n");
         }
@@ -162,6 +182,7 @@ struct Settings {
     channel: Option<Channel>,
     kind: Option<Kind>,
     discreet: Option<bool>,
+    language: Option<String>,
     subject: Option<String>,
     subject_line: Option<usize>,
 }
@@ -196,8 +217,16 @@ impl Settings {
                 };
                 replace(&mut self.discreet, discreet).ok_or_else(duplicate)
             }
+            "language" => {
+                let language = crate::domain::language::primary(value)
+                    .filter(|l| l == value)
+                    .ok_or_else(|| format!("language is a lower-case code such as en or cy (found `{value}`)"))?;
+                replace(&mut self.language, language).ok_or_else(duplicate)
+            }
             "subject" => replace(&mut self.subject, value.to_string()).ok_or_else(duplicate),
-            _ => Err(format!("unknown setting `{key}` (settings are name, channel, kind, discreet and subject)")),
+            _ => Err(format!(
+                "unknown setting `{key}` (settings are name, channel, kind, discreet, language and subject)"
+            )),
         }
     }
 }

@@ -17,7 +17,14 @@ fn defaults() -> Vec<TemplateSource> {
 }
 
 fn default(name: &str, channel: Channel) -> TemplateSource {
-    defaults().into_iter().find(|t| t.name == name && t.channel == channel).expect("template exists")
+    default_in(name, channel, "en")
+}
+
+fn default_in(name: &str, channel: Channel, language: &str) -> TemplateSource {
+    defaults()
+        .into_iter()
+        .find(|t| t.name == name && t.channel == channel && t.language == language)
+        .expect("template exists")
 }
 
 fn codes(problems: &[Problem]) -> Vec<ProblemCode> {
@@ -28,15 +35,20 @@ fn codes(problems: &[Problem]) -> Vec<ProblemCode> {
 
 #[test]
 fn every_contract_template_is_there_and_nothing_else() {
-    let found: Vec<(String, Channel)> = defaults().into_iter().map(|t| (t.name, t.channel)).collect();
-    let mut expected = vec![
-        (INFORMATION_PACK.to_string(), Channel::Email),
-        (INFORMATION_PACK.to_string(), Channel::Letter),
-        (INFORMATION_PACK.to_string(), Channel::Sms),
-        (INFORMATION_PACK_DISCREET.to_string(), Channel::Sms),
-        (PRIORITY_PRETEXT.to_string(), Channel::Sms),
-        (PRIORITY_PRETEXT_DISCREET.to_string(), Channel::Sms),
-    ];
+    let found: Vec<(String, Channel, String)> =
+        defaults().into_iter().map(|t| (t.name, t.channel, t.language)).collect();
+    // Each in English and in Welsh.
+    let mut expected: Vec<(String, Channel, String)> = [
+        (INFORMATION_PACK, Channel::Email),
+        (INFORMATION_PACK, Channel::Letter),
+        (INFORMATION_PACK, Channel::Sms),
+        (INFORMATION_PACK_DISCREET, Channel::Sms),
+        (PRIORITY_PRETEXT, Channel::Sms),
+        (PRIORITY_PRETEXT_DISCREET, Channel::Sms),
+    ]
+    .into_iter()
+    .flat_map(|(n, c)| ["en", "cy"].map(|l| (n.to_string(), c, l.to_string())))
+    .collect();
     let mut sorted = found.clone();
     sorted.sort();
     expected.sort();
@@ -104,7 +116,8 @@ fn optional_paragraphs_keep_the_spacing() {
 #[test]
 fn discreet_defaults_contain_no_forbidden_word() {
     let rules = Rules::default();
-    for template in defaults().into_iter().filter(|t| t.discreet) {
+    // English words here; the Welsh defaults pass the same checks with the Welsh forbidden words.
+    for template in defaults().into_iter().filter(|t| t.discreet && t.language == "en") {
         for data in [sample_vars(), json!({}), long_sample_vars(20)] {
             let out = render(template.channel, &template.content, &data).unwrap();
             let lower = out.text.to_lowercase();
@@ -127,7 +140,7 @@ fn discreet_defaults_contain_no_forbidden_word() {
         }
         assert!(check(&template, &rules).is_empty());
     }
-    assert_eq!(defaults().iter().filter(|t| t.discreet).count(), 2);
+    assert_eq!(defaults().iter().filter(|t| t.discreet).count(), 4, "two in English, two in Welsh");
 }
 
 #[test]
@@ -319,6 +332,7 @@ fn sms(name: &str, kind: Kind, discreet: bool, body: &str) -> TemplateSource {
         channel: Channel::Sms,
         kind,
         discreet,
+        language: "en".into(),
         content: TemplateContent { subject: None, body: body.into(), html: None },
     }
 }
@@ -443,6 +457,7 @@ fn email(subject: Option<&str>, body: &str, html: Option<&str>) -> TemplateSourc
         channel: Channel::Email,
         kind: Kind::InformationPack,
         discreet: false,
+        language: "en".into(),
         content: TemplateContent { subject: subject.map(Into::into), body: body.into(), html: html.map(Into::into) },
     }
 }
@@ -482,4 +497,28 @@ fn problem_codes_are_stable_strings() {
     assert_eq!(ProblemCode::PretextTooLong.as_str(), "pretext_too_long");
     assert_eq!(ProblemCode::parse("forbidden_word"), Some(ProblemCode::ForbiddenWord));
     assert_eq!(serde_json::to_value(ProblemCode::Ucs2Encoding).unwrap(), json!("ucs2_encoding"));
+}
+
+// ---- the Welsh defaults ----
+
+#[test]
+fn welsh_pretexts_are_one_gsm7_segment_even_with_long_names() {
+    for name in [PRIORITY_PRETEXT, PRIORITY_PRETEXT_DISCREET] {
+        let welsh = default_in(name, Channel::Sms, "cy");
+        let long = render(Channel::Sms, &welsh.content, &long_sample_vars(20)).unwrap();
+        let info = long.sms.unwrap();
+        assert_eq!((info.encoding, info.segments), (Encoding::Gsm7, 1), "{name}: {} units", info.units);
+        let sample = render(Channel::Sms, &welsh.content, &sample_vars()).unwrap();
+        assert!(sample.text.starts_with("Helo Sam, Jo sydd yma"), "{}", sample.text);
+        assert!(sample.text.contains("eich ffonio"), "still asks about a call: {}", sample.text);
+    }
+}
+
+#[test]
+fn welsh_discreet_wording_names_no_service_and_no_crime() {
+    // The checks run on every default (above); here, that the Welsh list is what catches a slip.
+    let mut slip = default_in(PRIORITY_PRETEXT_DISCREET, Channel::Sms, "cy");
+    slip.content.body = slip.content.body.replace("am sgwrs fer", "am gymorth gyda'r drosedd");
+    let found = check(&slip, &Rules::default());
+    assert_eq!(codes(&found), vec![ProblemCode::ForbiddenWord, ProblemCode::ForbiddenWord], "{found:?}");
 }

@@ -61,6 +61,7 @@ fn new_version<'a>(source: &'a TemplateSource, author: &'a str, state: TemplateS
         channel: source.channel.as_str(),
         kind: source.kind.as_str(),
         discreet: source.discreet,
+        language: &source.language,
         subject: source.content.subject.as_deref(),
         body: &source.content.body,
         html: source.content.html.as_deref(),
@@ -82,29 +83,44 @@ fn same_wording(version: &TemplateVersion, source: &TemplateSource) -> bool {
 /// wording is already the latest version of its template is skipped, so loading twice is harmless.
 pub async fn load_dir(store: &Store, dir: &Path, author: &str, now: i64) -> Result<Vec<String>> {
     require_role(store, author, &WRITERS, "write templates").await?;
-    let sources = super::load_dir(dir)?;
-    for source in &sources {
+    load_sources(store, &super::load_dir(dir)?, author, now).await
+}
+
+/// `load_dir` with the wording built into the binary (`message_templates/` as it was built).
+pub async fn load_defaults(store: &Store, author: &str, now: i64) -> Result<Vec<String>> {
+    require_role(store, author, &WRITERS, "write templates").await?;
+    load_sources(store, &super::default_sources()?, author, now).await
+}
+
+/// Load `sources` as `load_dir` does: English first, so that a template's English version is
+/// numbered before its translations.
+pub async fn load_sources(store: &Store, sources: &[TemplateSource], author: &str, now: i64) -> Result<Vec<String>> {
+    require_role(store, author, &WRITERS, "write templates").await?;
+    for source in sources {
         checked(source)?;
     }
+    let mut sources: Vec<&TemplateSource> = sources.iter().collect();
+    sources.sort_by_key(|s| s.language != crate::domain::language::ENGLISH);
     let existing = store.template_versions().await?;
     let mut report = Vec::new();
-    for source in &sources {
+    for source in sources {
         let latest = existing
             .iter()
-            .filter(|v| v.name == source.name && v.channel == source.channel.as_str())
+            .filter(|v| v.name == source.name && v.channel == source.channel.as_str() && v.language == source.language)
             .max_by_key(|v| v.version);
         if let Some(v) = latest.filter(|v| same_wording(v, source) && v.state != "rejected") {
             report.push(format!(
-                "{} ({}) unchanged: v{} is {}",
+                "{} ({}, {}) unchanged: v{} is {}",
                 source.name,
                 source.channel.as_str(),
+                source.language,
                 v.version,
                 v.state
             ));
             continue;
         }
         let v = store.insert_template_version(&new_version(source, author, TemplateState::Submitted), now).await?;
-        report.push(format!("{} ({}) v{} submitted for approval", v.name, v.channel, v.version));
+        report.push(format!("{} ({}, {}) v{} submitted for approval", v.name, v.channel, v.language, v.version));
     }
     Ok(report)
 }
@@ -184,7 +200,10 @@ pub async fn approve_submitted(store: &Store, name: Option<&str>, approver: &str
     let mut report = Vec::new();
     for v in waiting {
         let approved = approve(store, &v.id, approver, None, now).await?;
-        report.push(format!("{} ({}) v{} approved by {approver}", approved.name, approved.channel, approved.version));
+        report.push(format!(
+            "{} ({}, {}) v{} approved by {approver}",
+            approved.name, approved.channel, approved.language, approved.version
+        ));
     }
     Ok(report)
 }
@@ -197,6 +216,7 @@ pub fn source_of(v: &TemplateVersion) -> Result<TemplateSource> {
         channel: crate::domain::Channel::parse(&v.channel).ok_or_else(|| bad("channel"))?,
         kind: crate::domain::Kind::parse(&v.kind).ok_or_else(|| bad("kind"))?,
         discreet: v.discreet.0,
+        language: v.language.clone(),
         content: super::TemplateContent { subject: v.subject.clone(), body: v.body.clone(), html: v.html.clone() },
     })
 }

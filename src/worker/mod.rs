@@ -64,6 +64,8 @@ pub struct Worker {
     pub clock: Clock,
     pub policy: PolicyConfig,
     pub channels: Channels,
+    /// Where a test key's jobs go: the sandbox, whatever `channels` are.
+    pub test_channels: Channels,
     pub max_attempts: u32,
     pub retry_base: Duration,
     /// How long a claim on a message lasts: longer than any send takes.
@@ -120,7 +122,8 @@ impl Worker {
             Claim::InDoubt => return self.dead_letter_in_doubt(&prepared).await,
         }
         let outbound = outbound(&prepared.message, &prepared.route.recipient);
-        let result = self.channels.send(prepared.route.channel, &outbound).await;
+        let channels = if prepared.job.test.0 { &self.test_channels } else { &self.channels };
+        let result = channels.send(prepared.route.channel, &outbound).await;
         self.record_send(&prepared, result).await
     }
 
@@ -158,7 +161,11 @@ impl Worker {
                 return Ok(Err(Processed::Decided(decision)));
             }
         };
-        let Some(template) = self.store.approved_version(&mut tx, route.template, route.channel.as_str()).await? else {
+        // The victim's language when a version in it is approved, else English.
+        let language = request.victim.language_code();
+        let Some(template) =
+            self.store.approved_version(&mut tx, route.template, route.channel.as_str(), &language).await?
+        else {
             // Retired between the policy's look and ours: a person must look, as rule 14 says.
             let hold = Decision::Hold(crate::domain::ReasonCode::NoApprovedTemplate);
             self.store.record_decision(&mut tx, &job, &hold, now_ms, ACTOR, EventType::Decided).await?;
@@ -191,6 +198,8 @@ impl Worker {
             channel: route.channel.as_str(),
             template: template.name.clone(),
             template_version: template.version,
+            language: template.language.clone(),
+            test: job.test.0,
             to_normalised: crate::domain::contact::recipient_key(&route.recipient),
             to_address: serde_json::to_string(&route.recipient).unwrap_or_default(),
             subject: rendered.subject,
@@ -351,6 +360,7 @@ fn outbound(message: &MessageRecord, recipient: &Recipient) -> OutboundMessage {
         text: message.body.clone().unwrap_or_default(),
         html: message.html.clone(),
         sms: message.body.as_deref().filter(|_| message.channel == "sms").map(crate::domain::sms::analyse),
+        language: message.language.clone(),
     }
 }
 

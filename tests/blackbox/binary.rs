@@ -133,7 +133,8 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     assert!(!own.status.success(), "an author can't approve (and here is no approver)");
     app.run(&["templates", "approve", "--all", "--as", "bo.approver"], None);
     let list = app.run(&["templates", "list"], None);
-    assert_eq!(list.lines().filter(|l| l.contains(" approved ")).count(), 6, "{list}");
+    // Six in English, six in Welsh.
+    assert_eq!(list.lines().filter(|l| l.contains(" approved ")).count(), 12, "{list}");
     let keys =
         app.run(&["keys", "create", "--name", "triage", "--scopes", "outreach:write,cases:read,reports:read"], None);
     let key = keys.lines().last().unwrap().trim().to_string();
@@ -461,11 +462,14 @@ fn context(haystack: &str, needle: &str) -> String {
 }
 
 #[test]
-fn the_readme_demo_covers_send_defer_hold_and_block() {
+fn the_readme_demo_covers_send_defer_hold_and_block_and_a_welsh_pack_from_anywhere() {
     let app = Instance::new();
     let dir = app.dir.path().join("demo");
+    // Outside the repository: the default wording is built into the binary.
+    let elsewhere = tempfile::tempdir().unwrap();
     let out = app
         .command(&["demo", "--no-serve", "--dir", dir.to_str().unwrap()])
+        .current_dir(elsewhere.path())
         .env_remove("SAFEREACH_CLOCK")
         .output()
         .unwrap();
@@ -485,4 +489,83 @@ fn the_readme_demo_covers_send_defer_hold_and_block() {
     assert!(stdout.contains("API key (all scopes): sr_"));
     let letters = std::fs::read_dir(dir.join("outbox/letters")).unwrap().count();
     assert_eq!(letters, 1);
+    // Gwen asked for Welsh: her pack is the approved Welsh version, and says so.
+    assert!(row("DEMO-10 ").contains("send") && row("DEMO-10 ").ends_with("sent"), "{}", row("DEMO-10 "));
+    assert!(stdout.contains("in Cymraeg (Welsh) (language cy)"), "{stdout}");
+    let welsh: Vec<String> = std::fs::read_dir(dir.join("outbox/email"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|eml| eml.contains("Content-Language: cy"))
+        .collect();
+    assert_eq!(welsh.len(), 1, "one Welsh email among the demo's");
+    assert!(welsh[0].contains("gwen@example.org"));
+}
+
+/// What docker-compose's `init` runs on every `up`, in order, twice: the second run changes
+/// nothing. Then the CLI's key options: a test key with its own rate limit.
+#[test]
+fn the_init_steps_are_idempotent_and_keys_take_test_and_rate_limit() {
+    let app = Instance::new();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run_in = |args: &[&str], stdin: &str| {
+        let mut child = app
+            .command(args)
+            .current_dir(elsewhere.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    for round in 0..2 {
+        run_in(&["migrate"], "");
+        let system = run_in(
+            &["staff", "create", "--username", "system", "--role", "author", "--if-missing"],
+            "a random enough password\n",
+        );
+        let loaded = run_in(&["templates", "load", "--defaults", "--author", "system"], "");
+        let admin = run_in(
+            &["staff", "create", "--username", "admin", "--role", "admin", "--if-missing"],
+            "the admin's secret password",
+        );
+        if round == 0 {
+            assert!(system.contains("created") && admin.contains("created with role admin"), "{system}{admin}");
+            assert_eq!(loaded.matches("submitted for approval").count(), 12, "{loaded}");
+            assert!(loaded.contains("priority_pretext (sms, cy)"), "{loaded}");
+        } else {
+            assert!(admin.contains("exists (role admin): left as it is"), "{admin}");
+            assert_eq!(loaded.matches("unchanged").count(), 12, "nothing new the second time: {loaded}");
+        }
+    }
+    let list = run_in(&["templates", "list"], "");
+    assert_eq!(list.lines().filter(|l| l.contains(" submitted ")).count(), 12, "waiting for approval: {list}");
+    assert!(!list.contains(" approved "), "nothing is approved by set-up: {list}");
+
+    let created = run_in(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "triage-test",
+            "--scopes",
+            "outreach:write,cases:read",
+            "--test",
+            "--rate-limit",
+            "60",
+        ],
+        "",
+    );
+    assert!(created.contains("Test API key") && created.contains("60 requests a minute"), "{created}");
+    let keys = run_in(&["keys", "list"], "");
+    let line = keys.lines().find(|l| l.contains("triage-test")).unwrap();
+    assert!(line.contains("60/min") && line.contains("\ttest"), "{line}");
+    let refused =
+        app.command(&["keys", "create", "--name", "t2", "--scopes", "reports:read", "--test"]).output().unwrap();
+    assert!(!refused.status.success(), "a test key may not read reports");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("test key may not have the scope"));
 }

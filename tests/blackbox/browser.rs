@@ -197,8 +197,8 @@ async fn a_wording_change_goes_from_draft_to_live_with_four_eyes() {
     b.click("nav a[href='/staff/templates']").await;
     b.wait_for("h1", "Templates").await;
     b.screenshot("templates").await;
-    b.click("a[href='/staff/templates/priority_pretext/sms']").await;
-    b.click("a[href='/staff/templates/priority_pretext/sms/draft']").await;
+    b.click("a[href='/staff/templates/priority_pretext/sms?language=en']").await;
+    b.click("a[href='/staff/templates/priority_pretext/sms/draft?language=en']").await;
     b.wait_for("#preview", "1 of at most 1").await;
 
     // Too long for a pre-text: the live preview says so before anything is saved.
@@ -440,6 +440,30 @@ async fn an_admin_unlocks_accounts_and_creates_accounts_and_api_keys() {
     let response =
         reqwest::Client::new().get(app.url("/v1/cases/NO-SUCH-CASE")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND, "the new key is accepted");
+
+    // A test key with its own rate limit, from the same form.
+    b.goto("/staff/admin").await;
+    b.fill("#key-name", "triage-test").await;
+    b.click("input[name=scope][value='cases:read']").await;
+    b.fill("#key-rate", "2").await;
+    b.click("#key-test").await;
+    b.click("form[action='/staff/admin/keys'] button").await;
+    b.wait_for("main", "The test key triage-test").await;
+    b.wait_for("main", "2 requests a minute").await;
+    let test_key = b.find("#api-key").await.prop("value").await.unwrap().unwrap();
+    let get = |path: &'static str| reqwest::Client::new().get(app.url(path)).bearer_auth(&test_key).send();
+    assert_eq!(get("/v1/outreach/out_x").await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        get("/v1/cases/NO-SUCH-CASE").await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "a test key reads no case"
+    );
+    let limited = get("/v1/outreach/out_x").await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "two a minute");
+    assert!(limited.headers().contains_key("retry-after"));
+    b.goto("/staff/admin").await;
+    let keys = b.wait_for("main", "triage-test").await;
+    assert!(keys.contains("triage-test test"), "marked test in the list: {keys}");
     b.logout().await;
 
     // The unlocked author and the new account can log in.
@@ -517,5 +541,69 @@ async fn the_report_page_shows_the_month_in_tables_and_charts() {
     b.wait_for("h1", "Performance report 2026-10").await;
     assert_eq!(b.text("[data-test=jobs]").await, "0");
     b.close().await;
+    app.stop().await;
+}
+
+/// A Welsh version of a template, written and approved through the pages: the author picks the
+/// language in the draft form, the list shows the versions per language, another person approves
+/// it (the English one stays in use for everyone else), and a Welsh speaker's pre-text uses it.
+#[tokio::test]
+async fn a_welsh_version_is_written_and_approved_four_eyes_and_sent_in_welsh() {
+    let app = spawn_at(MONDAY_10AM).await;
+    let Some(b) = Browser::start(&app).await else { return };
+
+    b.login(AUTHOR, PASSWORD).await;
+    b.wait_for_path("/staff/").await;
+    b.goto("/staff/templates/priority_pretext/sms?language=en").await;
+    b.click("a[href='/staff/templates/priority_pretext/sms/draft?language=en']").await;
+    b.wait_for("#preview", "1 of at most 1").await;
+    b.click("#language option[value=cy]").await;
+    let welsh = "{{#if first_name}}Helo {{first_name}}{{else}}Helo{{/if}}, dyma Northgate Victim Care. \
+                 Hoffem eich ffonio i gynnig help am ddim. Pryd sy'n gyfleus i chi? Atebwch.";
+    b.fill("#body", welsh).await;
+    b.wait_for("#preview", "Helo Sam, dyma Northgate Victim Care").await;
+    b.click("button[value=submit]").await;
+    b.wait_for("main", "submitted for approval").await;
+    b.wait_for("h1", "Cymraeg (Welsh)").await;
+    let version_path = b.path().await;
+    let version_id = version_path.trim_start_matches("/staff/versions/").to_string();
+    let stored = app.state.store.template_version(&version_id).await.unwrap().unwrap();
+    assert_eq!((stored.language.as_str(), stored.state.as_str()), ("cy", "submitted"));
+    // The author cannot approve their own translation.
+    assert!(!b.exists("#approve").await);
+    b.logout().await;
+
+    // The list shows the template once per language: English in use, Welsh waiting.
+    b.login(APPROVER, PASSWORD).await;
+    b.wait_for("main", "1 version(s) waiting for approval").await;
+    b.goto("/staff/templates").await;
+    let list = b.text("main table").await;
+    assert!(list.contains("Cymraeg (Welsh)") && list.contains("None: English is sent instead"), "{list}");
+    b.click("a[href='/staff/templates/priority_pretext/sms?language=cy']").await;
+    b.wait_for("h1", "Cymraeg (Welsh)").await;
+    b.click("table a[href^='/staff/versions/']").await;
+    b.wait_for_path(&version_path).await;
+    b.fill("#approve-comment", "Wedi ei wirio").await;
+    b.click("#approve").await;
+    b.wait_for("main", "approved: it is used from now on").await;
+    let versions = app.state.store.template_versions().await.unwrap();
+    let approved: Vec<(&str, &str)> = versions
+        .iter()
+        .filter(|v| v.name == "priority_pretext" && v.state == "approved")
+        .map(|v| (v.language.as_str(), v.author.as_str()))
+        .collect();
+    assert_eq!(approved.len(), 2, "English stays approved beside Welsh: {approved:?}");
+    b.close().await;
+
+    // A Welsh speaker gets the Welsh wording, recorded as such; anyone else the English.
+    let mut cy = pretext("welsh-1", "WELSH-1");
+    cy["victim"]["language"] = json!("cy-GB");
+    app.post_outreach(&cy).await;
+    app.post_outreach(&pretext("english-1", "ENGLISH-1")).await;
+    let message = app.wait_for_message("WELSH-1", "sent").await;
+    assert_eq!(message["language"], "cy");
+    assert!(message["body"].as_str().unwrap().starts_with("Helo Robin, dyma Northgate"), "{message}");
+    let message = app.wait_for_message("ENGLISH-1", "sent").await;
+    assert_eq!((message["language"].as_str(), message["template_version"].as_i64()), (Some("en"), Some(1)));
     app.stop().await;
 }

@@ -129,6 +129,9 @@ pub struct Options {
     /// `Role::Api` leaves the worker out, so a test can run `worker().process(…)` itself.
     pub role: Role,
     pub approve_templates: bool,
+    /// Load the Welsh default wording too (approved with the rest): off, so that version
+    /// numbers in other tests count English versions only.
+    pub welsh: bool,
     /// The backend, when not the running test's (`on_backends!`).
     pub backend: Option<Backend>,
     /// Runs last: may point the app anywhere.
@@ -137,7 +140,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { clock: None, role: Role::Serve, approve_templates: true, backend: None, configure: Box::new(|_| {}) }
+        Options {
+            clock: None,
+            role: Role::Serve,
+            approve_templates: true,
+            welsh: false,
+            backend: None,
+            configure: Box::new(|_| {}),
+        }
     }
 }
 
@@ -178,7 +188,12 @@ pub async fn spawn_with(options: Options) -> TestApp {
     safereach::staff::create_account(store, AUTHOR, "author", PASSWORD, now).await.unwrap();
     safereach::staff::create_account(store, APPROVER, "approver", PASSWORD, now).await.unwrap();
     if options.approve_templates {
-        safereach::templates::workflow::load_dir(store, &templates_dir(), AUTHOR, now).await.unwrap();
+        let sources: Vec<_> = safereach::templates::load_dir(&templates_dir())
+            .unwrap()
+            .into_iter()
+            .filter(|s| options.welsh || s.language == "en")
+            .collect();
+        safereach::templates::workflow::load_sources(store, &sources, AUTHOR, now).await.unwrap();
         safereach::templates::workflow::approve_submitted(store, None, APPROVER, now).await.unwrap();
     }
     let key = store
@@ -214,6 +229,8 @@ pub fn sms_to_robin(outreach_id: &str, case_ref: &str) -> safereach::store::NewM
         channel: "sms",
         template: "priority_pretext".into(),
         template_version: 1,
+        language: "en".into(),
+        test: false,
         to_normalised: "+447700900555".into(),
         to_address: serde_json::to_string(&safereach::domain::Recipient::Phone { number: "+447700900555".into() })
             .unwrap(),

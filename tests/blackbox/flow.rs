@@ -359,6 +359,7 @@ on_backends! {
             channel: "sms",
             kind: "priority_pretext",
             discreet: false,
+            language: "en",
             subject: None,
             body: "Hello {{first_name}}, we will call.",
             html: None,

@@ -22,4 +22,5 @@ mod smtp;
 mod staff;
 mod standin;
 mod store;
+mod triage;
 mod twilio;

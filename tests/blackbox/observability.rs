@@ -181,6 +181,8 @@ const CONTRACT: &[(&str, &str)] = &[
     // Dead letters (production issue): staff see and requeue what the worker gave up on.
     ("get", "/v1/dead-letters"),
     ("post", "/v1/outreach/{outreach_id}/requeue"),
+    // The triage system's view of one job (issue 15).
+    ("get", "/v1/outreach/{outreach_id}"),
 ];
 
 fn refs(value: &Value, found: &mut BTreeSet<String>) {
@@ -239,6 +241,24 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
     }
     let contract: BTreeSet<(String, String)> = CONTRACT.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(documented, contract, "the document lists exactly the contract's /v1 routes");
+    // Issue 15's fields: messages carry their language everywhere, jobs say whether they are a
+    // test's, the victim's language is a field of the request, and every route may answer 429.
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("MessageView", "language"),
+        ("MessageView", "test"),
+        ("OutreachMessageView", "language"),
+        ("OutreachMessageView", "status"),
+        ("OutreachStatusView", "decision"),
+        ("OutreachStatusView", "messages"),
+        ("OutreachView", "test"),
+        ("Victim", "language"),
+    ] {
+        assert!(schemas[schema]["properties"][field].is_object(), "{schema}.{field} in the document");
+    }
+    let get_outreach = &doc["paths"]["/v1/outreach/{outreach_id}"]["get"];
+    assert_eq!(get_outreach["security"][0]["api_key"][0], "cases:read");
+    assert!(get_outreach["responses"]["404"].is_object() && get_outreach["responses"]["429"].is_object());
 
     // Every documented operation is served: without a key it is 401, never 404 or 405.
     for (method, path) in &documented {

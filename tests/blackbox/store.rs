@@ -43,6 +43,7 @@ async fn accept(store: &Store, body: &Value, hash: &str) -> AcceptResult {
         safety_sensitive: false,
         now: NOW,
         actor: "test".into(),
+        test: false,
     };
     let now = safereach::time::from_ms(NOW);
     store.accept_outreach(input, |history| decide(&req, history, now, &PolicyConfig::default())).await.unwrap()
@@ -301,6 +302,7 @@ on_backends! {
             channel: "sms",
             kind: "priority_pretext",
             discreet: false,
+            language: "en",
             subject: None,
             body,
             html: None,
@@ -327,7 +329,7 @@ on_backends! {
             .collect();
         assert_eq!(approved.len(), 1, "exactly one approved version: {approved:?}");
         let mut conn = store.pool().acquire().await.unwrap();
-        assert_eq!(store.approved_version(&mut conn, "priority_pretext", "sms").await.unwrap().unwrap().version, approved[0]);
+        assert_eq!(store.approved_version(&mut conn, "priority_pretext", "sms", "en").await.unwrap().unwrap().version, approved[0]);
         assert!(!store.approve_template_version(&v1.id, "dan", None, NOW).await.unwrap(), "not submitted any more");
     }
 }

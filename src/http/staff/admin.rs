@@ -52,6 +52,8 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
             json!({
                 "name": k.name,
                 "scopes": k.scopes,
+                "test": k.test.0,
+                "rate_limit": k.rate_limit,
                 "created": when(k.created_at),
                 "revoked": when_opt(k.revoked_at),
                 "revoke_url": format!("/staff/admin/keys/{}/revoke", view::path_segment(&k.id)),
@@ -65,6 +67,7 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
         "roles": crate::staff::ROLES,
         "keys": keys,
         "scopes": ALL_SCOPES,
+        "default_rate_limit": crate::store::DEFAULT_RATE_LIMIT,
         "min_password": crate::staff::MIN_PASSWORD,
     });
     view::page("admin", &staff, data)
@@ -146,13 +149,28 @@ pub async fn create_key(
     if scopes.is_empty() || scopes.iter().any(|s| !ALL_SCOPES.contains(&s.as_str())) {
         return Err(StaffError::BadRequest(format!("choose one or more of {}", ALL_SCOPES.join(", "))));
     }
-    let key = state.store.create_api_key(&name, &scopes, state.clock.now_ms()).await?;
-    tracing::info!(name = %name, by = %staff.username, "API key created");
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+    let test = field("test").is_some_and(|v| v == "yes");
+    let test_scopes = crate::http::auth::TEST_KEY_SCOPES;
+    if test && scopes.iter().any(|s| !test_scopes.contains(&s.as_str())) {
+        return Err(StaffError::BadRequest(format!("a test key may have only {}", test_scopes.join(", "))));
+    }
+    let rate_limit = match field("rate_limit").filter(|v| !v.is_empty()) {
+        None => crate::store::DEFAULT_RATE_LIMIT,
+        Some(v) => v.parse::<u32>().ok().filter(|&n| n >= 1).ok_or_else(|| {
+            StaffError::BadRequest("the rate limit is a whole number of requests a minute, at least 1".into())
+        })?,
+    };
+    let options = crate::store::KeyOptions { test, rate_limit };
+    let key = state.store.create_api_key_with(&name, &scopes, options, state.clock.now_ms()).await?;
+    tracing::info!(name = %name, by = %staff.username, test, rate_limit, "API key created");
     let data = json!({
         "title": "API key created",
         "nav": { "admin": true },
         "name": name,
         "scopes": scopes.join(", "),
+        "test": test,
+        "rate_limit": rate_limit,
         "key": key,
     });
     view::page("key_created", &staff, data)

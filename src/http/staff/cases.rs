@@ -143,6 +143,7 @@ pub async fn case(State(state): State<Arc<AppState>>, staff: Staff, Path(case_re
                 "request_id": o.request_id,
                 "kind": o.kind,
                 "status": o.status,
+                "test": o.test.0,
                 "under_review": o.status == "held" || o.status == "dead_lettered",
                 "outcome": decision.and_then(|e| e.outcome.clone()).unwrap_or_else(|| o.outcome.clone()),
                 "reason": decision.map_or(o.reason.clone(), |e| e.reason.clone()),
@@ -153,6 +154,7 @@ pub async fn case(State(state): State<Arc<AppState>>, staff: Staff, Path(case_re
             })
         })
         .collect();
+    let messages_test_ids: Vec<String> = messages.iter().filter(|m| m.test.0).map(|m| m.id.clone()).collect();
     let messages: Vec<Value> = messages
         .iter()
         .map(|m| {
@@ -161,7 +163,10 @@ pub async fn case(State(state): State<Arc<AppState>>, staff: Staff, Path(case_re
                 "channel": m.channel,
                 "template": m.template,
                 "template_version": m.template_version,
-                "template_url": format!("/staff/templates/{}/{}", m.template, m.channel),
+                "template_url": format!("/staff/templates/{}/{}?language={}", m.template, m.channel, m.language),
+                "language": m.language,
+                "language_name": crate::domain::language::name(&m.language),
+                "test": m.test.0,
                 "status": m.status,
                 "provider": m.provider,
                 "segments": m.segments,
@@ -187,7 +192,22 @@ pub async fn case(State(state): State<Arc<AppState>>, staff: Staff, Path(case_re
         })
         .collect();
     let calls: Vec<Value> = calls.iter().map(|(at, outcome)| json!({ "at": when(*at), "outcome": outcome })).collect();
-    let timeline: Vec<Value> = events.iter().map(|e| event_json(e, &notes)).collect();
+    // A test key's job, and its message, are marked wherever they show.
+    let test_ids: std::collections::HashSet<&str> = outreach
+        .iter()
+        .filter(|o| o.test.0)
+        .map(|o| o.id.as_str())
+        .chain(messages_test_ids.iter().map(String::as_str))
+        .collect();
+    let timeline: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let mut event = event_json(e, &notes);
+            let test = [&e.outreach_id, &e.message_id].into_iter().flatten().any(|id| test_ids.contains(id.as_str()));
+            event["test"] = test.into();
+            event
+        })
+        .collect();
     let categories: Vec<&str> = case.categories.split(',').filter(|c| !c.is_empty()).collect();
     let data = json!({
         "title": format!("Case {}", case.case_ref),

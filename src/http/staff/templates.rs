@@ -15,7 +15,7 @@ use super::view::{self, when, when_opt};
 use super::{PageResult, Staff, StaffError, diff, done};
 use crate::app::AppState;
 use crate::channels::letter::{LetterSender, render_letter};
-use crate::domain::{Channel, Kind, Recipient};
+use crate::domain::{Channel, Kind, Recipient, language};
 use crate::store::TemplateVersion;
 use crate::templates::workflow::{self, WorkflowError};
 use crate::templates::{Rules, TemplateContent, TemplateSource, review, sample_vars};
@@ -46,6 +46,8 @@ fn version_json(v: &TemplateVersion) -> Value {
         "name": v.name,
         "channel": v.channel,
         "channel_label": channel_label(&v.channel),
+        "language": v.language,
+        "language_name": language::name(&v.language),
         "version": v.version,
         "state": v.state,
         "state_label": state_label(&v.state),
@@ -59,15 +61,55 @@ fn version_json(v: &TemplateVersion) -> Value {
     })
 }
 
-/// Every template: its channel, the version in use and those waiting.
+/// A template's pages for one language: `?language=cy` (English when absent).
+#[derive(Debug, Deserialize)]
+pub struct LanguageQuery {
+    language: Option<String>,
+}
+
+impl LanguageQuery {
+    fn code(&self) -> Result<String, StaffError> {
+        read_language(self.language.as_deref())
+    }
+}
+
+/// A language code from a form or query: `en` when absent, refused unless a plain code.
+fn read_language(given: Option<&str>) -> Result<String, StaffError> {
+    match given.map(str::trim).filter(|l| !l.is_empty()) {
+        None => Ok(language::ENGLISH.to_string()),
+        Some(l) => language::primary(l)
+            .filter(|code| code == l)
+            .ok_or_else(|| StaffError::BadRequest("the language must be a code such as en or cy".into())),
+    }
+}
+
+/// The languages a draft may be written in, with `selected` marked (and kept when not offered).
+fn language_options(selected: &str) -> Vec<Value> {
+    let mut options: Vec<Value> = language::OFFERED
+        .iter()
+        .map(|(code, name)| json!({ "code": code, "name": name, "selected": *code == selected }))
+        .collect();
+    if !language::OFFERED.iter().any(|(code, _)| *code == selected) {
+        options.push(json!({ "code": selected, "name": selected, "selected": true }));
+    }
+    options
+}
+
+fn template_url(name: &str, channel: &str, language: &str) -> String {
+    format!("/staff/templates/{name}/{channel}?language={language}")
+}
+
+/// Every template: its channel and language, the version in use and those waiting.
 pub async fn list(State(state): State<Arc<AppState>>, staff: Staff) -> PageResult {
-    let mut groups: BTreeMap<(String, String), Vec<TemplateVersion>> = BTreeMap::new();
+    // English first within a template, then the other languages by code.
+    let mut groups: BTreeMap<(String, String, bool, String), Vec<TemplateVersion>> = BTreeMap::new();
     for v in state.store.template_versions().await? {
-        groups.entry((v.name.clone(), v.channel.clone())).or_default().push(v);
+        let key = (v.name.clone(), v.channel.clone(), v.language != language::ENGLISH, v.language.clone());
+        groups.entry(key).or_default().push(v);
     }
     let templates: Vec<Value> = groups
         .into_iter()
-        .map(|((name, channel), versions)| {
+        .map(|((name, channel, _, lang), versions)| {
             let latest = versions.last().expect("a group has a version");
             let approved = versions.iter().find(|v| v.state == "approved");
             let pending: Vec<Value> =
@@ -75,11 +117,14 @@ pub async fn list(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
             json!({
                 "name": name,
                 "channel_label": channel_label(&channel),
+                "language": lang,
+                "language_name": language::name(&lang),
+                "english": lang == language::ENGLISH,
                 "kind": latest.kind,
                 "discreet": latest.discreet.0,
                 "approved": approved.map(version_json),
                 "pending": pending,
-                "url": format!("/staff/templates/{name}/{channel}"),
+                "url": template_url(&name, &channel, &lang),
             })
         })
         .collect();
@@ -90,36 +135,57 @@ pub async fn list(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
     )
 }
 
+/// Every version of a template on a channel, in every language (the template must exist).
 async fn versions_of(state: &AppState, name: &str, channel: &str) -> Result<Vec<TemplateVersion>, StaffError> {
     let versions: Vec<TemplateVersion> =
         state.store.template_versions().await?.into_iter().filter(|v| v.name == name && v.channel == channel).collect();
     if versions.is_empty() { Err(StaffError::NotFound("template")) } else { Ok(versions) }
 }
 
-/// A template's versions, newest first, with who wrote and who decided each.
+fn in_language<'a>(versions: &'a [TemplateVersion], lang: &str) -> Vec<&'a TemplateVersion> {
+    versions.iter().filter(|v| v.language == lang).collect()
+}
+
+/// A template's versions in one language, newest first, with who wrote and who decided each, and
+/// links to its other languages.
 pub async fn history(
     State(state): State<Arc<AppState>>,
     staff: Staff,
     Path((name, channel)): Path<(String, String)>,
+    Query(q): Query<LanguageQuery>,
 ) -> PageResult {
-    let versions = versions_of(&state, &name, &channel).await?;
+    let lang = q.code()?;
+    let all = versions_of(&state, &name, &channel).await?;
+    let versions = in_language(&all, &lang);
+    let mut codes: Vec<&str> = language::OFFERED.iter().map(|(c, _)| *c).collect();
+    for v in &all {
+        if !codes.contains(&v.language.as_str()) {
+            codes.push(&v.language);
+        }
+    }
+    let languages: Vec<Value> = codes
+        .iter()
+        .map(|c| json!({ "name": language::name(c), "url": template_url(&name, &channel, c), "current": *c == lang }))
+        .collect();
     let rows: Vec<Value> = versions
         .iter()
         .rev()
         .map(|v| {
             let mut row = version_json(v);
-            if v.version > 1 {
-                row["compare_url"] = format!("/staff/versions/{}?compare={}#changes", v.id, v.version - 1).into();
+            if let Some(before) = versions.iter().rev().find(|o| o.version < v.version) {
+                row["compare_url"] = format!("/staff/versions/{}?compare={}#changes", v.id, before.version).into();
             }
             row
         })
         .collect();
     let data = json!({
-        "title": format!("{name} ({})", channel_label(&channel)),
+        "title": format!("{name} ({}, {})", channel_label(&channel), language::name(&lang)),
         "nav": { "templates": true },
         "name": name,
         "channel_label": channel_label(&channel),
-        "draft_url": format!("/staff/templates/{name}/{channel}/draft"),
+        "language_name": language::name(&lang),
+        "languages": languages,
+        "draft_url": format!("/staff/templates/{name}/{channel}/draft?language={lang}"),
         "versions": rows,
     });
     view::page("history", &staff, data)
@@ -174,22 +240,32 @@ fn preview_json(source: &TemplateSource, letter_url: Option<String>) -> Value {
     })
 }
 
-/// The edit form: the member of staff's own open draft of this template, or a new draft
-/// starting from the latest wording.
+/// The edit form for one language: the member of staff's own open draft in it, or a new draft
+/// starting from the latest wording in that language (or, for a first translation, in English).
 pub async fn edit_draft(
     State(state): State<Arc<AppState>>,
     staff: Staff,
     Path((name, channel)): Path<(String, String)>,
+    Query(q): Query<LanguageQuery>,
 ) -> PageResult {
     if !staff.can_write() {
         return Err(StaffError::Forbidden("only authors and approvers write templates".into()));
     }
-    let versions = versions_of(&state, &name, &channel).await?;
-    let own_draft = versions.iter().rev().find(|v| v.state == "draft" && v.author == staff.username);
-    let base = own_draft.unwrap_or_else(|| versions.last().expect("not empty"));
+    let lang = q.code()?;
+    let all = versions_of(&state, &name, &channel).await?;
+    let versions = in_language(&all, &lang);
+    let own_draft = versions.iter().rev().find(|v| v.state == "draft" && v.author == staff.username).copied();
+    let english = || all.iter().rev().find(|v| v.language == language::ENGLISH);
+    let base = own_draft
+        .or_else(|| versions.last().copied())
+        .or_else(english)
+        .unwrap_or_else(|| all.last().expect("not empty"));
     let source = workflow::source_of(base)?;
     let data = json!({
-        "title": format!("Edit {name} ({})", channel_label(&channel)),
+        "title": format!("Edit {name} ({}, {})", channel_label(&channel), language::name(&lang)),
+        "language_name": language::name(&lang),
+        "languages": language_options(&lang),
+        "based_on_language": (base.language != lang).then(|| language::name(&base.language)),
         "nav": { "templates": true },
         "name": name,
         "channel": channel,
@@ -203,7 +279,7 @@ pub async fn edit_draft(
         "body": source.content.body,
         "html": source.content.html,
         "action_url": format!("/staff/templates/{name}/{channel}/draft"),
-        "history_url": format!("/staff/templates/{name}/{channel}"),
+        "history_url": template_url(&name, &channel, &lang),
         "preview": preview_json(&source, None),
     });
     view::page("draft", &staff, data)
@@ -215,6 +291,7 @@ pub struct DraftForm {
     #[serde(default)]
     body: String,
     html: Option<String>,
+    language: Option<String>,
     #[serde(default)]
     action: String,
 }
@@ -241,21 +318,24 @@ pub async fn save_draft(
     Path((name, channel)): Path<(String, String)>,
     Form(form): Form<DraftForm>,
 ) -> PageResult {
+    let lang = read_language(form.language.as_deref())?;
     let versions = versions_of(&state, &name, &channel).await?;
     let latest = versions.last().expect("not empty");
-    let source = source_with(
+    let mut source = source_with(
         latest,
         content_of(workflow::source_of(latest)?.channel, form.subject.as_deref(), &form.body, form.html.as_deref()),
     )?;
+    source.language = lang.clone();
     let now = state.clock.now_ms();
     let store = &state.store;
-    let own_draft = versions.iter().rev().find(|v| v.state == "draft" && v.author == staff.username);
+    let own_draft =
+        versions.iter().rev().find(|v| v.state == "draft" && v.author == staff.username && v.language == lang);
     let saved = match own_draft {
         Some(draft) => workflow::update_draft(store, &draft.id, &source.content, &staff.username).await?,
         None => workflow::save_draft(store, &source, &staff.username, now).await?,
     };
     let url = format!("/staff/versions/{}", saved.id);
-    tracing::info!(template = %name, channel = %channel, version = saved.version, "template draft saved");
+    tracing::info!(template = %name, channel = %channel, language = %lang, version = saved.version, "template draft saved");
     if form.action != "submit" {
         return Ok(done(&url, format!("Draft version {} saved.", saved.version)));
     }
@@ -282,7 +362,9 @@ pub async fn version(
     Query(q): Query<CompareQuery>,
 ) -> PageResult {
     let v = state.store.template_version(&id).await?.ok_or(StaffError::NotFound("template version"))?;
-    let versions = versions_of(&state, &v.name, &v.channel).await?;
+    // Compared within its language: a translation is not a change of the English wording.
+    let versions: Vec<TemplateVersion> =
+        versions_of(&state, &v.name, &v.channel).await?.into_iter().filter(|o| o.language == v.language).collect();
     let source = workflow::source_of(&v)?;
     // Compared by default with the version in use (or, for that one, with the one before it).
     let approved = versions.iter().find(|o| o.state == "approved" && o.id != v.id);
@@ -293,16 +375,16 @@ pub async fn version(
     let own = v.author == staff.username;
     let letter_url = (source.channel == Channel::Letter).then(|| format!("/staff/versions/{}/letter.pdf", v.id));
     let data = json!({
-        "title": format!("{} ({}) version {}", v.name, channel_label(&v.channel), v.version),
+        "title": format!("{} ({}, {}) version {}", v.name, channel_label(&v.channel), language::name(&v.language), v.version),
         "nav": { "templates": true },
         "v": version_json(&v),
         "kind": v.kind,
         "discreet": v.discreet.0,
-        "history_url": format!("/staff/templates/{}/{}", v.name, v.channel),
+        "history_url": template_url(&v.name, &v.channel, &v.language),
         "is_draft": v.state == "draft",
         "is_submitted": v.state == "submitted",
         "can_edit": v.state == "draft" && own && staff.can_write(),
-        "edit_url": format!("/staff/templates/{}/{}/draft", v.name, v.channel),
+        "edit_url": format!("/staff/templates/{}/{}/draft?language={}", v.name, v.channel, v.language),
         "can_submit": v.state == "draft" && own && staff.can_write(),
         "can_decide": v.state == "submitted" && staff.can_approve() && !own,
         "own_submitted": v.state == "submitted" && own,
@@ -387,14 +469,15 @@ pub async fn approve(
 ) -> PageResult {
     let comment = Some(form.comment.trim()).filter(|c| !c.is_empty());
     let v = workflow::approve(&state.store, &id, &staff.username, comment, state.clock.now_ms()).await?;
-    tracing::info!(template = %v.name, channel = %v.channel, version = v.version, "template version approved");
+    tracing::info!(template = %v.name, channel = %v.channel, language = %v.language, version = v.version, "template version approved");
     Ok(done(
         &format!("/staff/versions/{id}"),
         format!(
-            "Version {} of {} ({}) approved: it is used from now on.",
+            "Version {} of {} ({}, {}) approved: it is used from now on.",
             v.version,
             v.name,
-            channel_label(&v.channel)
+            channel_label(&v.channel),
+            language::name(&v.language)
         ),
     ))
 }
@@ -443,6 +526,7 @@ impl PreviewForm {
             channel,
             kind,
             discreet: self.discreet == "yes",
+            language: language::ENGLISH.into(),
             content: content_of(channel, self.subject.as_deref(), &self.body, self.html.as_deref()),
         })
     }
@@ -464,8 +548,9 @@ fn letter_pdf(source: &TemplateSource, today: chrono::NaiveDate) -> Result<Respo
         lines: vec!["1 Sample Street".into(), "Birmingham".into()],
         postcode: "B1 1AA".into(),
     };
-    let pdf = render_letter(&LetterSender::default(), &recipient, today, Some("PREVIEW"), &rendered.text)
-        .map_err(|e| StaffError::BadRequest(format!("the letter cannot be shown: {e}")))?;
+    let pdf =
+        render_letter(&LetterSender::default(), &recipient, today, Some("PREVIEW"), &rendered.text, &source.language)
+            .map_err(|e| StaffError::BadRequest(format!("the letter cannot be shown: {e}")))?;
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
         (header::CONTENT_DISPOSITION, HeaderValue::from_static("inline; filename=\"letter-preview.pdf\"")),
