@@ -19,6 +19,7 @@ mod reports;
 mod retention;
 mod retention_doc;
 mod scenarios;
+mod single_party;
 mod smtp;
 mod staff;
 mod standin;
