@@ -291,13 +291,15 @@ impl Store {
         };
         let found: Option<(String, String, String, String, Option<String>)> = query.fetch_optional(&mut *tx).await?;
         // Only a message sent through this provider, on its channel: one provider's secret moves
-        // nothing another provider carried. A message still being handed over has no provider
-        // yet (Kannel's reports can come first): its channel must match.
+        // nothing another provider carried. A message being handed over has no provider yet
+        // (Kannel's and Twilio's reports can come first, even several): its channel must match.
+        // One waiting to be sent or retried (`queued`) has nothing a provider could report on.
         let Some((message_id, case_ref, current, _, _)) = found.filter(|(_, _, current, sent_on, sent_by)| {
             channel.is_none_or(|c| c.as_str() == sent_on)
-                && match sent_by {
+                && match sent_by.as_deref().filter(|p| !p.is_empty()) {
                     Some(p) => p == provider,
-                    None => current == MessageStatus::Sending.as_str(),
+                    // None yet, or refused for good before any provider took it ("").
+                    None => current != MessageStatus::Queued.as_str(),
                 }
         }) else {
             return Ok(StatusChange::UnknownMessage);

@@ -317,6 +317,8 @@ on_backends! {
         // (With the app's clock: what the command records is dated by it.)
         let cli = |args: Vec<String>| {
             let database_url = app.state.config.database_url.clone();
+            // On Postgres the hash key is given, as to the app.
+            let hash_key = app.state.config.hash_key.clone().unwrap_or_default();
             let clock = app.state.clock.now().to_rfc3339();
             tokio::task::spawn_blocking(move || {
                 let out = std::process::Command::new(env!("CARGO_BIN_EXE_safereach"))
@@ -325,6 +327,7 @@ on_backends! {
                     .env("SAFEREACH_DATABASE_URL", database_url)
                     .env("SAFEREACH_CLOCK", clock)
                     .env("SAFEREACH_ALLOW_CLOCK", "1")
+                    .env("SAFEREACH_HASH_KEY", hash_key)
                     .output()
                     .unwrap();
                 assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
