@@ -113,6 +113,11 @@ pub struct Config {
     /// the database. Never kept in the database.
     #[arg(long, env = "SAFEREACH_HASH_KEY", hide_env_values = true)]
     pub hash_key: Option<String>,
+    /// Addresses of the reverse proxies in front (comma list). A request from one of them is
+    /// counted, for the login slow-down, by the client address it gives in `X-Forwarded-For`;
+    /// unset, by the connection's own address (then every client of a proxy shares one).
+    #[arg(long, env = "SAFEREACH_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The base URL providers call back on.
     #[arg(long, env = "SAFEREACH_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub public_url: String,

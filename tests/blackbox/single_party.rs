@@ -644,6 +644,34 @@ async fn slow_or_endless_connections_are_closed_and_readiness_tells_nothing_more
     app.stop().await;
 }
 
+/// Behind a reverse proxy, failed logins from one client do not slow the same username down for
+/// the others (who all reach us from the proxy's address).
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_slow_down_is_per_client() {
+    let app = spawn_with(Options {
+        role: Role::Api,
+        configure: Box::new(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]),
+        ..Options::default()
+    })
+    .await;
+    let mut attacker = StaffClient::new(&app).forwarded_for("203.0.113.66");
+    attacker.get("/staff/login").await;
+    for _ in 0..4 {
+        attacker.post("/staff/login", &[("username", AUTHOR), ("password", "wrong password!")]).await;
+    }
+    let page = attacker.post("/staff/login", &[("username", AUTHOR), ("password", PASSWORD)]).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    // The author, at another address behind the same proxy, gets in at once; a client's own claim
+    // to be someone else (further left in the header) is not believed.
+    let mut author = StaffClient::new(&app).forwarded_for("198.51.100.10");
+    assert_eq!(author.login(AUTHOR, PASSWORD).await.status, StatusCode::SEE_OTHER);
+    let mut spoofer = StaffClient::new(&app).forwarded_for("198.51.100.10, 203.0.113.66");
+    spoofer.get("/staff/login").await;
+    let page = spoofer.post("/staff/login", &[("username", AUTHOR), ("password", PASSWORD)]).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}
+
 /// Everything the sandbox outbox holds, as one text.
 fn outbox_text(app: &TestApp) -> String {
     let mut text = std::fs::read_to_string(app.outbox().join("sms.jsonl")).unwrap_or_default();

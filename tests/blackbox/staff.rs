@@ -55,6 +55,18 @@ impl StaffClient {
         StaffClient { http, base: base.to_string(), cookies: BTreeMap::new(), csrf: String::new() }
     }
 
+    /// As a browser behind a proxy that says it forwards for `address`.
+    pub fn forwarded_for(mut self, address: &str) -> StaffClient {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", address.parse().unwrap());
+        self.http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        self
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }

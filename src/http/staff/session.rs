@@ -12,7 +12,7 @@
 //!   is ever locked, and an unknown username is answered exactly as a wrong password. At most
 //!   [`PASSWORD_CHECKS_AT_ONCE`] password checks run at once; the rest wait, then get 503.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, LazyLock};
 
 use axum::Form;
@@ -258,16 +258,34 @@ pub fn login_delay_ms(failures: i64) -> i64 {
     if failures < 3 { 0 } else { (1000_i64 << (failures - 3).min(20)).min(MAX_LOGIN_DELAY_MS) }
 }
 
-/// The client's address (the connection's peer), which failed logins are counted by.
+/// The client's address, which failed logins are counted by: the connection's peer, or, when the
+/// peer is one of `SAFEREACH_TRUSTED_PROXIES`, the nearest address in `X-Forwarded-For` that is
+/// not one of them (what a client writes there itself, further left, is not believed).
 pub struct ClientAddress(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<Arc<AppState>> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        Ok(ClientAddress(peer.unwrap_or_else(|| "unknown".into())))
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let address = peer.map(|peer| client_address(peer, &state.config.trusted_proxies, &parts.headers));
+        Ok(ClientAddress(address.map_or_else(|| "unknown".into(), |a| a.to_string())))
     }
+}
+
+fn client_address(peer: IpAddr, trusted: &[IpAddr], headers: &HeaderMap) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<&str> =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    // From the nearest hop outwards, while each is an address our proxies wrote.
+    forwarded
+        .into_iter()
+        .rev()
+        .map_while(|a| a.trim().parse::<IpAddr>().ok())
+        .find(|a| !trusted.contains(a))
+        .unwrap_or(peer)
 }
 
 /// Runs a password check (argon2: slow and memory-hard on purpose) once one of the
@@ -396,6 +414,23 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/staff/", "{bad}");
         }
         assert_eq!(safe_next(None), "/staff/");
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_a_trusted_proxy_forwards_for_it() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.0.0.2"));
+        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
+        // Not from a proxy: the header is the client's own word, and not believed.
+        assert_eq!(client_address(ip("198.51.100.7"), &proxies, &headers), ip("198.51.100.7"));
+        // From a proxy: the nearest address that is not a proxy (not the spoofable leftmost).
+        assert_eq!(client_address(ip("10.0.0.1"), &proxies, &headers), ip("203.0.113.9"));
+        assert_eq!(client_address(ip("10.0.0.1"), &proxies, &HeaderMap::new()), ip("10.0.0.1"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("not an address, 203.0.113.9"));
+        assert_eq!(client_address(ip("10.0.0.1"), &proxies, &headers), ip("203.0.113.9"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("not an address"));
+        assert_eq!(client_address(ip("10.0.0.1"), &proxies, &headers), ip("10.0.0.1"));
     }
 
     #[test]
