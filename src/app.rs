@@ -76,22 +76,19 @@ impl AppState {
         let clock = Clock::configured(config.clock);
         let store = Store::open(&config.database_url, migrate, &HashKeySource::from_config(&config)).await?;
         let queue = Queue::connect(&config.database_url, config.redis_url.as_deref()).await?;
-        // Older versions generated one token for every callback into the database.
-        let legacy = store.setting("webhook_token").await?;
         let key_file = crate::secrets::key_file_for(&config.database_url).map(crate::secrets::KeyFile::new);
         let webhooks = WebhookTokens::from_config(&config, || {
             let Some(file) = &key_file else { return Ok(None) };
-            let (token, made) =
-                file.get_or_add(SANDBOX_TOKEN_VAR, || legacy.clone().unwrap_or_else(crate::secrets::generate))?;
-            if made && legacy.is_none() {
+            let (token, made) = file.get_or_add(SANDBOX_TOKEN_VAR, crate::secrets::generate)?;
+            if made {
                 // Printed once, at first start: the sandbox's callbacks need it in their URLs.
                 println!("{SANDBOX_TOKEN_VAR} (generated into {}): {token}", file.path().display());
             }
             Ok(Some(token))
         })?;
-        if legacy.is_some() {
-            store.delete_setting("webhook_token").await?;
-        }
+        // Older versions kept one token for every provider in the database; it is not reused
+        // (every provider knew it).
+        store.delete_setting("webhook_token").await?;
         let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
         let metrics = Metrics::new();
         let channels = crate::channels::from_config(&config, clock, webhooks.kannel.as_deref().unwrap_or_default())

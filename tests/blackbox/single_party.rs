@@ -644,6 +644,30 @@ async fn slow_or_endless_connections_are_closed_and_readiness_tells_nothing_more
     app.stop().await;
 }
 
+/// Guesses sent all at once cannot get round the slow-down: each password check starts only
+/// with the failures before it counted, so only a few are checked.
+#[tokio::test]
+async fn guesses_sent_all_at_once_are_slowed_down_too() {
+    let app = spawn_with(Options { role: Role::Api, ..Options::default() }).await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        let mut client = StaffClient::new(&app);
+        client.get("/staff/login").await;
+        clients.push(client);
+    }
+    let guesses = clients.iter_mut().enumerate().map(|(i, client)| async move {
+        let guess = format!("guess number {i}");
+        client.post("/staff/login", &[("username", AUTHOR), ("password", guess.as_str())]).await.status
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let slowed = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(checked + slowed, 20, "{statuses:?}");
+    // Two free failures, then a delay: at most one more guess per place running at the time.
+    assert!(checked <= 2 + safereach::http::staff::PASSWORD_CHECKS_AT_ONCE, "{checked} checked: {statuses:?}");
+    app.stop().await;
+}
+
 /// Behind a reverse proxy, failed logins from one client do not slow the same username down for
 /// the others (who all reach us from the proxy's address).
 #[tokio::test]

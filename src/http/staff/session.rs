@@ -288,27 +288,21 @@ fn client_address(peer: IpAddr, trusted: &[IpAddr], headers: &HeaderMap) -> IpAd
         .unwrap_or(peer)
 }
 
-/// Runs a password check (argon2: slow and memory-hard on purpose) once one of the
-/// [`PASSWORD_CHECKS_AT_ONCE`] places is free. None when none came free within
-/// [`PASSWORD_CHECK_WAIT`]: the caller answers 503, and the process stays within its memory.
-async fn checked_password(state: &AppState, hash: String, password: String) -> Option<bool> {
-    let permit = match state.password_checks.clone().try_acquire_owned() {
-        Ok(permit) => permit,
-        Err(_) => {
-            state.metrics.password_check("waited");
-            let acquire = state.password_checks.clone().acquire_owned();
-            match tokio::time::timeout(PASSWORD_CHECK_WAIT, acquire).await {
-                Ok(Ok(permit)) => permit,
-                _ => {
-                    state.metrics.password_check("refused_busy");
-                    return None;
-                }
-            }
+/// One of the [`PASSWORD_CHECKS_AT_ONCE`] places for a password check (argon2: slow and
+/// memory-hard on purpose). None when none came free within [`PASSWORD_CHECK_WAIT`]: the caller
+/// answers 503, and the process stays within its memory.
+async fn password_check_place(state: &AppState) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(permit) = state.password_checks.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    state.metrics.password_check("waited");
+    match tokio::time::timeout(PASSWORD_CHECK_WAIT, state.password_checks.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Some(permit),
+        _ => {
+            state.metrics.password_check("refused_busy");
+            None
         }
-    };
-    let ok = verify(hash, password).await;
-    drop(permit);
-    Some(ok)
+    }
 }
 
 pub async fn login(
@@ -343,29 +337,26 @@ pub async fn login(
     }
     let account = store.staff(&username).await?;
     let hash = account.as_ref().map_or_else(|| DUMMY_HASH.clone(), |a| a.password_hash.clone());
-    // Checked again once the password check may start: guesses sent in parallel queue for it.
-    let ready = async {
-        let now = state.clock.now_ms();
-        if let Some(until) = store.login_wait(&username, &address, now).await? {
-            return Ok::<_, crate::store::StoreError>(Err((until, now)));
-        }
-        Ok(Ok(checked_password(&state, hash, form.password.clone()).await))
-    };
-    let right = match ready.await? {
-        Err((until, now)) => return slowed(until, now),
-        Ok(None) => return Err(StaffError::Busy),
-        Ok(Some(right)) => right && account.as_ref().is_some_and(|a| !a.disabled.0),
-    };
+    let Some(place) = password_check_place(&state).await else { return Err(StaffError::Busy) };
+    // Looked at again with the place held: guesses sent in parallel queue for places, and each
+    // finds the failures counted before it.
+    let now = state.clock.now_ms();
+    if let Some(until) = store.login_wait(&username, &address, now).await? {
+        return slowed(until, now);
+    }
+    let right = verify(hash, form.password.clone()).await && account.as_ref().is_some_and(|a| !a.disabled.0);
     let now = state.clock.now_ms();
     let Some(account) = account.filter(|_| right) else {
         tracing::info!("staff login failed");
         let until = store.record_failed_login(&username, &address, now, login_delay_ms).await?;
+        drop(place);
         let mut message = "The username or password is not right. Check them and try again.".to_string();
         if until > now {
             message.push_str(&format!(" Wait {} second(s) first.", (until - now + 999) / 1000));
         }
         return refuse(StatusCode::UNAUTHORIZED, message);
     };
+    drop(place);
     store.record_login(&username, &address, now).await?;
     store.delete_ended_sessions(now, LIMITS).await?;
     let (session_id, _) = store.create_session(&username, now, LIMITS).await?;
