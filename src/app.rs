@@ -14,7 +14,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::policy::PolicyConfig;
 use crate::queue::{Queue, QueueError, Relay};
-use crate::store::{Store, StoreError};
+use crate::secrets::{SANDBOX_TOKEN_VAR, WebhookTokens};
+use crate::store::{HashKeySource, Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::worker::Worker;
 
@@ -26,6 +27,10 @@ pub enum AppError {
     Queue(#[from] QueueError),
     #[error("configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Settings(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
 }
@@ -40,7 +45,10 @@ pub struct AppState {
     pub channels: Channels,
     /// The sandbox of every channel: where a test key's jobs are sent.
     pub test_channels: Channels,
-    pub webhook_token: String,
+    /// The callback token of each configured provider (`crate::secrets`).
+    pub webhooks: WebhookTokens,
+    /// Password checks (argon2, memory-hard) running at once are bounded by this.
+    pub password_checks: Arc<tokio::sync::Semaphore>,
     /// Wakes the relay after a commit that wrote queue work.
     pub relay_wake: Arc<Notify>,
     /// This instance's metrics (`/metrics`).
@@ -68,29 +76,26 @@ impl Role {
 
 impl AppState {
     pub async fn build(config: Config, migrate: bool) -> Result<AppState, AppError> {
+        config.check()?;
         let clock = Clock::configured(config.clock);
-        let store = Store::open(&config.database_url, migrate).await?;
+        let store = Store::open(&config.database_url, migrate, &HashKeySource::from_config(&config)).await?;
         let queue = Queue::connect(&config.database_url, config.redis_url.as_deref()).await?;
-        let webhook_token = match &config.webhook_token {
-            Some(t) if !t.is_empty() => t.clone(),
-            _ => {
-                let mut created = false;
-                let token = store
-                    .setting_or_init("webhook_token", || {
-                        created = true;
-                        crate::store::random_token()
-                    })
-                    .await?;
-                if created {
-                    // Printed once, at first start: providers need it in their callback URLs.
-                    println!("SAFEREACH_WEBHOOK_TOKEN (generated, store it safely): {token}");
-                }
-                token
+        let key_file = crate::secrets::key_file_for(&config.database_url).map(crate::secrets::KeyFile::new);
+        let webhooks = WebhookTokens::from_config(&config, || {
+            let Some(file) = &key_file else { return Ok(None) };
+            let (token, made) = file.get_or_add(SANDBOX_TOKEN_VAR, crate::secrets::generate)?;
+            if made {
+                // Printed once, at first start: the sandbox's callbacks need it in their URLs.
+                println!("{SANDBOX_TOKEN_VAR} (generated into {}): {token}", file.path().display());
             }
-        };
+            Ok(Some(token))
+        })?;
+        // Older versions kept one token for every provider in the database; it is not reused
+        // (every provider knew it).
+        store.delete_setting("webhook_token").await?;
         let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
         let metrics = Metrics::new();
-        let channels = crate::channels::from_config(&config, clock, &webhook_token)
+        let channels = crate::channels::from_config(&config, clock, webhooks.kannel.as_deref().unwrap_or_default())
             .map_err(|e| AppError::Config(e.to_string()))?;
         let test_channels =
             crate::channels::sandbox_from_config(&config, clock).map_err(|e| AppError::Config(e.to_string()))?;
@@ -105,7 +110,8 @@ impl AppState {
             policy,
             channels,
             test_channels,
-            webhook_token,
+            webhooks,
+            password_checks: Arc::new(tokio::sync::Semaphore::new(crate::http::staff::PASSWORD_CHECKS_AT_ONCE)),
             relay_wake: Arc::new(Notify::new()),
             metrics,
             rate_limits: Default::default(),
@@ -157,12 +163,7 @@ pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running,
         addr = listener.local_addr().ok();
         let app = crate::http::router(state.clone());
         let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        }));
+        tasks.push(tokio::spawn(crate::http::serve::serve(listener, app, stop)));
     }
     if role.worker() {
         let events = Arc::new(crate::events_out::EventsOut {

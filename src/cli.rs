@@ -1,6 +1,6 @@
 //! The command line (contract: API.md, "Command line").
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::app::{self, Role};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{HashKeySource, Store};
 
 #[derive(Debug, Parser)]
 #[command(name = "safereach", version, about = "Safe-contact outreach gateway for a victim support service")]
@@ -62,6 +62,11 @@ pub enum Command {
         #[arg(long, value_parser = ["json", "csv"], default_value = "json")]
         format: String,
     },
+    /// The key of the phone and address hashes.
+    HashKey {
+        #[command(subcommand)]
+        command: HashKeyCommand,
+    },
     /// Cases (administration).
     Cases {
         #[command(subcommand)]
@@ -111,6 +116,13 @@ pub enum KeysCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum HashKeyCommand {
+    /// Print the hash key an older version kept inside the database (Postgres), to set as
+    /// SAFEREACH_HASH_KEY; the next start with it deletes it from the database.
+    Export,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum CasesCommand {
     /// Erase a case on request (right to erasure): only anonymous counts are left.
     Erase {
@@ -148,7 +160,9 @@ pub enum TemplatesCommand {
         #[arg(long)]
         author: String,
     },
-    /// Approve submitted versions as staff V (refused for a version V wrote).
+    /// Approve submitted versions as staff V (refused for a version V wrote). V's password comes
+    /// from SAFEREACH_PASSWORD or the first line of stdin. What will be approved is listed first;
+    /// `--all` then asks for a `y` (the next line of stdin) unless `--yes`.
     Approve {
         /// The template to approve (every channel of it).
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -157,6 +171,9 @@ pub enum TemplatesCommand {
         all: bool,
         #[arg(long = "as")]
         approver: String,
+        /// Approve what `--all` lists without asking (for scripts).
+        #[arg(long)]
+        yes: bool,
     },
     /// Each template, channel, its versions and their state.
     List,
@@ -188,10 +205,30 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Settings(#[from] crate::config::ConfigError),
+}
+
+/// Who the command line acts as, in the audit table and on accounts it creates.
+pub const CLI_ACTOR: &str = "cli";
+
+async fn open_store(config: &Config) -> Result<Store, CliError> {
+    Ok(Store::open(&config.database_url, true, &HashKeySource::from_config(config)).await?)
+}
+
+/// A password from SAFEREACH_PASSWORD, else the first line of `input`.
+fn read_password(input: &mut impl std::io::BufRead) -> Result<String, CliError> {
+    if let Ok(p) = std::env::var("SAFEREACH_PASSWORD") {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    input.read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let config = cli.config;
+    config.check()?;
     // One clock for every command, as the app's (SAFEREACH_CLOCK when set). Lazy: the commands
     // that start the app use the app's own, and the shifted clock's warning is logged once.
     let start = config.clock;
@@ -202,7 +239,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Api(args) => serve(config, Role::Api, args).await,
         Command::Worker(args) => serve(config, Role::Worker, args).await,
         Command::Migrate => {
-            Store::open(&config.database_url, true).await?;
+            open_store(&config).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -223,16 +260,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     crate::http::auth::TEST_KEY_SCOPES.join(",")
                 )));
             }
-            let store = Store::open(&config.database_url, true).await?;
+            let store = open_store(&config).await?;
             let options = crate::store::KeyOptions { test, rate_limit };
-            let key = store.create_api_key_with(&name, &scopes, options, now()).await?;
+            let key = store.create_api_key_with(&name, &scopes, options, now(), CLI_ACTOR).await?;
             let kind = if test { "Test API key" } else { "API key" };
             println!("{kind} {name:?} with scopes {}, {rate_limit} requests a minute (shown once):", scopes.join(","));
             println!("{key}");
             Ok(())
         }
         Command::Keys { command: KeysCommand::List } => {
-            let store = Store::open(&config.database_url, true).await?;
+            let store = open_store(&config).await?;
             let keys = store.api_keys().await?;
             println!("{} API key(s)", keys.len());
             for k in keys {
@@ -251,16 +288,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Keys { command: KeysCommand::Revoke { id } } => {
-            let store = Store::open(&config.database_url, true).await?;
-            if !store.revoke_api_key(&id, now()).await? {
+            let store = open_store(&config).await?;
+            if !store.revoke_api_key(&id, now(), CLI_ACTOR).await? {
                 return Err(CliError::Usage(format!("no API key {id} in use")));
             }
             println!("API key {id} revoked");
             Ok(())
         }
         Command::Staff { command: StaffCommand::Create { username, role, if_missing } } => {
+            let store = open_store(&config).await?;
             if if_missing {
-                let store = Store::open(&config.database_url, true).await?;
                 if let Some(existing) = store.staff(&username).await? {
                     println!("staff account {username} exists (role {}): left as it is", existing.role);
                     return Ok(());
@@ -274,17 +311,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     p.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            let store = Store::open(&config.database_url, true).await?;
-            crate::staff::create_account(&store, &username, &role, &password, now()).await.map_err(CliError::Usage)?;
+            crate::staff::create_account(&store, &username, &role, &password, now(), CLI_ACTOR)
+                .await
+                .map_err(CliError::Usage)?;
             println!("staff account {username} created with role {role}");
             Ok(())
         }
         Command::Templates { command } => {
-            let store = Store::open(&config.database_url, true).await?;
+            let store = open_store(&config).await?;
             templates(&store, command, now()).await
         }
         Command::DeadLetters { command } => {
-            let store = Store::open(&config.database_url, true).await?;
+            let store = open_store(&config).await?;
             dead_letters(&store, command, now()).await
         }
         Command::Report { month, quarter, format } => {
@@ -295,7 +333,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     .ok_or_else(|| CliError::Usage(format!("--quarter {q:?} is not YYYY-QN")))?,
                 (None, None) => return Err(CliError::Usage("give --month YYYY-MM or --quarter YYYY-QN".into())),
             };
-            let store = Store::open(&config.database_url, true).await?;
+            let store = open_store(&config).await?;
             let policy = crate::domain::policy::PolicyConfig { quiet_hours: config.quiet_hours, ..Default::default() };
             let report = crate::reports::report(&store, &policy, period).await?;
             if format == "csv" {
@@ -306,13 +344,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Cases { command: CasesCommand::Erase { case_ref, actor } } => {
-            let store = Store::open(&config.database_url, true).await?;
-            match store.erase_case(&case_ref, now(), &format!("cli:{actor}")).await? {
+            let store = open_store(&config).await?;
+            let outbox = std::path::Path::new(&config.outbox_dir);
+            match crate::retention::erase_case(&store, outbox, &case_ref, now(), &format!("cli:{actor}")).await? {
                 Some(_) => println!("case {case_ref} erased: only anonymous counts are left"),
                 None => return Err(CliError::Usage(format!("no case {case_ref}"))),
             }
             Ok(())
         }
+        Command::HashKey { command: HashKeyCommand::Export } => match Store::legacy_hash_key(&config.database_url).await? {
+            Some(key) => {
+                println!("{key}");
+                Ok(())
+            }
+            None => Err(CliError::Usage(
+                "this database keeps no hash key inside it (it is already outside, in SAFEREACH_HASH_KEY or the key file)".into(),
+            )),
+        },
         Command::Demo { dir, no_serve } => crate::demo::run(config, &dir, !no_serve).await,
         Command::Bench(args) => crate::bench::run(config, args).await,
     }
@@ -371,12 +419,31 @@ async fn templates(store: &Store, command: TemplatesCommand, now: i64) -> Result
                 println!("{line}");
             }
         }
-        TemplatesCommand::Approve { name, all: _, approver } => {
-            let approved = workflow::approve_submitted(store, name.as_deref(), &approver, now).await?;
-            if approved.is_empty() {
+        TemplatesCommand::Approve { name, all, approver, yes } => {
+            let waiting = workflow::waiting(store, name.as_deref()).await?;
+            if waiting.is_empty() {
                 println!("nothing was waiting for approval");
+                return Ok(());
             }
-            for line in approved {
+            println!("waiting for approval by {approver}:");
+            for v in &waiting {
+                println!("  {}", workflow::describe(v));
+            }
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            let password = read_password(&mut input)?;
+            if !crate::staff::authenticate(store, &approver, &password).await? {
+                return Err(CliError::Usage(format!("the password is not {approver}'s: nothing was approved")));
+            }
+            if all && !yes {
+                println!("approve these {} version(s)? [y/N]", waiting.len());
+                let mut answer = String::new();
+                input.read_line(&mut answer)?;
+                if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+                    return Err(CliError::Usage("not confirmed: nothing was approved".into()));
+                }
+            }
+            for line in workflow::approve_listed(store, &waiting, &approver, now).await? {
                 println!("{line}");
             }
         }

@@ -91,9 +91,33 @@ pub struct Config {
     /// Where sandbox providers write what they "sent".
     #[arg(long, env = "SAFEREACH_OUTBOX_DIR", default_value = "./outbox")]
     pub outbox_dir: String,
-    /// Shared secret in the URL of Kannel and sandbox callbacks (random at first start when unset).
+    /// The sandbox's callback secret when `SAFEREACH_SANDBOX_WEBHOOK_TOKEN` is not set (the name
+    /// it had when one token served every provider).
     #[arg(long, env = "SAFEREACH_WEBHOOK_TOKEN", hide_env_values = true)]
     pub webhook_token: Option<String>,
+    /// Secret in the URL of sandbox callbacks (at least 32 random bytes). Unset on the embedded
+    /// default: generated into the key file beside the database and printed once.
+    #[arg(long, env = "SAFEREACH_SANDBOX_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub sandbox_webhook_token: Option<String>,
+    /// Secret in the URL of Kannel's delivery reports and replies (needed with Kannel).
+    #[arg(long, env = "SAFEREACH_KANNEL_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub kannel_webhook_token: Option<String>,
+    /// Secret in the URL of the print service's status reports (needed with the print service).
+    #[arg(long, env = "SAFEREACH_PRINT_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub print_webhook_token: Option<String>,
+    /// Secret in the URL email bounces are delivered to (needed with SMTP).
+    #[arg(long, env = "SAFEREACH_BOUNCE_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub bounce_webhook_token: Option<String>,
+    /// The key of the keyed hashes of phone numbers and addresses (at least 32 random bytes).
+    /// Required on Postgres; on the embedded default it is generated into the key file beside
+    /// the database. Never kept in the database.
+    #[arg(long, env = "SAFEREACH_HASH_KEY", hide_env_values = true)]
+    pub hash_key: Option<String>,
+    /// Addresses of the reverse proxies in front (comma list). A request from one of them is
+    /// counted, for the login slow-down, by the client address it gives in `X-Forwarded-For`;
+    /// unset, by the connection's own address (then every client of a proxy shares one).
+    #[arg(long, env = "SAFEREACH_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The base URL providers call back on.
     #[arg(long, env = "SAFEREACH_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub public_url: String,
@@ -101,8 +125,12 @@ pub struct Config {
     #[arg(long, env = "SAFEREACH_QUIET_HOURS", default_value = "08:00-20:00", value_parser = parse_window)]
     pub quiet_hours: (NaiveTime, NaiveTime),
     /// Tests only: the clock of every command starts at this RFC 3339 time and runs on from there.
+    /// Refused unless `SAFEREACH_ALLOW_CLOCK=1`.
     #[arg(long, env = "SAFEREACH_CLOCK")]
     pub clock: Option<DateTime<Utc>>,
+    /// `1` allows `SAFEREACH_CLOCK` (tests only).
+    #[arg(long, env = "SAFEREACH_ALLOW_CLOCK", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_clock: bool,
     /// `text` or `json` log lines.
     #[arg(long, env = "SAFEREACH_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -167,6 +195,54 @@ impl Config {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
+
+    /// Refuse settings out of range (a huge lease or cool-down would overflow a time, a zero
+    /// concurrency would stall) and the test clock without its permission. Every command runs
+    /// this first; the error is one line naming the variable.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        const DAY: u64 = 86_400;
+        let ranges: [(&'static str, u64, u64, u64); 15] = [
+            ("SAFEREACH_PROVIDER_TIMEOUT_SECS", self.provider_timeout_secs, 1, 600),
+            ("SAFEREACH_BREAKER_FAILURES", self.breaker_failures.into(), 1, 1_000),
+            ("SAFEREACH_BREAKER_COOLDOWN_SECS", self.breaker_cooldown_secs, 1, DAY),
+            ("SAFEREACH_EVENTS_MAX_ATTEMPTS", self.events_max_attempts.into(), 1, 100),
+            ("SAFEREACH_EVENTS_RETRY_BASE_MS", self.events_retry_base_ms, 1, 3_600_000),
+            ("SAFEREACH_WORKER_CONCURRENCY", self.worker_concurrency as u64, 1, 1_024),
+            ("SAFEREACH_MAX_ATTEMPTS", self.max_attempts.into(), 1, 100),
+            ("SAFEREACH_RETRY_BASE_SECS", self.retry_base_secs, 0, DAY),
+            ("SAFEREACH_SEND_LEASE_SECS", self.send_lease_secs, 1, DAY),
+            ("SAFEREACH_RETENTION_DAYS", self.retention_days.into(), 1, 3_650),
+            ("SAFEREACH_RETENTION_NOT_TAKEN_UP_DAYS", self.retention_not_taken_up_days.into(), 1, 3_650),
+            ("SAFEREACH_RETENTION_NEVER_REACHED_DAYS", self.retention_never_reached_days.into(), 1, 3_650),
+            ("SAFEREACH_RETENTION_INTERVAL_SECS", self.retention_interval_secs, 1, DAY),
+            ("SAFEREACH_SHUTDOWN_TIMEOUT_SECS", self.shutdown_timeout_secs, 0, 3_600),
+            // Within 10 years of now either way: the clock's offset must stay a sane duration.
+            ("SAFEREACH_CLOCK (years from now)", self.clock.map_or(0, clock_years_away), 0, 10),
+        ];
+        for (var, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::OutOfRange { var, value, min, max });
+            }
+        }
+        if self.clock.is_some() && !self.allow_clock {
+            return Err(ConfigError::ClockNotAllowed);
+        }
+        Ok(())
+    }
+}
+
+fn clock_years_away(start: DateTime<Utc>) -> u64 {
+    ((start - Utc::now()).num_days().unsigned_abs()) / 365
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} must be from {min} to {max}, not {value}")]
+    OutOfRange { var: &'static str, value: u64, min: u64, max: u64 },
+    #[error(
+        "SAFEREACH_CLOCK is set but SAFEREACH_ALLOW_CLOCK=1 is not: the shifted clock is for tests only (it would send at the wrong real time and take other workers' live leases for expired)"
+    )]
+    ClockNotAllowed,
 }
 
 #[cfg(test)]
@@ -186,6 +262,38 @@ mod tests {
         );
         assert!(c.redis_url.is_none() && c.clock.is_none());
         assert_eq!(c.provider_timeout_secs, 30);
+    }
+
+    #[test]
+    fn the_defaults_pass_the_checks_and_every_bound_is_enforced() {
+        let ok = Config::defaults();
+        ok.check().unwrap();
+        let mut c = ok.clone();
+        c.send_lease_secs = u64::MAX;
+        assert_eq!(
+            c.check().unwrap_err().to_string(),
+            format!("SAFEREACH_SEND_LEASE_SECS must be from 1 to 86400, not {}", u64::MAX)
+        );
+        let mut c = ok.clone();
+        c.breaker_cooldown_secs = 10_000_000_000;
+        assert!(c.check().unwrap_err().to_string().starts_with("SAFEREACH_BREAKER_COOLDOWN_SECS"));
+        let mut c = ok.clone();
+        c.worker_concurrency = 0;
+        assert!(c.check().unwrap_err().to_string().starts_with("SAFEREACH_WORKER_CONCURRENCY"));
+        let mut c = ok.clone();
+        c.retention_days = 0;
+        assert!(c.check().unwrap_err().to_string().starts_with("SAFEREACH_RETENTION_DAYS"));
+    }
+
+    #[test]
+    fn the_test_clock_needs_its_permission() {
+        let mut c = Config::defaults();
+        c.clock = Some("2026-11-23T10:00:00Z".parse().unwrap());
+        assert!(matches!(c.check(), Err(ConfigError::ClockNotAllowed)));
+        c.allow_clock = true;
+        c.check().unwrap();
+        c.clock = Some("2999-01-01T00:00:00Z".parse().unwrap());
+        assert!(matches!(c.check(), Err(ConfigError::OutOfRange { .. })));
     }
 
     #[test]

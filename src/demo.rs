@@ -109,7 +109,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     println!("  {base}/staff/  (staff pages: log in with a staff login above)");
     println!(
         "  curl -X POST -H 'Content-Type: application/json' '{base}/webhooks/sandbox/status?token={}' -d '{{\"provider_ref\": \"<message id>\", \"status\": \"delivered\"}}'",
-        state.webhook_token
+        state.webhooks.sandbox.as_deref().unwrap_or("<SAFEREACH_SANDBOX_WEBHOOK_TOKEN>")
     );
     if keep_serving {
         println!("\nServing on {base} until Ctrl-C.");
@@ -133,12 +133,16 @@ pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliE
     let mut passwords = Vec::new();
     for (user, role) in [(AUTHOR, "author"), (APPROVER, "approver")] {
         let password = crate::store::random_token()[..20].to_string();
-        crate::staff::create_account(store, user, role, &password, now).await.map_err(CliError::Usage)?;
+        crate::staff::create_account(store, user, role, &password, now, crate::cli::CLI_ACTOR)
+            .await
+            .map_err(CliError::Usage)?;
         passwords.push((user, role, password));
     }
     crate::templates::workflow::load_defaults(store, AUTHOR, now).await?;
     let approved = crate::templates::workflow::approve_submitted(store, None, APPROVER, now).await?;
-    let key = store.create_api_key("demo", &crate::http::auth::ALL_SCOPES.map(String::from), now).await?;
+    let key = store
+        .create_api_key("demo", &crate::http::auth::ALL_SCOPES.map(String::from), now, crate::cli::CLI_ACTOR)
+        .await?;
     Ok(Setup { passwords, approved, key })
 }
 

@@ -10,13 +10,16 @@ use crate::domain::event::EventType;
 use crate::domain::reply::{ReplyClass, Suppression, classify_reply};
 use crate::store::{Event, Result, SuppressionKind};
 
-/// Record one inbound SMS. `from` is the sender as the provider gave it.
+/// Record one inbound SMS. `from` is the sender as the provider gave it. `sent_at`, the time
+/// the provider says the reply was sent (Kannel's `ts`), makes the same reply from the same number
+/// within a minute of it a duplicate (a provider re-delivering without an id of its own).
 pub async fn receive_reply(
     state: &AppState,
     provider: &str,
     from: &str,
     body: &str,
     provider_ref: Option<&str>,
+    sent_at: Option<i64>,
 ) -> Result<Value> {
     let store = &state.store;
     // The same reply delivered again (a provider retrying): answer as the first time, once.
@@ -39,13 +42,22 @@ pub async fn receive_reply(
     let actor = format!("provider:{provider}");
 
     let mut tx = store.begin().await?;
+    if let Some(sent_at) = sent_at
+        && let Some((reply_id, case_ref, classification)) =
+            store.same_reply_within_a_minute(&mut tx, provider, &number, body, sent_at).await?
+    {
+        tracing::info!(reply_id = %reply_id, "duplicate reply ignored");
+        return Ok(
+            json!({ "reply_id": reply_id, "matched": case_ref.is_some(), "classification": classification, "duplicate": true }),
+        );
+    }
     let reply_id = store
         .insert_reply(
             &mut tx,
             case_ref,
             message_id,
             provider,
-            provider_ref,
+            (provider_ref, sent_at),
             &number,
             body,
             classification.as_str(),

@@ -20,6 +20,7 @@ pub mod outreach;
 pub mod queue;
 pub mod reports;
 pub mod retention;
+pub mod secrets;
 pub mod staff;
 pub mod store;
 

@@ -1,7 +1,5 @@
 //! Accepting outreach jobs: the one path used by the API and the demo.
 
-use sha2::{Digest, Sha256};
-
 use crate::app::AppState;
 use crate::domain::policy::{decide, is_safety_sensitive};
 use crate::domain::{Kind, OutreachRequest};
@@ -17,7 +15,7 @@ pub async fn accept(
     actor: String,
     test: bool,
 ) -> Result<AcceptResult> {
-    let request_hash = hex::encode(Sha256::digest(crate::http::json::canonical(raw).as_bytes()));
+    let request_hash = state.store.request_fingerprint(&crate::http::json::canonical(raw));
     let now = state.clock.now();
     let input = AcceptInput {
         request,

@@ -13,9 +13,13 @@
 //! - `never_reached`: the request of a job that ended without a message going out (blocked,
 //!   cancelled, failed before sending), counted from that end.
 //!
-//! Held, queued, deferred and dead-lettered jobs are not finished: they wait for a person or the
-//! queue, and are redacted only once they end.
+//! Held, deferred and dead-lettered jobs wait for a person or a time; one that waits untouched
+//! for the `never_reached` retention is closed (`cancelled`, an `expired` event) and its request
+//! reduced at once. Queued jobs are the queue's. A call window a reply asked for goes with the
+//! last such reply; what the sandbox wrote to its outbox goes with its message; failed-login
+//! counts go after a day. The list of every personal column and its rule: docs/retention.md.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -24,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::OutreachRequest;
 use crate::domain::contact::{normalise_email, normalise_uk_mobile, postal_key};
 use crate::domain::event::EventType;
+use crate::domain::reply::ReplyClass;
 use crate::store::{Cursor, Event, Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -31,13 +36,15 @@ pub const ACTOR: &str = "retention";
 const DAY_MS: i64 = 24 * 3600 * 1000;
 const BATCH: i64 = 200;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionConfig {
     pub default_days: u32,
     pub not_taken_up_days: u32,
     pub never_reached_days: u32,
     /// How often the pass runs.
     pub every: Duration,
+    /// Where sandbox providers write what they "sent" (copies of messages outside the database).
+    pub outbox: Option<PathBuf>,
 }
 
 impl RetentionConfig {
@@ -47,6 +54,7 @@ impl RetentionConfig {
             not_taken_up_days: config.retention_not_taken_up_days,
             never_reached_days: config.retention_never_reached_days,
             every: Duration::from_secs(config.retention_interval_secs.max(1)),
+            outbox: Some(PathBuf::from(&config.outbox_dir)),
         }
     }
 
@@ -94,6 +102,8 @@ pub struct Swept {
     pub requests: u64,
     /// Staff notes (the reasons given for review actions: free text that may name people).
     pub notes: u64,
+    /// Waiting jobs closed because nobody acted on them.
+    pub expired: u64,
 }
 
 /// Run a pass now and then every `config.every`, until `shutdown`.
@@ -112,6 +122,7 @@ pub async fn run(
                     replies = s.replies,
                     requests = s.requests,
                     notes = s.notes,
+                    expired = s.expired,
                     "retention redacted personal data"
                 )
             }
@@ -150,6 +161,7 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
             }
         }
         tx.commit().await?;
+        forget_outbox_copies(config.outbox.as_deref(), messages.iter().map(|m| m.id.clone()).collect()).await;
         swept.messages += done;
         match messages.last() {
             Some(last) if messages.len() as i64 == BATCH => cursor = (last.status_at, last.id.clone()),
@@ -175,6 +187,10 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
                         .detail(json!({ "what": "reply", "retention": class.as_str(), "reply_id": r.id }))
                         .append(&mut tx)
                         .await?;
+                    // The call window a reply asked for is its words too.
+                    if r.classification == ReplyClass::TimePreference.as_str() {
+                        store.clear_call_window_without_reply(&mut tx, case_ref).await?;
+                    }
                 }
                 done += 1;
             }
@@ -183,6 +199,33 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
         swept.replies += done;
         match replies.last() {
             Some(last) if replies.len() as i64 == BATCH => cursor = (last.received_at, last.id.clone()),
+            _ => break,
+        }
+    }
+
+    // Jobs nobody acted on: closed, and their request reduced at once.
+    let stale_before = now - RetentionConfig::ms(config.never_reached_days);
+    let mut cursor: Cursor = (i64::MIN, String::new());
+    loop {
+        let jobs = store.stale_waiting_jobs(stale_before, &cursor, BATCH).await?;
+        let mut tx = store.begin().await?;
+        for job in &jobs {
+            if !store.expire_waiting_job(&mut tx, job, now).await? {
+                continue;
+            }
+            let reduced = reduce(store, job.request_json.as_deref());
+            if store.redact_outreach(&mut tx, &job.id, &reduced.to_string(), now).await? {
+                redacted_event(&job.case_ref, now, "request", Class::NeverReached)
+                    .outreach(&job.id)
+                    .append(&mut tx)
+                    .await?;
+                swept.requests += 1;
+            }
+            swept.expired += 1;
+        }
+        tx.commit().await?;
+        match jobs.last() {
+            Some(last) if jobs.len() as i64 == BATCH => cursor = (last.updated_at, last.id.clone()),
             _ => break,
         }
     }
@@ -208,11 +251,7 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
             if !ready {
                 continue;
             }
-            let reduced = match job.request_json.as_deref().map(serde_json::from_str::<OutreachRequest>) {
-                Some(Ok(request)) => reduced_request(&request, |a| store.address_key(a)),
-                // Unreadable: keep nothing of it.
-                _ => json!({ "redacted": true }),
-            };
+            let reduced = reduce(store, job.request_json.as_deref());
             if store.redact_outreach(&mut tx, &job.id, &reduced.to_string(), now).await? {
                 redacted_event(&job.case_ref, now, "request", class).outreach(&job.id).append(&mut tx).await?;
                 // A message that never went out (a dead-lettered job cancelled later) goes too.
@@ -225,6 +264,7 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
                         .outreach(&job.id)
                         .append(&mut tx)
                         .await?;
+                    forget_outbox_copies(config.outbox.as_deref(), vec![message_id.clone()]).await;
                     swept.messages += 1;
                 }
                 done += 1;
@@ -261,11 +301,49 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
         }
     }
 
+    store.forget_login_failures(now - crate::store::LOGIN_FAILURES_FORGOTTEN_MS).await?;
+
     metrics.redacted("message", swept.messages);
     metrics.redacted("note", swept.notes);
     metrics.redacted("reply", swept.replies);
     metrics.redacted("request", swept.requests);
     Ok(swept)
+}
+
+/// A request's reduced form (see [`reduced_request`]); an unreadable one keeps nothing.
+fn reduce(store: &Store, request_json: Option<&str>) -> Value {
+    match request_json.map(serde_json::from_str::<OutreachRequest>) {
+        Some(Ok(request)) => reduced_request(&request, |a| store.address_key(a)),
+        _ => json!({ "redacted": true }),
+    }
+}
+
+/// Remove what the sandbox wrote for these messages (its outbox is a copy outside the database).
+async fn forget_outbox_copies(outbox: Option<&Path>, message_ids: Vec<String>) {
+    let Some(outbox) = outbox.map(Path::to_path_buf) else { return };
+    if message_ids.is_empty() || !outbox.exists() {
+        return;
+    }
+    let forgot = tokio::task::spawn_blocking(move || crate::channels::sandbox::forget(&outbox, &message_ids)).await;
+    if !matches!(forgot, Ok(Ok(()))) {
+        tracing::warn!("the sandbox outbox could not be cleared of redacted messages; will try again");
+    }
+}
+
+/// Erase a case on request (right to erasure): the database (`Store::erase_case`) and the
+/// sandbox outbox's copies of its messages.
+pub async fn erase_case(
+    store: &Store,
+    outbox: &Path,
+    case_ref: &str,
+    now: i64,
+    actor: &str,
+) -> Result<Option<crate::store::Erased>, StoreError> {
+    let erased = store.erase_case(case_ref, now, actor).await?;
+    if let Some(erased) = &erased {
+        forget_outbox_copies(Some(outbox), erased.message_ids.clone()).await;
+    }
+    Ok(erased)
 }
 
 fn redacted_event(case_ref: &str, now: i64, what: &str, class: Class) -> Event {
@@ -292,9 +370,10 @@ pub fn reduced_request(req: &OutreachRequest, key: impl Fn(&str) -> String) -> V
             "language": req.victim.language,
         },
         "contact": {
+            // Whose phone, as the policy reads it: `belongs_to` is free text ("her brother Tom").
             "phones": c.phones.iter().map(|p| json!({
                 "key": normalise_uk_mobile(&p.number).map(|n| key(&n)),
-                "belongs_to": p.belongs_to,
+                "belongs_to": if p.is_victims() { "victim" } else { "other" },
                 "safe_to_text": p.safe_to_text,
                 "safe_to_voicemail": p.safe_to_voicemail,
             })).collect::<Vec<_>>(),
@@ -324,7 +403,8 @@ mod tests {
             "crime": {"categories": ["burglary"], "summary": "Quennell's shed broken into"},
             "victim": {"first_name": "Jonathan", "date_of_birth": "1980-01-01", "vulnerabilities": ["disability"]},
             "contact": {
-                "phones": [{"number": "07700 900888", "belongs_to": "victim", "safe_to_text": true}],
+                "phones": [{"number": "07700 900888", "belongs_to": "victim", "safe_to_text": true},
+                           {"number": "07700 900999", "belongs_to": "her brother Tobias", "safe_to_text": false}],
                 "email": {"address": "jq@example.org", "safe": true},
                 "postal": {"name": "Jonathan Quennell", "lines": ["9 Larkspur Mews"], "postcode": "CV3 9ZZ", "safe": true},
                 "preferred_method": "email"
@@ -336,7 +416,7 @@ mod tests {
         let reduced = reduced_request(&req, |a| format!("k({})", a.len()));
         let text = reduced.to_string();
         for personal in
-            ["Jonathan", "Quennell", "900888", "jq@example", "Larkspur", "CV3", "1980", "Marguerite", "shed"]
+            ["Jonathan", "Quennell", "900888", "jq@example", "Larkspur", "CV3", "1980", "Marguerite", "shed", "Tobias"]
         {
             assert!(!text.contains(personal), "{personal} in {text}");
         }
@@ -344,6 +424,7 @@ mod tests {
         assert_eq!(reduced["crime"]["categories"], json!(["burglary"]));
         assert_eq!(reduced["referral"]["local_authority"], "Coventry");
         assert_eq!(reduced["contact"]["phones"][0]["key"], "k(13)");
+        assert_eq!(reduced["contact"]["phones"][1]["belongs_to"], "other");
         assert_eq!(reduced["contact"]["email"]["safe"], true);
         assert_eq!(reduced["personalisation_keys"], json!(["advocate_name"]));
         assert!(serde_json::from_value::<OutreachRequest>(reduced).is_err(), "a reduced request can't be decided");

@@ -18,7 +18,16 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
 }
 
 /// Create an account; refuses bad usernames, unknown roles, short passwords and duplicates.
-pub async fn create_account(store: &Store, username: &str, role: &str, password: &str, now: i64) -> Result<(), String> {
+/// `by` is who creates it (`staff:<admin>` or `cli`): recorded with the account, for the
+/// four-eyes rule, and in the audit table.
+pub async fn create_account(
+    store: &Store,
+    username: &str,
+    role: &str,
+    password: &str,
+    now: i64,
+    by: &str,
+) -> Result<(), String> {
     let valid = (3..=40).contains(&username.len())
         && username.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
     if !valid {
@@ -34,7 +43,16 @@ pub async fn create_account(store: &Store, username: &str, role: &str, password:
         return Err(format!("staff account {username} already exists"));
     }
     let hash = hash_password(password)?;
-    store.create_staff(username, role, &hash, now).await.map_err(|e| e.to_string())
+    store.create_staff(username, role, &hash, now, by).await.map_err(|e| e.to_string())
+}
+
+/// Whether `password` is `username`'s, for an account that is enabled (the command line's
+/// approvals; the staff pages log in through `http::staff::session`).
+pub async fn authenticate(store: &Store, username: &str, password: &str) -> Result<bool, crate::store::StoreError> {
+    let Some(account) = store.staff(username).await? else { return Ok(false) };
+    let (hash, password) = (account.password_hash, password.to_string());
+    let right = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await.unwrap_or(false);
+    Ok(right && !account.disabled.0)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub const CALLBACK_REJECTIONS: &str = "safereach_callback_rejections_total";
 pub const STATUS_CALLBACKS: &str = "safereach_status_callbacks_total";
 pub const REPLIES: &str = "safereach_replies_total";
 pub const REDACTIONS: &str = "safereach_redactions_total";
+pub const PASSWORD_CHECKS: &str = "safereach_password_checks_total";
 pub const JOBS: &str = "safereach_outreach_jobs";
 pub const MESSAGES: &str = "safereach_messages";
 pub const QUEUE_DEPTH: &str = "safereach_queue_depth";
@@ -75,6 +76,7 @@ impl Metrics {
             (STATUS_CALLBACKS, "Provider status reports, by what they did"),
             (REPLIES, "Inbound replies, by classification"),
             (REDACTIONS, "Records whose personal data retention or erasure removed"),
+            (PASSWORD_CHECKS, "Staff logins whose password check had to wait for a free place, or was refused (busy)"),
         ];
         for (name, help) in counters {
             self.recorder.describe_counter(name.into(), None, help.into());
@@ -122,6 +124,11 @@ impl Metrics {
     /// `acknowledged` for an email bounce that changes nothing (a delay).
     pub fn status_callback(&self, provider: &str, result: &'static str) {
         self.count(STATUS_CALLBACKS, &[("provider", provider), ("result", result)]);
+    }
+
+    /// A login's password check `waited` for one of the few places, or was `refused_busy`.
+    pub fn password_check(&self, result: &'static str) {
+        self.count(PASSWORD_CHECKS, &[("result", result)]);
     }
 
     pub fn reply(&self, classification: &'static str) {

@@ -2,6 +2,12 @@
 # bearerbox, then smsbox, then (for a trial) a fakesmsc client that takes what is "sent"; the
 # container stops when bearerbox does.
 set -e
+# safereach's token for Kannel's callbacks goes into the configuration's get-url (never baked
+# into the image). Its characters are letters, digits and - . _ ~ (safereach refuses others).
+if grep -q '@SAFEREACH_KANNEL_WEBHOOK_TOKEN@' /etc/kannel/kannel.conf; then
+  : "${SAFEREACH_KANNEL_WEBHOOK_TOKEN:?set SAFEREACH_KANNEL_WEBHOOK_TOKEN}"
+  sed -i "s/@SAFEREACH_KANNEL_WEBHOOK_TOKEN@/$SAFEREACH_KANNEL_WEBHOOK_TOKEN/" /etc/kannel/kannel.conf
+fi
 /usr/sbin/bearerbox /etc/kannel/kannel.conf &
 bearerbox=$!
 sleep 2

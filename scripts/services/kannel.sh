@@ -16,7 +16,8 @@ start_kannel() {
   admin=$(free_port) smsbox=$(free_port) sendsms=$(free_port) mt=$(free_port) mo=$(free_port)
   local user=safereach password token
   password=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  token=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  # 32 random bytes: safereach refuses a shorter webhook token.
+  token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
   cat >"$dir/kannel.conf" <<EOF
 group = core
 admin-port = $admin

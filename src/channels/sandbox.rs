@@ -152,6 +152,53 @@ async fn blocking(f: impl FnOnce() -> io::Result<()> + Send + 'static) -> Result
     }
 }
 
+/// Remove what the sandbox "sent" for `message_ids` (retention and erasure: the outbox is a copy
+/// of personal data outside the database): their email and letter files go, and their SMS lines
+/// are overwritten in place with `{"id": …, "redacted": true}` padded with spaces to the same
+/// length. In place, so that lines other processes append meanwhile (O_APPEND, at the end) are
+/// never lost, as a rewrite and rename could lose them.
+pub fn forget(outbox: &Path, message_ids: &[String]) -> io::Result<()> {
+    for id in message_ids {
+        // Ids are ours (msg_ and hex); anything else cannot name a file of ours.
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            continue;
+        }
+        for file in [outbox.join("email").join(format!("{id}.eml")), outbox.join("letters").join(format!("{id}.pdf"))] {
+            match fs::remove_file(&file) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    let path = outbox.join("sms.jsonl");
+    let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    };
+    let mut text = Vec::new();
+    io::Read::read_to_end(&mut file, &mut text)?;
+    let mut offset = 0;
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let start = offset;
+        offset += line.len();
+        // Only whole lines: one being appended right now has no newline yet.
+        let Some(content) = line.strip_suffix(b"\n") else { continue };
+        let Ok(record) = serde_json::from_slice::<serde_json::Value>(content) else { continue };
+        let Some(id) = record["id"].as_str().filter(|id| message_ids.iter().any(|m| m == id)) else { continue };
+        if record.get("redacted").is_some() {
+            continue;
+        }
+        let mut blank = serde_json::json!({ "id": id, "redacted": true }).to_string().into_bytes();
+        if blank.len() > content.len() {
+            continue;
+        }
+        blank.resize(content.len(), b' ');
+        io::Seek::seek(&mut file, io::SeekFrom::Start(start as u64))?;
+        file.write_all(&blank)?;
+    }
+    file.sync_data()
+}
+
 /// Appends one whole line. Each call opens the file with O_APPEND and hands the line to a single
 /// write(2): the kernel then positions at the end and writes under the inode lock, so lines from
 /// concurrent writers (threads or processes) never interleave or overwrite one another on a local
@@ -302,6 +349,38 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), 200);
         assert!(records.iter().all(|r| r["body"] == body.as_str()));
+    }
+
+    #[tokio::test]
+    async fn forgetting_removes_a_messages_copies_and_keeps_the_rest() {
+        let outbox = tempfile::tempdir().unwrap();
+        let sms_provider = SandboxSms::new(outbox.path(), fixed_clock());
+        sms_provider.send(&sms("msg_a", "+447700900111", "Hello Annabel")).await.unwrap();
+        sms_provider.send(&sms("msg_b", "+447700900222", "Hello Bartholomew")).await.unwrap();
+        sms_provider.send(&sms("msg_a", "+447700900111", "Hello Annabel")).await.unwrap();
+        let email_provider = SandboxEmail::new(
+            outbox.path(),
+            "Victim Care <noreply@victimcare.example.org>".parse().unwrap(),
+            "victimcare.example.org",
+        );
+        email_provider.send(&email("msg_a")).await.unwrap();
+        email_provider.send(&email("msg_c")).await.unwrap();
+        let before = std::fs::metadata(outbox.path().join("sms.jsonl")).unwrap().len();
+
+        forget(outbox.path(), &["msg_a".to_string(), "../escape".to_string()]).unwrap();
+
+        let text = std::fs::read_to_string(outbox.path().join("sms.jsonl")).unwrap();
+        assert_eq!(text.len() as u64, before, "overwritten in place");
+        assert!(!text.contains("Annabel") && !text.contains("900111"), "{text}");
+        let records = lines(&outbox.path().join("sms.jsonl"));
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0], serde_json::json!({"id": "msg_a", "redacted": true}));
+        assert_eq!(records[1]["body"], "Hello Bartholomew");
+        assert!(!outbox.path().join("email/msg_a.eml").exists());
+        assert!(outbox.path().join("email/msg_c.eml").exists());
+        // Forgetting again, or in an outbox with nothing in it, is harmless.
+        forget(outbox.path(), &["msg_a".to_string()]).unwrap();
+        forget(&outbox.path().join("none"), &["msg_a".to_string()]).unwrap();
     }
 
     #[tokio::test]

@@ -24,4 +24,7 @@ codes!(EventType {
     Requeued => "requeued",
     StaffAction => "staff_action",
     Redacted => "redacted",
+    // A job that waited (held, deferred, dead-lettered) with nobody acting on it for the
+    // `never_reached` retention, closed by retention; its last decision stays what the reports read.
+    Expired => "expired",
 });

@@ -375,9 +375,8 @@ async fn erase_case(
 ) -> Result<Json<CaseStatus>, Problem> {
     caller.require(CASES_ERASE)?;
     caller.require_live()?;
-    state
-        .store
-        .erase_case(&case_ref, state.clock.now_ms(), &caller.actor())
+    let outbox = std::path::Path::new(&state.config.outbox_dir);
+    crate::retention::erase_case(&state.store, outbox, &case_ref, state.clock.now_ms(), &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("case"))?;
     // The reference is the caller's own; the anonymous one is never logged or returned.

@@ -8,6 +8,7 @@ pub mod json;
 pub mod problem;
 pub mod rate_limit;
 pub mod reports;
+pub mod serve;
 pub mod staff;
 pub mod webhooks;
 
@@ -39,7 +40,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let document = Arc::new(document.to_json().unwrap_or_default());
     Router::new()
         .merge(v1)
-        .merge(webhooks::router())
+        .merge(webhooks::router(&state))
         .merge(staff::router(state.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -111,28 +112,31 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, problem
     Ok(response)
 }
 
-/// Ready when the database and the queue answer; 503 naming what is down otherwise (and ready
-/// again by itself once it answers: connections are made afresh).
+/// Ready when the database and the queue answer; 503 otherwise (and ready again by itself once
+/// they answer: connections are made afresh). Anyone may ask, so the answer says only `ok` or
+/// `unavailable` for each; why is in the log.
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     const WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
     let database = match tokio::time::timeout(WITHIN, state.store.ping()).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("unreachable: {e}")),
-        Err(_) => Err(format!("unreachable: no answer within {WITHIN:?}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {WITHIN:?}")),
     };
-    let queue = state.queue.ping().await.map_err(|e| format!("unreachable: {e}"));
+    let queue = match tokio::time::timeout(WITHIN, state.queue.ping()).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {WITHIN:?}")),
+    };
     let ok = database.is_ok() && queue.is_ok();
-    let show = |r: &Result<(), String>| match r {
-        Ok(()) => "ok".to_string(),
-        Err(e) => e.clone(),
-    };
+    let public = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unavailable" };
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    if !ok {
-        tracing::warn!(database = %show(&database), queue = %show(&queue), "not ready");
+    if let Err(e) = &database {
+        tracing::warn!(error = %e, "not ready: the database is unavailable");
+    }
+    if let Err(e) = &queue {
+        tracing::warn!(error = %e, "not ready: the queue is unavailable");
     }
     let mut response =
-        (status, Json(json!({ "ready": ok, "database": show(&database), "queue": show(&queue), "queue_kind": state.queue.kind() })))
-            .into_response();
+        (status, Json(json!({ "ready": ok, "database": public(&database), "queue": public(&queue) }))).into_response();
     if !ok {
         response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(5));
     }

@@ -2,7 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Result, Store, new_id, random_token};
+use super::{Result, Store, dynamic, new_id, random_token};
 
 #[derive(Debug, Clone)]
 pub struct ApiKey {
@@ -50,10 +50,67 @@ pub struct StaffAccount {
     pub username: String,
     pub password_hash: String,
     pub role: String,
-    pub failed_logins: i64,
-    pub locked_until: Option<i64>,
+    pub created_at: i64,
+    /// `staff:<admin>` for an account an admin created on the staff pages, `cli` for one made
+    /// on the command line; None for accounts made before this was recorded.
+    pub created_by: Option<String>,
     #[sqlx(try_from = "i64")]
     pub disabled: super::Flag,
+}
+
+const STAFF_COLUMNS: &str = "username, password_hash, role, created_at, created_by, disabled";
+
+/// An admin action, as the audit table keeps it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditEvent {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: Option<String>,
+}
+
+/// What admins do; each is recorded in the audit table in the transaction that does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    StaffCreated,
+    StaffDisabled,
+    StaffEnabled,
+    StaffUnlocked,
+    KeyCreated,
+    KeyRevoked,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::StaffCreated => "staff_created",
+            AuditAction::StaffDisabled => "staff_disabled",
+            AuditAction::StaffEnabled => "staff_enabled",
+            AuditAction::StaffUnlocked => "staff_unlocked",
+            AuditAction::KeyCreated => "key_created",
+            AuditAction::KeyRevoked => "key_revoked",
+        }
+    }
+}
+
+async fn audit(
+    conn: &mut sqlx::AnyConnection,
+    at: i64,
+    actor: &str,
+    action: AuditAction,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    sqlx::query("INSERT INTO audit_events (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)")
+        .bind(at)
+        .bind(actor)
+        .bind(action.as_str())
+        .bind(target)
+        .bind(detail.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// API keys are long random strings, so a plain SHA-256 is the right hash: it is fast enough to
@@ -63,9 +120,10 @@ fn key_hash(key: &str) -> String {
 }
 
 impl Store {
-    /// Create a key; the plain key is returned once and never stored.
-    pub async fn create_api_key(&self, name: &str, scopes: &[String], now: i64) -> Result<String> {
-        self.create_api_key_with(name, scopes, KeyOptions::default(), now).await
+    /// Create a key (recorded in the audit table as done `by`); the plain key is returned once
+    /// and never stored.
+    pub async fn create_api_key(&self, name: &str, scopes: &[String], now: i64, by: &str) -> Result<String> {
+        self.create_api_key_with(name, scopes, KeyOptions::default(), now, by).await
     }
 
     /// Create a key that may be a test key, with its own rate limit.
@@ -75,20 +133,26 @@ impl Store {
         scopes: &[String],
         options: KeyOptions,
         now: i64,
+        by: &str,
     ) -> Result<String> {
         let key = format!("sr_{}", random_token());
+        let id = new_id("key");
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, name, key_hash, scopes, created_at, test, rate_limit) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(new_id("key"))
+        .bind(&id)
         .bind(name)
         .bind(key_hash(&key))
         .bind(scopes.join(","))
         .bind(now)
         .bind(i64::from(options.test))
         .bind(i64::from(options.rate_limit.max(1)))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let detail = serde_json::json!({ "name": name, "scopes": scopes, "test": options.test, "rate_limit": options.rate_limit });
+        audit(&mut tx, now, by, AuditAction::KeyCreated, &id, detail).await?;
+        tx.commit().await?;
         Ok(key)
     }
 
@@ -108,59 +172,80 @@ impl Store {
         }))
     }
 
-    pub async fn create_staff(&self, username: &str, role: &str, password_hash: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO staff (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(username)
-            .bind(password_hash)
-            .bind(role)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+    /// Create an account (recorded in the audit table as done `by`).
+    pub async fn create_staff(
+        &self,
+        username: &str,
+        role: &str,
+        password_hash: &str,
+        now: i64,
+        by: &str,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO staff (username, password_hash, role, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(role)
+        .bind(now)
+        .bind(by)
+        .execute(&mut *tx)
+        .await?;
+        audit(&mut tx, now, by, AuditAction::StaffCreated, username, serde_json::json!({ "role": role })).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn staff(&self, username: &str) -> Result<Option<StaffAccount>> {
-        Ok(sqlx::query_as(
-            "SELECT username, password_hash, role, failed_logins, locked_until, disabled FROM staff WHERE username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(dynamic(format!("SELECT {STAFF_COLUMNS} FROM staff WHERE username = $1")))
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Every staff account, by name.
     pub async fn staff_accounts(&self) -> Result<Vec<StaffAccount>> {
-        Ok(sqlx::query_as(
-            "SELECT username, password_hash, role, failed_logins, locked_until, disabled FROM staff ORDER BY username",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(dynamic(format!("SELECT {STAFF_COLUMNS} FROM staff ORDER BY username")))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
-    /// Lift a lock-out (admin). False when there is no such account.
-    pub async fn unlock_staff(&self, username: &str) -> Result<bool> {
-        let changed = sqlx::query("UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE username = $1")
-            .bind(username)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(changed == 1)
+    /// Lift the slow-down of failed logins for `username`, from every address (admin). False
+    /// when there is no such account.
+    pub async fn unlock_staff(&self, username: &str, now: i64, by: &str) -> Result<bool> {
+        if self.staff(username).await?.is_none() {
+            return Ok(false);
+        }
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM login_throttle WHERE username_key = $1")
+            .bind(self.login_username_key(username))
+            .execute(&mut *tx)
+            .await?;
+        audit(&mut tx, now, by, AuditAction::StaffUnlocked, username, serde_json::json!({})).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Revoke a key: from now on it is refused (401). False when there is no such key in use.
-    pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool> {
+    pub async fn revoke_api_key(&self, id: &str, now: i64, by: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
         let changed = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        if changed == 1 {
+            audit(&mut tx, now, by, AuditAction::KeyRevoked, id, serde_json::json!({})).await?;
+        }
+        tx.commit().await?;
         Ok(changed == 1)
     }
 
     /// Disable an account (its sessions end, it cannot log in) or enable it again. False when
     /// there is no such account.
-    pub async fn set_staff_disabled(&self, username: &str, disabled: bool) -> Result<bool> {
+    pub async fn set_staff_disabled(&self, username: &str, disabled: bool, now: i64, by: &str) -> Result<bool> {
         let mut tx = self.begin().await?;
         let changed = sqlx::query("UPDATE staff SET disabled = $2 WHERE username = $1")
             .bind(username)
@@ -171,8 +256,20 @@ impl Store {
         if disabled {
             sqlx::query("DELETE FROM staff_sessions WHERE username = $1").bind(username).execute(&mut *tx).await?;
         }
+        if changed == 1 {
+            let action = if disabled { AuditAction::StaffDisabled } else { AuditAction::StaffEnabled };
+            audit(&mut tx, now, by, action, username, serde_json::json!({})).await?;
+        }
         tx.commit().await?;
         Ok(changed == 1)
+    }
+
+    /// The latest admin actions, newest first.
+    pub async fn audit_events(&self, limit: i64) -> Result<Vec<AuditEvent>> {
+        Ok(sqlx::query_as("SELECT at, actor, action, target, detail FROM audit_events ORDER BY id DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyListing>> {

@@ -4,8 +4,8 @@ use sqlx::AnyConnection;
 
 use super::events::Event;
 use super::{Result, Store, dynamic, new_id};
-use crate::domain::MessageStatus;
 use crate::domain::event::EventType;
+use crate::domain::{Channel, MessageStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRecord {
@@ -285,6 +285,7 @@ impl Store {
     pub async fn apply_status(
         &self,
         provider: &str,
+        channel: Option<Channel>,
         message: MessageKey<'_>,
         status: MessageStatus,
         detail: Option<serde_json::Value>,
@@ -292,23 +293,36 @@ impl Store {
     ) -> Result<StatusChange> {
         let mut tx = self.begin().await?;
         let lock = self.for_update();
+        const COLUMNS: &str = "id, case_ref, status, channel, provider";
         let query = match message {
-            MessageKey::Ours(id) => {
-                sqlx::query_as(dynamic(format!("SELECT id, case_ref, status FROM messages WHERE id = $1{lock}")))
-                    .bind(id)
+            MessageKey::Ours(id) | MessageKey::Email(id) => {
+                sqlx::query_as(dynamic(format!("SELECT {COLUMNS} FROM messages WHERE id = $1{lock}"))).bind(id)
             }
             MessageKey::Provider(provider_ref) => sqlx::query_as(dynamic(format!(
-                "SELECT id, case_ref, status FROM messages WHERE provider = $1 AND provider_ref = $2{lock}"
+                "SELECT {COLUMNS} FROM messages WHERE provider = $1 AND provider_ref = $2{lock}"
             )))
             .bind(provider)
             .bind(provider_ref),
-            MessageKey::Email(id) => sqlx::query_as(dynamic(format!(
-                "SELECT id, case_ref, status FROM messages WHERE id = $1 AND channel = 'email'{lock}"
-            )))
-            .bind(id),
         };
-        let found: Option<(String, String, String)> = query.fetch_optional(&mut *tx).await?;
-        let Some((message_id, case_ref, current)) = found else { return Ok(StatusChange::UnknownMessage) };
+        let channel = match message {
+            MessageKey::Email(_) => Some(Channel::Email),
+            _ => channel,
+        };
+        let found: Option<(String, String, String, String, Option<String>)> = query.fetch_optional(&mut *tx).await?;
+        // Only a message sent through this provider, on its channel: one provider's secret moves
+        // nothing another provider carried. A message being handed over has no provider yet
+        // (Kannel's and Twilio's reports can come first, even several): its channel must match.
+        // One waiting to be sent or retried (`queued`) has nothing a provider could report on.
+        let Some((message_id, case_ref, current, _, _)) = found.filter(|(_, _, current, sent_on, sent_by)| {
+            channel.is_none_or(|c| c.as_str() == sent_on)
+                && match sent_by.as_deref().filter(|p| !p.is_empty()) {
+                    Some(p) => p == provider,
+                    // None yet, or refused for good before any provider took it ("").
+                    None => current != MessageStatus::Queued.as_str(),
+                }
+        }) else {
+            return Ok(StatusChange::UnknownMessage);
+        };
         let current = MessageStatus::parse(&current).unwrap_or(MessageStatus::Queued);
         let actor = format!("provider:{provider}");
         let moves = current.can_move_to(status);

@@ -16,7 +16,7 @@ mod review;
 mod sessions;
 mod templates;
 
-pub use accounts::{ApiKey, ApiKeyListing, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount};
+pub use accounts::{ApiKey, ApiKeyListing, AuditAction, AuditEvent, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount};
 pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord, answer_json};
 pub use dead_letters::{DeadLetter, Requeue};
 pub use event_outbox::OutboundEvent;
@@ -25,15 +25,16 @@ pub use messages::{Claim, MessageKey, MessageRecord, NewMessage, StatusChange};
 pub use outbox::DueJob;
 pub use replies::{ReplyRecord, SuppressionKind};
 pub use reports::{AcceptedRow, CaseRow, MessageRow};
-pub use retention::{Cursor, DueMessage, DueNote, DueReply, Erased, FinishedJob};
+pub use retention::{Cursor, DueMessage, DueNote, DueReply, Erased, FinishedJob, StaleJob};
 pub use review::{OpenAlert, StaffNote, UnmatchedReply, Waiting, WaitingItem, review_code};
-pub use sessions::{SessionLimits, StaffSession};
+pub use sessions::{LOGIN_FAILURES_FORGOTTEN_MS, SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Transaction};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,9 @@ pub enum StoreError {
     /// The personal data this needs was removed by retention or erasure.
     #[error("redacted")]
     Redacted,
+    /// The key of the address hashes is missing, weak, or not this database's.
+    #[error("{0}")]
+    HashKey(String),
 }
 
 impl StoreError {
@@ -130,16 +134,57 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Where the key of the address hashes comes from (see `crate::secrets`).
+#[derive(Debug, Clone)]
+pub enum HashKeySource {
+    /// `SAFEREACH_HASH_KEY`.
+    Given(String),
+    /// The key file beside an SQLite database (generated there on first start).
+    File(PathBuf),
+    /// An in-memory SQLite database: a key for this process only.
+    Ephemeral,
+    /// Nothing given for a database that needs it (Postgres).
+    Missing,
+}
+
+impl HashKeySource {
+    pub fn from_config(config: &crate::config::Config) -> HashKeySource {
+        match (&config.hash_key, crate::secrets::key_file_for(&config.database_url)) {
+            (Some(key), _) if !key.is_empty() => HashKeySource::Given(key.clone()),
+            (_, Some(file)) => HashKeySource::File(file),
+            _ if config.is_sqlite() => HashKeySource::Ephemeral,
+            _ => HashKeySource::Missing,
+        }
+    }
+}
+
+/// The variable and the key file entry of the hash key.
+pub const HASH_KEY_VAR: &str = "SAFEREACH_HASH_KEY";
+/// Where versions before 0.2 kept the hash key: in the database, beside the hashes.
+const LEGACY_KEY_SETTING: &str = "address_key";
+/// A check value of the key (an HMAC of a constant), so that a process started with another
+/// key refuses to start instead of silently matching no suppression.
+const KEY_CHECK_SETTING: &str = "hash_key_check";
+
 impl Store {
-    /// Connect (creating an SQLite file when missing), migrate when asked, and load the
-    /// instance secrets (created on first start).
-    pub async fn open(url: &str, migrate: bool) -> Result<Store> {
+    /// Connect (creating an SQLite file when missing), migrate when asked, and load the key of
+    /// the address hashes from outside the database (see [`HashKeySource`]). A key still kept in
+    /// the database by an older version is moved out into the key file (SQLite) or must be
+    /// exported and given (Postgres, `safereach hash-key export`), then deleted from it.
+    pub async fn open(url: &str, migrate: bool, key: &HashKeySource) -> Result<Store> {
         let (pool, dialect) = Self::connect(url).await?;
         if migrate {
             Self::migrate(&pool, dialect).await?;
         }
-        let key = setting_or_init(&pool, "address_key", random_token).await?;
+        let key = resolve_hash_key(&pool, key).await?;
         Ok(Store { pool, dialect, keyer: AddressKeyer::new(key.as_bytes()), write_turn: Arc::default() })
+    }
+
+    /// The hash key an older version kept in the database, if it is still there (for
+    /// `safereach hash-key export`); connects without needing the key.
+    pub async fn legacy_hash_key(url: &str) -> Result<Option<String>> {
+        let (pool, _) = Self::connect(url).await?;
+        setting(&pool, LEGACY_KEY_SETTING).await
     }
 
     async fn connect(url: &str) -> Result<(AnyPool, Dialect)> {
@@ -167,6 +212,8 @@ impl Store {
                     if dialect == Dialect::Sqlite {
                         sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        // What is deleted or redacted is overwritten, not left in free pages.
+                        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
@@ -228,28 +275,95 @@ impl Store {
         self.keyer.key(normalised)
     }
 
+    /// A keyed fingerprint of a whole request, to tell a repeat of its `request_id` from a
+    /// different body. Keyed (unlike a plain hash), it cannot confirm a guess of the request
+    /// without the hash key; retention blanks it with the request.
+    pub fn request_fingerprint(&self, canonical: &str) -> String {
+        self.keyer.key(&format!("request\n{canonical}"))
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
-    /// A setting, created with `init` when missing (first writer wins).
-    pub async fn setting_or_init(&self, key: &str, init: impl FnOnce() -> String) -> Result<String> {
-        setting_or_init(&self.pool, key, init).await
+    pub async fn setting(&self, key: &str) -> Result<Option<String>> {
+        setting(&self.pool, key).await
+    }
+
+    pub async fn delete_setting(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM settings WHERE key = $1").bind(key).execute(&self.pool).await?;
+        Ok(())
     }
 }
 
-async fn setting_or_init(pool: &AnyPool, key: &str, init: impl FnOnce() -> String) -> Result<String> {
-    let read = || sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = $1").bind(key);
-    if let Some(v) = read().fetch_optional(pool).await? {
-        return Ok(v);
-    }
-    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+async fn setting(pool: &AnyPool, key: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = $1")
         .bind(key)
-        .bind(init())
-        .execute(pool)
-        .await?;
-    read().fetch_optional(pool).await?.ok_or(StoreError::NotFound)
+        .fetch_optional(pool)
+        .await?)
+}
+
+async fn resolve_hash_key(pool: &AnyPool, source: &HashKeySource) -> Result<String> {
+    let legacy = setting(pool, LEGACY_KEY_SETTING).await?;
+    let file_error = |e: crate::secrets::SecretError| StoreError::HashKey(e.to_string());
+    let key = match source {
+        HashKeySource::Given(key) => {
+            crate::secrets::check_strength(HASH_KEY_VAR, key).map_err(file_error)?;
+            key.clone()
+        }
+        HashKeySource::File(path) => {
+            let file = crate::secrets::KeyFile::new(path);
+            // An older version's key moves out of the database as it is, so that the stored
+            // hashes (suppressions above all) still match.
+            let init = legacy.clone().unwrap_or_else(crate::secrets::generate);
+            file.get_or_add(HASH_KEY_VAR, || init).map_err(file_error)?.0
+        }
+        HashKeySource::Ephemeral => legacy.clone().unwrap_or_else(crate::secrets::generate),
+        HashKeySource::Missing if legacy.is_some() => {
+            return Err(StoreError::HashKey(format!(
+                "{HASH_KEY_VAR} is not set, and this database still keeps its hash key inside it: print it with \
+                 `safereach hash-key export`, set {HASH_KEY_VAR} to it, and start again (it is then deleted from the database)"
+            )));
+        }
+        HashKeySource::Missing => {
+            return Err(StoreError::HashKey(format!(
+                "{HASH_KEY_VAR} must be set on Postgres: the key of the phone and address hashes, kept outside the \
+                 database (at least 32 random bytes, e.g. `openssl rand -hex 32`)"
+            )));
+        }
+    };
+    let wrong = || {
+        StoreError::HashKey(format!(
+            "{HASH_KEY_VAR} is not the key this database's hashes were made with: with it no suppression or \
+             number would match (give the key it was started with)"
+        ))
+    };
+    if legacy.as_ref().is_some_and(|l| *l != key) {
+        return Err(wrong());
+    }
+    let check = AddressKeyer::new(key.as_bytes()).key("safereach hash key check");
+    match setting(pool, KEY_CHECK_SETTING).await? {
+        Some(stored) if stored != check => return Err(wrong()),
+        Some(_) => {}
+        None => {
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(KEY_CHECK_SETTING)
+                .bind(&check)
+                .execute(pool)
+                .await?;
+            if setting(pool, KEY_CHECK_SETTING).await?.as_deref() != Some(check.as_str()) {
+                return Err(wrong());
+            }
+        }
+    }
+    if legacy.is_some() {
+        // Now kept outside (and checked): the copy inside goes. SQLite overwrites what it
+        // deletes (`secure_delete`, set on every connection), so the file keeps no trace of it.
+        sqlx::query("DELETE FROM settings WHERE key = $1").bind(LEGACY_KEY_SETTING).execute(pool).await?;
+        tracing::info!("the hash key was moved out of the database");
+    }
+    Ok(key)
 }
 
 /// A boolean column. Flags are stored as 0/1 BIGINT because sqlx's `Any` driver cannot decode

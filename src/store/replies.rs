@@ -95,7 +95,7 @@ impl Store {
         case_ref: Option<&str>,
         message_id: Option<&str>,
         provider: &str,
-        provider_ref: Option<&str>,
+        (provider_ref, provider_at): (Option<&str>, Option<i64>),
         from_normalised: &str,
         body: &str,
         classification: &str,
@@ -103,8 +103,8 @@ impl Store {
     ) -> Result<String> {
         let id = new_id("rep");
         sqlx::query(
-            "INSERT INTO replies (id, case_ref, message_id, received_at, provider, provider_ref, from_key, from_number, body, classification)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO replies (id, case_ref, message_id, received_at, provider, provider_ref, from_key, from_number, body, classification, provider_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&id)
         .bind(case_ref)
@@ -116,9 +116,34 @@ impl Store {
         .bind(from_normalised)
         .bind(body)
         .bind(classification)
+        .bind(provider_at)
         .execute(conn)
         .await?;
         Ok(id)
+    }
+
+    /// The same reply (sender, text) from this provider, sent within a minute of `sent_at`:
+    /// (id, case_ref, classification).
+    pub async fn same_reply_within_a_minute(
+        &self,
+        conn: &mut AnyConnection,
+        provider: &str,
+        from_normalised: &str,
+        body: &str,
+        sent_at: i64,
+    ) -> Result<Option<(String, Option<String>, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, case_ref, classification FROM replies
+             WHERE provider = $1 AND from_key = $2 AND body = $3 AND provider_at BETWEEN $4 AND $5
+             ORDER BY received_at LIMIT 1",
+        )
+        .bind(provider)
+        .bind(self.address_key(from_normalised))
+        .bind(body)
+        .bind(sent_at - 60_000)
+        .bind(sent_at + 60_000)
+        .fetch_optional(conn)
+        .await?)
     }
 
     /// A reply already recorded under this provider's id for it: (id, case_ref, classification).

@@ -27,6 +27,7 @@ pub struct DueReply {
     pub id: String,
     pub case_ref: Option<String>,
     pub received_at: i64,
+    pub classification: String,
 }
 
 /// A finished job not yet redacted, and the state of its message if it has one.
@@ -57,6 +58,20 @@ pub type Cursor = (i64, String);
 pub struct Erased {
     /// The anonymous reference the case's counts now live under.
     pub anonymous_ref: String,
+    /// The case's messages, whose copies outside the database (the sandbox outbox) go too.
+    pub message_ids: Vec<String>,
+}
+
+/// Job statuses that wait for a person or a time: held, deferred, dead-lettered.
+pub const WAITING_STATUSES: &str = "'held', 'deferred', 'dead_lettered'";
+
+/// A job that has waited untouched long enough to be closed by retention.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StaleJob {
+    pub id: String,
+    pub case_ref: String,
+    pub updated_at: i64,
+    pub request_json: Option<String>,
 }
 
 impl Store {
@@ -109,7 +124,7 @@ impl Store {
 
     pub async fn replies_due_for_redaction(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<DueReply>> {
         Ok(sqlx::query_as(
-            "SELECT id, case_ref, received_at FROM replies WHERE redacted_at IS NULL AND received_at < $1
+            "SELECT id, case_ref, received_at, classification FROM replies WHERE redacted_at IS NULL AND received_at < $1
                AND (received_at > $2 OR (received_at = $2 AND id > $3))
              ORDER BY received_at, id LIMIT $4",
         )
@@ -136,6 +151,70 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Jobs held, deferred or dead-lettered with no change since before `before` (and, when
+    /// deferred, due before it too), after the cursor: nobody acted on them, and they keep a
+    /// whole request.
+    pub async fn stale_waiting_jobs(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<StaleJob>> {
+        Ok(sqlx::query_as(dynamic(format!(
+            "SELECT id, case_ref, updated_at, request_json FROM outreach
+             WHERE redacted_at IS NULL AND status IN ({WAITING_STATUSES}) AND updated_at < $1
+               AND (not_before IS NULL OR not_before < $1)
+               AND (updated_at > $2 OR (updated_at = $2 AND id > $3))
+             ORDER BY updated_at, id LIMIT $4"
+        )))
+        .bind(before)
+        .bind(after.0)
+        .bind(&after.1)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Close a job that waited too long: `cancelled`, with an `expired` event (not a
+    /// cancellation: its last decision stays what the reports count it by). False when it moved on.
+    pub async fn expire_waiting_job(&self, conn: &mut AnyConnection, job: &StaleJob, now: i64) -> Result<bool> {
+        let n = sqlx::query(dynamic(format!(
+            "UPDATE outreach SET status = 'cancelled', updated_at = $3
+             WHERE id = $1 AND updated_at = $2 AND status IN ({WAITING_STATUSES})"
+        )))
+        .bind(&job.id)
+        .bind(job.updated_at)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            Event::new(&job.case_ref, now, super::super::retention::ACTOR, EventType::Expired)
+                .outreach(&job.id)
+                .append(conn)
+                .await?;
+        }
+        Ok(n == 1)
+    }
+
+    /// Clear the call window a reply asked for once no reply asking for one is left unredacted.
+    pub async fn clear_call_window_without_reply(&self, conn: &mut AnyConnection, case_ref: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE cases SET call_window = NULL WHERE case_ref = $1 AND call_window IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.case_ref = $1
+                                 AND r.classification = 'time_preference' AND r.redacted_at IS NULL)",
+        )
+        .bind(case_ref)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Forget failed-login counts nobody has added to since `before` (keyed hashes of typed
+    /// usernames and client addresses).
+    pub async fn forget_login_failures(&self, before: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM login_throttle WHERE last_failed_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     /// When each of `case_refs` stopped being taken up: the first `declined` call, or the case's
@@ -191,9 +270,10 @@ impl Store {
 
     /// Replace a finished job's request with `reduced` (what is not personal). From then on the
     /// job can never be decided again.
+    /// Its fingerprint (`request_hash`) goes too: a repeat of its `request_id` is then a conflict.
     pub async fn redact_outreach(&self, conn: &mut AnyConnection, id: &str, reduced: &str, now: i64) -> Result<bool> {
         let n = sqlx::query(dynamic(format!(
-            "UPDATE outreach SET request_json = $2, redacted_at = $3
+            "UPDATE outreach SET request_json = $2, request_hash = '', redacted_at = $3
              WHERE id = $1 AND redacted_at IS NULL AND status IN ({FINISHED_STATUSES})"
         )))
         .bind(id)
@@ -227,6 +307,24 @@ impl Store {
             return Err(StoreError::Conflict("a message of this case is being sent; try again shortly".into()));
         }
         let anonymous_ref = super::new_id("erased");
+        let message_ids: Vec<String> = sqlx::query_scalar("SELECT id FROM messages WHERE case_ref = $1")
+            .bind(case_ref)
+            .fetch_all(&mut *tx)
+            .await?;
+        // Replies from the victim's numbers that matched no case (sent before any message, or
+        // after a later message to another number) hold their words and number too.
+        sqlx::query(
+            "UPDATE replies SET from_key = '', from_number = NULL, body = NULL, review_note = NULL, provider_ref = NULL,
+               redacted_at = COALESCE(redacted_at, $2), reviewed_at = COALESCE(reviewed_at, $2),
+               reviewed_by = COALESCE(reviewed_by, 'erasure')
+             WHERE case_ref IS NULL AND from_key <> '' AND from_key IN (
+               SELECT number_key FROM case_phones WHERE case_ref = $1 AND is_victims = 1
+               UNION SELECT to_key FROM messages WHERE case_ref = $1)",
+        )
+        .bind(case_ref)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         // The new case row first (foreign keys), then everything that points at the old one.
         sqlx::query(
             "INSERT INTO cases (case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive, cancelled_at, erased_at)
@@ -288,6 +386,6 @@ impl Store {
             .append(&mut tx)
             .await?;
         tx.commit().await?;
-        Ok(Some(Erased { anonymous_ref }))
+        Ok(Some(Erased { anonymous_ref, message_ids }))
     }
 }

@@ -1,4 +1,4 @@
-//! Staff login sessions and the failed-login count behind the lock-out.
+//! Staff login sessions, and the failed-login counts that slow down password guessing.
 
 use sha2::{Digest, Sha256};
 
@@ -84,46 +84,90 @@ impl Store {
             .rows_affected())
     }
 
-    /// Count a failed login; once `max` failures in a row are reached the account is locked until
-    /// `now + lock_ms` (and the count starts again). Returns the lock's end when this locked it.
-    pub async fn record_failed_login(&self, username: &str, now: i64, max: i64, lock_ms: i64) -> Result<Option<i64>> {
-        let mut tx = self.begin().await?;
-        let failed: Option<i64> = sqlx::query_scalar(
-            "UPDATE staff SET failed_logins = failed_logins + 1 WHERE username = $1 RETURNING failed_logins",
-        )
-        .bind(username)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let locked = match failed {
-            Some(n) if n >= max => {
-                sqlx::query("UPDATE staff SET failed_logins = 0, locked_until = $2 WHERE username = $1")
-                    .bind(username)
-                    .bind(now + lock_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                // Whoever was logged in as this account is logged out too.
-                sqlx::query("DELETE FROM staff_sessions WHERE username = $1").bind(username).execute(&mut *tx).await?;
-                Some(now + lock_ms)
-            }
-            _ => None,
-        };
-        tx.commit().await?;
-        Ok(locked)
+    /// The keyed hash a username typed at login is throttled under.
+    pub fn login_username_key(&self, username: &str) -> String {
+        self.address_key(&format!("login-username:{username}"))
     }
 
-    /// A successful login clears the failure count and any lock that has run out. False when the
-    /// account is locked now: guesses checked in parallel must not get round a lock that one of
-    /// them set while this password was being checked.
-    pub async fn record_login(&self, username: &str, now: i64) -> Result<bool> {
-        let updated = sqlx::query(
-            "UPDATE staff SET failed_logins = 0, locked_until = NULL
-             WHERE username = $1 AND (locked_until IS NULL OR locked_until <= $2)",
+    fn login_address_key(&self, address: &str) -> String {
+        self.address_key(&format!("login-address:{address}"))
+    }
+
+    /// When `username` may next be tried from `address`: Some(time) while failed logins slow
+    /// it down, None when a password may be checked now.
+    pub async fn login_wait(&self, username: &str, address: &str, now: i64) -> Result<Option<i64>> {
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT next_at FROM login_throttle WHERE username_key = $1 AND address_key = $2")
+                .bind(self.login_username_key(username))
+                .bind(self.login_address_key(address))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(next.filter(|&t| t > now))
+    }
+
+    /// Until when logins of `username` are slowed down from some address (admin page).
+    pub async fn login_slowed_until(&self, username: &str, now: i64) -> Result<Option<i64>> {
+        let until: Option<i64> = sqlx::query_scalar("SELECT MAX(next_at) FROM login_throttle WHERE username_key = $1")
+            .bind(self.login_username_key(username))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(until.filter(|&t| t > now))
+    }
+
+    /// Count a failed login of `username` from `address` (whether or not the account exists);
+    /// returns when it may be tried again, `delay(failures so far)` from now.
+    pub async fn record_failed_login(
+        &self,
+        username: &str,
+        address: &str,
+        now: i64,
+        delay: impl Fn(i64) -> i64,
+    ) -> Result<i64> {
+        let mut tx = self.begin().await?;
+        let (user_key, address_key) = (self.login_username_key(username), self.login_address_key(address));
+        // After a quiet day the count starts again.
+        let failures: i64 = sqlx::query_scalar(
+            "SELECT failures FROM login_throttle WHERE username_key = $1 AND address_key = $2 AND last_failed_at > $3",
         )
-        .bind(username)
-        .bind(now)
-        .execute(&self.pool)
+        .bind(&user_key)
+        .bind(&address_key)
+        .bind(now - LOGIN_FAILURES_FORGOTTEN_MS)
+        .fetch_optional(&mut *tx)
         .await?
-        .rows_affected();
-        Ok(updated == 1)
+        .unwrap_or(0)
+            + 1;
+        let next_at = now + delay(failures);
+        sqlx::query(
+            "INSERT INTO login_throttle (username_key, address_key, failures, last_failed_at, next_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (username_key, address_key) DO UPDATE SET
+               failures = excluded.failures, last_failed_at = excluded.last_failed_at, next_at = excluded.next_at",
+        )
+        .bind(&user_key)
+        .bind(&address_key)
+        .bind(failures)
+        .bind(now)
+        .bind(next_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(next_at)
+    }
+
+    /// A right password: the count for this username from this address starts again, and
+    /// counts nobody has added to for a day are forgotten.
+    pub async fn record_login(&self, username: &str, address: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM login_throttle WHERE (username_key = $1 AND address_key = $2) OR last_failed_at <= $3",
+        )
+        .bind(self.login_username_key(username))
+        .bind(self.login_address_key(address))
+        .bind(now - LOGIN_FAILURES_FORGOTTEN_MS)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
+
+/// Failed logins older than this no longer count (and are deleted).
+pub const LOGIN_FAILURES_FORGOTTEN_MS: i64 = 24 * 3_600_000;

@@ -178,16 +178,34 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// Approve a submitted version written by someone else, retiring the approved one before it
-    /// in the same language.
-    /// False when the version is not submitted or `approver` wrote it.
+    /// Submit a draft whose wording is still `checked`'s (a draft edited meanwhile stays a
+    /// draft). False otherwise.
+    pub async fn submit_template_version(&self, checked: &TemplateVersion, now: i64) -> Result<bool> {
+        let changed = sqlx::query(dynamic(format!(
+            "UPDATE template_versions SET state = 'submitted', submitted_at = $2 WHERE id = $1 AND state = 'draft' AND {SAME_WORDING}"
+        )))
+        .bind(&checked.id)
+        .bind(now)
+        .bind(&checked.subject)
+        .bind(&checked.body)
+        .bind(&checked.html)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
+    /// Approve a submitted version written by someone else, with exactly `checked`'s wording,
+    /// retiring the approved one before it in the same language. False when the version is not submitted, `approver`
+    /// wrote it, or its wording is not what was checked.
     pub async fn approve_template_version(
         &self,
-        id: &str,
+        checked: &TemplateVersion,
         approver: &str,
         comment: Option<&str>,
         now: i64,
     ) -> Result<bool> {
+        let id = &checked.id;
         let mut tx = self.begin().await?;
         if self.dialect == super::Dialect::Postgres {
             // Two approvals of one template at once would both find nothing to retire: lock all
@@ -201,11 +219,15 @@ impl Store {
             .await?;
         }
         let version: Option<TemplateVersion> = sqlx::query_as(dynamic(format!(
-            "SELECT {VERSION_COLUMNS} FROM template_versions WHERE id = $1 AND state = 'submitted' AND author <> $2{}",
+            "SELECT {VERSION_COLUMNS} FROM template_versions
+             WHERE id = $1 AND state = 'submitted' AND author <> $2 AND {SAME_WORDING}{}",
             self.for_update()
         )))
         .bind(id)
         .bind(approver)
+        .bind(&checked.subject)
+        .bind(&checked.body)
+        .bind(&checked.html)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(version) = version else { return Ok(false) };
@@ -228,3 +250,6 @@ impl Store {
         Ok(true)
     }
 }
+
+/// The stored wording equals parameters $3 (subject), $4 (body) and $5 (html).
+const SAME_WORDING: &str = "subject IS NOT DISTINCT FROM $3 AND body = $4 AND html IS NOT DISTINCT FROM $5";

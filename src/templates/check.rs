@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::render::{compile_message, long_sample_vars, render, sample_vars};
-use super::{Rendered, TemplateSource};
+use super::{Rendered, TemplateError, TemplateSource};
 use crate::domain::sms::{Encoding, non_gsm_chars};
 use crate::domain::{Channel, Kind, codes, template_names};
 
@@ -111,6 +111,54 @@ impl Default for Rules {
     }
 }
 
+/// How deep `{{#if}}`/`{{#unless}}` may nest, and how many `{{else}}` a part may have: far more
+/// than wording needs, far less than would exhaust the stack while rendering.
+pub const MAX_NESTING: usize = 8;
+pub const MAX_ELSE: usize = 16;
+
+/// Nesting beyond [`MAX_NESTING`] or [`MAX_ELSE`], counted on the raw text before handlebars
+/// parses it (its parser and renderer recurse).
+fn nesting_problem(part: &str, text: &str) -> Option<String> {
+    let (mut depth, mut deepest, mut elses) = (0usize, 0usize, 0usize);
+    let mut rest = text;
+    while let Some(at) = rest.find("{{") {
+        let tag = rest[at + 2..].trim_start_matches(['{', '~', ' ']);
+        if tag.starts_with('#') || tag.starts_with('^') {
+            depth += 1;
+            deepest = deepest.max(depth);
+        } else if tag.starts_with('/') {
+            depth = depth.saturating_sub(1);
+        } else if tag.starts_with("else") {
+            elses += 1;
+        }
+        rest = &rest[at + 2..];
+    }
+    (deepest > MAX_NESTING || elses > MAX_ELSE).then(|| {
+        format!(
+            "the {part} nests blocks more than {MAX_NESTING} deep or has more than {MAX_ELSE} {{{{else}}}}: keep it simpler"
+        )
+    })
+}
+
+/// Whether `text` may be rendered at all: not too deeply nested, compiles, and uses nothing
+/// beyond our language (no partials, helpers or triple braces). Checked before every render, so
+/// that no wording, saved or previewed, can abort the process.
+pub fn structure_problem(part: &'static str, text: &str) -> Result<(), TemplateError> {
+    if let Some(message) = nesting_problem(part, text) {
+        return Err(TemplateError::Render { part, message });
+    }
+    let template =
+        Template::compile(text).map_err(|e| TemplateError::Compile { part, message: compile_message(&e) })?;
+    let mut walk = Walk::default();
+    walk.template(&template);
+    match walk.unsupported.first() {
+        Some(what) => {
+            Err(TemplateError::Render { part, message: format!("it uses {what}, which templates may not use") })
+        }
+        None => Ok(()),
+    }
+}
+
 /// The blocking problems of `source`: submission is refused unless this is empty.
 pub fn check(source: &TemplateSource, rules: &Rules) -> Vec<Problem> {
     review(source, rules).problems
@@ -128,6 +176,11 @@ pub fn review(source: &TemplateSource, rules: &Rules) -> Review {
     let mut literal = String::new();
     let mut readable = true;
     for (part, text) in parts(source) {
+        if let Some(message) = nesting_problem(part, text) {
+            problems.push(Problem::new(ProblemCode::UnsupportedSyntax, message));
+            readable = false;
+            continue;
+        }
         let template = match Template::compile(text) {
             Ok(template) => template,
             Err(e) => {

@@ -125,6 +125,9 @@ fn fill(
     template: &str,
     data: &Value,
 ) -> Result<String, TemplateError> {
+    // Staff-written wording is checked before handlebars sees it: partials that include each
+    // other, or deep nesting, would otherwise overflow the stack and abort the whole process.
+    super::check::structure_problem(part, template)?;
     registry.render_template(template, data).map_err(|e| render_error(part, &e))
 }
 
@@ -244,6 +247,21 @@ mod tests {
         let out = render(Channel::Email, &content, &json!({"x": "a\r\nBcc: b\tc"})).unwrap();
         assert_eq!(out.subject.as_deref(), Some("About a Bcc: b c"));
         assert_eq!(out.text, "a Bcc: b c");
+    }
+
+    /// What could abort the process is refused before handlebars renders it, on every path
+    /// (previews, letters, the worker), whether or not the submission checks ran.
+    #[test]
+    fn recursion_and_deep_nesting_are_refused_not_rendered() {
+        let recursive = r#"{{#*inline "a"}}{{> b}}{{/inline}}{{#*inline "b"}}{{> a}}{{/inline}}{{> a}}"#;
+        let deep = format!("{}x{}", "{{#if first_name}}".repeat(2000), "{{/if}}".repeat(2000));
+        let chained = format!("{{{{#if a}}}}{}x{{{{/if}}}}", "{{else if first_name}}".repeat(2000));
+        for (what, body) in [("partials", recursive.to_string()), ("nesting", deep), ("else chain", chained)] {
+            for channel in [Channel::Sms, Channel::Letter] {
+                let err = render(channel, &sms(&body), &json!({"first_name": "Sam"})).unwrap_err();
+                assert!(matches!(err, TemplateError::Render { .. }), "{what}: {err}");
+            }
+        }
     }
 
     #[test]

@@ -22,7 +22,14 @@ pub enum WorkflowError {
     OwnVersion(String),
     #[error("no such template version, or it is not waiting for that")]
     NotFound,
+    #[error("{approver} may not approve what {author} wrote: {why}")]
+    NotIndependent { approver: String, author: String, why: String },
+    #[error("the wording changed while it was being checked; look at it again")]
+    Changed,
 }
+
+/// How long an admin counts as answerable for the accounts they created (see [`independent`]).
+pub const CREATOR_ANSWERABLE_MS: i64 = 24 * 3_600_000;
 
 type Result<T> = std::result::Result<T, WorkflowError>;
 
@@ -146,19 +153,52 @@ pub async fn update_draft(
     store.template_version(id).await?.ok_or(WorkflowError::NotFound)
 }
 
-/// Submit a draft for approval, after the checks.
+/// Submit a draft for approval, after the checks. From then on its wording is frozen: the state
+/// moves only if the wording is still what was checked.
 pub async fn submit(store: &Store, id: &str, by: &str, now: i64) -> Result<()> {
     require_role(store, by, &WRITERS, "submit templates").await?;
     let version = store.template_version(id).await?.ok_or(WorkflowError::NotFound)?;
-    checked(&source_of(&version)?)?;
-    if store.set_template_state(id, TemplateState::Draft, TemplateState::Submitted, None, None, now).await? {
-        Ok(())
-    } else {
-        Err(WorkflowError::NotFound)
+    if version.state != TemplateState::Draft.as_str() {
+        return Err(WorkflowError::NotFound);
     }
+    checked(&source_of(&version)?)?;
+    if store.submit_template_version(&version, now).await? { Ok(()) } else { Err(WorkflowError::Changed) }
 }
 
-/// Approve a submitted version; never the approver's own.
+/// The people answerable for what an account does: its holder, and the admin who created it
+/// if that was within [`CREATOR_ANSWERABLE_MS`].
+async fn answerable(store: &Store, username: &str, now: i64) -> Result<Vec<(String, String)>> {
+    let mut people = vec![(username.to_string(), format!("{username} is the same person"))];
+    if let Some(account) = store.staff(username).await?
+        && account.created_at > now - CREATOR_ANSWERABLE_MS
+        && let Some(admin) = account.created_by.as_deref().and_then(|by| by.strip_prefix("staff:"))
+    {
+        people.push((admin.to_string(), format!("{admin} created the account {username} within the last day")));
+    }
+    Ok(people)
+}
+
+/// Four eyes: the approver is another person than the author, and no admin stands behind both
+/// (an admin who created one of the two accounts within the last day may not be, or have
+/// created, the other). So one admin cannot mint an author and an approver and pass their own
+/// wording; accounts made on the command line (`cli`) are the operator's, who holds the
+/// database anyway (SECURITY.md).
+pub async fn independent(store: &Store, author: &str, approver: &str, now: i64) -> Result<()> {
+    if author == approver {
+        return Err(WorkflowError::OwnVersion(approver.to_string()));
+    }
+    let behind_author = answerable(store, author, now).await?;
+    for (person, why) in answerable(store, approver, now).await? {
+        if let Some((_, author_why)) = behind_author.iter().find(|(p, _)| *p == person) {
+            let why = if person == approver { author_why.clone() } else { why };
+            return Err(WorkflowError::NotIndependent { approver: approver.into(), author: author.into(), why });
+        }
+    }
+    Ok(())
+}
+
+/// Approve a submitted version: only by an approver independent of its author ([`independent`]),
+/// and only once the submission checks pass again on exactly the wording approved.
 pub async fn approve(
     store: &Store,
     id: &str,
@@ -168,11 +208,13 @@ pub async fn approve(
 ) -> Result<TemplateVersion> {
     require_role(store, approver, &APPROVERS, "approve templates").await?;
     let version = store.template_version(id).await?.ok_or(WorkflowError::NotFound)?;
-    if version.author == approver {
-        return Err(WorkflowError::OwnVersion(approver.to_string()));
-    }
-    if !store.approve_template_version(id, approver, comment, now).await? {
+    if version.state != TemplateState::Submitted.as_str() {
         return Err(WorkflowError::NotFound);
+    }
+    independent(store, &version.author, approver, now).await?;
+    checked(&source_of(&version)?)?;
+    if !store.approve_template_version(&version, approver, comment, now).await? {
+        return Err(WorkflowError::Changed);
     }
     store.template_version(id).await?.ok_or(WorkflowError::NotFound)
 }
@@ -189,16 +231,30 @@ pub async fn reject(store: &Store, id: &str, approver: &str, comment: &str, now:
     }
 }
 
-/// Approve every submitted version of `name` (or of all templates) as `approver`.
-pub async fn approve_submitted(store: &Store, name: Option<&str>, approver: &str, now: i64) -> Result<Vec<String>> {
-    let waiting: Vec<TemplateVersion> = store
+/// The versions waiting for approval: of `name`, or of every template.
+pub async fn waiting(store: &Store, name: Option<&str>) -> Result<Vec<TemplateVersion>> {
+    Ok(store
         .template_versions()
         .await?
         .into_iter()
         .filter(|v| v.state == "submitted" && name.is_none_or(|n| v.name == n))
-        .collect();
+        .collect())
+}
+
+/// One line naming a version, as listed before approval.
+pub fn describe(v: &TemplateVersion) -> String {
+    format!("{} ({}, {}) v{} by {}", v.name, v.channel, v.language, v.version, v.author)
+}
+
+/// Approve these versions as `approver` (each checked as [`approve`] does).
+pub async fn approve_listed(
+    store: &Store,
+    versions: &[TemplateVersion],
+    approver: &str,
+    now: i64,
+) -> Result<Vec<String>> {
     let mut report = Vec::new();
-    for v in waiting {
+    for v in versions {
         let approved = approve(store, &v.id, approver, None, now).await?;
         report.push(format!(
             "{} ({}, {}) v{} approved by {approver}",
@@ -206,6 +262,11 @@ pub async fn approve_submitted(store: &Store, name: Option<&str>, approver: &str
         ));
     }
     Ok(report)
+}
+
+/// Approve every submitted version of `name` (or of all templates) as `approver`.
+pub async fn approve_submitted(store: &Store, name: Option<&str>, approver: &str, now: i64) -> Result<Vec<String>> {
+    approve_listed(store, &waiting(store, name).await?, approver, now).await
 }
 
 /// A stored version as a source, for checks and previews.

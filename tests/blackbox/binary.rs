@@ -13,7 +13,6 @@ use serde_json::json;
 use crate::common::read;
 
 const BIN: &str = env!("CARGO_BIN_EXE_safereach");
-const TOKEN: &str = "binary-test-token";
 /// As behind a proxy: not the address it listens on. On loopback, where nothing listens, so that
 /// Kannel's delivery reports to it go nowhere (this machine must not reach out).
 const PUBLIC_URL: &str = "http://127.0.0.1:1";
@@ -40,11 +39,47 @@ const PERSONAL: &[&str] = &[
 struct Instance {
     dir: tempfile::TempDir,
     output: Arc<Mutex<String>>,
+    /// The sandbox's webhook token (as `SAFEREACH_WEBHOOK_TOKEN`, the name it falls back to).
+    token: String,
+    kannel_token: String,
+    bounce_token: String,
 }
 
 impl Instance {
     fn new() -> Instance {
-        Instance { dir: tempfile::tempdir().unwrap(), output: Arc::new(Mutex::new(String::new())) }
+        Instance {
+            dir: tempfile::tempdir().unwrap(),
+            output: Arc::new(Mutex::new(String::new())),
+            token: safereach::secrets::generate(),
+            kannel_token: safereach::secrets::generate(),
+            bounce_token: safereach::secrets::generate(),
+        }
+    }
+
+    /// Every provider with callbacks configured, so that all their routes are mounted: SMS
+    /// through Kannel (the real one with the test servers) with Twilio after it, email over
+    /// SMTP, each on loopback where nothing else would be reached.
+    fn all_providers(&self) -> Vec<(&'static str, String)> {
+        let kannel = std::env::var("SAFEREACH_TEST_KANNEL_SENDSMS_URL").is_ok();
+        let mut env = vec![
+            ("SAFEREACH_SMS_PROVIDER", if kannel { "kannel,twilio" } else { "sandbox,kannel,twilio" }.to_string()),
+            ("SAFEREACH_TWILIO_ACCOUNT_SID", "ACbinarytest".into()),
+            ("SAFEREACH_TWILIO_FROM", "+447700900001".into()),
+            ("SAFEREACH_TWILIO_BASE_URL", "http://127.0.0.1:1".into()),
+            ("SAFEREACH_EMAIL_PROVIDER", "smtp".into()),
+            ("SAFEREACH_SMTP_URL", "smtp://127.0.0.1:1".into()),
+            ("SAFEREACH_BOUNCE_WEBHOOK_TOKEN", self.bounce_token.clone()),
+        ];
+        if !kannel {
+            env.extend([
+                ("SAFEREACH_KANNEL_WEBHOOK_TOKEN", self.kannel_token.clone()),
+                ("SAFEREACH_KANNEL_SENDSMS_URL", "http://127.0.0.1:1/cgi-bin/sendsms".to_string()),
+                ("SAFEREACH_KANNEL_USER", "safereach".into()),
+                ("SAFEREACH_KANNEL_PASSWORD", "unused".into()),
+                ("SAFEREACH_KANNEL_FROM", "+447700900002".into()),
+            ]);
+        }
+        env
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -55,9 +90,10 @@ impl Instance {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SAFEREACH_DATABASE_URL", format!("sqlite://{}", self.dir.path().join("db.sqlite").display()))
             .env("SAFEREACH_OUTBOX_DIR", self.dir.path().join("outbox"))
-            .env("SAFEREACH_WEBHOOK_TOKEN", TOKEN)
+            .env("SAFEREACH_WEBHOOK_TOKEN", &self.token)
             .env("SAFEREACH_BIND", "127.0.0.1:0")
             .env("SAFEREACH_CLOCK", "2026-11-23T10:00:00Z")
+            .env("SAFEREACH_ALLOW_CLOCK", "1")
             .env("SAFEREACH_LOG_FORMAT", "json")
             .env("RUST_LOG", "debug")
             // Twilio's callbacks are signed over the public URL.
@@ -70,7 +106,8 @@ impl Instance {
                 .env("SAFEREACH_KANNEL_SENDSMS_URL", url)
                 .env("SAFEREACH_KANNEL_USER", std::env::var("SAFEREACH_TEST_KANNEL_USER").unwrap_or_default())
                 .env("SAFEREACH_KANNEL_PASSWORD", std::env::var("SAFEREACH_TEST_KANNEL_PASSWORD").unwrap_or_default())
-                .env("SAFEREACH_KANNEL_FROM", "+447700900002");
+                .env("SAFEREACH_KANNEL_FROM", "+447700900002")
+                .env("SAFEREACH_KANNEL_WEBHOOK_TOKEN", &self.kannel_token);
         }
         cmd
     }
@@ -92,9 +129,9 @@ impl Instance {
     }
 
     /// Start `serve` (with these extra variables) and return it with the address it listens on.
-    fn serve(&self, env: &[(&str, &str)]) -> (Child, String) {
+    fn serve(&self, env: &[(&str, String)]) -> (Child, String) {
         let mut cmd = self.command(&["serve"]);
-        cmd.envs(env.iter().copied());
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let sink = self.output.clone();
@@ -129,9 +166,13 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     app.run(&["staff", "create", "--username", "bo.approver", "--role", "approver"], Some("another long password\n"));
     let loaded = app.run(&["templates", "load", "message_templates", "--author", "ana.author"], None);
     assert!(loaded.contains("submitted for approval"), "{loaded}");
-    let own = app.command(&["templates", "approve", "--all", "--as", "ana.author"]).output().unwrap();
+    let own = app
+        .command(&["templates", "approve", "--all", "--as", "ana.author", "--yes"])
+        .env("SAFEREACH_PASSWORD", "a long enough password")
+        .output()
+        .unwrap();
     assert!(!own.status.success(), "an author can't approve (and here is no approver)");
-    app.run(&["templates", "approve", "--all", "--as", "bo.approver"], None);
+    app.run(&["templates", "approve", "--all", "--as", "bo.approver"], Some("another long password\ny\n"));
     let list = app.run(&["templates", "list"], None);
     // Six in English, six in Welsh.
     assert_eq!(list.lines().filter(|l| l.contains(" approved ")).count(), 12, "{list}");
@@ -142,7 +183,7 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     let admin = app.run(&["keys", "create", "--name", "dpo", "--scopes", "cases:erase"], None);
     let admin = admin.lines().last().unwrap().trim().to_string();
 
-    let (mut server, base) = app.serve(&[]);
+    let (mut server, base) = app.serve(&app.all_providers());
     safereach::channels::install_crypto_provider();
     let http = reqwest::Client::new();
     let post = |body: serde_json::Value| {
@@ -191,7 +232,7 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     };
     let hook = |path: &str, body: serde_json::Value| {
         let http = http.clone();
-        let url = format!("{base}{path}?token={TOKEN}");
+        let url = format!("{base}{path}?token={}", app.token);
         async move { read(http.post(url).json(&body).send().await.unwrap()).await }
     };
     assert_eq!(
@@ -217,13 +258,16 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
         async move { http.get(url).send().await.unwrap().status() }
     };
     let answer = "id:77 sub:001 dlvrd:001 stat:DELIVRD err:000 text:Jonathan Quennell smashed";
-    let dlr = format!("/webhooks/kannel/dlr?token={TOKEN}&id={message_id}&status=1&answer={}", urlencode(answer));
+    let kannel_token = &app.kannel_token;
+    let dlr =
+        format!("/webhooks/kannel/dlr?token={kannel_token}&id={message_id}&status=1&answer={}", urlencode(answer));
     assert_eq!(get(dlr).await, StatusCode::OK);
-    let unknown = format!("/webhooks/kannel/dlr?token={TOKEN}&id=msg_unknown&status=2&answer={}", urlencode(answer));
+    let unknown =
+        format!("/webhooks/kannel/dlr?token={kannel_token}&id=msg_unknown&status=2&answer={}", urlencode(answer));
     assert_eq!(get(unknown).await, StatusCode::OK);
     let mo =
         format!("from=07700900888&to=60000&text={}&ts=2026-11-23+10:05:00", urlencode("Biscuit is scared of Jonathan"));
-    assert_eq!(get(format!("/webhooks/kannel/inbound?token={TOKEN}&{mo}")).await, StatusCode::OK);
+    assert_eq!(get(format!("/webhooks/kannel/inbound?token={kannel_token}&{mo}")).await, StatusCode::OK);
     assert_eq!(get(format!("/webhooks/kannel/inbound?token=wrong&{mo}")).await, StatusCode::FORBIDDEN);
     let twilio = |path: &'static str, params: Vec<(&'static str, &'static str)>, sign: bool| {
         let http = http.clone();
@@ -251,7 +295,7 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     assert_eq!(case["replies"].as_array().unwrap().len(), 3, "sandbox, Kannel and Twilio replies: {case}");
     // Email bounces quoting the address, the name and the text: one naming this SMS (not an
     // email, so no match), a delay, and one with a wrong token.
-    let bounce = |token: &'static str, action: &str, status: &str| {
+    let bounce = |token: &str, action: &str, status: &str| {
         let http = http.clone();
         let url = format!("{base}/webhooks/email/bounce?token={token}");
         let dsn = format!(
@@ -267,9 +311,9 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
         );
         async move { read(http.post(url).header("content-type", "message/rfc822").body(dsn).send().await.unwrap()).await }
     };
-    let (status, answer) = bounce(TOKEN, "failed", "5.1.1").await;
+    let (status, answer) = bounce(&app.bounce_token, "failed", "5.1.1").await;
     assert_eq!((status, answer["result"].as_str()), (StatusCode::OK, Some("unknown_message")), "{answer}");
-    let (status, answer) = bounce(TOKEN, "delayed", "4.4.1").await;
+    let (status, answer) = bounce(&app.bounce_token, "delayed", "4.4.1").await;
     assert_eq!((status, answer["result"].as_str()), (StatusCode::OK, Some("acknowledged")), "{answer}");
     assert_eq!(bounce("wrong", "failed", "5.1.1").await.0, StatusCode::FORBIDDEN);
 
@@ -324,7 +368,9 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
 
     // Seventeen days on: retention redacts at start-up; then a case is erased over the API and one
     // with the CLI.
-    let (mut server, base) = app.serve(&[("SAFEREACH_CLOCK", "2026-12-10T10:00:00Z")]);
+    let mut later = app.all_providers();
+    later.push(("SAFEREACH_CLOCK", "2026-12-10T10:00:00Z".into()));
+    let (mut server, base) = app.serve(&later);
     let case_url = format!("{base}/v1/cases/BIN-1");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -390,10 +436,11 @@ async fn the_set_up_commands_record_their_time_by_the_configured_clock() {
     app.run(&["staff", "create", "--username", "ana.author", "--role", "author"], Some("a long enough password\n"));
     app.run(&["staff", "create", "--username", "bo.approver", "--role", "approver"], Some("another long password\n"));
     app.run(&["templates", "load", "message_templates", "--author", "ana.author"], None);
-    app.run(&["templates", "approve", "--all", "--as", "bo.approver"], None);
+    app.run(&["templates", "approve", "--all", "--as", "bo.approver", "--yes"], Some("another long password\n"));
     app.run(&["keys", "create", "--name", "triage", "--scopes", "cases:read"], None);
     let url = format!("sqlite://{}", app.dir.path().join("db.sqlite").display());
-    let store = safereach::store::Store::open(&url, false).await.unwrap();
+    let key = safereach::store::HashKeySource::File(safereach::secrets::key_file_for(&url).unwrap());
+    let store = safereach::store::Store::open(&url, false, &key).await.unwrap();
     let start = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().timestamp_millis();
     for column in [
         "created_at FROM staff",

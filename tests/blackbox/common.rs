@@ -17,13 +17,18 @@ use serde_json::{Value, json};
 pub const AUTHOR: &str = "test.author";
 pub const APPROVER: &str = "test.approver";
 pub const PASSWORD: &str = "a long test password";
-pub const WEBHOOK_TOKEN: &str = "test-webhook-token";
+
+/// A strong secret (32 random bytes, hex), as a webhook token or hash key must be.
+pub fn strong_secret() -> String {
+    safereach::secrets::generate()
+}
 
 pub struct TestApp {
     pub base: String,
     pub state: Arc<AppState>,
     pub key: String,
-    /// The webhook token the app was started with.
+    /// The sandbox's webhook token the app was started with (the other providers' are in
+    /// `state.webhooks`).
     pub token: String,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
@@ -117,6 +122,8 @@ pub async fn use_backend(config: &mut Config, backend: Backend, dir: &std::path:
         Backend::Postgres | Backend::PostgresRedis => {
             let admin = postgres_admin_url().expect("on_backend checked");
             config.database_url = fresh_postgres_database(&admin).await;
+            // Postgres keeps no hash key: it is given, as in production.
+            config.hash_key = Some(strong_secret());
             if backend == Backend::PostgresRedis {
                 config.redis_url = service("SAFEREACH_TEST_REDIS_URL");
             }
@@ -176,17 +183,22 @@ pub async fn spawn_with(options: Options) -> TestApp {
     config.public_url = format!("http://127.0.0.1:{port}");
     use_backend(&mut config, options.backend.unwrap_or_else(current_backend), dir.path()).await;
     config.outbox_dir = dir.path().join("outbox").display().to_string();
-    config.webhook_token = Some(WEBHOOK_TOKEN.into());
+    // Each provider its own strong token (used when that provider is configured).
+    config.sandbox_webhook_token = Some(strong_secret());
+    config.kannel_webhook_token = Some(strong_secret());
+    config.print_webhook_token = Some(strong_secret());
+    config.bounce_webhook_token = Some(strong_secret());
     config.clock = options.clock.map(|c| c.parse().expect("clock is RFC 3339"));
+    config.allow_clock = true;
     config.retry_base_secs = 1;
     (options.configure)(&mut config);
-    let token = config.webhook_token.clone().unwrap_or_default();
     let running = app::start(config.clone(), options.role, true).await.expect("app starts");
     let state = running.state.clone();
+    let token = state.webhooks.sandbox.clone().unwrap_or_default();
     let store = &state.store;
     let now = state.clock.now_ms();
-    safereach::staff::create_account(store, AUTHOR, "author", PASSWORD, now).await.unwrap();
-    safereach::staff::create_account(store, APPROVER, "approver", PASSWORD, now).await.unwrap();
+    safereach::staff::create_account(store, AUTHOR, "author", PASSWORD, now, "cli").await.unwrap();
+    safereach::staff::create_account(store, APPROVER, "approver", PASSWORD, now, "cli").await.unwrap();
     if options.approve_templates {
         let sources: Vec<_> = safereach::templates::load_dir(&templates_dir())
             .unwrap()
@@ -197,7 +209,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         safereach::templates::workflow::approve_submitted(store, None, APPROVER, now).await.unwrap();
     }
     let key = store
-        .create_api_key("triage", &["outreach:write".into(), "cases:read".into(), "reports:read".into()], now)
+        .create_api_key("triage", &["outreach:write".into(), "cases:read".into(), "reports:read".into()], now, "cli")
         .await
         .unwrap();
     TestApp {
@@ -346,6 +358,7 @@ impl TestApp {
         configure(&mut config);
         let running = app::start(config.clone(), role, true).await.expect("app starts again");
         self.state = running.state.clone();
+        self.token = self.state.webhooks.sandbox.clone().unwrap_or_default();
         self.base = format!("http://{}", running.addr.expect("serves HTTP"));
         self.config = config;
         self.running = Some(running);
@@ -359,7 +372,7 @@ impl TestApp {
     /// An API key with these scopes only.
     pub async fn key_with(&self, scopes: &[&str]) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        self.state.store.create_api_key("scoped", &scopes, self.state.clock.now_ms()).await.unwrap()
+        self.state.store.create_api_key("scoped", &scopes, self.state.clock.now_ms(), "cli").await.unwrap()
     }
 
     pub async fn stop(mut self) {

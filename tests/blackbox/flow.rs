@@ -6,7 +6,7 @@ use safereach::app::Role;
 use safereach::worker::Processed;
 use serde_json::{Value, json};
 
-use crate::common::{Options, WEBHOOK_TOKEN, pretext, read, spawn_at, spawn_with};
+use crate::common::{Options, pretext, read, spawn_at, spawn_with};
 
 const MONDAY_10AM: &str = "2026-11-23T10:00:00Z";
 
@@ -145,7 +145,6 @@ on_backends! {
                 ("status_ignored", "delivered")
             ]
         );
-        let _ = WEBHOOK_TOKEN;
         app.stop().await;
     }
 }
@@ -318,6 +317,8 @@ on_backends! {
         // (With the app's clock: what the command records is dated by it.)
         let cli = |args: Vec<String>| {
             let database_url = app.state.config.database_url.clone();
+            // On Postgres the hash key is given, as to the app.
+            let hash_key = app.state.config.hash_key.clone().unwrap_or_default();
             let clock = app.state.clock.now().to_rfc3339();
             tokio::task::spawn_blocking(move || {
                 let out = std::process::Command::new(env!("CARGO_BIN_EXE_safereach"))
@@ -325,6 +326,8 @@ on_backends! {
                     .env_clear()
                     .env("SAFEREACH_DATABASE_URL", database_url)
                     .env("SAFEREACH_CLOCK", clock)
+                    .env("SAFEREACH_ALLOW_CLOCK", "1")
+                    .env("SAFEREACH_HASH_KEY", hash_key)
                     .output()
                     .unwrap();
                 assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -367,7 +370,7 @@ on_backends! {
             state: safereach::store::TemplateState::Submitted,
         };
         let version = store.insert_template_version(&new, now).await.unwrap();
-        assert!(store.approve_template_version(&version.id, crate::common::APPROVER, None, now).await.unwrap());
+        assert!(store.approve_template_version(&version, crate::common::APPROVER, None, now).await.unwrap());
         let mut nameless = pretext("render-1", "RENDER-1");
         nameless["victim"] = json!({});
         let (_, answer) = app.post_outreach(&nameless).await;
@@ -385,7 +388,16 @@ on_backends! {
 
 on_backends! {
     async fn a_forged_callback_is_refused_before_its_body_is_read() {
-        let app = spawn_at(MONDAY_10AM).await;
+        // The print service is configured (at an address where nothing listens), so its route is there.
+        let app = spawn_with(Options {
+            clock: Some(MONDAY_10AM.into()),
+            configure: Box::new(|c| {
+                c.letter_provider = "http".into();
+                c.print_url = Some("http://127.0.0.1:1/letters".into());
+            }),
+            ..Options::default()
+        })
+        .await;
         for path in ["/webhooks/sandbox/status", "/webhooks/sandbox/inbound", "/webhooks/print/status"] {
             let response = app.http.post(app.url(&format!("{path}?token=wrong"))).json(&json!({"junk": true})).send().await.unwrap();
             assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");

@@ -13,6 +13,16 @@ use crate::common::{Options, TestApp, pretext, service, spawn_with};
 const MONDAY_10AM: &str = "2026-11-23T10:00:00Z";
 pub const KANNEL_FROM: &str = "+447700900002";
 
+/// Kannel as the SMS provider, at an address where nothing listens: its callback routes are
+/// mounted (they are only with Kannel configured), and nothing is ever sent.
+pub fn unreachable_kannel(c: &mut Config) {
+    c.sms_provider = "kannel".into();
+    c.kannel_sendsms_url = Some("http://127.0.0.1:1/cgi-bin/sendsms".into());
+    c.kannel_user = Some("safereach".into());
+    c.kannel_password = Some("unused".into());
+    c.kannel_from = Some(KANNEL_FROM.into());
+}
+
 /// Kannel's settings from scripts/test.sh, or None when it is not running.
 #[derive(Clone)]
 pub struct KannelEnv {
@@ -46,7 +56,7 @@ impl KannelEnv {
         c.kannel_user = Some(self.user.clone());
         c.kannel_password = Some(self.password.clone());
         c.kannel_from = Some(KANNEL_FROM.into());
-        c.webhook_token = Some(self.token.clone());
+        c.kannel_webhook_token = Some(self.token.clone());
     }
 
     /// What the fake SMSC received for `number`: (type, decoded text) of each message.
@@ -268,7 +278,13 @@ async fn kannel_callbacks_are_hostile_input() {
 /// parameter) is 403 without the right token and a problem+json 400 with it. Needs no Kannel.
 #[tokio::test]
 async fn a_malformed_kannel_callback_is_judged_by_its_token_first() {
-    let app = crate::common::spawn_at(MONDAY_10AM).await;
+    let app = spawn_with(Options {
+        clock: Some(MONDAY_10AM.into()),
+        configure: Box::new(unreachable_kannel),
+        ..Default::default()
+    })
+    .await;
+    let token = app.state.webhooks.kannel.clone().unwrap();
     let cases = [
         ("dlr?token=wrong&id=a&id=b&status=1", StatusCode::FORBIDDEN),
         ("dlr?id=a&id=b&status=1", StatusCode::FORBIDDEN),
@@ -278,7 +294,7 @@ async fn a_malformed_kannel_callback_is_judged_by_its_token_first() {
         ("inbound?token={token}&from=07700900621&from=07700900622&text=STOP", StatusCode::BAD_REQUEST),
     ];
     for (path, expected) in cases {
-        let path = path.replace("{token}", &app.token);
+        let path = path.replace("{token}", &token);
         let response = app.http.get(app.url(&format!("/webhooks/kannel/{path}"))).send().await.unwrap();
         assert_eq!(response.status(), expected, "{path}");
         assert_eq!(response.headers()["content-type"], "application/problem+json", "{path}");

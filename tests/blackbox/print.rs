@@ -126,7 +126,7 @@ async fn a_letter_is_posted_as_an_a4_pdf_with_our_reference_and_its_callbacks_mo
 
     let now = chrono::Utc::now();
     let at = |minutes_ago: i64| safereach::time::rfc3339(now - chrono::Duration::minutes(minutes_ago));
-    let token = app.token.clone();
+    let token = app.state.webhooks.print.clone().unwrap();
     let report = |status: &str, at: String| json!({"reference": id, "status": status, "at": at});
     // Refused: no token, wrong token, and a replay of an old report (more than 5 minutes).
     assert_eq!(status(&app, "", report("returned", at(0))).await, StatusCode::FORBIDDEN);

@@ -21,7 +21,6 @@ use serde_json::{Value, json};
 use crate::common::{fresh_postgres_database, read, service};
 
 const BIN: &str = env!("CARGO_BIN_EXE_safereach");
-const TOKEN: &str = "processes-test-token";
 /// Real time (SAFEREACH_CLOCK would start each process's clock at its own start, so events
 /// written by different processes would not be in time order), with SMS allowed all day.
 const QUIET_HOURS: &str = "00:00-23:59";
@@ -31,6 +30,9 @@ const QUIET_HOURS: &str = "00:00-23:59";
 struct Deployment {
     dir: tempfile::TempDir,
     database_url: String,
+    /// The hash key every process of the deployment is given.
+    hash_key: String,
+    token: String,
     redis_url: Option<String>,
     extra: Vec<(&'static str, String)>,
     processes: Vec<Process>,
@@ -49,6 +51,8 @@ impl Deployment {
         Deployment {
             dir: tempfile::tempdir().unwrap(),
             database_url,
+            hash_key: safereach::secrets::generate(),
+            token: safereach::secrets::generate(),
             redis_url,
             extra: Vec::new(),
             processes: Vec::new(),
@@ -63,7 +67,8 @@ impl Deployment {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SAFEREACH_DATABASE_URL", &self.database_url)
             .env("SAFEREACH_OUTBOX_DIR", self.outbox())
-            .env("SAFEREACH_WEBHOOK_TOKEN", TOKEN)
+            .env("SAFEREACH_SANDBOX_WEBHOOK_TOKEN", &self.token)
+            .env("SAFEREACH_HASH_KEY", &self.hash_key)
             .env("SAFEREACH_BIND", "127.0.0.1:0")
             .env("SAFEREACH_QUIET_HOURS", QUIET_HOURS)
             .env("SAFEREACH_SHUTDOWN_TIMEOUT_SECS", "20")
@@ -75,6 +80,12 @@ impl Deployment {
             cmd.env(k, v);
         }
         cmd
+    }
+
+    /// The deployment's database, opened as its processes do.
+    async fn store(&self) -> Store {
+        let key = safereach::store::HashKeySource::Given(self.hash_key.clone());
+        Store::open(&self.database_url, false, &key).await.unwrap()
     }
 
     fn outbox(&self) -> PathBuf {
@@ -94,7 +105,7 @@ impl Deployment {
         self.run(&["staff", "create", "--username", "ana.author", "--role", "author"]);
         self.run(&["staff", "create", "--username", "bo.approver", "--role", "approver"]);
         self.run(&["templates", "load", "message_templates", "--author", "ana.author"]);
-        self.run(&["templates", "approve", "--all", "--as", "bo.approver"]);
+        self.run(&["templates", "approve", "--all", "--as", "bo.approver", "--yes"]);
         let keys = self.run(&["keys", "create", "--name", "triage", "--scopes", "outreach:write,cases:read"]);
         keys.lines().last().unwrap().trim().to_string()
     }
@@ -339,7 +350,7 @@ async fn run_load(mut deployment: Deployment, roles: &[&'static str], concurrenc
     for role in roles {
         deployment.start(role);
     }
-    let store = Store::open(&deployment.database_url, false).await.unwrap();
+    let store = deployment.store().await;
     not_at_midnight().await;
     let jobs: Vec<(Value, &'static str)> = (0..load_size()).map(|i| job(i, true)).collect();
     let sendable = jobs.iter().filter(|(_, s)| *s == "sent").count() as i64;
@@ -398,7 +409,7 @@ async fn a_killed_worker_loses_nothing_and_sends_nothing_twice_and_sigterm_finis
     not_at_midnight().await;
     deployment.start("api");
     let (a, b) = (deployment.start("worker"), deployment.start("worker"));
-    let store = Store::open(&deployment.database_url, false).await.unwrap();
+    let store = deployment.store().await;
     let jobs: Vec<(Value, &'static str)> = (0..600).map(|i| job(i, false)).collect();
     submit(&deployment.bases(), &key, &jobs, 16).await;
 

@@ -260,7 +260,7 @@ async fn a_bounce_from_the_remote_server_moves_the_email_to_bounced_once_and_is_
     let app = spawn_with_smtp(url).await;
     let (id, headers) = send_and_receive(&app, 6, "Priya.Bounce@example.org").await;
     assert_eq!(status_and_events(&app, "SMTP-6").await.0, "sent");
-    let token = app.token.clone();
+    let token = app.state.webhooks.bounce.clone().unwrap();
 
     // Failed for good: bounced, with a status event from the SMTP provider.
     let failed = dsn("failed", "5.1.1", &headers);
@@ -310,7 +310,7 @@ async fn a_delay_an_unknown_message_or_a_bad_token_changes_nothing() {
     let (id, headers) = send_and_receive(&app, 8, "priya.delay@example.org").await;
     let sent = status_and_events(&app, "SMTP-8").await;
     assert_eq!(sent.0, "sent");
-    let token = app.token.clone();
+    let token = app.state.webhooks.bounce.clone().unwrap();
     let failed = dsn("failed", "5.1.1", &headers);
 
     // Refused before the body is read: a wrong or missing token, whatever the body.

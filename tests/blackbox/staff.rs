@@ -55,6 +55,18 @@ impl StaffClient {
         StaffClient { http, base: base.to_string(), cookies: BTreeMap::new(), csrf: String::new() }
     }
 
+    /// As a browser behind a proxy that says it forwards for `address`.
+    pub fn forwarded_for(mut self, address: &str) -> StaffClient {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", address.parse().unwrap());
+        self.http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        self
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
@@ -282,39 +294,81 @@ async fn logout_ends_the_session_on_the_server() {
     app.stop().await;
 }
 
+/// The message of a refused login page (what `#login-error` shows).
+fn login_error(page: &Page) -> String {
+    let at = page.body.find("id=\"login-error\"").expect("an error on the login page");
+    let text = &page.body[at..];
+    let text = &text[text.find('>').unwrap() + 1..];
+    text[..text.find('<').unwrap()].trim().to_string()
+}
+
 #[tokio::test]
-async fn lock_out_after_five_wrong_passwords_until_an_admin_unlocks() {
+async fn wrong_passwords_slow_the_username_from_that_address_and_never_lock_it() {
     let app = app().await;
     let store = &app.state.store;
-    safereach::staff::create_account(store, "test.admin", "admin", PASSWORD, 0).await.unwrap();
-    let mut client = StaffClient::new(&app);
-    client.get("/staff/login").await;
-    for attempt in 1..=5 {
-        let page = client.post("/staff/login", &[("username", AUTHOR), ("password", "wrong password!")]).await;
-        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
-        let locked = page.body.contains("This account is locked");
-        assert_eq!(locked, attempt == 5, "attempt {attempt}");
-    }
-    let page = client.post("/staff/login", &[("username", AUTHOR), ("password", PASSWORD)]).await;
-    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "the right password is refused while locked");
-    assert!(page.body.contains("This account is locked"));
-    assert!(store.staff(AUTHOR).await.unwrap().unwrap().locked_until.is_some());
-    // A right password whose check was already running when the lock was set (guesses in
-    // parallel) does not log in or lift the lock either.
-    let now = app.state.clock.now_ms();
-    assert!(!store.record_login(AUTHOR, now).await.unwrap());
-    assert!(store.staff(AUTHOR).await.unwrap().unwrap().locked_until.is_some());
-    let after_the_lock = store.staff(AUTHOR).await.unwrap().unwrap().locked_until.unwrap() + 1;
-    assert!(store.record_login(AUTHOR, after_the_lock).await.unwrap(), "a lock that ran out is cleared");
-    store.record_failed_login(AUTHOR, now, 1, 15 * 60_000).await.unwrap();
+    safereach::staff::create_account(store, "test.admin", "admin", PASSWORD, 0, "cli").await.unwrap();
+    // The author is at work: guessing at their account does not end their session.
+    let mut working = StaffClient::new(&app);
+    working.login(AUTHOR, PASSWORD).await;
 
+    // A known and an unknown username get the same answers, step by step.
+    let mut answers = Vec::new();
+    for username in [AUTHOR, "no.such.person"] {
+        let mut guesser = StaffClient::new(&app);
+        guesser.get("/staff/login").await;
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let page = guesser.post("/staff/login", &[("username", username), ("password", "wrong password!")]).await;
+            seen.push((page.status, login_error(&page)));
+        }
+        // Within the delay, even the right password is not checked.
+        let page = guesser.post("/staff/login", &[("username", username), ("password", PASSWORD)]).await;
+        seen.push((page.status, login_error(&page)));
+        answers.push(seen);
+    }
+    let wrong = "The username or password is not right. Check them and try again.";
+    assert_eq!(answers[0][0], (StatusCode::UNAUTHORIZED, wrong.to_string()));
+    assert_eq!(answers[0][1], (StatusCode::UNAUTHORIZED, wrong.to_string()));
+    assert_eq!(answers[0][2], (StatusCode::UNAUTHORIZED, format!("{wrong} Wait 1 second(s) first.")));
+    assert_eq!(answers[0][3].0, StatusCode::TOO_MANY_REQUESTS);
+    assert!(answers[0][3].1.starts_with("Too many wrong passwords for this username from here."));
+    assert_eq!(answers[0], answers[1], "an unknown username is answered as a known one");
+    assert_eq!(working.get("/staff/").await.status, StatusCode::OK, "the author's session goes on");
+
+    // Once the delay has passed the right password gets in; the next failures wait longer.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut author = StaffClient::new(&app);
+    assert_eq!(author.login(AUTHOR, PASSWORD).await.status, StatusCode::SEE_OTHER);
+    let mut guesser = StaffClient::new(&app);
+    guesser.get("/staff/login").await;
+    for (failures, wait) in [(1, None), (2, None), (3, Some(1)), (4, Some(2))] {
+        if failures == 4 {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+        let page = guesser.post("/staff/login", &[("username", "another.guess"), ("password", "wrong!")]).await;
+        let message = login_error(&page);
+        match wait {
+            Some(seconds) => assert!(message.ends_with(&format!("Wait {seconds} second(s) first.")), "{message}"),
+            None => assert!(!message.contains("Wait"), "{failures}: {message}"),
+        }
+    }
+
+    // An admin sees the slow-down and lifts it; that is audited.
+    let mut guesser = StaffClient::new(&app);
+    guesser.get("/staff/login").await;
+    for _ in 0..3 {
+        guesser.post("/staff/login", &[("username", APPROVER), ("password", "wrong password!")]).await;
+    }
     let mut admin = StaffClient::new(&app);
     admin.login("test.admin", PASSWORD).await;
-    assert!(admin.get("/staff/admin").await.body.contains("locked until"));
-    let page = admin.post(&format!("/staff/admin/staff/{AUTHOR}/unlock"), &[]).await;
+    assert!(admin.get("/staff/admin").await.body.contains("logins slowed until"));
+    let page = admin.post(&format!("/staff/admin/staff/{APPROVER}/unlock"), &[]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
-    let page = client.post("/staff/login", &[("username", AUTHOR), ("password", PASSWORD)]).await;
+    let page = guesser.post("/staff/login", &[("username", APPROVER), ("password", PASSWORD)]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let audit = store.audit_events(10).await.unwrap();
+    assert_eq!((audit[0].action.as_str(), audit[0].actor.as_str()), ("staff_unlocked", "staff:test.admin"));
+    assert_eq!(audit[0].target, APPROVER);
 
     // Only admins reach the admin page.
     let mut author = StaffClient::new(&app);
@@ -323,11 +377,42 @@ async fn lock_out_after_five_wrong_passwords_until_an_admin_unlocks() {
     app.stop().await;
 }
 
+/// Password checks are memory-hard: however many logins arrive at once, only a few run at a
+/// time, and the rest wait their turn (or, after a while, get 503): none is dropped or crashes.
+#[tokio::test]
+async fn password_checks_run_a_few_at_a_time() {
+    let app = app().await;
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        let mut client = StaffClient::new(&app);
+        client.get("/staff/login").await;
+        clients.push(client);
+    }
+    let attempts = clients.iter_mut().enumerate().map(|(i, client)| async move {
+        let username = format!("guess.{i}");
+        client.post("/staff/login", &[("username", username.as_str()), ("password", "wrong password!")]).await.status
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::SERVICE_UNAVAILABLE),
+        "{statuses:?}"
+    );
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let waited = metrics
+        .lines()
+        .find(|l| l.starts_with(r#"safereach_password_checks_total{result="waited"}"#))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // 32 at once, PASSWORD_CHECKS_AT_ONCE places: some had to wait.
+    assert!(waited > 0, "none waited: {metrics}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_admin_revokes_api_keys_and_disables_accounts() {
     let app = app().await;
     let store = &app.state.store;
-    safereach::staff::create_account(store, "test.admin", "admin", PASSWORD, 0).await.unwrap();
+    safereach::staff::create_account(store, "test.admin", "admin", PASSWORD, 0, "cli").await.unwrap();
     let mut admin = StaffClient::new(&app);
     admin.login("test.admin", PASSWORD).await;
 

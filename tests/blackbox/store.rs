@@ -25,7 +25,8 @@ async fn fresh_store() -> Db {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::defaults();
     use_backend(&mut config, current_backend(), dir.path()).await;
-    Db { store: Store::open(&config.database_url, true).await.expect("store opens and migrates"), _dir: dir }
+    let key = safereach::store::HashKeySource::from_config(&config);
+    Db { store: Store::open(&config.database_url, true, &key).await.expect("store opens and migrates"), _dir: dir }
 }
 
 fn request(body: &Value) -> OutreachRequest {
@@ -68,8 +69,10 @@ fn created_id(result: &AcceptResult) -> String {
 
 async fn approve_all(store: &Store) {
     let dir = crate::common::templates_dir();
-    safereach::staff::create_account(store, "a.author", "author", "a long test password", NOW).await.unwrap();
-    safereach::staff::create_account(store, "a.approver", "approver", "a long test password", NOW).await.unwrap();
+    safereach::staff::create_account(store, "a.author", "author", "a long test password", NOW, "cli").await.unwrap();
+    safereach::staff::create_account(store, "a.approver", "approver", "a long test password", NOW, "cli")
+        .await
+        .unwrap();
     safereach::templates::workflow::load_dir(store, &dir, "a.author", NOW).await.unwrap();
     safereach::templates::workflow::approve_submitted(store, None, "a.approver", NOW).await.unwrap();
 }
@@ -271,18 +274,18 @@ on_backends! {
         store.mark_sent(&mut tx, &message, "sandbox", &message, NOW).await.unwrap();
         tx.commit().await.unwrap();
         let moved = |c: &StatusChange| matches!(c, StatusChange::Moved { .. });
-        assert!(moved(&store.apply_status("sandbox", MessageKey::Provider(&message), MessageStatus::Delivered, None, NOW + 1).await.unwrap()));
+        assert!(moved(&store.apply_status("sandbox", None, MessageKey::Provider(&message), MessageStatus::Delivered, None, NOW + 1).await.unwrap()));
         for late in [MessageStatus::Sent, MessageStatus::Failed, MessageStatus::Delivered] {
-            let change = store.apply_status("sandbox", MessageKey::Provider(&message), late, None, NOW + 2).await.unwrap();
+            let change = store.apply_status("sandbox", None, MessageKey::Provider(&message), late, None, NOW + 2).await.unwrap();
             assert!(matches!(change, StatusChange::Ignored { .. }), "{late:?}: {change:?}");
         }
         assert_eq!(
-            store.apply_status("sandbox", MessageKey::Ours("msg_nope"), MessageStatus::Delivered, None, NOW).await.unwrap(),
+            store.apply_status("sandbox", None, MessageKey::Ours("msg_nope"), MessageStatus::Delivered, None, NOW).await.unwrap(),
             StatusChange::UnknownMessage
         );
         // A bounce names an email: this SMS is not one.
         assert_eq!(
-            store.apply_status("smtp", MessageKey::Email(&message), MessageStatus::Bounced, None, NOW + 3).await.unwrap(),
+            store.apply_status("smtp", None, MessageKey::Email(&message), MessageStatus::Bounced, None, NOW + 3).await.unwrap(),
             StatusChange::UnknownMessage
         );
         let stored = store.message(&message).await.unwrap().unwrap();
@@ -312,11 +315,11 @@ on_backends! {
         let v1 = store.insert_template_version(&version("one {{advocate_name}}"), NOW).await.unwrap();
         let v2 = store.insert_template_version(&version("two {{advocate_name}}"), NOW).await.unwrap();
         assert_eq!((v1.version, v2.version), (1, 2));
-        assert!(!store.approve_template_version(&v1.id, "ann", None, NOW).await.unwrap(), "four eyes");
+        assert!(!store.approve_template_version(&v1, "ann", None, NOW).await.unwrap(), "four eyes");
         // Two approvers at once: both succeed in turn, and one version stays approved.
         let (a, b) = tokio::join!(
-            store.approve_template_version(&v1.id, "bob", None, NOW),
-            store.approve_template_version(&v2.id, "cat", None, NOW + 1)
+            store.approve_template_version(&v1, "bob", None, NOW),
+            store.approve_template_version(&v2, "cat", None, NOW + 1)
         );
         assert!(a.unwrap() && b.unwrap());
         let approved: Vec<i64> = store
@@ -330,7 +333,7 @@ on_backends! {
         assert_eq!(approved.len(), 1, "exactly one approved version: {approved:?}");
         let mut conn = store.pool().acquire().await.unwrap();
         assert_eq!(store.approved_version(&mut conn, "priority_pretext", "sms", "en").await.unwrap().unwrap().version, approved[0]);
-        assert!(!store.approve_template_version(&v1.id, "dan", None, NOW).await.unwrap(), "not submitted any more");
+        assert!(!store.approve_template_version(&v1, "dan", None, NOW).await.unwrap(), "not submitted any more");
     }
 }
 

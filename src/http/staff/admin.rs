@@ -1,5 +1,5 @@
 //! Admin pages: staff accounts (create, unlock, disable, enable) and API keys (create, the key
-//! shown once; revoke).
+//! shown once; revoke), and the audit table of what admins did.
 
 use std::sync::Arc;
 
@@ -13,6 +13,9 @@ use super::{PageResult, Staff, StaffError, done};
 use crate::app::AppState;
 use crate::http::auth::ALL_SCOPES;
 
+/// How many admin actions the page shows.
+const AUDIT_SHOWN: i64 = 200;
+
 fn require_admin(staff: &Staff) -> Result<(), StaffError> {
     if staff.is_admin() { Ok(()) } else { Err(StaffError::Forbidden("only admins manage accounts and keys".into())) }
 }
@@ -20,27 +23,32 @@ fn require_admin(staff: &Staff) -> Result<(), StaffError> {
 pub async fn page(State(state): State<Arc<AppState>>, staff: Staff) -> PageResult {
     require_admin(&staff)?;
     let now = state.clock.now_ms();
-    let accounts: Vec<_> = state
+    let mut accounts = Vec::new();
+    for a in state.store.staff_accounts().await? {
+        let slowed = state.store.login_slowed_until(&a.username, now).await?;
+        accounts.push(json!({
+            "username": a.username,
+            "role": a.role,
+            "created": when(a.created_at),
+            "created_by": a.created_by,
+            "disabled": a.disabled.0,
+            "slowed_until": when_opt(slowed),
+            "unlock_url": format!("/staff/admin/staff/{}/unlock", view::path_segment(&a.username)),
+            "is_self": a.username == staff.username,
+            "toggle_url": format!(
+                "/staff/admin/staff/{}/{}",
+                view::path_segment(&a.username),
+                if a.disabled.0 { "enable" } else { "disable" }
+            ),
+        }));
+    }
+    let audit: Vec<_> = state
         .store
-        .staff_accounts()
+        .audit_events(AUDIT_SHOWN)
         .await?
         .into_iter()
-        .map(|a| {
-            let locked = a.locked_until.filter(|&t| t > now);
-            json!({
-                "username": a.username,
-                "role": a.role,
-                "disabled": a.disabled.0,
-                "locked_until": when_opt(locked),
-                "failed_logins": a.failed_logins,
-                "unlock_url": format!("/staff/admin/staff/{}/unlock", view::path_segment(&a.username)),
-                "is_self": a.username == staff.username,
-                "toggle_url": format!(
-                    "/staff/admin/staff/{}/{}",
-                    view::path_segment(&a.username),
-                    if a.disabled.0 { "enable" } else { "disable" }
-                ),
-            })
+        .map(|e| {
+            json!({ "at": when(e.at), "actor": e.actor, "action": e.action, "target": e.target, "detail": e.detail })
         })
         .collect();
     let keys: Vec<_> = state
@@ -69,6 +77,8 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
         "scopes": ALL_SCOPES,
         "default_rate_limit": crate::store::DEFAULT_RATE_LIMIT,
         "min_password": crate::staff::MIN_PASSWORD,
+        "audit": audit,
+        "audit_limit": AUDIT_SHOWN,
     });
     view::page("admin", &staff, data)
 }
@@ -86,16 +96,23 @@ pub struct NewStaff {
 pub async fn create_staff(State(state): State<Arc<AppState>>, staff: Staff, Form(form): Form<NewStaff>) -> PageResult {
     require_admin(&staff)?;
     let username = form.username.trim();
-    crate::staff::create_account(&state.store, username, &form.role, &form.password, state.clock.now_ms())
-        .await
-        .map_err(StaffError::BadRequest)?;
+    crate::staff::create_account(
+        &state.store,
+        username,
+        &form.role,
+        &form.password,
+        state.clock.now_ms(),
+        &staff.actor(),
+    )
+    .await
+    .map_err(StaffError::BadRequest)?;
     tracing::info!(username = %username, role = %form.role, by = %staff.username, "staff account created");
     Ok(done("/staff/admin", format!("Account {username} created with the role {}.", form.role)))
 }
 
 pub async fn unlock(State(state): State<Arc<AppState>>, staff: Staff, Path(username): Path<String>) -> PageResult {
     require_admin(&staff)?;
-    if !state.store.unlock_staff(&username).await? {
+    if !state.store.unlock_staff(&username, state.clock.now_ms(), &staff.actor()).await? {
         return Err(StaffError::NotFound("staff account"));
     }
     tracing::info!(username = %username, by = %staff.username, "staff account unlocked");
@@ -117,7 +134,7 @@ async fn set_disabled(state: &AppState, staff: &Staff, username: &str, disabled:
     if disabled && username == staff.username {
         return Err(StaffError::BadRequest("you cannot disable your own account".into()));
     }
-    if !state.store.set_staff_disabled(username, disabled).await? {
+    if !state.store.set_staff_disabled(username, disabled, state.clock.now_ms(), &staff.actor()).await? {
         return Err(StaffError::NotFound("staff account"));
     }
     let done_word = if disabled { "disabled" } else { "enabled" };
@@ -127,7 +144,7 @@ async fn set_disabled(state: &AppState, staff: &Staff, username: &str, disabled:
 
 pub async fn revoke_key(State(state): State<Arc<AppState>>, staff: Staff, Path(id): Path<String>) -> PageResult {
     require_admin(&staff)?;
-    if !state.store.revoke_api_key(&id, state.clock.now_ms()).await? {
+    if !state.store.revoke_api_key(&id, state.clock.now_ms(), &staff.actor()).await? {
         return Err(StaffError::NotFound("API key in use"));
     }
     tracing::info!(key_id = %id, by = %staff.username, "API key revoked");
@@ -162,7 +179,7 @@ pub async fn create_key(
         })?,
     };
     let options = crate::store::KeyOptions { test, rate_limit };
-    let key = state.store.create_api_key_with(&name, &scopes, options, state.clock.now_ms()).await?;
+    let key = state.store.create_api_key_with(&name, &scopes, options, state.clock.now_ms(), &staff.actor()).await?;
     tracing::info!(name = %name, by = %staff.username, test, rate_limit, "API key created");
     let data = json!({
         "title": "API key created",

@@ -52,6 +52,7 @@ fn event_label(kind: &str) -> &'static str {
         "requeued" => "Put back on the queue",
         "staff_action" => "Staff action",
         "redacted" => "Personal details removed",
+        "expired" => "Closed: nobody acted on it in time",
         _ => "Event",
     }
 }

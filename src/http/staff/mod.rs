@@ -26,7 +26,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::store::StoreError;
 use crate::templates::workflow::WorkflowError;
-pub use session::Staff;
+pub use session::{PASSWORD_CHECKS_AT_ONCE, Staff};
 
 /// What can go wrong on a staff page. Messages are shown to staff; none carries personal data.
 #[derive(Debug, thiserror::Error)]
@@ -46,21 +46,27 @@ pub enum StaffError {
     /// A POST without the right CSRF token.
     #[error("this form has expired or did not come from these pages")]
     Csrf,
+    /// Too many password checks at once: this one did not start in time.
+    #[error("too many logins at once just now; please try again in a moment")]
+    Busy,
 }
 
 impl StaffError {
     fn status(&self) -> StatusCode {
         match self {
             StaffError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            StaffError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             StaffError::Store(StoreError::NotFound) | StaffError::NotFound(_) => StatusCode::NOT_FOUND,
             StaffError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
             StaffError::Store(_) | StaffError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
             StaffError::Workflow(e) => match e {
                 WorkflowError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 WorkflowError::NotFound => StatusCode::NOT_FOUND,
-                WorkflowError::WrongRole { .. } | WorkflowError::OwnVersion(_) | WorkflowError::UnknownStaff(_) => {
-                    StatusCode::FORBIDDEN
-                }
+                WorkflowError::WrongRole { .. }
+                | WorkflowError::OwnVersion(_)
+                | WorkflowError::UnknownStaff(_)
+                | WorkflowError::NotIndependent { .. } => StatusCode::FORBIDDEN,
+                WorkflowError::Changed => StatusCode::CONFLICT,
                 WorkflowError::Refused { .. } | WorkflowError::Template(_) => StatusCode::UNPROCESSABLE_ENTITY,
             },
             StaffError::Forbidden(_) | StaffError::Csrf => StatusCode::FORBIDDEN,
@@ -72,7 +78,9 @@ impl StaffError {
     fn message(&self) -> String {
         match self.status() {
             StatusCode::INTERNAL_SERVER_ERROR => "Something went wrong on our side. Please try again.".into(),
-            StatusCode::SERVICE_UNAVAILABLE => "The database cannot be reached just now; nothing was changed.".into(),
+            StatusCode::SERVICE_UNAVAILABLE if !matches!(self, StaffError::Busy) => {
+                "The database cannot be reached just now; nothing was changed.".into()
+            }
             _ => {
                 let text = self.to_string();
                 let mut chars = text.chars();

@@ -8,14 +8,16 @@
 //! - Every POST behind the login carries the session's CSRF token in a hidden `csrf` field,
 //!   checked by [`require_staff`] before any handler runs. The login form, which has no session
 //!   yet, uses a double-submit token: a random cookie that the form must repeat.
-//! - After [`MAX_FAILED_LOGINS`] wrong passwords in a row an account is locked for
-//!   [`LOCK_MINUTES`] minutes (an admin can lift it), and its sessions end.
+//! - Wrong passwords slow down that username from that address ([`login_delay_ms`]); no account
+//!   is ever locked, and an unknown username is answered exactly as a wrong password. At most
+//!   [`PASSWORD_CHECKS_AT_ONCE`] password checks run at once; the rest wait, then get 503.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, LazyLock};
 
 use axum::Form;
 use axum::body::{Body, to_bytes};
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -33,8 +35,12 @@ use crate::store::{SessionLimits, random_token};
 pub const SESSION_COOKIE: &str = "safereach_session";
 const LOGIN_COOKIE: &str = "safereach_login";
 const FLASH_COOKIE: &str = "safereach_flash";
-pub const MAX_FAILED_LOGINS: i64 = 5;
-pub const LOCK_MINUTES: i64 = 15;
+/// The longest a username is slowed down for after wrong passwords from one address.
+pub const MAX_LOGIN_DELAY_MS: i64 = 15 * 60_000;
+/// At most this many password checks run at once in a process (each takes ~19 MiB for argon2).
+pub const PASSWORD_CHECKS_AT_ONCE: usize = 4;
+/// How long a login waits for a password check to start before it is answered 503.
+pub const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 pub const LIMITS: SessionLimits = SessionLimits { idle: 30 * 60_000, absolute: 12 * 3_600_000 };
 /// A session's last use is written at most this often.
 const TOUCH_EVERY_MS: i64 = 60_000;
@@ -244,43 +250,114 @@ async fn verify(hash: String, password: String) -> bool {
     tokio::task::spawn_blocking(move || crate::staff::verify_password(&hash, &password)).await.unwrap_or(false)
 }
 
-pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(form): Form<LoginForm>) -> PageResult {
+/// The delay before `username` may be tried again from one address after `failures` wrong
+/// passwords in a row: none for the first two (typing mistakes), then 1 s, doubling with each
+/// failure up to [`MAX_LOGIN_DELAY_MS`]. Nothing is ever locked: the right password gets in
+/// once the delay has passed, so nobody can keep an account (or the review queue) out of reach.
+pub fn login_delay_ms(failures: i64) -> i64 {
+    if failures < 3 { 0 } else { (1000_i64 << (failures - 3).min(20)).min(MAX_LOGIN_DELAY_MS) }
+}
+
+/// The client's address, which failed logins are counted by: the connection's peer, or, when the
+/// peer is one of `SAFEREACH_TRUSTED_PROXIES`, the nearest address in `X-Forwarded-For` that is
+/// not one of them (what a client writes there itself, further left, is not believed).
+pub struct ClientAddress(pub String);
+
+impl FromRequestParts<Arc<AppState>> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let address = peer.map(|peer| client_address(peer, &state.config.trusted_proxies, &parts.headers));
+        Ok(ClientAddress(address.map_or_else(|| "unknown".into(), |a| a.to_string())))
+    }
+}
+
+fn client_address(peer: IpAddr, trusted: &[IpAddr], headers: &HeaderMap) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<&str> =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    // From the nearest hop outwards, while each is an address our proxies wrote.
+    forwarded
+        .into_iter()
+        .rev()
+        .map_while(|a| a.trim().parse::<IpAddr>().ok())
+        .find(|a| !trusted.contains(a))
+        .unwrap_or(peer)
+}
+
+/// One of the [`PASSWORD_CHECKS_AT_ONCE`] places for a password check (argon2: slow and
+/// memory-hard on purpose). None when none came free within [`PASSWORD_CHECK_WAIT`]: the caller
+/// answers 503, and the process stays within its memory.
+async fn password_check_place(state: &AppState) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(permit) = state.password_checks.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    state.metrics.password_check("waited");
+    match tokio::time::timeout(PASSWORD_CHECK_WAIT, state.password_checks.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Some(permit),
+        _ => {
+            state.metrics.password_check("refused_busy");
+            None
+        }
+    }
+}
+
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> PageResult {
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if !tokens_match(&form.csrf, &expected) {
         tracing::warn!("staff login refused: CSRF token missing or wrong");
         return Err(StaffError::Csrf);
     }
     let next = form.next.as_deref();
-    let refuse = |message: String| {
-        login_form(&state, &headers, next, StatusCode::UNAUTHORIZED, Some(message), form.username.trim())
+    let refuse = |status: StatusCode, message: String| {
+        login_form(&state, &headers, next, status, Some(message), form.username.trim())
     };
-    let wrong = "The username or password is not right. Check them and try again.".to_string();
-    let now = state.clock.now_ms();
     let store = &state.store;
     let username = form.username.trim().to_lowercase();
-    let Some(account) = store.staff(&username).await? else {
-        verify(DUMMY_HASH.clone(), form.password).await;
-        tracing::info!("staff login failed");
-        return refuse(wrong);
+    // Known or not, a username is slowed down alike: the answers never tell them apart.
+    let slowed = |until: i64, now: i64| {
+        let seconds = (until - now + 999) / 1000;
+        tracing::info!("staff login refused: slowed down after failed logins");
+        refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many wrong passwords for this username from here. Try again in {seconds} second(s)."),
+        )
     };
-    if let Some(until) = account.locked_until.filter(|&t| t > now) {
-        tracing::info!("staff login refused: account locked");
-        return refuse(locked_message(until));
+    let now = state.clock.now_ms();
+    if let Some(until) = store.login_wait(&username, &address, now).await? {
+        return slowed(until, now);
     }
-    if !verify(account.password_hash.clone(), form.password).await || account.disabled.0 {
+    let account = store.staff(&username).await?;
+    let hash = account.as_ref().map_or_else(|| DUMMY_HASH.clone(), |a| a.password_hash.clone());
+    let Some(place) = password_check_place(&state).await else { return Err(StaffError::Busy) };
+    // Looked at again with the place held: guesses sent in parallel queue for places, and each
+    // finds the failures counted before it.
+    let now = state.clock.now_ms();
+    if let Some(until) = store.login_wait(&username, &address, now).await? {
+        return slowed(until, now);
+    }
+    let right = verify(hash, form.password.clone()).await && account.as_ref().is_some_and(|a| !a.disabled.0);
+    let now = state.clock.now_ms();
+    let Some(account) = account.filter(|_| right) else {
         tracing::info!("staff login failed");
-        if let Some(until) = store.record_failed_login(&username, now, MAX_FAILED_LOGINS, LOCK_MINUTES * 60_000).await?
-        {
-            tracing::warn!(username = %username, "staff account locked after repeated failed logins");
-            return refuse(locked_message(until));
+        let until = store.record_failed_login(&username, &address, now, login_delay_ms).await?;
+        drop(place);
+        let mut message = "The username or password is not right. Check them and try again.".to_string();
+        if until > now {
+            message.push_str(&format!(" Wait {} second(s) first.", (until - now + 999) / 1000));
         }
-        return refuse(wrong);
-    }
-    if !store.record_login(&username, now).await? {
-        let until = store.staff(&username).await?.and_then(|a| a.locked_until).unwrap_or(now);
-        tracing::info!("staff login refused: account locked while the password was checked");
-        return refuse(locked_message(until));
-    }
+        return refuse(StatusCode::UNAUTHORIZED, message);
+    };
+    drop(place);
+    store.record_login(&username, &address, now).await?;
     store.delete_ended_sessions(now, LIMITS).await?;
     let (session_id, _) = store.create_session(&username, now, LIMITS).await?;
     tracing::info!(username = %username, role = %account.role, "staff logged in");
@@ -289,14 +366,6 @@ pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(
     headers.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session_id, None, secure(&state)));
     headers.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0), secure(&state)));
     Ok(response)
-}
-
-fn locked_message(until: i64) -> String {
-    format!(
-        "This account is locked for {LOCK_MINUTES} minutes after {MAX_FAILED_LOGINS} wrong passwords in a row. \
-         Try again after {}, or ask an admin to unlock it.",
-        view::clock_time(until)
-    )
 }
 
 pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap, staff: Staff) -> PageResult {
@@ -336,6 +405,23 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/staff/", "{bad}");
         }
         assert_eq!(safe_next(None), "/staff/");
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_a_trusted_proxy_forwards_for_it() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.0.0.2"));
+        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
+        // Not from a proxy: the header is the client's own word, and not believed.
+        assert_eq!(client_address(ip("198.51.100.7"), &proxies, &headers), ip("198.51.100.7"));
+        // From a proxy: the nearest address that is not a proxy (not the spoofable leftmost).
+        assert_eq!(client_address(ip("10.0.0.1"), &proxies, &headers), ip("203.0.113.9"));
+        assert_eq!(client_address(ip("10.0.0.1"), &proxies, &HeaderMap::new()), ip("10.0.0.1"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("not an address, 203.0.113.9"));
+        assert_eq!(client_address(ip("10.0.0.1"), &proxies, &headers), ip("203.0.113.9"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("not an address"));
+        assert_eq!(client_address(ip("10.0.0.1"), &proxies, &headers), ip("10.0.0.1"));
     }
 
     #[test]

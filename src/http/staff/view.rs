@@ -69,11 +69,6 @@ pub fn local_time(ms: i64) -> String {
     crate::time::from_ms(ms).with_timezone(&London).format("%a %-d %b %Y, %H:%M").to_string()
 }
 
-/// The time of day in London, e.g. "10:15".
-pub fn clock_time(ms: i64) -> String {
-    crate::time::from_ms(ms).with_timezone(&London).format("%H:%M").to_string()
-}
-
 /// A time for a `<time>` element: what people read and the machine-readable value.
 pub fn when(ms: i64) -> Value {
     json!({ "text": local_time(ms), "iso": crate::time::rfc3339_ms(ms) })
@@ -129,6 +124,5 @@ mod tests {
         // 2026-07-01T09:00Z is 10:00 British Summer Time.
         let ms = chrono::DateTime::parse_from_rfc3339("2026-07-01T09:00:00Z").unwrap().timestamp_millis();
         assert_eq!(local_time(ms), "Wed 1 Jul 2026, 10:00");
-        assert_eq!(clock_time(ms), "10:00");
     }
 }

@@ -19,9 +19,10 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::super::json::read_body;
-use super::{Problem, TokenChecked, count_status, status_answer};
+use super::{Bounce, Problem, TokenChecked, count_status, status_answer};
 use crate::app::AppState;
 use crate::channels::bounce::{self, Report};
+use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::store::{MessageKey, StatusChange};
 
@@ -54,7 +55,7 @@ impl<S: Send + Sync> FromRequest<S> for RawMessage {
 
 async fn bounce(
     State(state): State<Arc<AppState>>,
-    _: TokenChecked,
+    _: TokenChecked<Bounce>,
     RawMessage(body): RawMessage,
 ) -> Result<Json<Value>, Problem> {
     let bounce = bounce::read(&body);
@@ -80,6 +81,7 @@ async fn bounce(
         .store
         .apply_status(
             PROVIDER,
+            Some(Channel::Email),
             MessageKey::Email(&message_id),
             MessageStatus::Bounced,
             Some(detail),

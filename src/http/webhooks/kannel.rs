@@ -18,8 +18,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Problem, TokenChecked, count_status, status_answer};
+use super::{Kannel, Problem, TokenChecked, count_status, status_answer};
 use crate::app::AppState;
+use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::http::extract::Query;
@@ -61,7 +62,7 @@ fn smsc_error(answer: &str) -> Option<String> {
 
 async fn dlr(
     State(state): State<Arc<AppState>>,
-    _: TokenChecked,
+    _: TokenChecked<Kannel>,
     Query(q): Query<Dlr>,
 ) -> Result<Json<Value>, Problem> {
     let kind = q.status.as_deref().and_then(|s| s.trim().parse::<u32>().ok());
@@ -75,8 +76,10 @@ async fn dlr(
     if let Some(code) = q.answer.as_deref().and_then(smsc_error) {
         detail["smsc_error"] = code.into();
     }
-    let change =
-        state.store.apply_status(PROVIDER, MessageKey::Ours(&id), status, Some(detail), state.clock.now_ms()).await?;
+    let change = state
+        .store
+        .apply_status(PROVIDER, Some(Channel::Sms), MessageKey::Ours(&id), status, Some(detail), state.clock.now_ms())
+        .await?;
     count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))
 }
@@ -85,18 +88,35 @@ async fn dlr(
 struct Inbound {
     from: Option<String>,
     text: Option<String>,
+    ts: Option<String>,
+}
+
+/// Kannel's `%t` (`YYYY-MM-DD HH:MM`, seconds optional, the SMSC's time) or `%T` (Unix seconds),
+/// as epoch milliseconds. Only compared with other replies' `ts`, so its time zone does not matter.
+fn sent_at(ts: &str) -> Option<i64> {
+    let ts = ts.trim();
+    if !ts.is_empty() && ts.bytes().all(|b| b.is_ascii_digit()) {
+        return ts.parse::<i64>().ok().and_then(|s| s.checked_mul(1000));
+    }
+    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(ts, f).ok())
+        .map(|t| t.and_utc().timestamp_millis())
 }
 
 async fn inbound(
     State(state): State<Arc<AppState>>,
-    _: TokenChecked,
+    _: TokenChecked<Kannel>,
     Query(q): Query<Inbound>,
 ) -> Result<StatusCode, Problem> {
     let Some(from) = q.from.filter(|f| !f.trim().is_empty()) else {
         return Err(Problem::validation(vec![FieldError::new("from", "missing")]));
     };
     let text = q.text.unwrap_or_default();
-    crate::inbound::receive_reply(&state, PROVIDER, &from, &text, None).await?;
+    // Kannel re-delivers a reply it could not hand over: the same sender, text and `ts` within
+    // a minute is acknowledged and not recorded again.
+    let sent_at = q.ts.as_deref().and_then(sent_at);
+    crate::inbound::receive_reply(&state, PROVIDER, &from, &text, None, sent_at).await?;
     // No body: Kannel would send a body back to the victim as a reply.
     Ok(StatusCode::OK)
 }
@@ -113,6 +133,15 @@ mod tests {
         assert_eq!(dlr_status(8), Some(MessageStatus::Sent));
         assert_eq!(dlr_status(16), Some(MessageStatus::Failed));
         assert_eq!(dlr_status(3), None);
+    }
+
+    #[test]
+    fn kannel_times_are_read_in_both_forms() {
+        assert_eq!(sent_at("2026-11-23 10:05"), Some(1_795_428_300_000));
+        assert_eq!(sent_at("2026-11-23 10:05:30"), Some(1_795_428_330_000));
+        assert_eq!(sent_at("1795428300"), Some(1_795_428_300_000));
+        assert_eq!(sent_at("%t"), None);
+        assert_eq!(sent_at("99999999999999999999"), None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! Provider callbacks. No API key: each provider's own authentication (the webhook token in the
-//! URL for Kannel, the print service, email bounces and the sandbox; Twilio's request signature). A bad token or
-//! signature is 403 and changes nothing; an unknown message is acknowledged (200) and logged by
+//! Provider callbacks. No API key: each provider's own authentication (its own webhook token in
+//! the URL for Kannel, the print service, email bounces and the sandbox; Twilio's request
+//! signature), and only the routes of the providers configured. A bad token or signature is 403
+//! and changes nothing; a status applies only to a message sent through that provider and
+//! channel (another is acknowledged as unknown); an unknown message is acknowledged (200) and logged by
 //! id only; statuses only move forward (`Store::apply_status`). Query strings and bodies carry
 //! numbers and message text: handlers never log them, and spans name the route, not the URI.
 
@@ -9,6 +11,7 @@ mod kannel;
 mod print;
 mod twilio;
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Query, State};
@@ -24,16 +27,32 @@ use super::problem::Problem;
 use crate::app::AppState;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
+use crate::secrets::{Configured, WebhookTokens};
 use crate::store::{MessageKey, StatusChange};
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/webhooks/sandbox/status", post(sandbox_status))
-        .route("/webhooks/sandbox/inbound", post(sandbox_inbound))
-        .merge(kannel::router())
-        .merge(twilio::router())
-        .merge(print::router())
-        .merge(email::router())
+/// The callback routes of the providers the configuration uses; the others are not mounted
+/// (404), so a token or signature of a provider we don't use opens nothing.
+pub fn router(state: &AppState) -> Router<Arc<AppState>> {
+    let on = Configured::from_config(&state.config);
+    let mut router = Router::new();
+    if on.sandbox {
+        router = router
+            .route("/webhooks/sandbox/status", post(sandbox_status))
+            .route("/webhooks/sandbox/inbound", post(sandbox_inbound));
+    }
+    if on.kannel {
+        router = router.merge(kannel::router());
+    }
+    if on.twilio {
+        router = router.merge(twilio::router());
+    }
+    if on.print {
+        router = router.merge(print::router());
+    }
+    if on.bounce {
+        router = router.merge(email::router());
+    }
+    router
 }
 
 /// 403 for a callback that did not prove where it came from; `why` names the check, never a value.
@@ -47,24 +66,55 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
-/// A callback that carried the right `?token=`. As an extractor it runs before the body is read,
-/// so a forged callback is refused (403) whatever its body.
-pub struct TokenChecked;
+/// A provider whose callbacks carry its own token in the URL.
+pub trait TokenCallback {
+    fn token(tokens: &WebhookTokens) -> Option<&str>;
+}
 
-impl FromRequestParts<Arc<AppState>> for TokenChecked {
+pub struct Sandbox;
+pub struct Kannel;
+pub struct Print;
+pub struct Bounce;
+
+impl TokenCallback for Sandbox {
+    fn token(tokens: &WebhookTokens) -> Option<&str> {
+        tokens.sandbox.as_deref()
+    }
+}
+impl TokenCallback for Kannel {
+    fn token(tokens: &WebhookTokens) -> Option<&str> {
+        tokens.kannel.as_deref()
+    }
+}
+impl TokenCallback for Print {
+    fn token(tokens: &WebhookTokens) -> Option<&str> {
+        tokens.print.as_deref()
+    }
+}
+impl TokenCallback for Bounce {
+    fn token(tokens: &WebhookTokens) -> Option<&str> {
+        tokens.bounce.as_deref()
+    }
+}
+
+/// A callback that carried provider `P`'s `?token=`. As an extractor it runs before the body is
+/// read, so a forged callback is refused (403) whatever its body.
+pub struct TokenChecked<P>(PhantomData<P>);
+
+impl<P: TokenCallback> FromRequestParts<Arc<AppState>> for TokenChecked<P> {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Problem> {
         let token = Query::<TokenQuery>::try_from_uri(&parts.uri).ok().and_then(|q| q.0.token);
-        check_token(state, token.as_deref()).map(|()| TokenChecked)
+        check_token(state, P::token(&state.webhooks), token.as_deref()).map(|()| TokenChecked(PhantomData))
     }
 }
 
 /// The callback token, compared in constant time so that timing tells nothing about it.
-pub fn check_token(state: &AppState, given: Option<&str>) -> Result<(), Problem> {
+fn check_token(state: &AppState, expected: Option<&str>, given: Option<&str>) -> Result<(), Problem> {
     use subtle::ConstantTimeEq;
-    match given {
-        Some(t) if bool::from(t.as_bytes().ct_eq(state.webhook_token.as_bytes())) => Ok(()),
+    match (expected, given) {
+        (Some(expected), Some(t)) if bool::from(t.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
         _ => {
             state.metrics.callback_rejected("bad_token");
             Err(forbidden("bad or missing token"))
@@ -80,7 +130,7 @@ struct SandboxStatus {
 
 async fn sandbox_status(
     State(state): State<Arc<AppState>>,
-    _: TokenChecked,
+    _: TokenChecked<Sandbox>,
     body: JsonBody<SandboxStatus>,
 ) -> Result<Json<Value>, Problem> {
     let status = MessageStatus::parse(&body.value.status)
@@ -91,7 +141,14 @@ async fn sandbox_status(
     };
     let change = state
         .store
-        .apply_status("sandbox", MessageKey::Provider(&body.value.provider_ref), status, None, state.clock.now_ms())
+        .apply_status(
+            "sandbox",
+            None,
+            MessageKey::Provider(&body.value.provider_ref),
+            status,
+            None,
+            state.clock.now_ms(),
+        )
         .await?;
     count_status(&state, "sandbox", &change);
     Ok(Json(status_answer(&change)))
@@ -131,10 +188,10 @@ struct SandboxInbound {
 
 async fn sandbox_inbound(
     State(state): State<Arc<AppState>>,
-    _: TokenChecked,
+    _: TokenChecked<Sandbox>,
     body: JsonBody<SandboxInbound>,
 ) -> Result<Json<Value>, Problem> {
     let inbound = body.value;
-    let outcome = crate::inbound::receive_reply(&state, "sandbox", &inbound.from, &inbound.body, None).await?;
+    let outcome = crate::inbound::receive_reply(&state, "sandbox", &inbound.from, &inbound.body, None, None).await?;
     Ok(Json(outcome))
 }

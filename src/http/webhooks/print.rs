@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::super::json::JsonBody;
-use super::{Problem, TokenChecked, count_status, forbidden, status_answer};
+use super::{Print, Problem, TokenChecked, count_status, forbidden, status_answer};
 use crate::app::AppState;
+use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::store::MessageKey;
@@ -39,7 +40,7 @@ struct PrintStatus {
 
 async fn status(
     State(state): State<Arc<AppState>>,
-    _: TokenChecked,
+    _: TokenChecked<Print>,
     body: JsonBody<PrintStatus>,
 ) -> Result<Json<Value>, Problem> {
     let report = body.value;
@@ -56,7 +57,14 @@ async fn status(
     let detail = json!({ "reported_at": crate::time::rfc3339(report.at) });
     let change = state
         .store
-        .apply_status(PROVIDER, MessageKey::Ours(&report.reference), status, Some(detail), state.clock.now_ms())
+        .apply_status(
+            PROVIDER,
+            Some(Channel::Letter),
+            MessageKey::Ours(&report.reference),
+            status,
+            Some(detail),
+            state.clock.now_ms(),
+        )
         .await?;
     count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))

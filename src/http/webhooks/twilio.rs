@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use super::{Problem, count_status, forbidden, status_answer};
 use crate::app::AppState;
 use crate::channels::twilio;
+use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::store::MessageKey;
@@ -103,7 +104,8 @@ async fn status(
         Some(id) => MessageKey::Ours(id),
         None => MessageKey::Provider(sid),
     };
-    let change = state.store.apply_status(PROVIDER, key, status, Some(detail), state.clock.now_ms()).await?;
+    let change =
+        state.store.apply_status(PROVIDER, Some(Channel::Sms), key, status, Some(detail), state.clock.now_ms()).await?;
     count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))
 }
@@ -119,7 +121,7 @@ async fn inbound(
         return Err(Problem::validation(vec![FieldError::new("From", "missing")]));
     };
     let text = params.get("Body").unwrap_or("");
-    crate::inbound::receive_reply(&state, PROVIDER, from, text, params.get("MessageSid")).await?;
+    crate::inbound::receive_reply(&state, PROVIDER, from, text, params.get("MessageSid"), None).await?;
     // Empty TwiML: no reply is sent.
     Ok((
         StatusCode::OK,
