@@ -298,6 +298,12 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     let unknown = hook("/webhooks/sandbox/status", json!({"provider_ref": "msg_unknown", "status": "delivered"})).await;
     assert_eq!(unknown.1["result"], "unknown_message");
+    // A call with the number dialled and why the victim declined (free text): kept, never logged.
+    let declined = json!({"at": "2026-11-23T10:00:00Z", "outcome": "declined", "number": "07700 900888",
+        "reason": "Jonathan Quennell: Biscuit's owner helps at 9 Larkspur Mews"});
+    let called =
+        http.post(format!("{base}/v1/cases/BIN-1/calls")).bearer_auth(&key).json(&declined).send().await.unwrap();
+    assert_eq!(called.status(), StatusCode::CREATED);
     let stop = hook("/webhooks/sandbox/inbound", json!({"from": "+447700900888", "to": "60000", "body": "STOP"})).await;
     assert_eq!(stop.1["classification"], "opt_out");
     let get = |path: String| {
@@ -362,6 +368,7 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
         "case erased on request",
         "report produced",
         "alert acknowledged",
+        "call recorded",
     ] {
         assert!(output.contains(line), "{line:?} was logged:\n{output}");
     }

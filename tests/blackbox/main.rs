@@ -17,6 +17,7 @@ mod processes;
 mod replies;
 mod reports;
 mod retention;
+mod safe_contact;
 mod scenarios;
 mod smtp;
 mod staff;
