@@ -6,6 +6,7 @@ mod common;
 mod api;
 mod binary;
 mod browser;
+mod differential;
 mod events;
 mod failover;
 mod flow;
