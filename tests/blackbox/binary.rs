@@ -489,6 +489,9 @@ fn the_readme_demo_covers_send_defer_hold_and_block() {
     assert!(row("DEMO-5 ").contains("hold") && row("DEMO-5 ").contains("no_safe_number"));
     assert!(row("DEMO-7 ").contains("block") && row("DEMO-7 ").contains("no_consent"));
     assert!(row("DEMO-9 ").contains("insufficient_contact_info"));
+    // Case memory: DEMO-1's follow-up says only burglary and still gets the discreet pack.
+    let follow_up = stdout.lines().find(|l| l.starts_with("DEMO-1 ") && l.contains("follow-up pack")).unwrap();
+    assert!(follow_up.contains("information_pack_discreet"), "{follow_up}");
     assert!(stdout.contains("API key (all scopes): sr_"));
     let letters = std::fs::read_dir(dir.join("outbox/letters")).unwrap().count();
     assert_eq!(letters, 1);
