@@ -273,6 +273,18 @@ on_backends! {
         assert_eq!((suppressed["reason"].as_str(), suppressed["detail"]["numbers"].as_i64()), (Some("wrong_number"), Some(2)));
         let (_, case) = app.get_case("WN-1").await;
         assert_eq!(case["calls"][0]["number_given"], true);
+        // Erasure takes the call's number (its keyed hash) with the case; the suppression stays.
+        let pool = app.state.store.pool().clone();
+        let count = |sql: &'static str| {
+            let pool = pool.clone();
+            async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM calls WHERE number_key IS NOT NULL").await, 1);
+        app.state.store.erase_case("WN-1", app.state.clock.now_ms(), "admin").await.unwrap().unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM calls WHERE number_key IS NOT NULL").await, 0);
+        assert_eq!(count("SELECT COUNT(*) FROM case_categories WHERE case_ref = 'WN-1'").await, 0);
+        let (_, d) = app.post_outreach(&elsewhere("+447700900641", "wn-9")).await;
+        assert_eq!(decision(&d), ("block", "suppressed", "-"));
         app.stop().await;
     }
 }
