@@ -129,6 +129,7 @@ impl AppState {
             retry_base: Duration::from_secs(self.config.retry_base_secs),
             send_lease: Duration::from_secs(self.config.send_lease_secs.max(1)),
             relay_wake: self.relay_wake.clone(),
+            before_claim: None,
         }
     }
 }

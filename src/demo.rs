@@ -96,6 +96,14 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
             pack.subject.as_deref().or(pack.body.as_deref()).unwrap_or_default()
         );
     }
+    // Case memory: the follow-up on DEMO-1 says only burglary.
+    if let Some((_, follow_up)) = answers.iter().find(|(label, _)| *label == FOLLOW_UP) {
+        println!(
+            "\nDEMO-1's follow-up pack says only `burglary`, but the case remembers it is a domestic-abuse case:\n  {} with {}",
+            follow_up["decision"]["outcome"].as_str().unwrap_or_default(),
+            follow_up["decision"]["template"].as_str().unwrap_or("no template"),
+        );
+    }
     println!("\nSandbox outbox (what was \"sent\"): {}", state.config.outbox_dir);
     println!("  sms.jsonl, email/*.eml, letters/*.pdf");
     println!(
@@ -146,8 +154,12 @@ pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliE
     Ok(Setup { passwords, approved, key })
 }
 
-/// Realistic jobs, one per interesting outcome. Names, numbers and addresses are fictional
-/// (Ofcom's drama range 07700 900xxx, example.org, made-up streets).
+/// The label of the job that shows case memory.
+const FOLLOW_UP: &str = "follow-up pack";
+
+/// Realistic jobs, one per interesting outcome, and a follow-up on the first case that shows the
+/// case remembering what it is about. Names, numbers and addresses are fictional (Ofcom's drama
+/// range 07700 900xxx, example.org, made-up streets).
 fn example_jobs(now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Value)> {
     let referred = crate::time::rfc3339(now - chrono::TimeDelta::hours(2));
     let referral = json!({ "source": "police", "referred_at": referred, "local_authority": "Coventry" });
@@ -242,6 +254,17 @@ fn example_jobs(now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Value)
                 "crime": { "categories": ["burglary"], "summary": "shed broken into" },
                 "victim": { "first_name": "Gwen", "language": "cy" },
                 "contact": { "email": { "address": "gwen@example.org", "safe": true }, "preferred_method": "email" },
+                "consent": { "information_pack": true }
+            }),
+        ),
+        (
+            // Says only burglary; DEMO-1 is a domestic-abuse case, so the pack is the discreet one.
+            FOLLOW_UP,
+            json!({
+                "request_id": "demo-11", "case_ref": "DEMO-1", "kind": "information_pack", "referral": referral,
+                "crime": { "categories": ["burglary"] },
+                "victim": { "first_name": "Ana" },
+                "contact": { "phones": [{ "number": "07700 900101", "belongs_to": "victim", "safe_to_text": true }], "preferred_method": "sms" },
                 "consent": { "information_pack": true }
             }),
         ),

@@ -34,7 +34,9 @@ pub async fn receive_reply(
     let now = state.clock.now_ms();
     let analysis = classify_reply(body);
     let classification = analysis.classification;
-    // A number we can't read as a UK mobile is still recorded (for staff), keyed as given.
+    // One number, one key: whichever form the provider gives (`+447…`, `447…`, `00447…`, `07…`),
+    // the reply's sender is compared as the E.164 number. One we can't read as a UK mobile is
+    // still recorded (for staff), keyed as given.
     let number = normalise_uk_mobile(from).unwrap_or_else(|| from.trim().to_string());
     let matched = store.latest_message_to(&number).await?;
     let case_ref = matched.as_ref().map(|(_, case)| case.as_str());
@@ -42,6 +44,12 @@ pub async fn receive_reply(
     let actor = format!("provider:{provider}");
 
     let mut tx = store.begin().await?;
+    // The case first, then the number (`suppress` takes its lock): the order a worker takes them
+    // in, so the two never wait for each other. (Taken before the duplicate check, it also lets
+    // two deliveries of one reply to a known case take turns.)
+    if let Some(case_ref) = case_ref {
+        store.lock_case(&mut tx, case_ref).await?;
+    }
     if let Some(sent_at) = sent_at
         && let Some((reply_id, case_ref, classification)) =
             store.same_reply_within_a_minute(&mut tx, provider, &number, body, sent_at).await?

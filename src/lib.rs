@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod calls;
 pub mod channels;
 pub mod cli;
 pub mod clock;

@@ -6,8 +6,8 @@
 //!
 //! Which retention applies (each configurable, in days):
 //! - `default`: a message, counted from its last status (its final status, or the last one a
-//!   provider reported); a reply, from when it came; a staff note, from when it was written; a
-//!   sent job's request, with its message.
+//!   provider reported); a reply, from when it came; a staff note and a call's reason, from when
+//!   they were written; a sent job's request, with its message.
 //! - `not_taken_up`: everything on a case the victim declined (a `declined` call) or that was
 //!   cancelled, instead of the other two.
 //! - `never_reached`: the request of a job that ended without a message going out (blocked,
@@ -104,6 +104,8 @@ pub struct Swept {
     pub notes: u64,
     /// Waiting jobs closed because nobody acted on them.
     pub expired: u64,
+    /// Reasons given with calls (why a victim declined: free text).
+    pub call_reasons: u64,
 }
 
 /// Run a pass now and then every `config.every`, until `shutdown`.
@@ -123,6 +125,7 @@ pub async fn run(
                     requests = s.requests,
                     notes = s.notes,
                     expired = s.expired,
+                    call_reasons = s.call_reasons,
                     "retention redacted personal data"
                 )
             }
@@ -303,6 +306,31 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
 
     store.forget_login_failures(now - crate::store::LOGIN_FAILURES_FORGOTTEN_MS).await?;
 
+    // Why a victim declined a call: free text, like a staff note, from when it was recorded.
+    let mut cursor: Cursor = (i64::MIN, String::new());
+    loop {
+        let calls = store.call_reasons_due_for_redaction(before, &cursor, BATCH).await?;
+        let refs: Vec<&str> = calls.iter().map(|c| c.case_ref.as_str()).collect();
+        let declined = store.not_taken_up_since(&refs).await?;
+        let mut tx = store.begin().await?;
+        for c in &calls {
+            let class = if declined.contains_key(&c.case_ref) { Class::NotTakenUp } else { Class::Default };
+            if due(class, c.at) && store.redact_call_reason(&mut tx, &c.id, now).await? {
+                redacted_event(&c.case_ref, now, "call_reason", class)
+                    .detail(json!({ "what": "call_reason", "retention": class.as_str(), "call_id": c.id }))
+                    .append(&mut tx)
+                    .await?;
+                swept.call_reasons += 1;
+            }
+        }
+        tx.commit().await?;
+        match calls.last() {
+            Some(last) if calls.len() as i64 == BATCH => cursor = (last.at, last.id.clone()),
+            _ => break,
+        }
+    }
+
+    metrics.redacted("call_reason", swept.call_reasons);
     metrics.redacted("message", swept.messages);
     metrics.redacted("note", swept.notes);
     metrics.redacted("reply", swept.replies);

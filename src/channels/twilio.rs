@@ -105,13 +105,17 @@ impl Provider for Twilio {
     }
 }
 
-/// Transient or permanent, from the HTTP status and Twilio's error code.
+/// Permanent, transient or in doubt, from the HTTP status and Twilio's error code. A 4xx is
+/// Twilio's refusal (nothing was created); a 5xx came after our request reached it, and whether
+/// the message was created before things went wrong is unknown: in doubt, like a timeout, so it
+/// is neither retried nor failed over (a second text could reach the victim).
 fn classify(status: StatusCode, code: Option<u32>) -> SendError {
     let what = match code {
         Some(code) => format!("twilio error {code} ({})", status.as_u16()),
         None => format!("twilio answered {}", status.as_u16()),
     };
     match code {
+        _ if status.is_server_error() => SendError::InDoubt { provider: PROVIDER, why: what },
         Some(code) if status.is_client_error() && PERMANENT_CODES.contains(&code) => SendError::Permanent(what),
         _ => SendError::Transient(what),
     }
@@ -200,17 +204,21 @@ mod tests {
         let garbled = Server::start(Then::Answer("201 Created", "{\"si")).await;
         let got = twilio_at(&garbled.url(""), Duration::from_secs(5)).send(&sms()).await;
         assert!(matches!(got, Err(SendError::InDoubt { provider: "twilio", .. })), "{got:?}");
-        // An error Twilio gave: not taken, so another provider or a later try may send it.
+        // A server error after the request went: Twilio may have created it before failing.
         let down = Server::start(Then::Answer("503 Service Unavailable", "{\"code\": 20500}")).await;
         let got = twilio_at(&down.url(""), Duration::from_secs(5)).send(&sms()).await;
-        assert_eq!(got, Err(SendError::Transient("twilio error 20500 (503)".into())));
+        assert_eq!(got, Err(SendError::InDoubt { provider: "twilio", why: "twilio error 20500 (503)".into() }));
+        // A refusal Twilio gave: not taken, so another provider or a later try may send it.
+        let busy = Server::start(Then::Answer("429 Too Many Requests", "{\"code\": 20429}")).await;
+        let got = twilio_at(&busy.url(""), Duration::from_secs(5)).send(&sms()).await;
+        assert_eq!(got, Err(SendError::Transient("twilio error 20429 (429)".into())));
         let ok = Server::start(Then::Answer("201 Created", "{\"sid\": \"SM1\", \"status\": \"queued\"}")).await;
         let got = twilio_at(&ok.url(""), Duration::from_secs(5)).send(&sms()).await;
         assert_eq!(got, Ok(Accepted { provider: "twilio", provider_ref: "SM1".into() }));
     }
 
     #[test]
-    fn errors_for_the_number_are_permanent_the_rest_transient() {
+    fn errors_for_the_number_are_permanent_server_errors_in_doubt_the_rest_transient() {
         let permanent =
             |s: u16, c: Option<u32>| matches!(classify(StatusCode::from_u16(s).unwrap(), c), SendError::Permanent(_));
         assert!(permanent(400, Some(21211)));
@@ -221,6 +229,12 @@ mod tests {
         assert!(!permanent(429, Some(20429)));
         assert!(!permanent(500, None));
         assert!(!permanent(503, Some(21211)), "a 5xx is never final");
+        let in_doubt =
+            |s: u16, c: Option<u32>| matches!(classify(StatusCode::from_u16(s).unwrap(), c), SendError::InDoubt { .. });
+        for status in [500, 502, 503, 504] {
+            assert!(in_doubt(status, None) && in_doubt(status, Some(20500)), "{status}");
+        }
+        assert!(!in_doubt(429, Some(20429)) && !in_doubt(400, Some(21211)) && !in_doubt(401, Some(20003)));
         let SendError::Permanent(text) = classify(StatusCode::BAD_REQUEST, Some(21211)) else { unreachable!() };
         assert_eq!(text, "twilio error 21211 (400)");
     }

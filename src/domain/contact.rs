@@ -12,29 +12,32 @@ use std::str::FromStr;
 use super::Recipient;
 use super::request::{Contact, Postal};
 
-/// A UK mobile number as E.164 (`+447` and 9 more digits), from `+447…`, `447…` or `07…`, with
-/// any spaces, dashes, dots or brackets, and the `+44 (0)7…` habit. Anything else is `None`.
+/// A UK mobile number as E.164 (`+447` and 9 more digits), from `+447…`, `447…`, `00447…` or
+/// `07…`, with any spaces, dashes, dots or brackets, and the `+44 (0)7…` habit. Anything else is
+/// `None`. This is the one normalisation every comparison of numbers goes through (outbound
+/// choice, suppressions, reply senders, history, conflicts, calls): one number, one key.
 pub fn normalise_uk_mobile(raw: &str) -> Option<String> {
     let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
-    // "+44 (0)7700 900123": the bracketed trunk zero is dropped, not read as a digit.
-    let compact = match compact.strip_prefix("+44(0)").or_else(|| compact.strip_prefix("44(0)")) {
-        Some(rest) => format!("+44{rest}"),
-        None => compact,
-    };
-    let (plus, body) = match compact.strip_prefix('+') {
+    // "+44 (0)7700 900123", "0044 (0)7700 900123": the bracketed trunk zero is dropped, not read
+    // as a digit.
+    let compact = ["+44(0)", "0044(0)", "44(0)"]
+        .iter()
+        .find_map(|prefix| compact.strip_prefix(prefix).map(|rest| format!("+44{rest}")))
+        .unwrap_or(compact);
+    let compact: String = compact.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')')).collect();
+    let (plus, digits) = match compact.strip_prefix('+') {
         Some(rest) => (true, rest),
         None => (false, compact.as_str()),
     };
-    let mut digits = String::with_capacity(body.len());
-    for c in body.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            '-' | '.' | '(' | ')' => {}
-            _ => return None,
-        }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    // A national `07…` number cannot follow a `+`.
-    let subscriber = digits.strip_prefix("447").or_else(|| digits.strip_prefix("07").filter(|_| !plus))?;
+    // After a `+` only the country code may follow; `00` is the international prefix written out.
+    let subscriber = if plus {
+        digits.strip_prefix("447")
+    } else {
+        digits.strip_prefix("447").or_else(|| digits.strip_prefix("00447")).or_else(|| digits.strip_prefix("07"))
+    }?;
     (subscriber.len() == 9).then(|| format!("+447{subscriber}"))
 }
 
@@ -191,6 +194,10 @@ mod tests {
             "(07700) 900123",
             "+44 7700 900 123",
             "+44 (0)7700 900123",
+            "00447700900123",
+            "0044 7700 900123",
+            "0044 (0)7700 900123",
+            "(+44) 7700 900123",
             " 07700900123 ",
             "\t+447700900123\n",
         ] {
@@ -211,9 +218,11 @@ mod tests {
             "0770090012",   // too short
             "077009001234", // too long
             "+4477009001234",
-            "+33612345678",     // French mobile
-            "0044 7700 900123", // international prefix is not one of the accepted forms
-            "07700 9OO123",     // letters O for zeros
+            "+33612345678",      // French mobile
+            "0044 07700 900123", // a trunk zero after the country code, without brackets
+            "+00447700900123",
+            "000447700900123",
+            "07700 9OO123", // letters O for zeros
             "07700/900123",
             "+44+7700900123",
             "٠٧٧٠٠٩٠٠١٢٣", // non-ASCII digits
@@ -361,6 +370,40 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    /// A written form of a mobile, then mangled: a character dropped, doubled or replaced, or a
+    /// stray one inserted.
+    fn near_miss() -> impl Strategy<Value = String> {
+        let form = (prop::sample::select(vec!["+447", "447", "00447", "07", "+44 (0)7", "0044 7"]), "[0-9]{9}")
+            .prop_map(|(p, s)| format!("{p}{s}"));
+        let stray = prop::sample::select(vec!['0', '4', '7', '+', ' ', '(', 'O', 'x', '/', '٣']);
+        (form, 0usize..16, 0u8..4, stray).prop_map(|(form, at, how, c)| {
+            let mut chars: Vec<char> = form.chars().collect();
+            let at = at.min(chars.len().saturating_sub(1));
+            match how {
+                0 => {
+                    chars.remove(at);
+                }
+                1 => chars.insert(at, chars[at]),
+                2 => chars[at] = c,
+                _ => chars.insert(at, c),
+            }
+            chars.into_iter().collect()
+        })
+    }
+
+    /// The near misses are a mix, so the property above is not vacuous: many still normalise
+    /// (a doubled separator), many do not.
+    #[test]
+    fn near_misses_both_normalise_and_fail() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = near_miss();
+        let normalised = (0..1000)
+            .filter(|_| normalise_uk_mobile(&strategy.new_tree(&mut runner).unwrap().current()).is_some())
+            .count();
+        assert!((100..900).contains(&normalised), "{normalised} of 1000 normalised");
+    }
+
     proptest! {
         /// Whatever comes out is a UK mobile in E.164, and normalising it again changes nothing.
         #[test]
@@ -371,16 +414,54 @@ mod properties {
             }
         }
 
-        /// Every written form of one number normalises to the same E.164 number.
+        /// One number, one key: every written form of a UK mobile (each accepted prefix, any
+        /// spaces, dashes, dots and brackets between its parts) normalises to the same E.164 key.
         #[test]
-        fn written_forms_of_a_mobile_agree(sub in "[0-9]{9}", sep in "[ .-]?") {
-            let want = format!("+447{sub}");
-            let (a, b) = sub.split_at(3);
-            for raw in [format!("07{a}{sep}{b}"), format!("447{a}{sep}{b}"), format!("+44{sep}7{a}{sep}{b}")] {
-                prop_assert_eq!(normalise_uk_mobile(&raw), Some(want.clone()));
+        fn every_written_form_of_a_mobile_maps_to_one_key(
+            sub in "[0-9]{9}",
+            prefix in prop::sample::select(vec![
+                "+44", "44", "0044", "0", "+44 (0)", "+44(0)", "0044 (0)", "44 (0)",
+            ]),
+            seps in prop::collection::vec(
+                prop::sample::select(vec!["", "", "", " ", "-", ".", "  ", " - ", "(", ")"]), 12),
+            outer in prop::sample::select(vec!["", " ", "\t", "\n "]),
+        ) {
+            let mut raw = String::from(outer);
+            raw.push_str(prefix);
+            // Separators go between the parts: after the prefix, and between the digits.
+            for (i, part) in std::iter::once('7').chain(sub.chars()).enumerate() {
+                raw.push_str(seps[i.min(seps.len() - 1)]);
+                raw.push(part);
+            }
+            raw.push_str(outer);
+            prop_assert_eq!(normalise_uk_mobile(&raw), Some(format!("+447{sub}")), "{:?}", raw);
+        }
+
+        /// Nothing else maps to a mobile's key: whatever normalises (near misses included: a digit
+        /// dropped, added or changed, a stray character) is, digit for digit, an accepted prefix
+        /// followed by that very number. So two different numbers never share a key.
+        #[test]
+        fn nothing_but_a_written_form_of_that_mobile_maps_to_its_key(raw in near_miss()) {
+            if let Some(n) = normalise_uk_mobile(&raw) {
+                let sub = &n[4..];
+                let digits: String = raw.chars().filter(|c| c.is_ascii_digit()).collect();
+                let forms = ["447", "00447", "07", "4407", "004407"].map(|p| format!("{p}{sub}"));
+                prop_assert!(forms.contains(&digits), "{:?} became {}", raw, n);
+                prop_assert!(!raw.chars().any(|c| c.is_alphabetic()), "{:?}", raw);
+                // A national number never follows a `+`.
+                let plus = raw.contains('+');
+                prop_assert!(!(plus && (digits.starts_with("07") || digits.starts_with("00"))), "{:?}", raw);
             }
         }
 
+        /// UK landlines and non-UK numbers, in any form, are not mobiles.
+        #[test]
+        fn landlines_and_foreign_numbers_are_not_mobiles(
+            prefix in prop::sample::select(vec!["01", "02", "03", "08", "+441", "+442", "00441", "441", "+33 6", "0033 6", "+1 7", "+353 8", "+4417", "+0", "+07"]),
+            rest in "[0-9]{8,10}",
+        ) {
+            prop_assert_eq!(normalise_uk_mobile(&format!("{prefix}{rest}")), None);
+        }
         #[test]
         fn a_normalised_postcode_is_canonical_and_stable(raw in "[A-Za-z0-9 ]{0,9}") {
             if let Some(p) = normalise_postcode(&raw) {

@@ -1,5 +1,6 @@
 //! Plain types and pure rules: no I/O, no async, no framework types.
 
+pub mod call;
 pub mod contact;
 pub mod event;
 pub mod language;
@@ -89,6 +90,7 @@ pub(crate) use codes;
 
 codes!(ReasonCode {
     DoNotContact => "do_not_contact",
+    Declined => "declined",
     NoConsent => "no_consent",
     Suppressed => "suppressed",
     PossiblePriority => "possible_priority",
@@ -187,8 +189,19 @@ pub struct CaseHistory {
     pub outreach_cancelled: bool,
     /// When this job was accepted (rule 12 counts from here when the referral time is absent).
     pub accepted_at: Option<DateTime<Utc>>,
-    /// Advocate call attempts recorded on the case.
+    /// Advocate call attempts recorded on the case that count for rule 12 (`answered`,
+    /// `no_answer`, `voicemail`).
     pub call_attempts: u32,
+    /// A call with outcome `declined` is recorded on the case (rule 1a).
+    pub declined: bool,
+    /// The case's memory: the crime categories of every job accepted on it (this one included
+    /// once stored), lower-case. Safety-sensitivity and "looks priority" are read from these.
+    pub case_categories: std::collections::BTreeSet<String>,
+    /// Some job accepted on the case was priority (a pre-text, or `priority: true`).
+    pub case_priority: bool,
+    /// The case was found safety-sensitive when a job was accepted (with the configuration of
+    /// that time): it stays so.
+    pub case_safety_sensitive: bool,
     /// Another pre-text for this case was sent or is being sent, or was accepted earlier and is
     /// still queued or deferred.
     pub other_pretext_active: bool,
@@ -197,8 +210,8 @@ pub struct CaseHistory {
     /// Of the request's own normalised addresses (phones in E.164, emails lower-case, postal keys),
     /// those that are suppressed.
     pub suppressed: std::collections::BTreeSet<String>,
-    /// Of the request's own normalised phone numbers, those recorded on another case as belonging
-    /// to someone other than that case's victim.
+    /// Of the request's own normalised phone numbers, those recorded — on any case, this one
+    /// included — as belonging to someone other than the victim.
     pub numbers_of_others: std::collections::BTreeSet<String>,
     /// Approved (template name, channel) pairs.
     pub approved_templates: std::collections::BTreeSet<(String, Channel)>,

@@ -10,10 +10,13 @@
 //!   for a person rather than deferred to a guess.
 //! - A deferral carries the route; `until` is the next allowed minute (rule 13) or referral + 24 h
 //!   (rule 12, re-decided then or when a call is recorded).
+//! - A case remembers (v2): safety-sensitivity and "looks priority" read the union of the
+//!   categories of every job accepted on the case (`CaseHistory::case_categories`, with this
+//!   job's own); a job's effective priority is its own or the case's (`case_priority`).
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeDelta, Utc};
 
-use super::contact::{PostalAddress, normalise_email, normalise_uk_mobile, recipient_key};
+use super::contact::{PostalAddress, normalise_email, normalise_uk_mobile, numbers_of_others_in, recipient_key};
 use super::request::{Contact, Kind, Method, OutreachRequest, Phone, Victim};
 use super::safe_times::TimeRules;
 use super::{CaseHistory, Channel, Decision, ReasonCode, Recipient, Route, template_names};
@@ -41,6 +44,12 @@ pub const DEFAULT_OTHER_PRIORITY_CATEGORIES: &[&str] = &[
     "child_sexual_exploitation",
     "fgm",
     "serious_violence",
+    "false_imprisonment",
+    "wounding_with_intent",
+    // Fraud and cyber-crime victims the triage system marks as needing the specialist service;
+    // plain `fraud` and `cyber_crime` stay non-priority.
+    "fraud_vulnerable",
+    "cyber_crime_vulnerable",
 ];
 
 pub const DEFAULT_PRIORITY_VULNERABILITIES: &[&str] =
@@ -114,10 +123,14 @@ pub fn decide(job: &OutreachRequest, history: &CaseHistory, now: DateTime<Utc>, 
     use Decision::{Block, Hold};
     use ReasonCode::*;
 
-    let sensitive = is_safety_sensitive(job, config);
+    let sensitive = is_case_safety_sensitive(job, history, config);
     // Rule 1.
     if history.case_cancelled || history.outreach_cancelled || job.contact.do_not_contact {
         return Block(DoNotContact);
+    }
+    // Rule 1a: the victim said no to the service on a call.
+    if history.declined {
+        return Block(Declined);
     }
     // Rule 2: pre-texts need no consent, they precede the call.
     if job.kind == Kind::InformationPack && !job.consent.information_pack {
@@ -132,7 +145,10 @@ pub fn decide(job: &OutreachRequest, history: &CaseHistory, now: DateTime<Utc>, 
         return Block(Suppressed);
     }
     // Rule 4.
-    if job.kind == Kind::InformationPack && job.priority != Some(true) && looks_priority(job, config) {
+    if job.kind == Kind::InformationPack
+        && !is_effectively_priority(job, history)
+        && looks_priority(job, history, config)
+    {
         return Hold(PossiblePriority);
     }
     // Rule 5.
@@ -149,9 +165,9 @@ pub fn decide(job: &OutreachRequest, history: &CaseHistory, now: DateTime<Utc>, 
         // Rules 9 and 10.
         Err(NoRoute::InsufficientContactInfo) => return Block(InsufficientContactInfo),
     };
-    // Rule 7.
+    // Rule 7: someone else's number on any case, this one and this very request included.
     if let Recipient::Phone { number } = &route.recipient
-        && history.numbers_of_others.contains(number)
+        && (history.numbers_of_others.contains(number) || numbers_of_others_in(&job.contact).contains(number))
     {
         return Hold(NumberConflict);
     }
@@ -221,22 +237,33 @@ pub fn choose_route(job: &OutreachRequest, sensitive: bool) -> Result<Route, NoR
     Ok(Route { channel, template: template_for(job.kind, channel, sensitive), recipient })
 }
 
-/// Any of the job's crime categories is safety-sensitive.
+/// Any of the job's own crime categories is safety-sensitive (what the store records for the case
+/// at acceptance).
 pub fn is_safety_sensitive(job: &OutreachRequest, config: &PolicyConfig) -> bool {
     any_listed(&job.crime.categories, &config.safety_sensitive_categories)
 }
 
-/// Rule 4: a priority category or vulnerability, or keywords in the crime summary. (A
-/// safety-sensitive category counts even if a configuration left it off the priority list.)
-pub fn looks_priority(job: &OutreachRequest, config: &PolicyConfig) -> bool {
-    is_safety_sensitive(job, config)
+/// The case is safety-sensitive: it was found so when a job was accepted, or any category of
+/// this job or of any job accepted on the case is. A case once safety-sensitive stays so.
+pub fn is_case_safety_sensitive(job: &OutreachRequest, history: &CaseHistory, config: &PolicyConfig) -> bool {
+    history.case_safety_sensitive
+        || is_safety_sensitive(job, config)
+        || any_listed(&history.case_categories, &config.safety_sensitive_categories)
+}
+
+/// Rule 4: a priority category (of this job or of the case) or vulnerability, or keywords in the
+/// crime summary. (A safety-sensitive category counts even if a configuration left it off the
+/// priority list.)
+pub fn looks_priority(job: &OutreachRequest, history: &CaseHistory, config: &PolicyConfig) -> bool {
+    is_case_safety_sensitive(job, history, config)
         || any_listed(&job.crime.categories, &config.priority_categories)
+        || any_listed(&history.case_categories, &config.priority_categories)
         || any_listed(&job.victim.vulnerabilities, &config.priority_vulnerabilities)
         || job.crime.summary.as_deref().is_some_and(|s| matches_keywords(s, &config.keywords))
 }
 
-fn any_listed(values: &[String], list: &[String]) -> bool {
-    values.iter().any(|v| list.iter().any(|l| l.trim().eq_ignore_ascii_case(v.trim())))
+fn any_listed<'a>(values: impl IntoIterator<Item = &'a String>, list: &[String]) -> bool {
+    values.into_iter().any(|v| list.iter().any(|l| l.trim().eq_ignore_ascii_case(v.trim())))
 }
 
 /// Whether `text` contains any keyword. Text and keywords are split into words on anything that
@@ -353,11 +380,16 @@ pub fn is_priority(job: &OutreachRequest) -> bool {
     job.kind == Kind::PriorityPretext || job.priority == Some(true)
 }
 
+/// The job is priority, or the case is: a case once priority stays so (rules 4 and 12).
+pub fn is_effectively_priority(job: &OutreachRequest, history: &CaseHistory) -> bool {
+    is_priority(job) || history.case_priority
+}
+
 /// Rule 12: a priority victim who did not choose written contact gets calls first. Returns
 /// referral + 24 h while fewer than 2 calls are recorded and that time is still ahead.
 pub fn calls_first_until(job: &OutreachRequest, history: &CaseHistory, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let applies = job.kind == Kind::InformationPack
-        && is_priority(job)
+        && is_effectively_priority(job, history)
         && preferred_written_channel(&job.contact).is_none()
         && history.call_attempts < 2;
     let referred_at = job.referral.referred_at.or(history.accepted_at).unwrap_or(now);

@@ -19,8 +19,9 @@ use super::json::JsonBody;
 use super::problem::{AuthProblems, Problem};
 use crate::app::AppState;
 use crate::domain::OutreachRequest;
+use crate::domain::call::CallOutcome;
 use crate::domain::request::FieldError;
-use crate::store::{AcceptResult, EventRow, MessageRecord, OutreachRecord};
+use crate::store::{AcceptResult, Cancel, EventRow, MessageRecord, OutreachRecord};
 use crate::time::rfc3339_ms;
 
 /// The `/v1` routes with their OpenAPI description (one source for both: `routes!` registers a
@@ -110,7 +111,7 @@ fn case_example() -> Value {
             "encoding": "gsm7", "test": false, "subject": null, "body": "Hi Sam, it's Jo. I'll call you soon. What time suits you?",
             "sent_at": "2026-11-20T10:00:02Z", "redacted_at": null, "events": [sent, delivered]}],
         "replies": [{"received_at": "2026-11-20T10:05:00Z", "from_known": true, "body": "after 5 please", "classification": "time_preference"}],
-        "calls": [{"at": "2026-11-20T11:00:00Z", "outcome": "no_answer"}],
+        "calls": [{"at": "2026-11-20T11:00:00Z", "outcome": "no_answer", "reason": null, "number_given": false}],
         "timeline": [event("2026-11-20T10:00:00Z", "accepted", json!({"actor": "api:triage", "outcome": "send", "channel": "sms",
             "detail": {"template": "priority_pretext_discreet"}})), sent, delivered],
     })
@@ -168,7 +169,8 @@ pub struct OutreachCancelled {
     pub outreach_id: String,
     #[schema(example = "VS-2026-000123")]
     pub case_ref: String,
-    /// The job's status now (`cancelled`, or `sent` when it was too late).
+    /// `cancelled`; `too_late` when its message is being handed to a provider right now (it
+    /// goes); otherwise the job's status, which is past cancelling (`sent`, `failed`, `blocked`).
     #[schema(example = "cancelled")]
     pub status: String,
 }
@@ -181,7 +183,7 @@ pub struct OutreachCancelled {
     security(("api_key" = ["outreach:write"])),
     params(("outreach_id" = String, Path, description = "The id the 202 answer gave")),
     responses(
-        (status = 200, description = "Cancelled (or already sent)", body = OutreachCancelled, example = json!({
+        (status = 200, description = "Cancelled, too late (being handed to a provider now), or already past it", body = OutreachCancelled, example = json!({
             "outreach_id": "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "status": "cancelled"
         })),
         AuthProblems,
@@ -198,13 +200,20 @@ async fn cancel_outreach(
     if caller.0.test && !state.store.outreach(&outreach_id).await?.is_some_and(|o| o.test.0) {
         return Err(Problem::not_found("outreach job"));
     }
-    let job = state
+    let (job, done) = state
         .store
         .cancel_outreach(&outreach_id, state.clock.now_ms(), &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("outreach job"))?;
-    Ok(Json(OutreachCancelled { outreach_id: job.id, case_ref: job.case_ref, status: job.status }))
+    let status = match done {
+        Cancel::TooLate => TOO_LATE.to_string(),
+        Cancel::Cancelled | Cancel::Finished => job.status,
+    };
+    Ok(Json(OutreachCancelled { outreach_id: job.id, case_ref: job.case_ref, status }))
 }
+
+/// The answer for a job whose message is being handed to a provider right now: it goes.
+const TOO_LATE: &str = "too_late";
 
 /// One job as the triage system follows it: its status, latest decision and messages with their
 /// statuses, without the rest of the case and without any message text.
@@ -324,6 +333,18 @@ pub struct CaseStatus {
     pub status: String,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseCancelled {
+    #[schema(example = "VS-2026-000123")]
+    pub case_ref: String,
+    /// `cancelled`: nothing more of the case will be sent, except what is listed in `too_late`.
+    #[schema(example = "cancelled")]
+    pub status: String,
+    /// Jobs whose message is being handed to a provider right now: too late to stop, it goes.
+    #[schema(example = json!([]))]
+    pub too_late: Vec<String>,
+}
+
 /// Stop everything of a case not yet sent.
 #[utoipa::path(
     post,
@@ -332,7 +353,8 @@ pub struct CaseStatus {
     security(("api_key" = ["outreach:write"])),
     params(("case_ref" = String, Path, description = "The triage system's case reference")),
     responses(
-        (status = 200, description = "Cancelled", body = CaseStatus, example = json!({"case_ref": "VS-2026-000123", "status": "cancelled"})),
+        (status = 200, description = "Cancelled (and what was too late to stop)", body = CaseCancelled,
+            example = json!({"case_ref": "VS-2026-000123", "status": "cancelled", "too_late": []})),
         AuthProblems,
         (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
     )
@@ -341,15 +363,15 @@ async fn cancel_case(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(case_ref): Path<String>,
-) -> Result<Json<CaseStatus>, Problem> {
+) -> Result<Json<CaseCancelled>, Problem> {
     caller.require(OUTREACH_WRITE)?;
     caller.require_live()?;
-    state
+    let too_late = state
         .store
         .cancel_case(&case_ref, state.clock.now_ms(), &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("case"))?;
-    Ok(Json(CaseStatus { case_ref, status: "cancelled".into() }))
+    Ok(Json(CaseCancelled { case_ref, status: "cancelled".into(), too_late }))
 }
 
 /// Erase a case on request (right to erasure): everything not sent is cancelled, every piece of
@@ -391,27 +413,33 @@ pub struct CallRequest {
     #[schema(example = "2026-11-20T11:00:00Z")]
     at: DateTime<Utc>,
     outcome: CallOutcome,
+    /// The number called. With `wrong_number` it is suppressed; without it, every number recorded
+    /// as the victim's on the case is.
+    #[serde(default)]
+    #[schema(example = "+447700900123")]
+    number: Option<String>,
+    /// Why the victim declined: free text, kept for the report and removed after the retention
+    /// period. Never logged.
+    #[serde(default)]
+    reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CallOutcome {
-    Answered,
-    NoAnswer,
-    Voicemail,
-    WrongNumber,
-    Declined,
-}
+const MAX_CALL_NUMBER: usize = 200;
+const MAX_CALL_REASON: usize = 4000;
 
-impl CallOutcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            CallOutcome::Answered => "answered",
-            CallOutcome::NoAnswer => "no_answer",
-            CallOutcome::Voicemail => "voicemail",
-            CallOutcome::WrongNumber => "wrong_number",
-            CallOutcome::Declined => "declined",
+impl CallRequest {
+    fn validate(&self, now: DateTime<Utc>) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.at > now + chrono::TimeDelta::minutes(5) {
+            errors.push(FieldError::new("at", "a call cannot be in the future"));
         }
+        if self.number.as_deref().is_some_and(|n| n.trim().is_empty() || n.chars().count() > MAX_CALL_NUMBER) {
+            errors.push(FieldError::new("number", format!("1 to {MAX_CALL_NUMBER} characters")));
+        }
+        if self.reason.as_deref().is_some_and(|r| r.chars().count() > MAX_CALL_REASON) {
+            errors.push(FieldError::new("reason", format!("at most {MAX_CALL_REASON} characters")));
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 }
 
@@ -422,19 +450,44 @@ pub struct CallRecorded {
     #[schema(example = "VS-2026-000123")]
     pub case_ref: String,
     pub outcome: CallOutcome,
+    /// Jobs of the case the call stopped (a `declined`, or a `wrong_number` that suppressed the
+    /// number they would use): blocked now.
+    pub stopped: Vec<StoppedJob>,
+    /// Jobs whose message is being handed to a provider right now: too late to stop.
+    #[schema(example = json!([]))]
+    pub too_late: Vec<String>,
+    /// How many numbers a `wrong_number` suppressed.
+    #[schema(example = 0)]
+    pub suppressed_numbers: usize,
 }
 
-/// Record an advocate's call attempt (rule 12 and the reports count them).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoppedJob {
+    #[schema(example = "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5")]
+    pub outreach_id: String,
+    /// `blocked`.
+    #[schema(example = "blocked")]
+    pub status: String,
+    /// The reason code of the block (`declined`, `suppressed`).
+    #[schema(example = "declined")]
+    pub reason: String,
+}
+
+/// Record an advocate's call attempt. A call decides (rules 1a, 3 and 12): `declined` blocks every
+/// job of the case, `wrong_number` suppresses the number called (or, without `number`, every
+/// number recorded as the victim's on the case), and jobs still waiting are decided again at once.
 #[utoipa::path(
     post,
     path = "/v1/cases/{case_ref}/calls",
     tag = "cases",
     security(("api_key" = ["outreach:write"])),
     params(("case_ref" = String, Path, description = "The triage system's case reference")),
-    request_body(content = CallRequest, example = json!({"at": "2026-11-20T11:00:00Z", "outcome": "no_answer"})),
+    request_body(content = CallRequest, example = json!({"at": "2026-11-20T11:00:00Z", "outcome": "declined", "reason": "has support from family"})),
     responses(
-        (status = 201, description = "Recorded", body = CallRecorded, example = json!({
-            "call_id": "call_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "outcome": "no_answer"
+        (status = 201, description = "Recorded, and what it stopped", body = CallRecorded, example = json!({
+            "call_id": "call_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "case_ref": "VS-2026-000123", "outcome": "declined",
+            "stopped": [{"outreach_id": "out_0196b3c2d4e5f6a7b8c9d0e1f2a3b4c5", "status": "blocked", "reason": "declined"}],
+            "too_late": [], "suppressed_numbers": 0
         })),
         AuthProblems,
         (status = 404, description = "No such case", body = Problem, content_type = "application/problem+json"),
@@ -450,23 +503,30 @@ async fn record_call(
     caller.require(OUTREACH_WRITE)?;
     caller.require_live()?;
     let call = body.value;
-    let now = state.clock.now();
-    if call.at > now + chrono::TimeDelta::minutes(5) {
-        return Err(Problem::validation(vec![FieldError::new("at", "a call cannot be in the future")]));
-    }
-    let id = state
-        .store
-        .record_call(
-            &case_ref,
-            call.at.timestamp_millis(),
-            call.outcome.as_str(),
-            now.timestamp_millis(),
-            &caller.actor(),
-        )
+    call.validate(state.clock.now()).map_err(Problem::validation)?;
+    let input = crate::calls::CallInput {
+        at: call.at.timestamp_millis(),
+        outcome: call.outcome,
+        number: call.number.as_deref(),
+        reason: call.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()),
+    };
+    let recorded = crate::calls::record_call(&state, &case_ref, &input, &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("case"))?;
-    state.relay_wake.notify_one();
-    Ok((StatusCode::CREATED, Json(CallRecorded { call_id: id, case_ref, outcome: call.outcome })).into_response())
+    let stopped = recorded
+        .stopped
+        .into_iter()
+        .map(|(outreach_id, reason)| StoppedJob { outreach_id, status: "blocked".into(), reason: reason.to_string() })
+        .collect();
+    let answer = CallRecorded {
+        call_id: recorded.call_id,
+        case_ref,
+        outcome: call.outcome,
+        stopped,
+        too_late: recorded.too_late,
+        suppressed_numbers: recorded.suppressed_numbers,
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 /// A case as the gateway knows it. Personal fields (`body`, `subject`, reply `body`) are null
@@ -546,7 +606,12 @@ pub struct ReplyView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CallView {
     pub at: String,
+    /// `answered`, `no_answer`, `voicemail`, `wrong_number`, `declined`.
     pub outcome: String,
+    /// Why the victim declined, when given; null once redacted.
+    pub reason: Option<String>,
+    /// A number was given with the call (it is kept only as a keyed hash).
+    pub number_given: bool,
 }
 
 /// One event on a case timeline. Never carries personal data.
@@ -628,7 +693,15 @@ async fn get_case(
                 classification: r.classification.clone(),
             })
             .collect(),
-        calls: calls.iter().map(|(at, outcome)| CallView { at: rfc3339_ms(*at), outcome: outcome.clone() }).collect(),
+        calls: calls
+            .iter()
+            .map(|c| CallView {
+                at: rfc3339_ms(c.at),
+                outcome: c.outcome.clone(),
+                reason: c.reason.clone(),
+                number_given: c.number_key.is_some(),
+            })
+            .collect(),
         timeline: events.iter().map(view).collect(),
     }))
 }

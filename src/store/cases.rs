@@ -6,6 +6,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::events::Event;
 use super::{Result, Store, StoreError, dynamic, new_id, placeholders};
+use crate::domain::call::CallOutcome;
 use crate::domain::event::EventType;
 use crate::domain::{CaseHistory, Channel, Decision, Kind, Outcome, OutreachRequest, contact};
 
@@ -96,6 +97,55 @@ pub struct CaseRecord {
     pub safety_sensitive: super::Flag,
     pub cancelled_at: Option<i64>,
     pub call_window: Option<String>,
+}
+
+/// What cancelling a job came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// Stopped: nothing of it will be sent.
+    Cancelled,
+    /// Its message is being handed to a provider right now: it goes, too late to stop.
+    TooLate,
+    /// Already past cancelling (sent, failed, blocked, cancelled): nothing changed.
+    Finished,
+}
+
+/// A call attempt to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCall<'a> {
+    pub case_ref: &'a str,
+    /// When the call was made (ms).
+    pub at: i64,
+    pub outcome: CallOutcome,
+    /// The number called, normalised (a UK mobile in E.164, else as given, trimmed).
+    pub number: Option<&'a str>,
+    /// Why the victim declined: free text, personal.
+    pub reason: Option<&'a str>,
+}
+
+/// A recorded call attempt.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CallRecord {
+    pub id: String,
+    pub at: i64,
+    pub outcome: String,
+    /// Why the victim declined; None when not given or once redacted.
+    pub reason: Option<String>,
+    /// Keyed hash of the number called, if one was given (never shown).
+    pub number_key: Option<String>,
+    pub redacted_at: Option<i64>,
+}
+
+/// What `history` reads from the case row.
+#[derive(Debug, Default, sqlx::FromRow)]
+struct CaseFacts {
+    cancelled_at: Option<i64>,
+    #[sqlx(try_from = "i64")]
+    priority: super::Flag,
+    #[sqlx(try_from = "i64")]
+    safety_sensitive: super::Flag,
+    call_attempts: i64,
+    declined: i64,
 }
 
 impl Store {
@@ -200,14 +250,28 @@ impl Store {
         .bind(i64::from(input.safety_sensitive))
         .execute(&mut *conn)
         .await?;
-        self.lock_case(conn, &req.case_ref).await
+        self.lock_case(conn, &req.case_ref).await?;
+        // The case's memory: every accepted job's categories, whatever its decision.
+        for category in &req.crime.categories {
+            let category = category.trim().to_ascii_lowercase();
+            if category.is_empty() {
+                continue;
+            }
+            sqlx::query("INSERT INTO case_categories (case_ref, category) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(&req.case_ref)
+                .bind(category)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
     }
 
-    /// Decisions on one case take turns, so that rule 11 sees every other job's message.
-    /// Postgres only: SQLite's single writer already serialises them. Take it before any job row
-    /// of the case (the order acceptance and cancel use), or two transactions could wait for each
-    /// other.
-    async fn lock_case(&self, conn: &mut AnyConnection, case_ref: &str) -> Result<()> {
+    /// Decisions on one case take turns, so that rule 11 sees every other job's message, and
+    /// whatever stops a send on the case (a call, a cancel) waits for a worker's decide-and-claim
+    /// or is seen by it. Postgres only: SQLite's single writer already serialises them. Take it
+    /// before any job row of the case and before any address lock (`lock_addresses`), the order
+    /// every transaction uses, or two transactions could wait for each other.
+    pub async fn lock_case(&self, conn: &mut AnyConnection, case_ref: &str) -> Result<()> {
         if self.dialect == super::Dialect::Postgres {
             sqlx::query("SELECT case_ref FROM cases WHERE case_ref = $1 FOR UPDATE")
                 .bind(case_ref)
@@ -282,13 +346,24 @@ impl Store {
         test: bool,
     ) -> Result<CaseHistory> {
         let case_ref = &req.case_ref;
-        let case_cancelled: bool =
-            sqlx::query_scalar::<_, Option<i64>>("SELECT cancelled_at FROM cases WHERE case_ref = $1")
+        let case: Option<CaseFacts> = sqlx::query_as(
+            "SELECT cancelled_at, priority, safety_sensitive,
+               (SELECT COUNT(*) FROM calls k WHERE k.case_ref = c.case_ref
+                  AND k.outcome IN ('answered', 'no_answer', 'voicemail')) AS call_attempts,
+               (SELECT COUNT(*) FROM calls k WHERE k.case_ref = c.case_ref AND k.outcome = 'declined') AS declined
+             FROM cases c WHERE case_ref = $1",
+        )
+        .bind(case_ref)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let case = case.unwrap_or_default();
+        let case_categories: BTreeSet<String> =
+            sqlx::query_scalar::<_, String>("SELECT category FROM case_categories WHERE case_ref = $1")
                 .bind(case_ref)
-                .fetch_optional(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await?
-                .flatten()
-                .is_some();
+                .into_iter()
+                .collect();
         let (this_id, accepted_at) = this.unwrap_or(("", now));
         // Jobs accepted before this one; a job not yet stored comes after every stored one, even
         // one accepted in the same millisecond.
@@ -304,10 +379,6 @@ impl Store {
             }
             None => false,
         };
-        let call_attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE case_ref = $1")
-            .bind(case_ref)
-            .fetch_one(&mut *conn)
-            .await?;
         // Rule 11: another job of the kind counts when it was accepted earlier and may still be
         // sent, or, whenever it was accepted, when it is sent, its message is prepared, or its
         // send is in flight or in doubt (cut off mid-way). A job held, then released after a
@@ -340,25 +411,24 @@ impl Store {
                 conn,
                 "SELECT address_key FROM suppressions WHERE lifted_at IS NULL AND address_key IN",
                 &addresses,
-                None,
             )
             .await?;
         let numbers: Vec<String> =
             req.contact.phones.iter().filter_map(|p| contact::normalise_uk_mobile(&p.number)).collect();
+        // Rule 7: recorded as someone else's on any case, this one included.
         let numbers_of_others = self
-            .matching_keys(
-                conn,
-                "SELECT number_key FROM case_phones WHERE is_victims = 0 AND case_ref <> $1 AND number_key IN",
-                &numbers,
-                Some(case_ref),
-            )
+            .matching_keys(conn, "SELECT number_key FROM case_phones WHERE is_victims = 0 AND number_key IN", &numbers)
             .await?;
         let approved_templates = self.approved_template_set(conn).await?;
         Ok(CaseHistory {
-            case_cancelled,
+            case_cancelled: case.cancelled_at.is_some(),
             outreach_cancelled,
             accepted_at: Some(crate::time::from_ms(accepted_at)),
-            call_attempts: call_attempts as u32,
+            call_attempts: u32::try_from(case.call_attempts).unwrap_or(u32::MAX),
+            declined: case.declined > 0,
+            case_categories,
+            case_priority: case.priority.0,
+            case_safety_sensitive: case.safety_sensitive.0,
             other_pretext_active: other[0],
             other_information_pack_active: other[1],
             suppressed,
@@ -373,17 +443,12 @@ impl Store {
         conn: &mut AnyConnection,
         select_in: &str,
         plain: &[String],
-        case_ref: Option<&str>,
     ) -> Result<BTreeSet<String>> {
         if plain.is_empty() {
             return Ok(BTreeSet::new());
         }
-        let first = if case_ref.is_some() { 2 } else { 1 };
-        let sql = format!("{select_in} ({})", placeholders(first, plain.len()));
+        let sql = format!("{select_in} ({})", placeholders(1, plain.len()));
         let mut query = sqlx::query_scalar::<_, String>(dynamic(sql));
-        if let Some(c) = case_ref {
-            query = query.bind(c);
-        }
         let keys: Vec<String> = plain.iter().map(|p| self.address_key(p)).collect();
         for k in &keys {
             query = query.bind(k);
@@ -519,17 +584,18 @@ impl Store {
     }
 
     /// Cancel one job: anything not yet sent stops, blocked by rule 1 (`do_not_contact`).
-    /// Returns false when the job is unknown.
-    pub async fn cancel_outreach(&self, id: &str, now: i64, actor: &str) -> Result<Option<OutreachRecord>> {
+    /// None when the job is unknown; otherwise the job as it is now and what the cancel did.
+    pub async fn cancel_outreach(&self, id: &str, now: i64, actor: &str) -> Result<Option<(OutreachRecord, Cancel)>> {
         let mut tx = self.begin().await?;
         let Some(job) = self.outreach_for_update(&mut tx, id).await? else { return Ok(None) };
-        self.cancel_job(&mut tx, &job, now, actor).await?;
+        let done = self.cancel_job(&mut tx, &job, now, actor).await?;
         tx.commit().await?;
-        self.outreach(id).await
+        Ok(self.outreach(id).await?.map(|job| (job, done)))
     }
 
-    /// Cancel a case and every job of it not yet sent. None when the case is unknown.
-    pub async fn cancel_case(&self, case_ref: &str, now: i64, actor: &str) -> Result<Option<()>> {
+    /// Cancel a case and every job of it not yet sent. None when the case is unknown; otherwise
+    /// the jobs whose message is being handed to a provider right now (too late to stop).
+    pub async fn cancel_case(&self, case_ref: &str, now: i64, actor: &str) -> Result<Option<Vec<String>>> {
         let mut tx = self.begin().await?;
         let updated = sqlx::query("UPDATE cases SET cancelled_at = COALESCE(cancelled_at, $2) WHERE case_ref = $1")
             .bind(case_ref)
@@ -547,36 +613,33 @@ impl Store {
         .bind(case_ref)
         .fetch_all(&mut *tx)
         .await?;
+        let mut too_late = Vec::new();
         for job in &jobs {
-            self.cancel_job(&mut tx, job, now, actor).await?;
+            if self.cancel_job(&mut tx, job, now, actor).await? == Cancel::TooLate {
+                too_late.push(job.id.clone());
+            }
         }
         Event::new(case_ref, now, actor, EventType::Cancelled).reason("do_not_contact").append(&mut tx).await?;
         tx.commit().await?;
-        Ok(Some(()))
+        Ok(Some(too_late))
     }
 
-    /// Cancel a job that is not sent yet; false (and nothing recorded) when it is past that.
+    /// Cancel a job that is not sent yet; nothing is recorded when it is past that, or when its
+    /// message is being handed to a provider right now.
     pub(super) async fn cancel_job(
         &self,
         conn: &mut AnyConnection,
         job: &OutreachRecord,
         now: i64,
         actor: &str,
-    ) -> Result<bool> {
+    ) -> Result<Cancel> {
         if !matches!(job.status.as_str(), "queued" | "deferred" | "held" | "dead_lettered") {
-            return Ok(false);
+            return Ok(Cancel::Finished);
         }
         // A message a worker is handing to a provider right now goes out: too late to stop it. One
         // whose send was cut off (its lease ran out: in doubt) can be stopped from going again.
-        let in_flight: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM messages WHERE outreach_id = $1 AND status = 'sending' AND claimed_until >= $2",
-        )
-        .bind(&job.id)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
-        if in_flight > 0 {
-            return Ok(false);
+        if self.message_in_flight(conn, &job.id, now).await? {
+            return Ok(Cancel::TooLate);
         }
         // Rule 1's decision replaces the one before: the job reads `block`, `do_not_contact`.
         sqlx::query(
@@ -592,50 +655,84 @@ impl Store {
             .reason("do_not_contact")
             .append(conn)
             .await?;
-        Ok(true)
+        Ok(Cancel::Cancelled)
     }
 
-    /// Record an advocate's call attempt; jobs waiting for calls (rule 12) are looked at again.
-    pub async fn record_call(
+    /// A worker holds the job's message and is handing it to a provider now (its lease runs).
+    pub async fn message_in_flight(&self, conn: &mut AnyConnection, outreach_id: &str, now: i64) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE outreach_id = $1 AND status = 'sending' AND claimed_until >= $2",
+        )
+        .bind(outreach_id)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Record a call attempt (its number as a keyed hash, `number` normalised; the reason is
+    /// personal) with its timeline event. The caller holds the case lock.
+    pub async fn insert_call(
         &self,
-        case_ref: &str,
-        at: i64,
-        outcome: &str,
+        conn: &mut AnyConnection,
+        call: &NewCall<'_>,
         now: i64,
         actor: &str,
-    ) -> Result<Option<String>> {
-        let mut tx = self.begin().await?;
-        if self.case_exists(&mut tx, case_ref).await? {
-            let id = new_id("call");
-            sqlx::query("INSERT INTO calls (id, case_ref, at, outcome, recorded_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&id)
-                .bind(case_ref)
-                .bind(at)
-                .bind(outcome)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            Event::new(case_ref, now, actor, EventType::Call)
-                .detail(serde_json::json!({ "outcome": outcome, "at": crate::time::rfc3339_ms(at) }))
-                .append(&mut tx)
-                .await?;
-            let waiting: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM outreach WHERE case_ref = $1 AND status = 'deferred' AND reason = 'calls_first'",
-            )
-            .bind(case_ref)
-            .fetch_all(&mut *tx)
+    ) -> Result<String> {
+        let id = new_id("call");
+        sqlx::query(
+            "INSERT INTO calls (id, case_ref, at, outcome, recorded_at, number_key, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(call.case_ref)
+        .bind(call.at)
+        .bind(call.outcome.as_str())
+        .bind(now)
+        .bind(call.number.map(|n| self.address_key(n)))
+        .bind(call.reason)
+        .execute(&mut *conn)
+        .await?;
+        // Whether a number or a reason was given, never what they are.
+        Event::new(call.case_ref, now, actor, EventType::Call)
+            .detail(serde_json::json!({
+                "outcome": call.outcome.as_str(),
+                "at": crate::time::rfc3339_ms(call.at),
+                "call_id": id,
+                "number_given": call.number.is_some(),
+                "reason_given": call.reason.is_some(),
+            }))
+            .append(conn)
             .await?;
-            for job in waiting {
-                self.enqueue(&mut tx, &job, now).await?;
-            }
-            tx.commit().await?;
-            Ok(Some(id))
-        } else {
-            Ok(None)
-        }
+        Ok(id)
     }
 
-    async fn case_exists(&self, conn: &mut AnyConnection, case_ref: &str) -> Result<bool> {
+    /// The jobs of a case that may still lead to a send or wait for a person (queued, deferred,
+    /// held), locked, oldest first. A redacted job is finished and never among them.
+    pub async fn pending_jobs_for_update(
+        &self,
+        conn: &mut AnyConnection,
+        case_ref: &str,
+    ) -> Result<Vec<OutreachRecord>> {
+        Ok(sqlx::query_as(dynamic(format!(
+            "SELECT {OUTREACH_COLUMNS} FROM outreach WHERE case_ref = $1 AND status IN ('queued', 'deferred', 'held')
+               AND redacted_at IS NULL ORDER BY accepted_at, id{}",
+            self.for_update()
+        )))
+        .bind(case_ref)
+        .fetch_all(&mut *conn)
+        .await?)
+    }
+
+    /// The keyed hashes of the numbers recorded as the victim's on a case.
+    pub async fn victim_number_keys(&self, conn: &mut AnyConnection, case_ref: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT number_key FROM case_phones WHERE case_ref = $1 AND is_victims = 1")
+            .bind(case_ref)
+            .fetch_all(&mut *conn)
+            .await?)
+    }
+
+    /// Whether a case exists (inside a transaction).
+    pub async fn case_exists(&self, conn: &mut AnyConnection, case_ref: &str) -> Result<bool> {
         Ok(sqlx::query_scalar::<_, String>("SELECT case_ref FROM cases WHERE case_ref = $1")
             .bind(case_ref)
             .fetch_optional(conn)
@@ -643,8 +740,19 @@ impl Store {
             .is_some())
     }
 
-    pub async fn calls(&self, case_ref: &str) -> Result<Vec<(i64, String)>> {
-        Ok(sqlx::query_as("SELECT at, outcome FROM calls WHERE case_ref = $1 ORDER BY at")
+    /// The calls of a case, in the order they were made.
+    pub async fn calls(&self, case_ref: &str) -> Result<Vec<CallRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, at, outcome, reason, number_key, redacted_at FROM calls WHERE case_ref = $1 ORDER BY at, id",
+        )
+        .bind(case_ref)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every category of the case's accepted jobs (its memory), in order.
+    pub async fn case_categories(&self, case_ref: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT category FROM case_categories WHERE case_ref = $1 ORDER BY category")
             .bind(case_ref)
             .fetch_all(&self.pool)
             .await?)

@@ -109,9 +109,36 @@ pub enum StatusChange {
 }
 
 impl Store {
-    /// The job's message, created on first call (a retried job reuses it, and its id).
+    /// The job's message, created on first call. A retried job keeps its message and id; while
+    /// the message is still `queued` (no attempt can have reached a provider: each gave its claim
+    /// back after a failure that sent nothing), it takes `new`'s channel, recipient, template
+    /// version, language and text, so a retry sends the wording approved now. Any other message is left
+    /// as it is (in flight, in doubt or handed over: the claim says which).
     pub async fn message_for(&self, conn: &mut AnyConnection, new: &NewMessage, now: i64) -> Result<MessageRecord> {
         if let Some(existing) = self.message_of_outreach(conn, &new.outreach_id).await? {
+            if existing.status() == MessageStatus::Queued {
+                sqlx::query(
+                    "UPDATE messages SET channel = $2, template = $3, template_version = $4, to_key = $5, to_address = $6,
+                       subject = $7, body = $8, html = $9, encoding = $10, segments = $11, status_at = $12, language = $13
+                     WHERE id = $1 AND status = 'queued'",
+                )
+                .bind(&existing.id)
+                .bind(new.channel)
+                .bind(&new.template)
+                .bind(new.template_version)
+                .bind(self.address_key(&new.to_normalised))
+                .bind(&new.to_address)
+                .bind(&new.subject)
+                .bind(&new.body)
+                .bind(&new.html)
+                .bind(new.encoding)
+                .bind(new.segments)
+                .bind(now)
+                .bind(&new.language)
+                .execute(&mut *conn)
+                .await?;
+                return Ok(self.message_of_outreach(conn, &new.outreach_id).await?.expect("just updated"));
+            }
             return Ok(existing);
         }
         sqlx::query(
@@ -181,6 +208,13 @@ impl Store {
     /// cancel and a claim never both win.
     pub async fn claim_message(&self, id: &str, now: i64, lease_ms: i64) -> Result<Claim> {
         let mut tx = self.begin().await?;
+        let claim = self.claim_in(&mut tx, id, now, lease_ms).await?;
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    /// `claim_message` inside a transaction (the worker's decide-and-claim).
+    pub async fn claim_in(&self, tx: &mut AnyConnection, id: &str, now: i64, lease_ms: i64) -> Result<Claim> {
         let job: Option<String> = sqlx::query_scalar("SELECT outreach_id FROM messages WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -210,7 +244,6 @@ impl Store {
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
-        tx.commit().await?;
         Ok(match (claimed, status.as_str(), until) {
             (true, _, _) => Claim::Claimed,
             (false, "sending", Some(until)) if until >= now => Claim::Busy { until },

@@ -17,7 +17,7 @@ mod sessions;
 mod templates;
 
 pub use accounts::{ApiKey, ApiKeyListing, AuditAction, AuditEvent, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount};
-pub use cases::{AcceptInput, AcceptResult, CaseRecord, OutreachRecord, answer_json};
+pub use cases::{AcceptInput, AcceptResult, CallRecord, Cancel, CaseRecord, NewCall, OutreachRecord, answer_json};
 pub use dead_letters::{DeadLetter, Requeue};
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};

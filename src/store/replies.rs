@@ -1,13 +1,17 @@
-//! Inbound replies and address suppressions (opt-outs and numbers reported unsafe).
+//! Inbound replies and address suppressions (opt-outs, numbers reported unsafe, numbers a call
+//! found to be someone else's).
 
 use sqlx::AnyConnection;
 
-use super::{Result, Store, new_id};
+use super::{Dialect, Result, Store, new_id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SuppressionKind {
     OptOut,
     Unsafe,
+    /// An advocate's call to the number reached someone else. Like `Unsafe`, a START from the
+    /// number does not lift it.
+    WrongNumber,
 }
 
 impl SuppressionKind {
@@ -15,6 +19,7 @@ impl SuppressionKind {
         match self {
             SuppressionKind::OptOut => "opt_out",
             SuppressionKind::Unsafe => "unsafe",
+            SuppressionKind::WrongNumber => "wrong_number",
         }
     }
 }
@@ -31,7 +36,29 @@ pub struct ReplyRecord {
 }
 
 impl Store {
-    /// Suppress an address. An unsafe report outranks (and is never replaced by) an opt-out.
+    /// Take the turn of these addresses (keyed hashes) until the transaction ends. Every writer of
+    /// a suppression takes it (`suppress_key`), and so does a worker for the addresses of the job
+    /// it decides and claims: a suppression either commits before the worker reads suppressions,
+    /// or waits for its claim. Postgres only (transaction-scoped advisory locks); SQLite's single
+    /// writer already serialises them. Taken in sorted order, after the case lock, as everywhere.
+    pub async fn lock_addresses(&self, conn: &mut AnyConnection, keys: &[String]) -> Result<()> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(());
+        }
+        let mut ids: Vec<i64> = keys.iter().map(|k| advisory_lock_id(k)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Suppress an address. An unsafe report outranks (and is never replaced by) anything else;
+    /// a wrong number is not replaced by an opt-out (which START could lift).
     pub async fn suppress(
         &self,
         conn: &mut AnyConnection,
@@ -52,10 +79,13 @@ impl Store {
         case_ref: Option<&str>,
         now: i64,
     ) -> Result<()> {
+        self.lock_addresses(conn, &[key.to_string()]).await?;
         sqlx::query(
             "INSERT INTO suppressions (address_key, kind, case_ref, at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (address_key) DO UPDATE SET
-               kind = CASE WHEN suppressions.kind = 'unsafe' AND suppressions.lifted_at IS NULL THEN 'unsafe' ELSE excluded.kind END,
+               kind = CASE WHEN suppressions.lifted_at IS NULL
+                             AND (suppressions.kind = 'unsafe' OR (suppressions.kind = 'wrong_number' AND excluded.kind = 'opt_out'))
+                           THEN suppressions.kind ELSE excluded.kind END,
                case_ref = excluded.case_ref, at = excluded.at, lifted_at = NULL",
         )
         .bind(key)
@@ -178,4 +208,13 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// The advisory lock id of an address key (hex of a keyed hash): its first 60 bits.
+fn advisory_lock_id(key: &str) -> i64 {
+    let hex: String = key.chars().take(15).collect();
+    i64::from_str_radix(&hex, 16).unwrap_or_else(|_| {
+        // Not hex (a key from elsewhere): any stable number will do.
+        key.bytes().fold(0i64, |acc, b| acc.wrapping_mul(31).wrapping_add(i64::from(b))) & 0x0fff_ffff_ffff_ffff
+    })
 }

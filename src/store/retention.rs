@@ -122,6 +122,40 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Calls whose reason (free text) is not yet redacted, recorded before `before`, after the
+    /// cursor. (`at` of the answer is when the call was recorded.)
+    pub async fn call_reasons_due_for_redaction(
+        &self,
+        before: i64,
+        after: &Cursor,
+        limit: i64,
+    ) -> Result<Vec<DueNote>> {
+        Ok(sqlx::query_as(
+            "SELECT id, case_ref, recorded_at AS at FROM calls
+             WHERE reason IS NOT NULL AND redacted_at IS NULL AND recorded_at < $1
+               AND (recorded_at > $2 OR (recorded_at = $2 AND id > $3))
+             ORDER BY recorded_at, id LIMIT $4",
+        )
+        .bind(before)
+        .bind(after.0)
+        .bind(&after.1)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn redact_call_reason(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE calls SET reason = NULL, redacted_at = $2 WHERE id = $1 AND reason IS NOT NULL AND redacted_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
     pub async fn replies_due_for_redaction(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<DueReply>> {
         Ok(sqlx::query_as(
             "SELECT id, case_ref, received_at, classification FROM replies WHERE redacted_at IS NULL AND received_at < $1
@@ -347,8 +381,10 @@ impl Store {
                html = NULL, provider_ref = NULL, redacted_at = COALESCE(redacted_at, $3) WHERE case_ref = $1",
             "UPDATE replies SET case_ref = $2, from_key = '', from_number = NULL, body = NULL, provider_ref = NULL,
                redacted_at = COALESCE(redacted_at, $3) WHERE case_ref = $1",
-            // Staff's reasons are free text that may name people.
+            // Staff's reasons are free text that may name people; so is why a victim declined.
             "UPDATE staff_notes SET case_ref = $2, note = NULL, redacted_at = COALESCE(redacted_at, $3)
+               WHERE case_ref = $1",
+            "UPDATE calls SET case_ref = $2, reason = NULL, number_key = NULL, redacted_at = COALESCE(redacted_at, $3)
                WHERE case_ref = $1",
         ];
         for sql in moved_and_redacted {
@@ -362,7 +398,7 @@ impl Store {
             .await?;
         let moved = [
             "UPDATE case_phones SET case_ref = $2 WHERE case_ref = $1",
-            "UPDATE calls SET case_ref = $2 WHERE case_ref = $1",
+            "UPDATE case_categories SET case_ref = $2 WHERE case_ref = $1",
             "UPDATE events SET case_ref = $2 WHERE case_ref = $1",
         ];
         for sql in moved {

@@ -246,7 +246,7 @@ impl Store {
     pub async fn cancel_for_review(&self, id: &str, actor: &str, note: &str, now: i64) -> Result<OutreachRecord> {
         let mut tx = self.begin().await?;
         let job = self.job_under_review(&mut tx, id).await?;
-        if !self.cancel_job(&mut tx, &job, now, actor).await? {
+        if self.cancel_job(&mut tx, &job, now, actor).await? != super::Cancel::Cancelled {
             return Err(StoreError::Conflict("its message is being handed to a provider right now".into()));
         }
         let note_id = self.add_note(&mut tx, &job.case_ref, actor, note, now).await?;

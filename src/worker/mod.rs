@@ -1,17 +1,26 @@
-//! The worker: for one outreach job, decide again → render the approved template → send →
-//! record. Each step is a small function; `process` runs them in order and is callable from tests.
+//! The worker: for one outreach job, decide again → render the approved template → claim →
+//! send → record. Each step is a small function; `process` runs them in order and is callable
+//! from tests.
+//!
+//! The last check is the claim: the decision right before sending, the rendering and the claim of
+//! the message are one transaction, with the case locked (Postgres: the case row and the
+//! advisory locks of the job's addresses, which every writer of a suppression takes too; SQLite:
+//! its single writer). So an opt-out, an unsafe mark, a call, a decline or a cancel that commits
+//! before the claim always stops the send; one that comes later waits for the claim, and the
+//! message is on its way.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::BoxDynError;
+use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
 use crate::channels::{Accepted, Channels, OutboundMessage, SendError};
 use crate::clock::Clock;
 use crate::domain::event::EventType;
 use crate::domain::policy::{PolicyConfig, decide};
-use crate::domain::{Decision, Recipient, Route};
+use crate::domain::{Decision, Recipient, Route, contact};
 use crate::queue::{JobHandler, OutreachJob};
 use crate::store::{Claim, Event, MessageRecord, NewMessage, OutreachRecord, Store, StoreError};
 use crate::templates;
@@ -72,7 +81,14 @@ pub struct Worker {
     pub send_lease: Duration,
     /// Wakes the relay after we wrote queue work.
     pub relay_wake: Arc<Notify>,
+    /// Tests only (None in production): awaited inside the decide-and-claim transaction, after the
+    /// decision to send and before the claim, with the job's id; lets a test commit something
+    /// "between decide and claim" and show that it cannot slip through.
+    pub before_claim: Option<ClaimHook>,
 }
+
+/// See `Worker::before_claim`.
+pub type ClaimHook = Arc<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
 
 #[async_trait::async_trait]
 impl JobHandler for Worker {
@@ -110,12 +126,11 @@ struct Prepared {
 
 impl Worker {
     pub async fn process(&self, outreach_id: &str) -> Result<Processed, WorkerError> {
-        let prepared = match self.decide_and_prepare(outreach_id).await? {
-            Ok(prepared) => prepared,
+        let (prepared, claim) = match self.decide_and_claim(outreach_id).await? {
+            Ok(claimed) => claimed,
             Err(done) => return Ok(done),
         };
-        let now = self.clock.now_ms();
-        match self.store.claim_message(&prepared.message.id, now, self.send_lease.as_millis() as i64).await? {
+        match claim {
             Claim::Claimed => {}
             Claim::Done => return Ok(Processed::Skipped),
             Claim::Busy { until } => return self.look_again_after(&prepared.job, until).await,
@@ -127,9 +142,10 @@ impl Worker {
         self.record_send(&prepared, result).await
     }
 
-    /// Decide again with what the store knows now; when the answer is send, render the approved
-    /// template and create the message. `Err(done)` when there is nothing to send.
-    async fn decide_and_prepare(&self, outreach_id: &str) -> Result<Result<Prepared, Processed>, WorkerError> {
+    /// In one transaction: decide again with what the store knows now; when the answer is send,
+    /// render the template approved now, create the message (or bring a retried one up to date)
+    /// and claim it. `Err(done)` when there is nothing to send.
+    async fn decide_and_claim(&self, outreach_id: &str) -> Result<Result<(Prepared, Claim), Processed>, WorkerError> {
         let now = self.clock.now();
         let now_ms = now.timestamp_millis();
         let mut tx = self.store.begin().await?;
@@ -150,6 +166,10 @@ impl Worker {
             return Ok(Err(Processed::Skipped));
         }
         let request = job.request()?;
+        // Whoever suppresses one of these addresses waits for our claim, or we see it.
+        let keys: Vec<String> =
+            contact::addresses_in(&request.contact).iter().map(|a| self.store.address_key(a)).collect();
+        self.store.lock_addresses(&mut tx, &keys).await?;
         let history = self.store.history(&mut tx, &request, Some((&job.id, job.accepted_at)), now_ms).await?;
         let decision = decide(&request, &history, now, &self.policy);
         let route = match &decision {
@@ -200,7 +220,7 @@ impl Worker {
             template_version: template.version,
             language: template.language.clone(),
             test: job.test.0,
-            to_normalised: crate::domain::contact::recipient_key(&route.recipient),
+            to_normalised: contact::recipient_key(&route.recipient),
             to_address: serde_json::to_string(&route.recipient).unwrap_or_default(),
             subject: rendered.subject,
             body: rendered.text,
@@ -211,9 +231,15 @@ impl Worker {
             }),
             segments: rendered.sms.map(|s| s.segments as i64),
         };
+        // A retry (the earlier attempt surely never reached a provider) is rendered afresh, with
+        // the wording approved now.
         let message = self.store.message_for(&mut tx, &new, now_ms).await?;
+        if let Some(hook) = &self.before_claim {
+            hook(job.id.clone()).await;
+        }
+        let claim = self.store.claim_in(&mut tx, &message.id, now_ms, self.send_lease.as_millis() as i64).await?;
         tx.commit().await?;
-        Ok(Ok(Prepared { job, route, message }))
+        Ok(Ok((Prepared { job, route, message }, claim)))
     }
 
     /// Another worker holds the message. Should it die mid-send, its job may come back to us

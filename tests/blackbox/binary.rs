@@ -343,6 +343,12 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     let unknown = hook("/webhooks/sandbox/status", json!({"provider_ref": "msg_unknown", "status": "delivered"})).await;
     assert_eq!(unknown.1["result"], "unknown_message");
+    // A call with the number dialled and why the victim declined (free text): kept, never logged.
+    let declined = json!({"at": "2026-11-23T10:00:00Z", "outcome": "declined", "number": "07700 900888",
+        "reason": "Jonathan Quennell: Biscuit's owner helps at 9 Larkspur Mews"});
+    let called =
+        http.post(format!("{base}/v1/cases/BIN-1/calls")).bearer_auth(&key).json(&declined).send().await.unwrap();
+    assert_eq!(called.status(), StatusCode::CREATED);
     let stop = hook("/webhooks/sandbox/inbound", json!({"from": "+447700900888", "to": "60000", "body": "STOP"})).await;
     assert_eq!(stop.1["classification"], "opt_out");
     let get = |path: String| {
@@ -409,6 +415,7 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
         "case erased on request",
         "report produced",
         "alert acknowledged",
+        "call recorded",
     ] {
         assert!(output.contains(line), "{line:?} was logged:\n{output}");
     }
@@ -533,6 +540,9 @@ fn the_readme_demo_covers_send_defer_hold_and_block_and_a_welsh_pack_from_anywhe
     assert!(row("DEMO-5 ").contains("hold") && row("DEMO-5 ").contains("no_safe_number"));
     assert!(row("DEMO-7 ").contains("block") && row("DEMO-7 ").contains("no_consent"));
     assert!(row("DEMO-9 ").contains("insufficient_contact_info"));
+    // Case memory: DEMO-1's follow-up says only burglary and still gets the discreet pack.
+    let follow_up = stdout.lines().find(|l| l.starts_with("DEMO-1 ") && l.contains("follow-up pack")).unwrap();
+    assert!(follow_up.contains("information_pack_discreet"), "{follow_up}");
     assert!(stdout.contains("API key (all scopes): sr_"));
     let letters = std::fs::read_dir(dir.join("outbox/letters")).unwrap().count();
     assert_eq!(letters, 1);

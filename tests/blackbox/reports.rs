@@ -185,6 +185,7 @@ pub async fn report(app: &TestApp, query: &str) -> Value {
 fn zero_reasons() -> Value {
     let reasons = [
         "do_not_contact",
+        "declined",
         "no_consent",
         "suppressed",
         "possible_priority",

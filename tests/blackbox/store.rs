@@ -7,7 +7,7 @@ use safereach::config::Config;
 use safereach::domain::policy::{PolicyConfig, decide};
 use safereach::domain::{MessageStatus, OutreachRequest};
 use safereach::store::{
-    AcceptInput, AcceptResult, Claim, MessageKey, NewVersion, Requeue, StatusChange, Store, SuppressionKind,
+    AcceptInput, AcceptResult, Cancel, Claim, MessageKey, NewVersion, Requeue, StatusChange, Store, SuppressionKind,
     TemplateState,
 };
 use serde_json::{Value, json};
@@ -386,13 +386,15 @@ on_backends! {
         // Cancelled after its message was prepared, before a worker claimed it: never claimed.
         let first = created_id(&accept(store, &pretext("c-1", "C-1"), "a").await);
         let message = message_for(store, &first, "C-1").await;
-        assert_eq!(store.cancel_outreach(&first, NOW, "api:t").await.unwrap().unwrap().status, "cancelled");
+        let (job, done) = store.cancel_outreach(&first, NOW, "api:t").await.unwrap().unwrap();
+        assert_eq!((job.status.as_str(), done), ("cancelled", Cancel::Cancelled));
         assert_eq!(store.claim_message(&message, NOW, 5_000).await.unwrap(), Claim::Done);
-        // Claimed first: the send goes on, and the cancel says the job was not cancelled.
+        // Claimed first: the send goes on, and the cancel says it is too late.
         let second = created_id(&accept(store, &pretext("c-2", "C-2"), "b").await);
         let message = message_for(store, &second, "C-2").await;
         assert_eq!(store.claim_message(&message, NOW, 5_000).await.unwrap(), Claim::Claimed);
-        assert_eq!(store.cancel_outreach(&second, NOW, "api:t").await.unwrap().unwrap().status, "queued");
+        let (job, done) = store.cancel_outreach(&second, NOW, "api:t").await.unwrap().unwrap();
+        assert_eq!((job.status.as_str(), done), ("queued", Cancel::TooLate));
         // Racing each other, exactly one wins.
         for i in 0..10 {
             let case = format!("R-{i}");
@@ -400,7 +402,7 @@ on_backends! {
             let message = message_for(store, &id, &case).await;
             let (claim, cancel) = tokio::join!(store.claim_message(&message, NOW, 5_000), store.cancel_outreach(&id, NOW, "api:t"));
             let claimed = claim.unwrap() == Claim::Claimed;
-            let cancelled = cancel.unwrap().unwrap().status == "cancelled";
+            let cancelled = cancel.unwrap().unwrap().1 == Cancel::Cancelled;
             assert!(claimed != cancelled, "claimed {claimed}, cancelled {cancelled}");
         }
     }

@@ -132,6 +132,21 @@ fn all_template_pairs() -> Vec<(String, Channel)> {
     .collect()
 }
 
+/// What the case remembers of other jobs: a declining call, their categories, whether one was
+/// priority, the safety-sensitive flag stored at acceptance.
+fn memory() -> impl Strategy<Value = (bool, Vec<String>, bool, bool)> {
+    (
+        prop::bool::weighted(0.03),
+        prop::sample::subsequence(
+            vec!["burglary", "fraud", "domestic_abuse", "stalking", "terrorism", "fraud_vulnerable"],
+            0..=2,
+        )
+        .prop_map(|c| c.into_iter().map(str::to_owned).collect()),
+        prop::bool::weighted(0.2),
+        prop::bool::weighted(0.03),
+    )
+}
+
 /// A job, a history about it (suppressions and others' numbers drawn from its own addresses, as
 /// the store would find them) and a time.
 fn case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)> {
@@ -147,7 +162,7 @@ fn case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)
         prop::collection::vec(prop::bool::weighted(0.15), 8),
         prop::bool::weighted(0.8),
         prop::collection::vec(any::<bool>(), 15),
-        prop::option::of(0i64..72),
+        (prop::option::of(0i64..72), memory()),
     )
         .prop_map(
             |(
@@ -162,7 +177,7 @@ fn case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)
                 others_mask,
                 approve_all,
                 approve_mask,
-                accepted_hours_ago,
+                (accepted_hours_ago, (declined, case_categories, case_priority, case_safety_sensitive)),
             )| {
                 job.referral.referred_at = referred_hours_ago.map(|h| now - TimeDelta::hours(h));
                 let addresses: Vec<String> = addresses_in(&job.contact).into_iter().collect();
@@ -185,6 +200,11 @@ fn case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)
                     outreach_cancelled,
                     accepted_at: accepted_hours_ago.map(|h| now - TimeDelta::hours(h)),
                     call_attempts,
+                    declined,
+                    // The case's memory holds this job's categories too, as the store's does.
+                    case_categories: case_categories.into_iter().chain(job.crime.categories.iter().cloned()).collect(),
+                    case_priority: case_priority || is_priority(&job),
+                    case_safety_sensitive,
                     other_pretext_active,
                     other_information_pack_active,
                     suppressed: pick(&suppress_mask, false),
@@ -219,6 +239,27 @@ fn sensitive_pack() -> impl Strategy<Value = (OutreachRequest, CaseHistory, Date
         history.outreach_cancelled = false;
         (job, history, now)
     })
+}
+
+/// A follow-up whose own categories are not safety-sensitive, on a case that was: its memory has a
+/// safety-sensitive category, or the flag stored at an earlier acceptance.
+fn remembered_sensitive_case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)> {
+    let own = prop::sample::subsequence(vec!["burglary", "theft", "fraud", "criminal_damage"], 1..=2);
+    let remembered = one_of(vec!["domestic_abuse", "stalking", "hate_crime", "modern_slavery", "(flag)"]);
+    (prop_oneof![case(), sensitive_pack()], own, remembered).prop_map(
+        |((mut job, mut history, now), own, remembered)| {
+            job.crime.categories = own.into_iter().map(str::to_owned).collect();
+            history.case_categories.retain(|c| !PolicyConfig::default().safety_sensitive_categories.contains(c));
+            history.case_categories.extend(job.crime.categories.iter().cloned());
+            match remembered {
+                "(flag)" => history.case_safety_sensitive = true,
+                category => {
+                    history.case_categories.insert(category.to_string());
+                }
+            }
+            (job, history, now)
+        },
+    )
 }
 
 /// The address flag that marks a route's address as explicitly safe, as the request gave it.
@@ -260,7 +301,7 @@ proptest! {
     ) {
         let config = PolicyConfig::default();
         let decision = decide(&job, &history, now, &config);
-        if is_safety_sensitive(&job, &config) && let Some(route) = decision.route() {
+        if is_case_safety_sensitive(&job, &history, &config) && let Some(route) = decision.route() {
             prop_assert!(explicitly_safe(&job, route), "{:?}", decision);
             if job.kind == Kind::InformationPack {
                 prop_assert_eq!(job.contact.preferred_method, Some(written_method(route.channel)));
@@ -268,6 +309,36 @@ proptest! {
             if route.channel == Channel::Sms {
                 prop_assert!(route.template.ends_with("_discreet"), "{:?}", decision);
             }
+        }
+    }
+
+    /// A case remembers: once any job of it was safety-sensitive, a later job that says only
+    /// `burglary` never gets a non-discreet template, nor a written channel the victim did not
+    /// choose or that is not marked safe.
+    #[test]
+    fn a_case_once_safety_sensitive_never_gets_a_non_discreet_template_or_an_unsafe_written_channel(
+        (job, history, now) in remembered_sensitive_case()
+    ) {
+        let decision = decide(&job, &history, now, &PolicyConfig::default());
+        if let Some(route) = decision.route() {
+            prop_assert!(route.template != template_names::PRIORITY_PRETEXT, "{:?}", decision);
+            prop_assert!(
+                !(route.channel == Channel::Sms && route.template == template_names::INFORMATION_PACK),
+                "{:?}", decision
+            );
+            prop_assert!(explicitly_safe(&job, route), "{:?}", decision);
+            if job.kind == Kind::InformationPack {
+                prop_assert_eq!(job.contact.preferred_method, Some(written_method(route.channel)));
+            }
+        }
+    }
+
+    /// A victim who declined on a call is never contacted again (rule 1a), whatever the job.
+    #[test]
+    fn a_declined_case_is_always_blocked((job, history, now) in case()) {
+        let decision = decide(&job, &history, now, &PolicyConfig::default());
+        if history.declined && !(job.contact.do_not_contact || history.case_cancelled || history.outreach_cancelled) {
+            prop_assert_eq!(decision, Decision::Block(ReasonCode::Declined));
         }
     }
 
@@ -286,6 +357,8 @@ proptest! {
             let key = crate::domain::contact::recipient_key(&route.recipient);
             prop_assert!(!history.suppressed.contains(&key), "{:?}", decision);
             prop_assert!(!history.numbers_of_others.contains(&key), "{:?}", decision);
+            // Nor a number this very request says is someone else's.
+            prop_assert!(!crate::domain::contact::numbers_of_others_in(&job.contact).contains(&key), "{:?}", decision);
         }
     }
 
@@ -355,7 +428,8 @@ proptest! {
                 ReasonCode::CallsFirst => {
                     let referred = job.referral.referred_at.or(history.accepted_at).unwrap_or(now);
                     prop_assert_eq!(*until, referred + TimeDelta::hours(24));
-                    prop_assert!(history.call_attempts < 2 && job.priority == Some(true));
+                    prop_assert!(history.call_attempts < 2 && is_effectively_priority(&job, &history));
+                    prop_assert_eq!(job.kind, Kind::InformationPack);
                 }
                 other => prop_assert!(false, "unexpected deferral reason {other}"),
             }
@@ -369,7 +443,7 @@ proptest! {
         prop_assert_eq!(decision.reason().is_none(), matches!(decision, Decision::Send(_)));
         prop_assert_eq!(decision.route().is_some(), matches!(decision, Decision::Send(_) | Decision::Defer { .. }));
         if let Some(route) = decision.route() {
-            let sensitive = is_safety_sensitive(&job, &PolicyConfig::default());
+            let sensitive = is_case_safety_sensitive(&job, &history, &PolicyConfig::default());
             prop_assert_eq!(route.template, template_for(job.kind, route.channel, sensitive));
             if job.kind == Kind::PriorityPretext {
                 prop_assert_eq!(route.channel, Channel::Sms);
@@ -388,7 +462,7 @@ fn generated_cases_reach_every_rule() {
 
     let config = PolicyConfig::default();
     let mut runner = TestRunner::deterministic();
-    let strategy = prop_oneof![case(), sensitive_pack()];
+    let strategy = prop_oneof![case(), sensitive_pack(), remembered_sensitive_case()];
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..3000 {
         let Ok(tree) = strategy.new_tree(&mut runner) else { continue };
@@ -400,9 +474,12 @@ fn generated_cases_reach_every_rule() {
         };
         *seen.entry(label).or_default() += 1;
         if let Decision::Send(route) = &decision
-            && is_safety_sensitive(&job, &config)
+            && is_case_safety_sensitive(&job, &history, &config)
             && job.kind == Kind::InformationPack
         {
+            if !is_safety_sensitive(&job, &config) {
+                *seen.entry("remembered sensitive pack sent".into()).or_default() += 1;
+            }
             *seen.entry(format!("sensitive pack by {}", route.channel.as_str())).or_default() += 1;
         }
     }
@@ -414,6 +491,7 @@ fn generated_cases_reach_every_rule() {
         "sensitive pack by sms".into(),
         "sensitive pack by email".into(),
         "sensitive pack by letter".into(),
+        "remembered sensitive pack sent".into(),
     ];
     for code in ReasonCode::ALL {
         if !matches!(code, ReasonCode::CallsFirst | ReasonCode::OutsideSafeHours) {

@@ -142,6 +142,8 @@ fn history() -> CaseHistory {
 
 trait HistoryExt {
     fn with(self, f: impl FnOnce(&mut CaseHistory)) -> CaseHistory;
+    /// The case's memory holds these categories from earlier jobs.
+    fn remembering(self, categories: &[&str]) -> CaseHistory;
     fn suppressing(self, address: &str) -> CaseHistory;
     fn approving_only(self, pairs: &[(&str, Channel)]) -> CaseHistory;
 }
@@ -150,6 +152,9 @@ impl HistoryExt for CaseHistory {
     fn with(mut self, f: impl FnOnce(&mut CaseHistory)) -> CaseHistory {
         f(&mut self);
         self
+    }
+    fn remembering(self, categories: &[&str]) -> CaseHistory {
+        self.with(|h| h.case_categories.extend(categories.iter().map(|c| c.to_string())))
     }
     fn suppressing(self, address: &str) -> CaseHistory {
         self.with(|h| {
@@ -289,6 +294,42 @@ fn rows() -> Vec<Row> {
             NOW,
             B(DoNotContact),
         ),
+        // Rule 1a: declined (v2).
+        row(
+            "1a: a victim who declined on a call gets no pre-text",
+            pretext("burglary").safe_mobile(),
+            h().with(|h| h.declined = true),
+            NOW,
+            B(Declined),
+        ),
+        row(
+            "1a: nor the written pack",
+            pack("theft").full_postal(Some(true)).prefers(Method::Letter),
+            h().with(|h| h.declined = true),
+            NOW,
+            B(Declined),
+        ),
+        row(
+            "1 before 1a: do_not_contact beats declined",
+            pretext("burglary").safe_mobile().do_not_contact(),
+            h().with(|h| h.declined = true),
+            NOW,
+            B(DoNotContact),
+        ),
+        row(
+            "1a before 2: declined beats no_consent",
+            pack("theft").consent(false),
+            h().with(|h| h.declined = true),
+            NOW,
+            B(Declined),
+        ),
+        row(
+            "1a before 3: declined beats suppressed",
+            pretext("burglary").safe_mobile(),
+            h().with(|h| h.declined = true).suppressing(MOBILE),
+            NOW,
+            B(Declined),
+        ),
         // Rule 2: no_consent.
         row(
             "2: an information pack without consent",
@@ -359,6 +400,13 @@ fn rows() -> Vec<Row> {
         row(
             "3: the first textable number is used even when a later one is not suppressed",
             pretext("domestic_abuse").safe_mobile().phone(MOBILE_2, None, Some(true)),
+            h().suppressing(MOBILE),
+            NOW,
+            B(Suppressed),
+        ),
+        row(
+            "3: one number, one key: written 0044…, suppressed as +447…",
+            pretext("burglary").phone("0044 7700 900001", Some("victim"), Some(true)),
             h().suppressing(MOBILE),
             NOW,
             B(Suppressed),
@@ -442,6 +490,62 @@ fn rows() -> Vec<Row> {
             S(Sms, PRETEXT, phone_to(MOBILE)),
         ),
         row(
+            "4: a case remembers: a follow-up that says only burglary on a domestic-abuse case",
+            pack("burglary").safe_mobile().prefers(Method::Sms).priority(Some(false)),
+            h().remembering(&["domestic_abuse"]),
+            NOW,
+            H(PossiblePriority),
+        ),
+        row(
+            "4: a priority category of an earlier job of the case",
+            pack("theft").safe_mobile().prefers(Method::Sms),
+            h().remembering(&["attempted_murder"]),
+            NOW,
+            H(PossiblePriority),
+        ),
+        row(
+            "4: a case once priority is not second-guessed",
+            pack("burglary").safe_mobile().summary("her ex-partner").prefers(Method::Sms),
+            h().with(|h| h.case_priority = true),
+            NOW,
+            S(Sms, PACK, phone_to(MOBILE)),
+        ),
+        row(
+            "4: false_imprisonment is priority (v2)",
+            pack("false_imprisonment").safe_mobile().prefers(Method::Sms),
+            h(),
+            NOW,
+            H(PossiblePriority),
+        ),
+        row(
+            "4: wounding_with_intent is priority (v2)",
+            pack("wounding_with_intent").safe_mobile().prefers(Method::Sms),
+            h(),
+            NOW,
+            H(PossiblePriority),
+        ),
+        row(
+            "4: fraud against a vulnerable victim is priority (v2)",
+            pack("fraud_vulnerable").safe_mobile().prefers(Method::Sms),
+            h(),
+            NOW,
+            H(PossiblePriority),
+        ),
+        row(
+            "4: cyber-crime against a vulnerable victim is priority (v2)",
+            pack("cyber_crime_vulnerable").safe_mobile().prefers(Method::Sms),
+            h(),
+            NOW,
+            H(PossiblePriority),
+        ),
+        row(
+            "4: plain fraud and cyber_crime stay non-priority",
+            pack("fraud").categories(&["fraud", "cyber_crime"]).safe_mobile().prefers(Method::Sms),
+            h(),
+            NOW,
+            S(Sms, PACK, phone_to(MOBILE)),
+        ),
+        row(
             "4 before 5: possible_priority beats minor",
             pack("theft").safe_mobile().summary("harassed").under_18(true),
             h(),
@@ -514,6 +618,13 @@ fn rows() -> Vec<Row> {
             "6: safety-sensitive pre-text, someone else's safe mobile",
             pretext("domestic_abuse").phone(MOBILE, Some("parent"), Some(true)),
             h(),
+            NOW,
+            H(NoSafeNumber),
+        ),
+        row(
+            "6: a remembered safety-sensitive case needs safe_to_text true",
+            pretext("burglary").phone(MOBILE, Some("victim"), None),
+            h().remembering(&["domestic_abuse"]),
             NOW,
             H(NoSafeNumber),
         ),
@@ -591,6 +702,29 @@ fn rows() -> Vec<Row> {
             }),
             NOW,
             S(Mail, PACK, email_to("lee@example.org")),
+        ),
+        row(
+            "7: recorded earlier on this very case as the suspect's",
+            pretext("burglary").safe_mobile(),
+            h().with(|h| {
+                h.numbers_of_others.insert(MOBILE.into());
+            }),
+            NOW,
+            H(NumberConflict),
+        ),
+        row(
+            "7: this very request lists the number as the suspect's too (in another form)",
+            pretext("burglary").safe_mobile().phone("07700 900001", Some("suspect"), None),
+            h(),
+            NOW,
+            H(NumberConflict),
+        ),
+        row(
+            "7: a suspect's other number in the request does not matter",
+            pretext("burglary").safe_mobile().phone(MOBILE_2, Some("suspect"), None),
+            h(),
+            NOW,
+            S(Sms, PRETEXT, phone_to(MOBILE)),
         ),
         row(
             "7 before 11: number_conflict beats duplicate",
@@ -676,6 +810,27 @@ fn rows() -> Vec<Row> {
             h(),
             NOW,
             S(Letter, PACK, letter_to_lee()),
+        ),
+        row(
+            "8: a case remembers: the burglary follow-up's email not marked safe is not used",
+            pack("burglary").priority(Some(true)).email("lee@example.org", None).prefers(Method::Email),
+            h().remembering(&["domestic_abuse"]),
+            NOW,
+            B(WrittenUnsafe),
+        ),
+        row(
+            "8: a case remembers: no falling back to an unchosen channel",
+            pack("theft").priority(Some(true)).email("lee@example.org", Some(true)),
+            h().remembering(&["stalking"]),
+            NOW,
+            B(WrittenUnsafe),
+        ),
+        row(
+            "8: the safety-sensitive flag stored at an earlier acceptance is remembered too",
+            pack("burglary").priority(Some(true)).full_postal(None).prefers(Method::Letter),
+            h().with(|h| h.case_safety_sensitive = true),
+            NOW,
+            B(WrittenUnsafe),
         ),
         row(
             "8 before 11: written_unsafe beats duplicate",
@@ -918,6 +1073,13 @@ fn rows() -> Vec<Row> {
             S(Sms, PACK, phone_to(MOBILE)),
         ),
         row(
+            "12: a pack on a case once priority waits for calls too",
+            pack("theft").safe_mobile().referred("2026-11-23T08:00:00Z"),
+            h().with(|h| h.case_priority = true),
+            NOW,
+            defer(CallsFirst, "2026-11-24T08:00:00Z", Sms),
+        ),
+        row(
             "12 before 13: calls_first beats outside_safe_hours",
             pack("theft").priority(Some(true)).safe_mobile().referred("2026-11-23T21:00:00Z"),
             h(),
@@ -1082,6 +1244,20 @@ fn rows() -> Vec<Row> {
             S(Sms, PRETEXT_DISCREET, phone_to(MOBILE)),
         ),
         row(
+            "15: a burglary follow-up on a domestic-abuse case gets the discreet pre-text",
+            pretext("burglary").safe_mobile(),
+            h().remembering(&["domestic_abuse"]),
+            NOW,
+            S(Sms, PRETEXT_DISCREET, phone_to(MOBILE)),
+        ),
+        row(
+            "15: and the discreet information pack by SMS",
+            pack("burglary").priority(Some(true)).safe_mobile().prefers(Method::Sms),
+            h().remembering(&["hate_crime"]),
+            NOW,
+            S(Sms, PACK_DISCREET, phone_to(MOBILE)),
+        ),
+        row(
             "15: pre-text, otherwise: plain",
             pretext("serious_violence").safe_mobile(),
             h(),
@@ -1114,7 +1290,7 @@ fn the_table_covers_every_reason_code_and_outcome() {
         assert!(rows.iter().any(|r| r.want.outcome() == outcome), "no row for {outcome:?}");
     }
     // And every rule number has rows.
-    for rule in 1..=15 {
+    for rule in (1..=15).map(|r| r.to_string()).chain(["1a".to_string()]) {
         let prefix = format!("{rule}:");
         let before = format!("{rule} before");
         assert!(
@@ -1185,7 +1361,11 @@ fn age_counts_whole_years_and_leap_day_birthdays_come_of_age_on_1_march() {
 fn default_configuration_is_the_specification() {
     let config = PolicyConfig::default();
     assert_eq!(config.safety_sensitive_categories.len(), 8);
-    assert_eq!(config.priority_categories.len(), 17);
+    assert_eq!(config.priority_categories.len(), 21);
+    for v2 in ["false_imprisonment", "wounding_with_intent", "fraud_vulnerable", "cyber_crime_vulnerable"] {
+        assert!(config.priority_categories.iter().any(|c| c == v2), "{v2}");
+    }
+    assert!(!config.priority_categories.iter().any(|c| c == "fraud" || c == "cyber_crime"));
     assert!(config.safety_sensitive_categories.iter().all(|c| config.priority_categories.contains(c)));
     assert_eq!(config.priority_vulnerabilities, DEFAULT_PRIORITY_VULNERABILITIES);
     assert_eq!(config.quiet_hours.0.to_string(), "08:00:00");

@@ -58,6 +58,7 @@ fn event_label(kind: &str) -> &'static str {
 }
 
 /// An event's facts as label/value pairs, and the note a member of staff gave with it.
+/// `notes` holds staff notes by id and calls' reasons by call id (None once redacted).
 fn event_json(e: &EventRow, notes: &HashMap<String, Option<String>>) -> Value {
     let mut facts = Vec::new();
     let mut fact = |k: &str, v: &str| facts.push(json!({ "k": k, "v": v }));
@@ -82,7 +83,9 @@ fn event_json(e: &EventRow, notes: &HashMap<String, Option<String>>) -> Value {
         for (k, v) in map {
             match k.as_str() {
                 "note_id" => note = v.as_str().and_then(|id| notes.get(id).cloned()),
-                "reply_id" | "alert_event_id" | "outreach_id" => {}
+                // A call's reason shows as its note, when one was given.
+                "call_id" if e.kind == "call" => note = v.as_str().and_then(|id| notes.get(id).cloned()),
+                "reply_id" | "alert_event_id" | "outreach_id" | "call_id" | "reason_given" => {}
                 _ => fact(k, &v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())),
             }
         }
@@ -120,8 +123,16 @@ pub async fn case(State(state): State<Arc<AppState>>, staff: Staff, Path(case_re
     let replies = store.case_replies(&case_ref).await?;
     let calls = store.calls(&case_ref).await?;
     let events = store.case_events(&case_ref).await?;
-    let notes: HashMap<String, Option<String>> =
+    let mut notes: HashMap<String, Option<String>> =
         store.case_notes(&case_ref).await?.into_iter().map(|n| (n.id, n.note)).collect();
+    // A reason given with a call reads like a note on the timeline.
+    notes.extend(
+        calls
+            .iter()
+            .filter(|c| c.reason.is_some() || c.redacted_at.is_some())
+            .map(|c| (c.id.clone(), c.reason.clone())),
+    );
+    let memory = store.case_categories(&case_ref).await?;
 
     // The worker records a decision to send as an event only, so the latest decision of a job is
     // read from the timeline rather than from the job's own row.
@@ -192,7 +203,18 @@ pub async fn case(State(state): State<Arc<AppState>>, staff: Staff, Path(case_re
             })
         })
         .collect();
-    let calls: Vec<Value> = calls.iter().map(|(at, outcome)| json!({ "at": when(*at), "outcome": outcome })).collect();
+    let calls: Vec<Value> = calls
+        .iter()
+        .map(|c| {
+            json!({
+                "at": when(c.at),
+                "outcome": c.outcome,
+                "reason": c.reason,
+                "reason_removed": c.reason.is_none() && c.redacted_at.is_some(),
+                "number_given": c.number_key.is_some(),
+            })
+        })
+        .collect();
     // A test key's job, and its message, are marked wherever they show.
     let test_ids: std::collections::HashSet<&str> = outreach
         .iter()
@@ -209,7 +231,12 @@ pub async fn case(State(state): State<Arc<AppState>>, staff: Staff, Path(case_re
             event
         })
         .collect();
-    let categories: Vec<&str> = case.categories.split(',').filter(|c| !c.is_empty()).collect();
+    // The case's memory: every accepted job's categories (the first job's for a case older than it).
+    let categories: Vec<&str> = if memory.is_empty() {
+        case.categories.split(',').filter(|c| !c.is_empty()).collect()
+    } else {
+        memory.iter().map(String::as_str).collect()
+    };
     let data = json!({
         "title": format!("Case {}", case.case_ref),
         "case": {
