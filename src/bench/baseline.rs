@@ -102,7 +102,7 @@ pub async fn kannel_sendsms(
             .append_pair("username", user)
             .append_pair("password", password)
             .append_pair("from", from)
-            .append_pair("to", &super::load::number(i))
+            .append_pair("to", &super::load::number(super::KANNEL_NUMBERS + i))
             .append_pair("text", &format!("baseline {i}"));
         let request = http.get(url);
         async move { request.send().await.is_ok_and(|r| r.status().is_success()) }

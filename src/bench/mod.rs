@@ -41,10 +41,10 @@ pub struct BenchArgs {
     /// Tiny sizes: checks that every phase works, in well under a minute (figures meaningless).
     #[arg(long)]
     pub smoke: bool,
-    /// Intake requests per concurrency level (a quarter of it at concurrency 1).
+    /// Intake requests per concurrency level (a quarter of it at concurrency 1; at most 8,000).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Jobs taken end to end through Kannel, per process layout.
+    /// Jobs taken end to end through Kannel, per process layout (at most 20,000).
     #[arg(long)]
     pub e2e_jobs: Option<usize>,
     /// Delivery reports sent in the ingest phase.
@@ -104,14 +104,14 @@ impl Sizes {
     fn of(args: &BenchArgs) -> Sizes {
         let (jobs, e2e, reports, stored, rows) =
             if args.smoke { (32, 12, 24, 400, 200) } else { (3_000, 2_000, 3_000, 100_000, 10_000) };
-        let e2e_jobs = args.e2e_jobs.unwrap_or(e2e).min(100_000);
+        let e2e_jobs = args.e2e_jobs.unwrap_or(e2e).min(INTAKE_NUMBERS);
         Sizes {
-            jobs: args.jobs.unwrap_or(jobs).max(4),
+            jobs: args.jobs.unwrap_or(jobs).clamp(4, 8_000),
             e2e_jobs: e2e_jobs.max(1),
             reports: args.reports.unwrap_or(reports).max(1),
             stored: args.stored.unwrap_or(stored),
             baseline_rows: args.baseline_rows.unwrap_or(rows).max(1),
-            kannel_requests: if args.smoke { 50 } else { 5_000 },
+            kannel_requests: if args.smoke { 50 } else { 5_000.min(90_000 - KANNEL_NUMBERS) },
             levels: [1, 16, 64],
             concurrency: 16,
         }
@@ -194,7 +194,16 @@ struct Bench {
     /// Senders numbers are unique per run and per phase, to count only our messages at the SMSC.
     sender_base: u64,
     senders: u64,
+    warm_ups: usize,
 }
+
+/// Where the phone numbers of each load start (see `load::number`), so that no job shares a
+/// number with another of the same database (which the rules would treat as a conflict). The
+/// end-to-end jobs use the first ones.
+const INTAKE_NUMBERS: usize = 20_000;
+const STORED_NUMBERS: usize = 40_000;
+const WARM_UP_NUMBERS: usize = 60_000;
+const KANNEL_NUMBERS: usize = 85_000;
 
 /// A Monday morning: every SMS is inside quiet hours, so sendable jobs are sent at once.
 const CLOCK: &str = "2026-11-23T10:00:00Z";
@@ -247,6 +256,7 @@ async fn run_bench(config: Config, args: BenchArgs) -> Result<(), BenchError> {
         started: Instant::now(),
         sender_base: 600_000_000 + u64::from(std::process::id() % 10_000) * 100,
         senders: 0,
+        warm_ups: 0,
     };
     eprintln!("safereach bench: {} build, sizes {:?}", build(), bench.sizes);
     let mut outcome = Ok(());
@@ -309,8 +319,9 @@ impl Bench {
         self.clock();
         let startup = intake.start("api", &self.settings).await?;
         self.startup(backend, "api, empty database", startup);
+        self.warm_up(&intake).await;
         let mut intake16 = None;
-        let mut first = 0;
+        let mut first = INTAKE_NUMBERS;
         for c in [16, 1, 64] {
             let n = if c == 1 { sizes.jobs / 4 } else { sizes.jobs };
             let m = self.intake(&intake, &format!("i{c}"), first, n, c).await;
@@ -374,6 +385,7 @@ impl Bench {
         let ids: Vec<String> = ids.into_iter().take(sizes.reports).collect();
         self.clock();
         d.start("api", &self.settings).await?;
+        self.warm_up(&d).await;
         let dlr = format!(
             "{}/webhooks/kannel/dlr?token={}&status=1&answer=id%3A1+stat%3ADELIVRD+err%3A000&id=",
             d.base(),
@@ -385,6 +397,9 @@ impl Bench {
         })
         .await;
         let moved = d.count("SELECT COUNT(*) FROM messages WHERE status = 'delivered' AND id LIKE '%~d%'").await?;
+        if moved as usize != ids.len() {
+            eprintln!("  ! {moved} of {} delivery reports were recorded", ids.len());
+        }
         let c = sizes.concurrency;
         self.figures.push(
             Figure::rate(backend, format!("delivery-report ingest c={c}"), &m, "reports/s")
@@ -409,7 +424,8 @@ impl Bench {
         self.clock();
         let startup = d.start("api", &self.settings).await?;
         self.startup(backend, &format!("api, {stored} jobs stored"), startup);
-        let m = self.intake(&d, "s16", 0, sizes.jobs, c).await;
+        self.warm_up(&d).await;
+        let m = self.intake(&d, "s16", STORED_NUMBERS, sizes.jobs, c).await;
         let empty = intake16.expect("measured above");
         self.figures.push(
             Figure::rate(backend, format!("intake c={c}, {stored} jobs stored"), &m, "req/s")
@@ -444,6 +460,18 @@ impl Bench {
                 Some(f) => f.value = f.value.max(mib),
                 None => self.figures.push(Figure::new(backend, measure, mib, "MiB")),
             }
+        }
+    }
+
+    /// A few requests before measuring, so that connections are open and caches filled as in a
+    /// process that has been running (not measured).
+    async fn warm_up(&mut self, d: &Deployment) {
+        self.warm_ups += 1;
+        let n = (self.sizes.jobs / 10).max(4);
+        let first = WARM_UP_NUMBERS + (self.warm_ups % 5) * 5_000;
+        let m = self.intake(d, &format!("w{}", self.warm_ups), first, n, self.sizes.concurrency).await;
+        if m.failed > 0 {
+            eprintln!("  ! {} of {n} warm-up requests failed", m.failed);
         }
     }
 
@@ -616,8 +644,15 @@ fn machine() -> Value {
     })
 }
 
+/// The commit of the checkout the binary was built in (it lives in its `target/`).
 fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
+    let exe = std::env::current_exe().ok()?;
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(exe.parent()?)
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 

@@ -63,10 +63,14 @@ pub async fn copy_jobs(
         }
     }
     tx.commit().await?;
-    if store.dialect() == Dialect::Postgres {
-        // What autovacuum would soon do on its own: statistics for the planner after a bulk load.
-        sqlx::query("ANALYZE").execute(store.pool()).await?;
-    }
+    // Leave the database as a running one would be, not busy digesting a bulk load while it is
+    // measured: on Postgres what autovacuum would soon do (statistics for the planner, the
+    // visibility map); on SQLite the checkpoint the gateway's next commit would otherwise make.
+    let settle = match store.dialect() {
+        Dialect::Postgres => "VACUUM ANALYZE",
+        Dialect::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)",
+    };
+    sqlx::query(settle).execute(store.pool()).await?;
     Ok(added)
 }
 
