@@ -49,4 +49,4 @@ SAFEREACH_BENCH_COMMAND="scripts/bench.sh $*" \
   SAFEREACH_BENCH_KANNEL_MT_LOG="$SAFEREACH_TEST_KANNEL_MT_LOG" \
   SAFEREACH_BENCH_POSTGRES_URL="$SAFEREACH_TEST_POSTGRES_URL" \
   SAFEREACH_REDIS_URL="$SAFEREACH_TEST_REDIS_URL" \
-  "target/$PROFILE/safereach" bench --out target/bench/results.json "${ARGS[@]}"
+  "target/$PROFILE/safereach" bench "${ARGS[@]}"

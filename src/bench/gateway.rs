@@ -146,6 +146,8 @@ impl Deployment {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()?;
+        // The pid, for profiling a process while it is measured (BENCHMARKS.md).
+        eprintln!("\r\x1b[2K  started {role} (pid {})", child.id().unwrap_or_default());
         self.processes.push(Process { role, child });
         if !http {
             return Ok(None);

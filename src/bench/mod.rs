@@ -423,12 +423,12 @@ impl Bench {
         progress.finish();
         self.clock();
         let startup = d.start("api", &self.settings).await?;
-        self.startup(backend, &format!("api, {stored} jobs stored"), startup);
+        self.startup(backend, &format!("api, {} jobs stored", number(stored as f64)), startup);
         self.warm_up(&d).await;
         let m = self.intake(&d, "s16", STORED_NUMBERS, sizes.jobs, c).await;
         let empty = intake16.expect("measured above");
         self.figures.push(
-            Figure::rate(backend, format!("intake c={c}, {stored} jobs stored"), &m, "req/s")
+            Figure::rate(backend, format!("intake c={c}, {} jobs stored", number(stored as f64)), &m, "req/s")
                 .against(format!("intake c={c}, empty database"), empty.value, "req/s")
                 .detail(json!({ "requests": sizes.jobs, "failed": m.failed, "stored": stored, "p99_ms_empty": empty.p99_ms })),
         );
@@ -670,7 +670,11 @@ fn table(figures: &[Figure], results: &Value) -> String {
         "backend", "measure", "value", "p50", "p99", "baseline", "ratio"
     ));
     for f in figures {
-        let ms = |v: Option<f64>| v.map(|v| format!("{v:.1} ms")).unwrap_or_default();
+        let ms = |v: Option<f64>| match v {
+            Some(v) if v >= 1000.0 => format!("{:.1} s", v / 1000.0),
+            Some(v) => format!("{v:.1} ms"),
+            None => String::new(),
+        };
         let baseline = f.baseline.as_ref().map(|b| format!("{} {}", b.name, number(b.value))).unwrap_or_default();
         let ratio = f.ratio.map(|r| format!("{r:.3}")).unwrap_or_default();
         let mut line = format!(
