@@ -29,6 +29,16 @@ impl Measured {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Two loads taken as one: their operations, times and latencies added up.
+    pub fn sum(mut a: Measured, b: Measured) -> Measured {
+        a.ok += b.ok;
+        a.failed += b.failed;
+        a.elapsed += b.elapsed;
+        // Both have the same bounds, so adding cannot fail.
+        let _ = a.latency.add(&b.latency);
+        a
+    }
+
     /// The latency at percentile `p` (0–100), in milliseconds.
     pub fn ms(&self, p: f64) -> f64 {
         self.latency.value_at_percentile(p) as f64 / 1000.0
@@ -193,6 +203,21 @@ mod tests {
         assert!(measured.ms(10.0) >= 5.0 && measured.ms(10.0) < 20.0, "p10 {}", measured.ms(10.0));
         assert!(measured.ms(99.0) >= 20.0, "p99 {}", measured.ms(99.0));
         assert!((measured.rate() - 16.0 / measured.elapsed.as_secs_f64()).abs() < 1e-6);
+    }
+
+    #[tokio::test]
+    async fn two_loads_sum_to_one() {
+        let slow = drive("slow", 4, 1, |_| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            true
+        })
+        .await;
+        let fast = drive("fast", 4, 1, |i| async move { i > 0 }).await;
+        let (slow_elapsed, fast_elapsed) = (slow.elapsed, fast.elapsed);
+        let both = Measured::sum(slow, fast);
+        assert_eq!((both.ok, both.failed, both.latency.len()), (7, 1, 8));
+        assert_eq!(both.elapsed, slow_elapsed + fast_elapsed);
+        assert!(both.ms(90.0) >= 20.0 && both.ms(40.0) < 20.0);
     }
 
     #[test]
