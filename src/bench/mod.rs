@@ -248,7 +248,9 @@ async fn run_bench(config: Config, args: BenchArgs) -> Result<(), BenchError> {
         },
         sizes,
         kannel,
+        // A request that hangs fails after 30 s instead of holding up the run.
         http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(128)
             .build()
             .map_err(|e| BenchError::Usage(e.to_string()))?,
