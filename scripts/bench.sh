@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
-# Benchmarks (not part of the test suite): builds a release binary, starts Kannel with a fake
-# SMSC (and Postgres + Redis when their service scripts are here) as scripts/test.sh does, and
-# runs `safereach bench` on each backend. Every figure is printed beside a baseline measured in
-# the same run: raw single-row inserts into the same database, and Kannel's own sendsms rate.
-#   scripts/bench.sh [--jobs N] [--concurrency C]
+# The benchmark (see BENCHMARKS.md): builds the binary, starts Kannel with its fake SMSC,
+# Postgres and Redis on loopback the way scripts/test.sh does, and runs `safereach bench`, which
+# starts the gateway as separate processes on fresh databases and drives it over HTTP. It prints a
+# progress line on stderr, a table on stdout, and writes target/bench/results.json.
+#   scripts/bench.sh [--debug] [--smoke] [other `safereach bench` options]
+#     --debug  use a debug build (as the test suite does) instead of a release build
+#     --smoke  tiny sizes: checks that every phase works (figures meaningless)
+# A full run takes about 5 minutes on a 2-core machine once the release build is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+PROFILE=release
+ARGS=()
+for arg in "$@"; do
+  case "$arg" in
+    --debug) PROFILE=debug ;;
+    *) ARGS+=("$arg") ;;
+  esac
+done
+
 PACKAGES=()
 STARTERS=()
 for service in kannel postgres redis; do
-  [ -f "scripts/services/$service.sh" ] && source "scripts/services/$service.sh"
+  # shellcheck source=/dev/null
+  source "scripts/services/$service.sh"
 done
 install_packages "${PACKAGES[@]}"
-cargo build --release --quiet
+if [ "$PROFILE" = release ]; then
+  cargo build --release --quiet --bin safereach
+else
+  cargo build --quiet --bin safereach
+fi
 
 SERVICES_DIR=$(mktemp -d /tmp/safereach-bench.XXXXXX)
 chmod 755 "$SERVICES_DIR"
@@ -22,23 +39,14 @@ export SERVICES_DIR
 on_exit "rm -rf '$SERVICES_DIR'"
 trap run_cleanups EXIT
 for start in "${STARTERS[@]}"; do
-  "$start"
+  "$start" >&2
 done
 
-bench() { env "$@" target/release/safereach bench "${BENCH_ARGS[@]}"; echo; }
-BENCH_ARGS=("$@")
-KANNEL=(SAFEREACH_SMS_PROVIDER=kannel
-  SAFEREACH_KANNEL_SENDSMS_URL="$SAFEREACH_TEST_KANNEL_SENDSMS_URL"
-  SAFEREACH_KANNEL_USER="$SAFEREACH_TEST_KANNEL_USER"
-  SAFEREACH_KANNEL_PASSWORD="$SAFEREACH_TEST_KANNEL_PASSWORD"
-  SAFEREACH_KANNEL_FROM=60000
-  SAFEREACH_KANNEL_WEBHOOK_TOKEN="$SAFEREACH_TEST_KANNEL_WEBHOOK_TOKEN")
-# Postgres keeps no secrets: the hash key and the sandbox's token are given (32 random bytes each).
-secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-
-bench SAFEREACH_SMS_PROVIDER=sandbox
-bench "${KANNEL[@]}"
-if [ -n "${SAFEREACH_TEST_POSTGRES_URL:-}" ] && [ -n "${SAFEREACH_TEST_REDIS_URL:-}" ]; then
-  bench "${KANNEL[@]}" SAFEREACH_DATABASE_URL="$SAFEREACH_TEST_POSTGRES_URL" SAFEREACH_REDIS_URL="$SAFEREACH_TEST_REDIS_URL" \
-    SAFEREACH_HASH_KEY="$(secret)" SAFEREACH_SANDBOX_WEBHOOK_TOKEN="$(secret)"
-fi
+SAFEREACH_BENCH_COMMAND="scripts/bench.sh $*" \
+  SAFEREACH_KANNEL_SENDSMS_URL="$SAFEREACH_TEST_KANNEL_SENDSMS_URL" \
+  SAFEREACH_KANNEL_USER="$SAFEREACH_TEST_KANNEL_USER" \
+  SAFEREACH_KANNEL_PASSWORD="$SAFEREACH_TEST_KANNEL_PASSWORD" \
+  SAFEREACH_BENCH_KANNEL_MT_LOG="$SAFEREACH_TEST_KANNEL_MT_LOG" \
+  SAFEREACH_BENCH_POSTGRES_URL="$SAFEREACH_TEST_POSTGRES_URL" \
+  SAFEREACH_REDIS_URL="$SAFEREACH_TEST_REDIS_URL" \
+  "target/$PROFILE/safereach" bench "${ARGS[@]}"

@@ -4,6 +4,7 @@
 mod common;
 
 mod api;
+mod bench;
 mod binary;
 mod browser;
 mod differential;
