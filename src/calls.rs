@@ -11,7 +11,7 @@ use crate::domain::call::CallOutcome;
 use crate::domain::contact::normalise_uk_mobile;
 use crate::domain::event::EventType;
 use crate::domain::policy::decide;
-use crate::domain::{Decision, ReasonCode};
+use crate::domain::{Decision, JobStatus, ReasonCode};
 use crate::store::{Event, NewCall, Result, SuppressionKind};
 
 /// A call as the triage system reports it.
@@ -101,7 +101,9 @@ pub async fn record_call(
                 stopped.push((job.id.clone(), reason));
             }
             // Rule 12 may be met now: the worker looks at once.
-            _ if job.status == "deferred" && job.reason.as_deref() == Some(ReasonCode::CallsFirst.as_str()) => {
+            _ if job.status == JobStatus::Deferred
+                && job.reason.as_deref() == Some(ReasonCode::CallsFirst.as_str()) =>
+            {
                 store.enqueue(&mut tx, &job.id, now_ms).await?;
             }
             _ => {}

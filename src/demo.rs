@@ -47,7 +47,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
         let mut waiting = 0;
         for (_, answer) in &answers {
             let id = answer["outreach_id"].as_str().unwrap_or_default();
-            if store.outreach(id).await?.is_some_and(|o| o.status == "queued") {
+            if store.outreach(id).await?.is_some_and(|o| o.status == crate::domain::JobStatus::Queued) {
                 waiting += 1;
             }
         }
@@ -66,7 +66,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     for (label, answer) in &answers {
         let d = &answer["decision"];
         let id = answer["outreach_id"].as_str().unwrap_or_default();
-        let status = store.outreach(id).await?.map(|o| o.status).unwrap_or_default();
+        let status = store.outreach(id).await?.map(|o| o.status.as_str()).unwrap_or_default();
         let route = match (d["channel"].as_str(), d["template"].as_str()) {
             (Some(c), Some(t)) => format!("{c} / {t}"),
             _ => "-".into(),

@@ -15,7 +15,7 @@ pub async fn accept(
     actor: String,
     test: bool,
 ) -> Result<AcceptResult> {
-    let request_hash = state.store.request_fingerprint(&crate::http::json::canonical(raw));
+    let request_hash = state.store.request_fingerprint(&crate::domain::request::canonical(raw));
     let now = state.clock.now();
     let input = AcceptInput {
         request,

@@ -25,10 +25,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::OutreachRequest;
 use crate::domain::contact::{normalise_email, normalise_uk_mobile, postal_key};
 use crate::domain::event::EventType;
 use crate::domain::reply::ReplyClass;
+use crate::domain::{JobStatus, OutreachRequest};
 use crate::store::{Cursor, Event, Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -241,7 +241,7 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
         let mut tx = store.begin().await?;
         let mut done = 0;
         for job in &jobs {
-            let sent = matches!(job.status.as_str(), "sent" | "failed") && job.message_id.is_some();
+            let sent = matches!(job.status, JobStatus::Sent | JobStatus::Failed) && job.message_id.is_some();
             let class = if declined.contains_key(&job.case_ref) {
                 Class::NotTakenUp
             } else if sent {

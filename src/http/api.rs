@@ -18,9 +18,9 @@ use super::extract::Path;
 use super::json::JsonBody;
 use super::problem::{AuthProblems, Problem};
 use crate::app::AppState;
-use crate::domain::OutreachRequest;
 use crate::domain::call::CallOutcome;
 use crate::domain::request::FieldError;
+use crate::domain::{JobStatus, OutreachRequest};
 use crate::store::{AcceptResult, Cancel, EventRow, MessageRecord, OutreachRecord};
 use crate::time::rfc3339_ms;
 
@@ -207,7 +207,7 @@ async fn cancel_outreach(
         .ok_or_else(|| Problem::not_found("outreach job"))?;
     let status = match done {
         Cancel::TooLate => TOO_LATE.to_string(),
-        Cancel::Cancelled | Cancel::Finished => job.status,
+        Cancel::Cancelled | Cancel::Finished => job.status.to_string(),
     };
     Ok(Json(OutreachCancelled { outreach_id: job.id, case_ref: job.case_ref, status }))
 }
@@ -371,7 +371,7 @@ async fn cancel_case(
         .cancel_case(&case_ref, state.clock.now_ms(), &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("case"))?;
-    Ok(Json(CaseCancelled { case_ref, status: "cancelled".into(), too_late }))
+    Ok(Json(CaseCancelled { case_ref, status: JobStatus::Cancelled.to_string(), too_late }))
 }
 
 /// Erase a case on request (right to erasure): everything not sent is cancelled, every piece of
@@ -516,7 +516,11 @@ async fn record_call(
     let stopped = recorded
         .stopped
         .into_iter()
-        .map(|(outreach_id, reason)| StoppedJob { outreach_id, status: "blocked".into(), reason: reason.to_string() })
+        .map(|(outreach_id, reason)| StoppedJob {
+            outreach_id,
+            status: JobStatus::Blocked.to_string(),
+            reason: reason.to_string(),
+        })
         .collect();
     let answer = CallRecorded {
         call_id: recorded.call_id,
@@ -711,7 +715,7 @@ fn outreach_view(o: &OutreachRecord) -> OutreachView {
         outreach_id: o.id.clone(),
         request_id: o.request_id.clone(),
         kind: o.kind.clone(),
-        status: o.status.clone(),
+        status: o.status.to_string(),
         accepted_at: rfc3339_ms(o.accepted_at),
         decision: DecisionAnswer {
             outcome: o.outcome.clone(),

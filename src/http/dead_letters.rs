@@ -140,7 +140,7 @@ async fn requeue(
     match state.store.requeue_dead_letter(&outreach_id, state.clock.now_ms(), &caller.actor()).await? {
         Requeue::Requeued(job) => {
             state.relay_wake.notify_one();
-            Ok(Json(Requeued { outreach_id: job.id, case_ref: job.case_ref, status: job.status }))
+            Ok(Json(Requeued { outreach_id: job.id, case_ref: job.case_ref, status: job.status.to_string() }))
         }
         Requeue::NotFound => Err(Problem::not_found("outreach job")),
         Requeue::NotDeadLettered(status) => Err(Problem::new(StatusCode::CONFLICT, "conflict", "Not dead-lettered")

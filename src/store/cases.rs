@@ -8,20 +8,12 @@ use super::events::Event;
 use super::{Result, Store, StoreError, dynamic, new_id, placeholders};
 use crate::domain::call::CallOutcome;
 use crate::domain::event::EventType;
-use crate::domain::{CaseHistory, Channel, Decision, Kind, Outcome, OutreachRequest, contact};
+use crate::domain::{CaseHistory, Channel, Decision, JobStatus, Kind, Outcome, OutreachRequest, contact};
 
 /// A job's status as the API reports it.
 pub fn status_for(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Send => "queued",
-        Outcome::Defer => "deferred",
-        Outcome::Hold => "held",
-        Outcome::Block => "blocked",
-    }
+    JobStatus::for_outcome(outcome).as_str()
 }
-
-/// Statuses of a job that may still lead to a send (rule 11 counts sent ones too).
-const ACTIVE_STATUSES: &str = "'queued', 'deferred', 'sent'";
 
 pub struct AcceptInput<'a> {
     pub request: &'a OutreachRequest,
@@ -55,7 +47,8 @@ pub struct OutreachRecord {
     pub priority: super::Flag,
     pub request_json: Option<String>,
     pub accepted_at: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
     pub outcome: String,
     pub reason: Option<String>,
     pub channel: Option<String>,
@@ -375,7 +368,7 @@ impl Store {
                     .bind(id)
                     .fetch_one(&mut *conn)
                     .await?
-                    == "cancelled"
+                    == JobStatus::Cancelled.as_str()
             }
             None => false,
         };
@@ -383,10 +376,11 @@ impl Store {
         // sent, or, whenever it was accepted, when it is sent, its message is prepared, or its
         // send is in flight or in doubt (cut off mid-way). A job held, then released after a
         // later one went, must not send a second time.
+        let active = JobStatus::sql_list(&[JobStatus::Queued, JobStatus::Deferred, JobStatus::Sent]);
         let other_active = |kind: Kind| {
             format!(
                 "SELECT COUNT(*) FROM outreach o WHERE case_ref = $1 AND kind = '{}' AND id <> $2 AND o.test <= $4
-                 AND ((status IN ({ACTIVE_STATUSES}) AND {before_this})
+                 AND ((status IN ({active}) AND {before_this})
                       OR status = 'sent'
                       OR EXISTS (SELECT 1 FROM messages m WHERE m.outreach_id = o.id
                                  AND (o.status = 'queued' OR m.status = 'sending')))",
@@ -563,10 +557,16 @@ impl Store {
     }
 
     /// Set a job's status (sent, failed, dead_lettered, …) without a new decision.
-    pub async fn set_outreach_status(&self, conn: &mut AnyConnection, id: &str, status: &str, now: i64) -> Result<()> {
+    pub async fn set_outreach_status(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        status: JobStatus,
+        now: i64,
+    ) -> Result<()> {
         sqlx::query("UPDATE outreach SET status = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
-            .bind(status)
+            .bind(status.as_str())
             .bind(now)
             .execute(conn)
             .await?;
@@ -633,7 +633,7 @@ impl Store {
         now: i64,
         actor: &str,
     ) -> Result<Cancel> {
-        if !matches!(job.status.as_str(), "queued" | "deferred" | "held" | "dead_lettered") {
+        if !job.status.is_cancellable() {
             return Ok(Cancel::Finished);
         }
         // A message a worker is handing to a provider right now goes out: too late to stop it. One

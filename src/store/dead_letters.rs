@@ -6,6 +6,7 @@ use sqlx::AnyConnection;
 
 use super::events::Event;
 use super::{OutreachRecord, Result, Store};
+use crate::domain::JobStatus;
 use crate::domain::event::EventType;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -28,7 +29,7 @@ pub enum Requeue {
     /// No such job.
     NotFound,
     /// The job is not dead-lettered (its status).
-    NotDeadLettered(String),
+    NotDeadLettered(JobStatus),
 }
 
 impl Store {
@@ -79,7 +80,7 @@ impl Store {
     pub async fn requeue_dead_letter(&self, id: &str, now: i64, actor: &str) -> Result<Requeue> {
         let mut tx = self.begin().await?;
         let Some(job) = self.outreach_for_update(&mut tx, id).await? else { return Ok(Requeue::NotFound) };
-        if job.status != "dead_lettered" {
+        if job.status != JobStatus::DeadLettered {
             return Ok(Requeue::NotDeadLettered(job.status));
         }
         self.back_to_work(&mut tx, id, now).await?;

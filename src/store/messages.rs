@@ -5,7 +5,7 @@ use sqlx::AnyConnection;
 use super::events::Event;
 use super::{Result, Store, dynamic, new_id};
 use crate::domain::event::EventType;
-use crate::domain::{Channel, MessageStatus};
+use crate::domain::{Channel, JobStatus, MessageStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRecord {
@@ -225,7 +225,7 @@ impl Store {
                 .bind(&job)
                 .fetch_one(&mut *tx)
                 .await?;
-        let claimed = if job_status == "queued" {
+        let claimed = if job_status == JobStatus::Queued.as_str() {
             sqlx::query(
                 "UPDATE messages SET status = 'sending', claimed_until = $2, status_at = $3 WHERE id = $1 AND status = 'queued'",
             )

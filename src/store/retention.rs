@@ -8,10 +8,13 @@ use sqlx::AnyConnection;
 
 use super::events::Event;
 use super::{Result, Store, StoreError, dynamic, placeholders};
+use crate::domain::JobStatus;
 use crate::domain::event::EventType;
 
-/// Job statuses that are an end: nothing more will happen to the job.
-pub const FINISHED_STATUSES: &str = "'sent', 'failed', 'blocked', 'cancelled'";
+/// Job statuses that are an end: nothing more will happen to the job (`JobStatus::is_finished`).
+fn finished_statuses() -> String {
+    JobStatus::sql_list(&JobStatus::ALL.iter().copied().filter(|s| s.is_finished()).collect::<Vec<_>>())
+}
 
 /// A message whose last status is older than some cutoff, not yet redacted.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -35,7 +38,8 @@ pub struct DueReply {
 pub struct FinishedJob {
     pub id: String,
     pub case_ref: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
     pub updated_at: i64,
     pub request_json: Option<String>,
     pub message_id: Option<String>,
@@ -63,7 +67,9 @@ pub struct Erased {
 }
 
 /// Job statuses that wait for a person or a time: held, deferred, dead-lettered.
-pub const WAITING_STATUSES: &str = "'held', 'deferred', 'dead_lettered'";
+fn waiting_statuses() -> String {
+    JobStatus::sql_list(&JobStatus::ALL.iter().copied().filter(|s| s.is_waiting()).collect::<Vec<_>>())
+}
 
 /// A job that has waited untouched long enough to be closed by retention.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -171,11 +177,12 @@ impl Store {
     }
 
     pub async fn jobs_due_for_redaction(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<FinishedJob>> {
+        let finished = finished_statuses();
         Ok(sqlx::query_as(dynamic(format!(
             "SELECT o.id, o.case_ref, o.status, o.updated_at, o.request_json, m.id AS message_id,
                     m.redacted_at AS message_redacted_at
              FROM outreach o LEFT JOIN messages m ON m.outreach_id = o.id
-             WHERE o.redacted_at IS NULL AND o.status IN ({FINISHED_STATUSES}) AND o.updated_at < $1
+             WHERE o.redacted_at IS NULL AND o.status IN ({finished}) AND o.updated_at < $1
                AND (o.updated_at > $2 OR (o.updated_at = $2 AND o.id > $3))
              ORDER BY o.updated_at, o.id LIMIT $4"
         )))
@@ -191,9 +198,10 @@ impl Store {
     /// deferred, due before it too), after the cursor: nobody acted on them, and they keep a
     /// whole request.
     pub async fn stale_waiting_jobs(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<StaleJob>> {
+        let waiting = waiting_statuses();
         Ok(sqlx::query_as(dynamic(format!(
             "SELECT id, case_ref, updated_at, request_json FROM outreach
-             WHERE redacted_at IS NULL AND status IN ({WAITING_STATUSES}) AND updated_at < $1
+             WHERE redacted_at IS NULL AND status IN ({waiting}) AND updated_at < $1
                AND (not_before IS NULL OR not_before < $1)
                AND (updated_at > $2 OR (updated_at = $2 AND id > $3))
              ORDER BY updated_at, id LIMIT $4"
@@ -209,9 +217,10 @@ impl Store {
     /// Close a job that waited too long: `cancelled`, with an `expired` event (not a
     /// cancellation: its last decision stays what the reports count it by). False when it moved on.
     pub async fn expire_waiting_job(&self, conn: &mut AnyConnection, job: &StaleJob, now: i64) -> Result<bool> {
+        let waiting = waiting_statuses();
         let n = sqlx::query(dynamic(format!(
             "UPDATE outreach SET status = 'cancelled', updated_at = $3
-             WHERE id = $1 AND updated_at = $2 AND status IN ({WAITING_STATUSES})"
+             WHERE id = $1 AND updated_at = $2 AND status IN ({waiting})"
         )))
         .bind(&job.id)
         .bind(job.updated_at)
@@ -306,9 +315,10 @@ impl Store {
     /// job can never be decided again.
     /// Its fingerprint (`request_hash`) goes too: a repeat of its `request_id` is then a conflict.
     pub async fn redact_outreach(&self, conn: &mut AnyConnection, id: &str, reduced: &str, now: i64) -> Result<bool> {
+        let finished = finished_statuses();
         let n = sqlx::query(dynamic(format!(
             "UPDATE outreach SET request_json = $2, request_hash = '', redacted_at = $3
-             WHERE id = $1 AND redacted_at IS NULL AND status IN ({FINISHED_STATUSES})"
+             WHERE id = $1 AND redacted_at IS NULL AND status IN ({finished})"
         )))
         .bind(id)
         .bind(reduced)

@@ -6,11 +6,9 @@ use sqlx::AnyConnection;
 
 use super::events::{Event, EventRow};
 use super::replies::SuppressionKind;
-use super::{OutreachRecord, Result, Store, StoreError, new_id};
+use super::{OutreachRecord, Result, Store, StoreError, dynamic, new_id};
+use crate::domain::JobStatus;
 use crate::domain::event::EventType;
-
-/// Job statuses that wait for a person.
-const REVIEW_STATUSES: [&str; 2] = ["held", "dead_lettered"];
 
 #[derive(sqlx::FromRow)]
 struct AlertRow {
@@ -71,20 +69,21 @@ pub struct UnmatchedReply {
 
 /// Why a job waits for review: its hold reason (a policy reason or `render_failed`), or
 /// `dead_lettered`.
-pub fn review_code(status: &str, reason: Option<&str>) -> String {
-    if status == "dead_lettered" {
-        return "dead_lettered".into();
+pub fn review_code(status: JobStatus, reason: Option<&str>) -> String {
+    if status == JobStatus::DeadLettered {
+        return status.to_string();
     }
-    reason.unwrap_or("held").to_string()
+    reason.unwrap_or(JobStatus::Held.as_str()).to_string()
 }
 
 impl Store {
     /// Everything that waits for a person, in brief: enough to rank and count it all without
     /// loading it, so that the queue can put the most urgent first however long it grows.
     pub async fn waiting_for_review(&self) -> Result<Vec<Waiting>> {
-        let jobs: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT id, status, reason, updated_at FROM outreach WHERE status IN ('held', 'dead_lettered')",
-        )
+        let review = JobStatus::sql_list(&[JobStatus::Held, JobStatus::DeadLettered]);
+        let jobs: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(dynamic(format!(
+            "SELECT id, status, reason, updated_at FROM outreach WHERE status IN ({review})"
+        )))
         .fetch_all(&self.pool)
         .await?;
         let alerts: Vec<(i64, Option<String>, i64)> = sqlx::query_as(
@@ -99,7 +98,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let jobs = jobs.into_iter().map(|(id, status, reason, at)| Waiting {
-            code: review_code(&status, reason.as_deref()),
+            code: review_code(JobStatus::parse(&status).unwrap_or(JobStatus::Held), reason.as_deref()),
             item: WaitingItem::Job(id),
             at,
         });
@@ -217,7 +216,7 @@ impl Store {
     /// Lock a job that waits for review, or say why not.
     async fn job_under_review(&self, conn: &mut AnyConnection, id: &str) -> Result<OutreachRecord> {
         let job = self.outreach_for_update(conn, id).await?.ok_or(StoreError::NotFound)?;
-        if REVIEW_STATUSES.contains(&job.status.as_str()) {
+        if job.status.waits_for_review() {
             Ok(job)
         } else {
             Err(StoreError::Conflict(format!("this job is {} now, not waiting for review", job.status)))

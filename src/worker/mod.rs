@@ -20,7 +20,7 @@ use crate::channels::{Accepted, Channels, OutboundMessage, SendError};
 use crate::clock::Clock;
 use crate::domain::event::EventType;
 use crate::domain::policy::{PolicyConfig, decide};
-use crate::domain::{Decision, Recipient, Route, contact};
+use crate::domain::{Decision, JobStatus, Recipient, Route, contact};
 use crate::queue::{JobHandler, OutreachJob};
 use crate::store::{Claim, Event, MessageRecord, NewMessage, OutreachRecord, Store, StoreError};
 use crate::templates;
@@ -154,14 +154,14 @@ impl Worker {
             return Ok(Err(Processed::Skipped));
         };
         // A redacted job is finished: it has nothing left to decide on.
-        if !matches!(job.status.as_str(), "queued" | "deferred") || job.redacted_at.is_some() {
+        if !job.status.is_to_be_sent() || job.redacted_at.is_some() {
             return Ok(Err(Processed::Skipped));
         }
         if let Some(existing) = self.store.message_of_outreach(&mut tx, &job.id).await?
             && existing.status().is_handed_over()
         {
             // Sent before, but the job's own status was not updated (a crash in between).
-            self.store.set_outreach_status(&mut tx, &job.id, "sent", now_ms).await?;
+            self.store.set_outreach_status(&mut tx, &job.id, JobStatus::Sent, now_ms).await?;
             tx.commit().await?;
             return Ok(Err(Processed::Skipped));
         }
@@ -259,7 +259,7 @@ impl Worker {
         let now = self.clock.now_ms();
         tracing::warn!(message_id = %p.message.id, "a send was interrupted; dead-lettered for staff to check");
         let mut tx = self.store.begin().await?;
-        self.store.set_outreach_status(&mut tx, &p.job.id, "dead_lettered", now).await?;
+        self.store.set_outreach_status(&mut tx, &p.job.id, JobStatus::DeadLettered, now).await?;
         Event::new(&p.job.case_ref, now, ACTOR, EventType::DeadLettered)
             .outreach(&p.job.id)
             .message(&p.message.id)
@@ -279,7 +279,7 @@ impl Worker {
         let done = match result {
             Ok(accepted) => {
                 self.store.mark_sent(&mut tx, &message.id, accepted.provider, &accepted.provider_ref, now).await?;
-                self.store.set_outreach_status(&mut tx, &job.id, "sent", now).await?;
+                self.store.set_outreach_status(&mut tx, &job.id, JobStatus::Sent, now).await?;
                 Event::new(&job.case_ref, now, ACTOR, EventType::Sent)
                     .outreach(&job.id)
                     .message(&message.id)
@@ -305,7 +305,7 @@ impl Worker {
             Err(SendError::Permanent(why)) => {
                 tracing::warn!(message_id = %message.id, error = %why, "provider refused the message for good");
                 self.store.mark_failed(&mut tx, &message.id, "", now).await?;
-                self.store.set_outreach_status(&mut tx, &job.id, "failed", now).await?;
+                self.store.set_outreach_status(&mut tx, &job.id, JobStatus::Failed, now).await?;
                 Event::new(&job.case_ref, now, ACTOR, EventType::SendFailed)
                     .outreach(&job.id)
                     .message(&message.id)
@@ -327,7 +327,7 @@ impl Worker {
                     "no answer from the provider, which may have the message; dead-lettered for staff to check, not sent again"
                 );
                 self.store.leave_in_doubt(&mut tx, &message.id, provider).await?;
-                self.store.set_outreach_status(&mut tx, &job.id, "dead_lettered", now).await?;
+                self.store.set_outreach_status(&mut tx, &job.id, JobStatus::DeadLettered, now).await?;
                 Event::new(&job.case_ref, now, ACTOR, EventType::DeadLettered)
                     .outreach(&job.id)
                     .message(&message.id)
@@ -350,7 +350,7 @@ impl Worker {
                     .detail(serde_json::json!({ "attempt": attempts }));
                 event.append(&mut tx).await?;
                 if attempts >= self.max_attempts as i64 {
-                    self.store.set_outreach_status(&mut tx, &job.id, "dead_lettered", now).await?;
+                    self.store.set_outreach_status(&mut tx, &job.id, JobStatus::DeadLettered, now).await?;
                     Event::new(&job.case_ref, now, ACTOR, EventType::DeadLettered)
                         .outreach(&job.id)
                         .reason(RETRIES_EXHAUSTED)

@@ -459,7 +459,7 @@ on_backends! {
         let message_id = case["messages"][0]["id"].as_str().unwrap().to_string();
         let mut tx = app.state.store.begin().await.unwrap();
         app.state.store.mark_sent(&mut tx, &message_id, "sandbox", &message_id, app.state.clock.now_ms()).await.unwrap();
-        app.state.store.set_outreach_status(&mut tx, &first_id, "sent", app.state.clock.now_ms()).await.unwrap();
+        app.state.store.set_outreach_status(&mut tx, &first_id, safereach::domain::JobStatus::Sent, app.state.clock.now_ms()).await.unwrap();
         tx.commit().await.unwrap();
         let (_, answer) = app.post_json(&format!("/v1/outreach/{first_id}/cancel"), &json!({})).await;
         assert_eq!(answer["status"], "sent");

@@ -268,7 +268,7 @@ async fn every_post_needs_the_sessions_csrf_token() {
         }
     }
     // Nothing happened: the job is still held, the session still works.
-    assert_eq!(app.state.store.outreach(&id).await.unwrap().unwrap().status, "held");
+    assert_eq!(app.state.store.outreach(&id).await.unwrap().unwrap().status.as_str(), "held");
     assert_eq!(client.get("/staff/review").await.status, StatusCode::OK);
 
     // The login form has its own token: a cross-site login attempt carries no cookie.

@@ -347,12 +347,12 @@ on_backends! {
         let message = message_for(store, &id, "D-1").await;
         store.delete_jobs(&store.claim_due_jobs(NOW, 1_000, 10).await.unwrap().into_iter().map(|j| j.id).collect::<Vec<_>>()).await.unwrap();
         assert_eq!(store.dead_letter_count().await.unwrap(), 0);
-        assert!(matches!(store.requeue_dead_letter(&id, NOW, "staff").await.unwrap(), Requeue::NotDeadLettered(s) if s == "queued"));
+        assert!(matches!(store.requeue_dead_letter(&id, NOW, "staff").await.unwrap(), Requeue::NotDeadLettered(s) if s.as_str() == "queued"));
         assert!(matches!(store.requeue_dead_letter("out_nope", NOW, "staff").await.unwrap(), Requeue::NotFound));
         // A send interrupted mid-way: the worker dead-letters it (see worker::dead_letter_in_doubt).
         assert_eq!(store.claim_message(&message, NOW, 1_000).await.unwrap(), Claim::Claimed);
         let mut tx = store.begin().await.unwrap();
-        store.set_outreach_status(&mut tx, &id, "dead_lettered", NOW).await.unwrap();
+        store.set_outreach_status(&mut tx, &id, safereach::domain::JobStatus::DeadLettered, NOW).await.unwrap();
         safereach::store::Event::new("D-1", NOW, "worker", safereach::domain::event::EventType::DeadLettered)
             .outreach(&id)
             .reason("send_interrupted")

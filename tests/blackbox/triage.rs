@@ -240,7 +240,8 @@ async fn a_test_job_on_a_live_case_does_not_block_the_live_pretext_as_a_duplicat
     let app = spawn_with(Options { clock: Some(MONDAY_10AM.into()), ..Options::default() }).await;
     let now = app.state.clock.now_ms();
     let options = safereach::store::KeyOptions { test: true, rate_limit: 3000 };
-    let test_key = app.state.store.create_api_key_with("t", &["outreach:write".into()], options, now, "test").await.unwrap();
+    let test_key =
+        app.state.store.create_api_key_with("t", &["outreach:write".into()], options, now, "test").await.unwrap();
     let (_, first) = post_with(&app, &test_key, &pretext("dup-test", "DUP-1")).await;
     assert_eq!(first["decision"]["outcome"], "send");
     app.wait_for_message("DUP-1", "sent").await;

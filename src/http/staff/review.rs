@@ -14,7 +14,7 @@ use super::{PageResult, Staff, StaffError, done};
 use crate::app::AppState;
 use crate::domain::contact::normalise_uk_mobile;
 use crate::domain::reply::ReplyClass;
-use crate::inbound::alert_for;
+use crate::domain::reply::alert_for;
 use crate::store::{OpenAlert, OutreachRecord, UnmatchedReply, Waiting, WaitingItem, review_code};
 
 /// How many items one page of the queue shows.
@@ -112,7 +112,7 @@ fn job_phones(job: &OutreachRecord) -> Vec<Value> {
 }
 
 fn job_item(job: &OutreachRecord) -> Value {
-    let code = review_code(&job.status, job.reason.as_deref());
+    let code = review_code(job.status, job.reason.as_deref());
     let (title, explanation, level) = held_reason(&code);
     let base = format!("/staff/review/outreach/{}", job.id);
     json!({
