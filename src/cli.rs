@@ -200,7 +200,7 @@ pub enum CliError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Template(#[from] crate::templates::workflow::WorkflowError),
+    Template(#[from] crate::service::templates::WorkflowError),
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
@@ -311,7 +311,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     p.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            crate::staff::create_account(&store, &username, &role, &password, now(), CLI_ACTOR)
+            crate::service::accounts::create_account(&store, &username, &role, &password, now(), CLI_ACTOR)
                 .await
                 .map_err(CliError::Usage)?;
             println!("staff account {username} created with role {role}");
@@ -346,7 +346,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cases { command: CasesCommand::Erase { case_ref, actor } } => {
             let store = open_store(&config).await?;
             let outbox = std::path::Path::new(&config.outbox_dir);
-            match crate::retention::erase_case(&store, outbox, &case_ref, now(), &format!("cli:{actor}")).await? {
+            match crate::service::retention::erase_case(&store, outbox, &case_ref, now(), &format!("cli:{actor}")).await? {
                 Some(_) => println!("case {case_ref} erased: only anonymous counts are left"),
                 None => return Err(CliError::Usage(format!("no case {case_ref}"))),
             }
@@ -408,7 +408,7 @@ async fn dead_letters(store: &Store, command: DeadLettersCommand, now: i64) -> R
 }
 
 async fn templates(store: &Store, command: TemplatesCommand, now: i64) -> Result<(), CliError> {
-    use crate::templates::workflow;
+    use crate::service::templates as workflow;
     match command {
         TemplatesCommand::Load { dir, defaults, author } => {
             let loaded = match dir {
@@ -432,7 +432,7 @@ async fn templates(store: &Store, command: TemplatesCommand, now: i64) -> Result
             let stdin = std::io::stdin();
             let mut input = stdin.lock();
             let password = read_password(&mut input)?;
-            if !crate::staff::authenticate(store, &approver, &password).await? {
+            if !crate::service::accounts::authenticate(store, &approver, &password).await? {
                 return Err(CliError::Usage(format!("the password is not {approver}'s: nothing was approved")));
             }
             if all && !yes {

@@ -36,7 +36,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     for (label, body) in example_jobs(state.clock.now()) {
         let request: OutreachRequest = serde_json::from_value(body.clone()).expect("demo jobs fit the schema");
         let request = request.validate().expect("demo jobs are valid");
-        let answer = match crate::outreach::accept(&state, &request, &body, "demo".into(), false).await? {
+        let answer = match crate::service::accept::accept(&state, &request, &body, "demo".into(), false).await? {
             AcceptResult::Created { answer, .. } | AcceptResult::Replayed { answer } => answer,
             AcceptResult::Conflict => continue,
         };
@@ -141,13 +141,13 @@ pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliE
     let mut passwords = Vec::new();
     for (user, role) in [(AUTHOR, "author"), (APPROVER, "approver")] {
         let password = crate::store::random_token()[..20].to_string();
-        crate::staff::create_account(store, user, role, &password, now, crate::cli::CLI_ACTOR)
+        crate::service::accounts::create_account(store, user, role, &password, now, crate::cli::CLI_ACTOR)
             .await
             .map_err(CliError::Usage)?;
         passwords.push((user, role, password));
     }
-    crate::templates::workflow::load_defaults(store, AUTHOR, now).await?;
-    let approved = crate::templates::workflow::approve_submitted(store, None, APPROVER, now).await?;
+    crate::service::templates::load_defaults(store, AUTHOR, now).await?;
+    let approved = crate::service::templates::approve_submitted(store, None, APPROVER, now).await?;
     let key = store
         .create_api_key("demo", &crate::http::auth::ALL_SCOPES.map(String::from), now, crate::cli::CLI_ACTOR)
         .await?;

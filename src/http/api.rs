@@ -17,10 +17,10 @@ use super::auth::{CASES_ERASE, CASES_READ, Caller, OUTREACH_WRITE};
 use super::extract::Path;
 use super::json::JsonBody;
 use super::problem::{AuthProblems, Problem};
-use crate::app::AppState;
 use crate::domain::call::CallOutcome;
 use crate::domain::request::FieldError;
 use crate::domain::{JobStatus, OutreachRequest};
+use crate::service::AppState;
 use crate::store::{AcceptResult, Cancel, EventRow, MessageRecord, OutreachRecord};
 use crate::time::rfc3339_ms;
 
@@ -154,7 +154,7 @@ async fn create_outreach(
 ) -> Result<Response, Problem> {
     caller.require(OUTREACH_WRITE)?;
     let request = body.value.validate().map_err(Problem::validation)?;
-    Ok(match crate::outreach::accept(&state, &request, &body.raw, caller.actor(), caller.0.test).await? {
+    Ok(match crate::service::accept::accept(&state, &request, &body.raw, caller.actor(), caller.0.test).await? {
         AcceptResult::Created { answer, .. } => (StatusCode::ACCEPTED, Json(answer)).into_response(),
         AcceptResult::Replayed { answer } => (StatusCode::OK, Json(answer)).into_response(),
         AcceptResult::Conflict => Problem::new(StatusCode::CONFLICT, "conflict", "request_id already used")
@@ -398,7 +398,7 @@ async fn erase_case(
     caller.require(CASES_ERASE)?;
     caller.require_live()?;
     let outbox = std::path::Path::new(&state.config.outbox_dir);
-    crate::retention::erase_case(&state.store, outbox, &case_ref, state.clock.now_ms(), &caller.actor())
+    crate::service::retention::erase_case(&state.store, outbox, &case_ref, state.clock.now_ms(), &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("case"))?;
     // The reference is the caller's own; the anonymous one is never logged or returned.
@@ -504,13 +504,13 @@ async fn record_call(
     caller.require_live()?;
     let call = body.value;
     call.validate(state.clock.now()).map_err(Problem::validation)?;
-    let input = crate::calls::CallInput {
+    let input = crate::service::calls::CallInput {
         at: call.at.timestamp_millis(),
         outcome: call.outcome,
         number: call.number.as_deref(),
         reason: call.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()),
     };
-    let recorded = crate::calls::record_call(&state, &case_ref, &input, &caller.actor())
+    let recorded = crate::service::calls::record_call(&state, &case_ref, &input, &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("case"))?;
     let stopped = recorded

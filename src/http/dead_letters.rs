@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::auth::{CASES_READ, Caller, OUTREACH_WRITE};
 use super::extract::{Path, Query};
 use super::problem::{AuthProblems, Problem};
-use crate::app::AppState;
+use crate::service::AppState;
 use crate::store::Requeue;
 use crate::time::rfc3339_ms;
 

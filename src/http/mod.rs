@@ -6,7 +6,6 @@ pub mod dead_letters;
 pub mod extract;
 pub mod json;
 pub mod problem;
-pub mod rate_limit;
 pub mod reports;
 pub mod serve;
 pub mod staff;
@@ -25,7 +24,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
+use crate::service::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
     // Spans name the route pattern, never the raw URI: query strings of provider callbacks carry

@@ -13,9 +13,9 @@ use utoipa_axum::routes;
 
 use super::auth::{Caller, REPORTS_READ};
 use super::problem::{AuthProblems, Problem};
-use crate::app::AppState;
 use crate::domain::request::FieldError;
 use crate::reports::{Period, Report};
+use crate::service::AppState;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new().routes(routes!(monthly)).routes(routes!(quarterly))

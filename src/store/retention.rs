@@ -229,7 +229,7 @@ impl Store {
         .await?
         .rows_affected();
         if n == 1 {
-            Event::new(&job.case_ref, now, super::super::retention::ACTOR, EventType::Expired)
+            Event::new(&job.case_ref, now, crate::service::retention::ACTOR, EventType::Expired)
                 .outreach(&job.id)
                 .append(conn)
                 .await?;

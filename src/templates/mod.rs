@@ -26,7 +26,6 @@ mod check;
 mod defaults;
 mod render;
 mod source;
-pub mod workflow;
 
 #[cfg(test)]
 mod tests;

@@ -197,16 +197,16 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let token = state.webhooks.sandbox.clone().unwrap_or_default();
     let store = &state.store;
     let now = state.clock.now_ms();
-    safereach::staff::create_account(store, AUTHOR, "author", PASSWORD, now, "cli").await.unwrap();
-    safereach::staff::create_account(store, APPROVER, "approver", PASSWORD, now, "cli").await.unwrap();
+    safereach::service::accounts::create_account(store, AUTHOR, "author", PASSWORD, now, "cli").await.unwrap();
+    safereach::service::accounts::create_account(store, APPROVER, "approver", PASSWORD, now, "cli").await.unwrap();
     if options.approve_templates {
         let sources: Vec<_> = safereach::templates::load_dir(&templates_dir())
             .unwrap()
             .into_iter()
             .filter(|s| options.welsh || s.language == "en")
             .collect();
-        safereach::templates::workflow::load_sources(store, &sources, AUTHOR, now).await.unwrap();
-        safereach::templates::workflow::approve_submitted(store, None, APPROVER, now).await.unwrap();
+        safereach::service::templates::load_sources(store, &sources, AUTHOR, now).await.unwrap();
+        safereach::service::templates::approve_submitted(store, None, APPROVER, now).await.unwrap();
     }
     // The tests' own key may go as fast as a test drives it (the rate limit has tests of its own).
     let unlimited = safereach::store::KeyOptions { test: false, rate_limit: u32::MAX };

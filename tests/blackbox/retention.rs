@@ -202,16 +202,16 @@ async fn staff_notes_go_with_retention_and_with_erasure() {
     store.acknowledge_unmatched_reply(reply_id, "staff:ana", "Rang back: Mrs Quennell's son", now).await.unwrap();
 
     // Not yet due: the note stays.
-    let config = safereach::retention::RetentionConfig::from_config(&app.state.config);
+    let config = safereach::service::retention::RetentionConfig::from_config(&app.state.config);
     let metrics = &app.state.metrics;
-    safereach::retention::sweep(store, &config, now, metrics).await.unwrap();
+    safereach::service::retention::sweep(store, &config, now, metrics).await.unwrap();
     assert_eq!(
         store.case_notes("NOTE-1").await.unwrap()[0].note.as_deref(),
         Some("Spoke to Jonathan's mother at 9 Larkspur Mews")
     );
     // Eight days on (the default retention is 7 days from when a note was written): the text goes.
     let later = now + 8 * 86_400_000;
-    let swept = safereach::retention::sweep(store, &config, later, metrics).await.unwrap();
+    let swept = safereach::service::retention::sweep(store, &config, later, metrics).await.unwrap();
     assert_eq!(swept.notes, 2, "{swept:?}");
     assert_eq!(store.case_notes("NOTE-1").await.unwrap()[0].note, None);
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM replies WHERE review_note IS NOT NULL OR body IS NOT NULL").await, 0);

@@ -69,12 +69,14 @@ fn created_id(result: &AcceptResult) -> String {
 
 async fn approve_all(store: &Store) {
     let dir = crate::common::templates_dir();
-    safereach::staff::create_account(store, "a.author", "author", "a long test password", NOW, "cli").await.unwrap();
-    safereach::staff::create_account(store, "a.approver", "approver", "a long test password", NOW, "cli")
+    safereach::service::accounts::create_account(store, "a.author", "author", "a long test password", NOW, "cli")
         .await
         .unwrap();
-    safereach::templates::workflow::load_dir(store, &dir, "a.author", NOW).await.unwrap();
-    safereach::templates::workflow::approve_submitted(store, None, "a.approver", NOW).await.unwrap();
+    safereach::service::accounts::create_account(store, "a.approver", "approver", "a long test password", NOW, "cli")
+        .await
+        .unwrap();
+    safereach::service::templates::load_dir(store, &dir, "a.author", NOW).await.unwrap();
+    safereach::service::templates::approve_submitted(store, None, "a.approver", NOW).await.unwrap();
 }
 
 async fn count(store: &Store, sql: &str) -> i64 {

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::view::{self, when, when_opt};
 use super::{PageResult, Staff, StaffError, done};
-use crate::app::AppState;
 use crate::http::auth::ALL_SCOPES;
+use crate::service::AppState;
 
 /// How many admin actions the page shows.
 const AUDIT_SHOWN: i64 = 200;
@@ -72,11 +72,11 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
         "title": "Accounts and API keys",
         "nav": { "admin": true },
         "accounts": accounts,
-        "roles": crate::staff::ROLES,
+        "roles": crate::service::accounts::ROLES,
         "keys": keys,
         "scopes": ALL_SCOPES,
         "default_rate_limit": crate::store::DEFAULT_RATE_LIMIT,
-        "min_password": crate::staff::MIN_PASSWORD,
+        "min_password": crate::service::accounts::MIN_PASSWORD,
         "audit": audit,
         "audit_limit": AUDIT_SHOWN,
     });
@@ -96,7 +96,7 @@ pub struct NewStaff {
 pub async fn create_staff(State(state): State<Arc<AppState>>, staff: Staff, Form(form): Form<NewStaff>) -> PageResult {
     require_admin(&staff)?;
     let username = form.username.trim();
-    crate::staff::create_account(
+    crate::service::accounts::create_account(
         &state.store,
         username,
         &form.role,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::view::{self, when, when_opt};
 use super::{PageResult, Staff, StaffError};
-use crate::app::AppState;
+use crate::service::AppState;
 use crate::store::EventRow;
 
 #[derive(Debug, Deserialize)]

@@ -23,10 +23,11 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::service::AppState;
+pub use crate::service::PASSWORD_CHECKS_AT_ONCE;
+use crate::service::templates::WorkflowError;
 use crate::store::StoreError;
-use crate::templates::workflow::WorkflowError;
-pub use session::{PASSWORD_CHECKS_AT_ONCE, Staff};
+pub use session::Staff;
 
 /// What can go wrong on a staff page. Messages are shown to staff; none carries personal data.
 #[derive(Debug, thiserror::Error)]

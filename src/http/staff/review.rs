@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 use super::view::{self, when};
 use super::{PageResult, Staff, StaffError, done};
-use crate::app::AppState;
 use crate::domain::contact::normalise_uk_mobile;
 use crate::domain::reply::ReplyClass;
 use crate::domain::reply::alert_for;
+use crate::service::AppState;
 use crate::store::{OpenAlert, OutreachRecord, UnmatchedReply, Waiting, WaitingItem, review_code};
 
 /// How many items one page of the queue shows.

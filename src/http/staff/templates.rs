@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 
 use super::view::{self, when, when_opt};
 use super::{PageResult, Staff, StaffError, diff, done};
-use crate::app::AppState;
 use crate::channels::letter::{LetterSender, render_letter};
 use crate::domain::{Channel, Kind, Recipient, language};
+use crate::service::AppState;
+use crate::service::templates::{self as workflow, WorkflowError};
 use crate::store::TemplateVersion;
-use crate::templates::workflow::{self, WorkflowError};
 use crate::templates::{Rules, TemplateContent, TemplateSource, review, sample_vars};
 
 fn channel_label(channel: &str) -> &'static str {

@@ -20,10 +20,10 @@ use serde_json::{Value, json};
 
 use super::super::json::read_body;
 use super::{Bounce, Problem, TokenChecked, count_status, status_answer};
-use crate::app::AppState;
 use crate::channels::bounce::{self, Report};
 use crate::domain::Channel;
 use crate::domain::MessageStatus;
+use crate::service::AppState;
 use crate::store::{MessageKey, StatusChange};
 
 /// Bounces come back for what the SMTP provider sent.

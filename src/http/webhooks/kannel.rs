@@ -19,11 +19,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Kannel, Problem, TokenChecked, count_status, status_answer};
-use crate::app::AppState;
 use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::http::extract::Query;
+use crate::service::AppState;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "kannel";
@@ -116,7 +116,7 @@ async fn inbound(
     // Kannel re-delivers a reply it could not hand over: the same sender, text and `ts` within
     // a minute is acknowledged and not recorded again.
     let sent_at = q.ts.as_deref().and_then(sent_at);
-    crate::inbound::receive_reply(&state, PROVIDER, &from, &text, None, sent_at).await?;
+    crate::service::replies::receive_reply(&state, PROVIDER, &from, &text, None, sent_at).await?;
     // No body: Kannel would send a body back to the victim as a reply.
     Ok(StatusCode::OK)
 }

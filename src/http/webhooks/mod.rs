@@ -24,10 +24,10 @@ use serde_json::{Value, json};
 
 use super::json::JsonBody;
 use super::problem::Problem;
-use crate::app::AppState;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::secrets::{Configured, WebhookTokens};
+use crate::service::AppState;
 use crate::store::{MessageKey, StatusChange};
 
 /// The callback routes of the providers the configuration uses; the others are not mounted
@@ -192,6 +192,7 @@ async fn sandbox_inbound(
     body: JsonBody<SandboxInbound>,
 ) -> Result<Json<Value>, Problem> {
     let inbound = body.value;
-    let outcome = crate::inbound::receive_reply(&state, "sandbox", &inbound.from, &inbound.body, None, None).await?;
+    let outcome =
+        crate::service::replies::receive_reply(&state, "sandbox", &inbound.from, &inbound.body, None, None).await?;
     Ok(Json(outcome))
 }

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 
 use super::super::json::JsonBody;
 use super::{Print, Problem, TokenChecked, count_status, forbidden, status_answer};
-use crate::app::AppState;
 use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
+use crate::service::AppState;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "print";

@@ -20,11 +20,11 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::{Problem, count_status, forbidden, status_answer};
-use crate::app::AppState;
 use crate::channels::twilio;
 use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
+use crate::service::AppState;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "twilio";
@@ -121,7 +121,7 @@ async fn inbound(
         return Err(Problem::validation(vec![FieldError::new("From", "missing")]));
     };
     let text = params.get("Body").unwrap_or("");
-    crate::inbound::receive_reply(&state, PROVIDER, from, text, params.get("MessageSid"), None).await?;
+    crate::service::replies::receive_reply(&state, PROVIDER, from, text, params.get("MessageSid"), None).await?;
     // Empty TwiML: no reply is sent.
     Ok((
         StatusCode::OK,

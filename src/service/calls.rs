@@ -6,12 +6,12 @@
 //! the same transaction, under the case lock, so that a worker's decide-and-claim either sees the
 //! call or has already claimed (then the message is on its way: `too_late`).
 
-use crate::app::AppState;
 use crate::domain::call::CallOutcome;
 use crate::domain::contact::normalise_uk_mobile;
 use crate::domain::event::EventType;
 use crate::domain::policy::decide;
 use crate::domain::{Decision, JobStatus, ReasonCode};
+use crate::service::AppState;
 use crate::store::{Event, NewCall, Result, SuppressionKind};
 
 /// A call as the triage system reports it.

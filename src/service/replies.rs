@@ -4,10 +4,10 @@
 
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::domain::contact::normalise_uk_mobile;
 use crate::domain::event::EventType;
 use crate::domain::reply::{Suppression, alert_for, classify_reply};
+use crate::service::AppState;
 use crate::store::{Event, Result, SuppressionKind};
 
 /// Record one inbound SMS. `from` is the sender as the provider gave it. `sent_at`, the time

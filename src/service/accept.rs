@@ -1,8 +1,8 @@
 //! Accepting outreach jobs: the one path used by the API and the demo.
 
-use crate::app::AppState;
 use crate::domain::policy::{decide, is_safety_sensitive};
 use crate::domain::{Kind, OutreachRequest};
+use crate::service::AppState;
 use crate::store::{AcceptInput, AcceptResult, Result};
 
 /// Decide and record a validated request. `raw` is the body as received: the same `request_id`
