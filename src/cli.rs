@@ -262,7 +262,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             let store = open_store(&config).await?;
             let options = crate::store::KeyOptions { test, rate_limit };
-            let key = store.create_api_key_with(&name, &scopes, options, now(), CLI_ACTOR).await?;
+            let key = crate::service::accounts::create_api_key_with(&store, &name, &scopes, options, now(), CLI_ACTOR).await?;
             let kind = if test { "Test API key" } else { "API key" };
             println!("{kind} {name:?} with scopes {}, {rate_limit} requests a minute (shown once):", scopes.join(","));
             println!("{key}");
@@ -289,7 +289,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Keys { command: KeysCommand::Revoke { id } } => {
             let store = open_store(&config).await?;
-            if !store.revoke_api_key(&id, now(), CLI_ACTOR).await? {
+            if !crate::service::accounts::revoke_api_key(&store, &id, now(), CLI_ACTOR).await? {
                 return Err(CliError::Usage(format!("no API key {id} in use")));
             }
             println!("API key {id} revoked");
@@ -346,7 +346,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cases { command: CasesCommand::Erase { case_ref, actor } } => {
             let store = open_store(&config).await?;
             let outbox = std::path::Path::new(&config.outbox_dir);
-            match crate::service::retention::erase_case(&store, outbox, &case_ref, now(), &format!("cli:{actor}")).await? {
+            match crate::service::erasure::erase_case(&store, outbox, &case_ref, now(), &format!("cli:{actor}")).await? {
                 Some(_) => println!("case {case_ref} erased: only anonymous counts are left"),
                 None => return Err(CliError::Usage(format!("no case {case_ref}"))),
             }
@@ -376,7 +376,7 @@ async fn serve(config: Config, role: Role, args: RunArgs) -> Result<(), CliError
 }
 
 async fn dead_letters(store: &Store, command: DeadLettersCommand, now: i64) -> Result<(), CliError> {
-    use crate::store::Requeue;
+    use crate::service::dead_letters::{Requeue, requeue_dead_letter};
     match command {
         DeadLettersCommand::List { limit } => {
             println!("{} dead-lettered job(s)", store.dead_letter_count().await?);
@@ -394,7 +394,7 @@ async fn dead_letters(store: &Store, command: DeadLettersCommand, now: i64) -> R
             }
             Ok(())
         }
-        DeadLettersCommand::Requeue { id } => match store.requeue_dead_letter(&id, now, "cli").await? {
+        DeadLettersCommand::Requeue { id } => match requeue_dead_letter(store, &id, now, "cli").await? {
             Requeue::Requeued(job) => {
                 println!("{} requeued (case {})", job.id, job.case_ref);
                 Ok(())

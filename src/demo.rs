@@ -11,7 +11,7 @@ use crate::app::{self, Role};
 use crate::cli::CliError;
 use crate::config::Config;
 use crate::domain::OutreachRequest;
-use crate::store::AcceptResult;
+use crate::service::accept::AcceptResult;
 
 const AUTHOR: &str = "alex.author";
 const APPROVER: &str = "sam.approver";
@@ -148,9 +148,14 @@ pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliE
     }
     crate::service::templates::load_defaults(store, AUTHOR, now).await?;
     let approved = crate::service::templates::approve_submitted(store, None, APPROVER, now).await?;
-    let key = store
-        .create_api_key("demo", &crate::http::auth::ALL_SCOPES.map(String::from), now, crate::cli::CLI_ACTOR)
-        .await?;
+    let key = crate::service::accounts::create_api_key(
+        store,
+        "demo",
+        &crate::http::auth::ALL_SCOPES.map(String::from),
+        now,
+        crate::cli::CLI_ACTOR,
+    )
+    .await?;
     Ok(Setup { passwords, approved, key })
 }
 

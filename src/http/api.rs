@@ -21,7 +21,9 @@ use crate::domain::call::CallOutcome;
 use crate::domain::request::FieldError;
 use crate::domain::{JobStatus, OutreachRequest};
 use crate::service::AppState;
-use crate::store::{AcceptResult, Cancel, EventRow, MessageRecord, OutreachRecord};
+use crate::service::accept::AcceptResult;
+use crate::service::cancel::{self, Cancel};
+use crate::store::{EventRow, MessageRecord, OutreachRecord};
 use crate::time::rfc3339_ms;
 
 /// The `/v1` routes with their OpenAPI description (one source for both: `routes!` registers a
@@ -200,9 +202,7 @@ async fn cancel_outreach(
     if caller.0.test && !state.store.outreach(&outreach_id).await?.is_some_and(|o| o.test.0) {
         return Err(Problem::not_found("outreach job"));
     }
-    let (job, done) = state
-        .store
-        .cancel_outreach(&outreach_id, state.clock.now_ms(), &caller.actor())
+    let (job, done) = cancel::cancel_outreach(&state.store, &outreach_id, state.clock.now_ms(), &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("outreach job"))?;
     let status = match done {
@@ -366,9 +366,7 @@ async fn cancel_case(
 ) -> Result<Json<CaseCancelled>, Problem> {
     caller.require(OUTREACH_WRITE)?;
     caller.require_live()?;
-    let too_late = state
-        .store
-        .cancel_case(&case_ref, state.clock.now_ms(), &caller.actor())
+    let too_late = cancel::cancel_case(&state.store, &case_ref, state.clock.now_ms(), &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("case"))?;
     Ok(Json(CaseCancelled { case_ref, status: JobStatus::Cancelled.to_string(), too_late }))
@@ -398,7 +396,7 @@ async fn erase_case(
     caller.require(CASES_ERASE)?;
     caller.require_live()?;
     let outbox = std::path::Path::new(&state.config.outbox_dir);
-    crate::service::retention::erase_case(&state.store, outbox, &case_ref, state.clock.now_ms(), &caller.actor())
+    crate::service::erasure::erase_case(&state.store, outbox, &case_ref, state.clock.now_ms(), &caller.actor())
         .await?
         .ok_or_else(|| Problem::not_found("case"))?;
     // The reference is the caller's own; the anonymous one is never logged or returned.
@@ -791,7 +789,7 @@ mod tests {
             Decision::Defer { until, reason: ReasonCode::OutsideSafeHours, route },
             Decision::Block(ReasonCode::NoConsent),
         ] {
-            let stored = crate::store::answer_json("out_1", "C1", "queued", &decision);
+            let stored = crate::service::accept::answer_json("out_1", "C1", "queued", &decision);
             let typed: OutreachAnswer =
                 serde_json::from_value(stored.clone()).expect("the stored answer has the documented fields only");
             assert_eq!(serde_json::to_value(typed).unwrap(), stored);

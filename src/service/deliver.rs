@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
+use super::decisions::{hold_for_staff, record_decision};
 use crate::channels::{Accepted, Channels, OutboundMessage, SendError};
 use crate::clock::Clock;
 use crate::domain::event::EventType;
@@ -158,7 +159,7 @@ impl Delivery {
         let route = match &decision {
             Decision::Send(route) => route.clone(),
             _ => {
-                self.store.record_decision(&mut tx, &job, &decision, now_ms, ACTOR, EventType::Decided).await?;
+                record_decision(&self.store, &mut tx, &job, &decision, now_ms, ACTOR, EventType::Decided).await?;
                 tx.commit().await?;
                 self.relay_wake.notify_one();
                 return Ok(Err(Processed::Decided(decision)));
@@ -171,7 +172,7 @@ impl Delivery {
         else {
             // Retired between the policy's look and ours: a person must look, as rule 14 says.
             let hold = Decision::Hold(crate::domain::ReasonCode::NoApprovedTemplate);
-            self.store.record_decision(&mut tx, &job, &hold, now_ms, ACTOR, EventType::Decided).await?;
+            record_decision(&self.store, &mut tx, &job, &hold, now_ms, ACTOR, EventType::Decided).await?;
             tx.commit().await?;
             return Ok(Err(Processed::Decided(hold)));
         };
@@ -188,13 +189,13 @@ impl Delivery {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(outreach_id = %job.id, template = route.template, error = %e, "template did not render; held for staff");
-                self.store.hold_for_staff(&mut tx, &job, RENDER_FAILED, now_ms, ACTOR).await?;
+                hold_for_staff(&self.store, &mut tx, &job, RENDER_FAILED, now_ms, ACTOR).await?;
                 tx.commit().await?;
                 return Ok(Err(Processed::Decided(decision)));
             }
         };
         // The job's own row says send (a release by staff may have found it held).
-        self.store.record_decision(&mut tx, &job, &decision, now_ms, ACTOR, EventType::Decided).await?;
+        record_decision(&self.store, &mut tx, &job, &decision, now_ms, ACTOR, EventType::Decided).await?;
         let new = NewMessage {
             outreach_id: job.id.clone(),
             case_ref: job.case_ref.clone(),

@@ -8,12 +8,18 @@
 pub mod accept;
 pub mod accounts;
 pub mod calls;
+pub mod cancel;
+pub mod dead_letters;
+mod decisions;
 pub mod deliver;
+pub mod erasure;
 pub mod rate_limit;
 pub mod replies;
 pub mod retention;
+pub mod review;
 pub mod sessions;
 mod state;
+pub mod statuses;
 pub mod templates;
 
 pub use state::{AppError, AppState, PASSWORD_CHECKS_AT_ONCE};

@@ -6,10 +6,8 @@ use std::collections::BTreeMap;
 
 use sqlx::AnyConnection;
 
-use super::events::Event;
-use super::{Result, Store, StoreError, dynamic, placeholders};
+use super::{Result, Store, dynamic, placeholders};
 use crate::domain::JobStatus;
-use crate::domain::event::EventType;
 
 /// Job statuses that are an end: nothing more will happen to the job (`JobStatus::is_finished`).
 fn finished_statuses() -> String {
@@ -56,15 +54,6 @@ pub struct DueNote {
 
 /// Where a page of candidates ended: (time, id) of its last row.
 pub type Cursor = (i64, String);
-
-/// What erasing a case did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Erased {
-    /// The anonymous reference the case's counts now live under.
-    pub anonymous_ref: String,
-    /// The case's messages, whose copies outside the database (the sandbox outbox) go too.
-    pub message_ids: Vec<String>,
-}
 
 /// Job statuses that wait for a person or a time: held, deferred, dead-lettered.
 fn waiting_statuses() -> String {
@@ -214,8 +203,8 @@ impl Store {
         .await?)
     }
 
-    /// Close a job that waited too long: `cancelled`, with an `expired` event (not a
-    /// cancellation: its last decision stays what the reports count it by). False when it moved on.
+    /// Close a job that waited too long: `cancelled`, its last decision left as it is (the
+    /// reports count it by that). False when it moved on.
     pub async fn expire_waiting_job(&self, conn: &mut AnyConnection, job: &StaleJob, now: i64) -> Result<bool> {
         let waiting = waiting_statuses();
         let n = sqlx::query(dynamic(format!(
@@ -228,12 +217,6 @@ impl Store {
         .execute(&mut *conn)
         .await?
         .rows_affected();
-        if n == 1 {
-            Event::new(&job.case_ref, now, crate::service::retention::ACTOR, EventType::Expired)
-                .outreach(&job.id)
-                .append(conn)
-                .await?;
-        }
         Ok(n == 1)
     }
 
@@ -329,31 +312,31 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Erase a case on request: cancel what is not sent, remove every piece of personal data,
-    /// and move what is left (codes, times, counts) under an anonymous reference, so that the
-    /// reports still add up and nothing leads back to the person. Refused (Conflict) while a
-    /// message of the case is being handed to a provider. None when the case is unknown.
-    pub async fn erase_case(&self, case_ref: &str, now: i64, actor: &str) -> Result<Option<Erased>> {
-        if self.case(case_ref).await?.is_none() {
-            return Ok(None);
-        }
-        // Stop anything queued first, so that no worker picks a job up while we erase.
-        self.cancel_case(case_ref, now, actor).await?;
-        let mut tx = self.begin().await?;
-        let sending: i64 = sqlx::query_scalar(
+    /// Messages of a case a worker is handing to a provider right now (their lease runs).
+    pub async fn case_messages_in_flight(&self, conn: &mut AnyConnection, case_ref: &str, now: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM messages WHERE case_ref = $1 AND status = 'sending' AND claimed_until >= $2",
         )
         .bind(case_ref)
         .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        if sending > 0 {
-            return Err(StoreError::Conflict("a message of this case is being sent; try again shortly".into()));
-        }
-        let anonymous_ref = super::new_id("erased");
+        .fetch_one(&mut *conn)
+        .await?)
+    }
+
+    /// Erase a case's rows: every piece of personal data goes, and what is left (codes, times,
+    /// counts) moves under `anonymous_ref`, so that the reports still add up and nothing leads
+    /// back to the person. Returns the ids of the case's messages (their copies outside the
+    /// database go too).
+    pub async fn erase_case_rows(
+        &self,
+        conn: &mut AnyConnection,
+        case_ref: &str,
+        anonymous_ref: &str,
+        now: i64,
+    ) -> Result<Vec<String>> {
         let message_ids: Vec<String> = sqlx::query_scalar("SELECT id FROM messages WHERE case_ref = $1")
             .bind(case_ref)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
         // Replies from the victim's numbers that matched no case (sent before any message, or
         // after a later message to another number) hold their words and number too.
@@ -367,7 +350,7 @@ impl Store {
         )
         .bind(case_ref)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         // The new case row first (foreign keys), then everything that points at the old one.
         sqlx::query(
@@ -376,9 +359,9 @@ impl Store {
              FROM cases WHERE case_ref = $1",
         )
         .bind(case_ref)
-        .bind(&anonymous_ref)
+        .bind(anonymous_ref)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         // The request goes whole; its id (which the triage system may have built from the case
         // reference) and the stored answer (which names the case) are replaced.
@@ -398,13 +381,13 @@ impl Store {
                WHERE case_ref = $1",
         ];
         for sql in moved_and_redacted {
-            sqlx::query(sql).bind(case_ref).bind(&anonymous_ref).bind(now).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(case_ref).bind(anonymous_ref).bind(now).execute(&mut *conn).await?;
         }
         // The victim's own numbers go; a number recorded as someone else's (a suspect's) stays,
         // keyed, so that rule 7 still protects other victims from it.
         sqlx::query("DELETE FROM case_phones WHERE case_ref = $1 AND is_victims = 1")
             .bind(case_ref)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         let moved = [
             "UPDATE case_phones SET case_ref = $2 WHERE case_ref = $1",
@@ -412,7 +395,7 @@ impl Store {
             "UPDATE events SET case_ref = $2 WHERE case_ref = $1",
         ];
         for sql in moved {
-            sqlx::query(sql).bind(case_ref).bind(&anonymous_ref).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(case_ref).bind(anonymous_ref).execute(&mut *conn).await?;
         }
         // Suppressions stay (an opt-out must be honoured), no longer linked to the case; then the
         // old case row, which nothing points at any more, goes.
@@ -424,14 +407,8 @@ impl Store {
             "DELETE FROM cases WHERE case_ref = $1",
         ];
         for sql in last {
-            sqlx::query(sql).bind(case_ref).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(case_ref).execute(&mut *conn).await?;
         }
-        Event::new(&anonymous_ref, now, actor, EventType::Redacted)
-            .reason("erasure")
-            .detail(serde_json::json!({ "what": "case" }))
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(Erased { anonymous_ref, message_ids }))
+        Ok(message_ids)
     }
 }

@@ -211,7 +211,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
     // The tests' own key may go as fast as a test drives it (the rate limit has tests of its own).
     let unlimited = safereach::store::KeyOptions { test: false, rate_limit: u32::MAX };
     let scopes = ["outreach:write".into(), "cases:read".into(), "reports:read".into()];
-    let key = store.create_api_key_with("triage", &scopes, unlimited, now, "cli").await.unwrap();
+    let key = safereach::service::accounts::create_api_key_with(store, "triage", &scopes, unlimited, now, "cli")
+        .await
+        .unwrap();
     TestApp {
         base: format!("http://{}", running.addr.expect("serves HTTP")),
         state,
@@ -372,7 +374,15 @@ impl TestApp {
     /// An API key with these scopes only.
     pub async fn key_with(&self, scopes: &[&str]) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        self.state.store.create_api_key("scoped", &scopes, self.state.clock.now_ms(), "cli").await.unwrap()
+        safereach::service::accounts::create_api_key(
+            &self.state.store,
+            "scoped",
+            &scopes,
+            self.state.clock.now_ms(),
+            "cli",
+        )
+        .await
+        .unwrap()
     }
 
     pub async fn stop(mut self) {

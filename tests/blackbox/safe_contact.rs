@@ -280,7 +280,7 @@ on_backends! {
             async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
         };
         assert_eq!(count("SELECT COUNT(*) FROM calls WHERE number_key IS NOT NULL").await, 1);
-        app.state.store.erase_case("WN-1", app.state.clock.now_ms(), "admin").await.unwrap().unwrap();
+        safereach::service::erasure::erase_in_database(&app.state.store, "WN-1", app.state.clock.now_ms(), "admin").await.unwrap().unwrap();
         assert_eq!(count("SELECT COUNT(*) FROM calls WHERE number_key IS NOT NULL").await, 0);
         assert_eq!(count("SELECT COUNT(*) FROM case_categories WHERE case_ref = 'WN-1'").await, 0);
         let (_, d) = app.post_outreach(&elsewhere("+447700900641", "wn-9")).await;

@@ -682,7 +682,7 @@ on_backends! {
         let b = later["outreach_id"].as_str().unwrap().to_string();
 
         assert!(matches!(app.state.worker().process(&b).await.unwrap(), safereach::worker::Processed::Sent { .. }));
-        store.release_outreach(&a, &format!("staff:{AUTHOR}"), "wording approved", now).await.unwrap();
+        safereach::service::review::release_outreach(store, &a, &format!("staff:{AUTHOR}"), "wording approved", now).await.unwrap();
         let processed = format!("{:?}", app.state.worker().process(&a).await.unwrap());
         assert_eq!(processed, "Decided(Block(Duplicate))");
         assert_eq!(app.sent_sms().len(), 1, "one pre-text for the referral");
@@ -784,7 +784,7 @@ on_backends! {
         safereach::service::retention::sweep(store, &config, later, &app.state.metrics).await.unwrap();
         assert_eq!(body_of_b().await, None, "the cancelled job's message is redacted");
         // And the case can be erased (nothing is being sent).
-        assert!(store.erase_case("DOUBT-B", app.state.clock.now_ms(), "admin").await.unwrap().is_some());
+        assert!(safereach::service::erasure::erase_in_database(store, "DOUBT-B", app.state.clock.now_ms(), "admin").await.unwrap().is_some());
         app.stop().await;
     }
 }

@@ -24,6 +24,7 @@ use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::http::extract::Query;
 use crate::service::AppState;
+use crate::service::statuses::apply_status;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "kannel";
@@ -76,10 +77,16 @@ async fn dlr(
     if let Some(code) = q.answer.as_deref().and_then(smsc_error) {
         detail["smsc_error"] = code.into();
     }
-    let change = state
-        .store
-        .apply_status(PROVIDER, Some(Channel::Sms), MessageKey::Ours(&id), status, Some(detail), state.clock.now_ms())
-        .await?;
+    let change = apply_status(
+        &state.store,
+        PROVIDER,
+        Some(Channel::Sms),
+        MessageKey::Ours(&id),
+        status,
+        Some(detail),
+        state.clock.now_ms(),
+    )
+    .await?;
     count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))
 }

@@ -25,6 +25,7 @@ use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::service::AppState;
+use crate::service::statuses::apply_status;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "twilio";
@@ -105,7 +106,8 @@ async fn status(
         None => MessageKey::Provider(sid),
     };
     let change =
-        state.store.apply_status(PROVIDER, Some(Channel::Sms), key, status, Some(detail), state.clock.now_ms()).await?;
+        apply_status(&state.store, PROVIDER, Some(Channel::Sms), key, status, Some(detail), state.clock.now_ms())
+            .await?;
     count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))
 }
