@@ -1,14 +1,12 @@
 //! HTTP: the API, provider callbacks, staff pages and operations routes, with problem+json errors.
 
-pub mod api;
 pub mod auth;
-pub mod dead_letters;
 pub mod extract;
 pub mod json;
 pub mod problem;
-pub mod reports;
 pub mod serve;
 pub mod staff;
+pub mod v1;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -57,10 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// The `/v1` API: its routes and their OpenAPI description, built together.
 fn v1() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(api::router())
-        .merge(dead_letters::router())
-        .merge(reports::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(v1::router())
 }
 
 /// The OpenAPI document of the `/v1` API (as served at `/openapi.json`).

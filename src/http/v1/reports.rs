@@ -11,9 +11,9 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Caller, REPORTS_READ};
-use super::problem::{AuthProblems, Problem};
 use crate::domain::request::FieldError;
+use crate::http::auth::{Caller, REPORTS_READ};
+use crate::http::problem::{AuthProblems, Problem};
 use crate::reports::{Period, Report};
 use crate::service::AppState;
 

@@ -10,9 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{CASES_READ, Caller, OUTREACH_WRITE};
-use super::extract::{Path, Query};
-use super::problem::{AuthProblems, Problem};
+use crate::http::auth::{CASES_READ, Caller, OUTREACH_WRITE};
+use crate::http::extract::{Path, Query};
+use crate::http::problem::{AuthProblems, Problem};
 use crate::service::AppState;
 use crate::service::dead_letters::{self, Requeue};
 use crate::time::rfc3339_ms;
