@@ -5,12 +5,10 @@
 //! a channel provider, and recorded as events on the case timeline.
 
 pub mod app;
-pub mod bench;
 pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod events_out;
 pub mod http;

@@ -37,6 +37,8 @@ pub use review::{OpenAlert, StaffNote, UnmatchedReply, Waiting, WaitingItem, rev
 pub use sessions::{LOGIN_FAILURES_FORGOTTEN_MS, SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
 
+pub use crate::secrets::random_token;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -393,12 +395,6 @@ fn dynamic(sql: String) -> sqlx::AssertSqlSafe<String> {
 /// `$first, $first+1, …` placeholders for an `IN (…)` list of `n` values.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
-/// 32 random bytes, hex: API keys, tokens and secrets.
-pub fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    hex::encode(bytes)
 }
 
 /// Sortable unique ids (UUIDv7) with a readable prefix.

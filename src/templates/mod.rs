@@ -26,6 +26,7 @@ mod check;
 mod defaults;
 mod render;
 mod source;
+mod structure;
 
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::error::CliError;
 use crate::app::{self, Role};
-use crate::cli::CliError;
 use crate::config::Config;
 use crate::domain::OutreachRequest;
 use crate::service::accept::AcceptResult;
@@ -141,7 +141,7 @@ pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliE
     let mut passwords = Vec::new();
     for (user, role) in [(AUTHOR, "author"), (APPROVER, "approver")] {
         let password = crate::store::random_token()[..20].to_string();
-        crate::service::accounts::create_account(store, user, role, &password, now, crate::cli::CLI_ACTOR)
+        crate::service::accounts::create_account(store, user, role, &password, now, super::error::CLI_ACTOR)
             .await
             .map_err(CliError::Usage)?;
         passwords.push((user, role, password));
@@ -153,7 +153,7 @@ pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliE
         "demo",
         &crate::http::auth::ALL_SCOPES.map(String::from),
         now,
-        crate::cli::CLI_ACTOR,
+        super::error::CLI_ACTOR,
     )
     .await?;
     Ok(Setup { passwords, approved, key })

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use super::error::CliError;
 use crate::app::{self, Role};
-use crate::cli::CliError;
 use crate::config::Config;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -55,7 +55,7 @@ pub async fn run(mut config: Config, args: BenchArgs) -> Result<(), CliError> {
 
     let running = app::start(config, Role::Serve, true).await?;
     let state = running.state.clone();
-    let setup = crate::demo::set_up(&state.store, state.clock.now_ms()).await?;
+    let setup = super::demo::set_up(&state.store, state.clock.now_ms()).await?;
     let base = format!("http://{}", running.addr.expect("serves HTTP"));
     let http = crate::channels::http_client().map_err(|e| CliError::Usage(e.to_string()))?;
 

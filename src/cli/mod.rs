@@ -1,5 +1,11 @@
 //! The command line (contract: API.md, "Command line").
 
+pub mod bench;
+pub mod demo;
+mod error;
+
+pub use error::{CLI_ACTOR, CliError};
+
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
 
@@ -73,7 +79,7 @@ pub enum Command {
         command: CasesCommand,
     },
     /// Measure throughput and latency against baselines taken in the same run (scripts/bench.sh).
-    Bench(crate::bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Set up a demonstration on the embedded default, submit example jobs, and keep serving.
     Demo {
         /// Where the demo keeps its database and outbox (emptied first).
@@ -192,25 +198,6 @@ pub enum DeadLettersCommand {
         id: String,
     },
 }
-
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error(transparent)]
-    App(#[from] app::AppError),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Template(#[from] crate::service::templates::WorkflowError),
-    #[error("{0}")]
-    Usage(String),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Settings(#[from] crate::config::ConfigError),
-}
-
-/// Who the command line acts as, in the audit table and on accounts it creates.
-pub const CLI_ACTOR: &str = "cli";
 
 async fn open_store(config: &Config) -> Result<Store, CliError> {
     Ok(Store::open(&config.database_url, true, &HashKeySource::from_config(config)).await?)
@@ -361,8 +348,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 "this database keeps no hash key inside it (it is already outside, in SAFEREACH_HASH_KEY or the key file)".into(),
             )),
         },
-        Command::Demo { dir, no_serve } => crate::demo::run(config, &dir, !no_serve).await,
-        Command::Bench(args) => crate::bench::run(config, args).await,
+        Command::Demo { dir, no_serve } => demo::run(config, &dir, !no_serve).await,
+        Command::Bench(args) => bench::run(config, args).await,
     }
 }
 
