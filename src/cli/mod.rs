@@ -284,11 +284,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Staff { command: StaffCommand::Create { username, role, if_missing } } => {
             let store = open_store(&config).await?;
-            if if_missing {
-                if let Some(existing) = store.staff(&username).await? {
-                    println!("staff account {username} exists (role {}): left as it is", existing.role);
-                    return Ok(());
-                }
+            if if_missing && let Some(existing) = store.staff(&username).await? {
+                println!("staff account {username} exists (role {}): left as it is", existing.role);
+                return Ok(());
             }
             let password = match std::env::var("SAFEREACH_PASSWORD") {
                 Ok(p) => p,
