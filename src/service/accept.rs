@@ -1,4 +1,7 @@
-//! Accepting outreach jobs: the one path used by the API and the demo.
+//! Accepting outreach jobs: the one path used by the API and the demo. A request is accepted only
+//! when its case, job, event and the record of work to do (the outbox) commit together.
+
+use sqlx::AnyConnection;
 
 use super::AppState;
 use super::decisions::run_at;
@@ -90,18 +93,31 @@ async fn try_accept(
     input: &AcceptInput<'_>,
     decide: &impl Fn(&CaseHistory) -> Decision,
 ) -> Result<AcceptResult> {
-    let req = input.request;
     let mut tx = store.begin().await?;
-    if let Some((hash, answer)) = store.accepted_request(&mut tx, &req.request_id).await? {
+    let result = accept_in(store, &mut tx, input, decide).await?;
+    tx.commit().await?;
+    Ok(result)
+}
+
+/// `accept_outreach` inside the caller's transaction (so that several requests can later be
+/// accepted in one commit), which must commit for the job to exist.
+async fn accept_in(
+    store: &Store,
+    tx: &mut AnyConnection,
+    input: &AcceptInput<'_>,
+    decide: &impl Fn(&CaseHistory) -> Decision,
+) -> Result<AcceptResult> {
+    let req = input.request;
+    if let Some((hash, answer)) = store.accepted_request(&mut *tx, &req.request_id).await? {
         if hash != input.request_hash {
             return Ok(AcceptResult::Conflict);
         }
         return Ok(AcceptResult::Replayed { answer: parse_json(&answer)? });
     }
 
-    store.upsert_case(&mut tx, req, input.now, input.priority, input.safety_sensitive).await?;
-    store.record_phones(&mut tx, req).await?;
-    let history = store.history_of(&mut tx, req, None, input.now, input.test).await?;
+    store.upsert_case(&mut *tx, req, input.now, input.priority, input.safety_sensitive).await?;
+    store.record_phones(&mut *tx, req).await?;
+    let history = store.history_of(&mut *tx, req, None, input.now, input.test).await?;
     let decision = decide(&history);
 
     let id = new_id("out");
@@ -117,16 +133,15 @@ async fn try_accept(
         answer: &answer,
         test: input.test,
     };
-    store.insert_outreach(&mut tx, &new).await?;
+    store.insert_outreach(&mut *tx, &new).await?;
     Event::new(&req.case_ref, input.now, &input.actor, EventType::Accepted)
         .outreach(&id)
         .decision(&decision)
-        .append(&mut tx)
+        .append(&mut *tx)
         .await?;
     if let Some(run_at) = run_at(&decision, input.now) {
-        store.enqueue(&mut tx, &id, run_at).await?;
+        store.enqueue(&mut *tx, &id, run_at).await?;
     }
-    tx.commit().await?;
     Ok(AcceptResult::Created { answer, decision })
 }
 

@@ -12,7 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use sqlx::AnyConnection;
 use tokio::sync::Notify;
 
 use super::decisions::{hold_for_staff, record_decision};
@@ -131,49 +133,62 @@ impl Delivery {
     /// and claim it. `Err(done)` when there is nothing to send.
     async fn decide_and_claim(&self, outreach_id: &str) -> Result<Result<(Prepared, Claim), Processed>, WorkerError> {
         let now = self.clock.now();
-        let now_ms = now.timestamp_millis();
         let mut tx = self.store.begin().await?;
-        self.store.lock_case_of_job(&mut tx, outreach_id).await?;
-        let Some(job) = self.store.outreach_for_update(&mut tx, outreach_id).await? else {
+        let done = self.decide_and_claim_in(&mut tx, outreach_id, now).await?;
+        tx.commit().await?;
+        if matches!(done, Err(Processed::Decided(_))) {
+            // A deferral wrote queue work.
+            self.relay_wake.notify_one();
+        }
+        Ok(done)
+    }
+
+    /// `decide_and_claim` inside the caller's transaction (so that several jobs can later be
+    /// decided and claimed in one), which must commit for the claim to hold.
+    async fn decide_and_claim_in(
+        &self,
+        tx: &mut AnyConnection,
+        outreach_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(Prepared, Claim), Processed>, WorkerError> {
+        let now_ms = now.timestamp_millis();
+        self.store.lock_case_of_job(&mut *tx, outreach_id).await?;
+        let Some(job) = self.store.outreach_for_update(&mut *tx, outreach_id).await? else {
             return Ok(Err(Processed::Skipped));
         };
         // A redacted job is finished: it has nothing left to decide on.
         if !job.status.is_to_be_sent() || job.redacted_at.is_some() {
             return Ok(Err(Processed::Skipped));
         }
-        if let Some(existing) = self.store.message_of_outreach(&mut tx, &job.id).await?
+        if let Some(existing) = self.store.message_of_outreach(&mut *tx, &job.id).await?
             && existing.status().is_handed_over()
         {
             // Sent before, but the job's own status was not updated (a crash in between).
-            self.store.set_outreach_status(&mut tx, &job.id, JobStatus::Sent, now_ms).await?;
-            tx.commit().await?;
+            self.store.set_outreach_status(&mut *tx, &job.id, JobStatus::Sent, now_ms).await?;
             return Ok(Err(Processed::Skipped));
         }
         let request = job.request()?;
         // Whoever suppresses one of these addresses waits for our claim, or we see it.
         let keys: Vec<String> =
             contact::addresses_in(&request.contact).iter().map(|a| self.store.address_key(a)).collect();
-        self.store.lock_addresses(&mut tx, &keys).await?;
-        let history = self.store.history(&mut tx, &request, Some((&job.id, job.accepted_at)), now_ms).await?;
+        self.store.lock_addresses(&mut *tx, &keys).await?;
+        let history = self.store.history(&mut *tx, &request, Some((&job.id, job.accepted_at)), now_ms).await?;
         let decision = decide(&request, &history, now, &self.policy);
         let route = match &decision {
             Decision::Send(route) => route.clone(),
             _ => {
-                record_decision(&self.store, &mut tx, &job, &decision, now_ms, ACTOR, EventType::Decided).await?;
-                tx.commit().await?;
-                self.relay_wake.notify_one();
+                record_decision(&self.store, &mut *tx, &job, &decision, now_ms, ACTOR, EventType::Decided).await?;
                 return Ok(Err(Processed::Decided(decision)));
             }
         };
         // The victim's language when a version in it is approved, else English.
         let language = request.victim.language_code();
         let Some(template) =
-            self.store.approved_version(&mut tx, route.template, route.channel.as_str(), &language).await?
+            self.store.approved_version(&mut *tx, route.template, route.channel.as_str(), &language).await?
         else {
             // Retired between the policy's look and ours: a person must look, as rule 14 says.
             let hold = Decision::Hold(crate::domain::ReasonCode::NoApprovedTemplate);
-            record_decision(&self.store, &mut tx, &job, &hold, now_ms, ACTOR, EventType::Decided).await?;
-            tx.commit().await?;
+            record_decision(&self.store, &mut *tx, &job, &hold, now_ms, ACTOR, EventType::Decided).await?;
             return Ok(Err(Processed::Decided(hold)));
         };
         let content = templates::TemplateContent {
@@ -189,13 +204,12 @@ impl Delivery {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(outreach_id = %job.id, template = route.template, error = %e, "template did not render; held for staff");
-                hold_for_staff(&self.store, &mut tx, &job, RENDER_FAILED, now_ms, ACTOR).await?;
-                tx.commit().await?;
+                hold_for_staff(&self.store, &mut *tx, &job, RENDER_FAILED, now_ms, ACTOR).await?;
                 return Ok(Err(Processed::Decided(decision)));
             }
         };
         // The job's own row says send (a release by staff may have found it held).
-        record_decision(&self.store, &mut tx, &job, &decision, now_ms, ACTOR, EventType::Decided).await?;
+        record_decision(&self.store, &mut *tx, &job, &decision, now_ms, ACTOR, EventType::Decided).await?;
         let new = NewMessage {
             outreach_id: job.id.clone(),
             case_ref: job.case_ref.clone(),
@@ -217,12 +231,11 @@ impl Delivery {
         };
         // A retry (the earlier attempt surely never reached a provider) is rendered afresh, with
         // the wording approved now.
-        let message = self.store.message_for(&mut tx, &new, now_ms).await?;
+        let message = self.store.message_for(&mut *tx, &new, now_ms).await?;
         if let Some(hook) = &self.before_claim {
             hook(job.id.clone()).await;
         }
-        let claim = self.store.claim_in(&mut tx, &message.id, now_ms, self.send_lease.as_millis() as i64).await?;
-        tx.commit().await?;
+        let claim = self.store.claim_in(&mut *tx, &message.id, now_ms, self.send_lease.as_millis() as i64).await?;
         Ok(Ok((Prepared { job, route, message }, claim)))
     }
 
