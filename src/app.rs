@@ -1,61 +1,17 @@
-//! Wiring: build the shared state from the configuration and run the roles a process has
-//! (HTTP API, worker, or both), with graceful shutdown.
+//! Wiring: run the roles a process has (HTTP API, worker, or both) over the shared state
+//! (`service::AppState`), with graceful shutdown. The top of the house: nothing imports it but
+//! the command line.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::channels::Channels;
-use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::policy::PolicyConfig;
-use crate::queue::{Queue, QueueError, Relay};
-use crate::secrets::{SANDBOX_TOKEN_VAR, WebhookTokens};
-use crate::store::{HashKeySource, Store, StoreError};
-use crate::telemetry::Metrics;
-use crate::worker::Worker;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error(transparent)]
-    Settings(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    Secret(#[from] crate::secrets::SecretError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
-}
-
-/// What every handler and the worker share.
-pub struct AppState {
-    pub config: Config,
-    pub store: Store,
-    pub queue: Queue,
-    pub clock: Clock,
-    pub policy: PolicyConfig,
-    pub channels: Channels,
-    /// The sandbox of every channel: where a test key's jobs are sent.
-    pub test_channels: Channels,
-    /// The callback token of each configured provider (`crate::secrets`).
-    pub webhooks: WebhookTokens,
-    /// Password checks (argon2, memory-hard) running at once are bounded by this.
-    pub password_checks: Arc<tokio::sync::Semaphore>,
-    /// Wakes the relay after a commit that wrote queue work.
-    pub relay_wake: Arc<Notify>,
-    /// This instance's metrics (`/metrics`).
-    pub metrics: Metrics,
-    /// Each API key's token bucket in this process.
-    pub rate_limits: crate::http::rate_limit::RateLimits,
-}
+use crate::queue::Relay;
+pub use crate::service::{AppError, AppState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -71,66 +27,6 @@ impl Role {
     }
     fn worker(self) -> bool {
         matches!(self, Role::Serve | Role::Worker)
-    }
-}
-
-impl AppState {
-    pub async fn build(config: Config, migrate: bool) -> Result<AppState, AppError> {
-        config.check()?;
-        let clock = Clock::configured(config.clock);
-        let store = Store::open(&config.database_url, migrate, &HashKeySource::from_config(&config)).await?;
-        let queue = Queue::connect(&config.database_url, config.redis_url.as_deref()).await?;
-        let key_file = crate::secrets::key_file_for(&config.database_url).map(crate::secrets::KeyFile::new);
-        let webhooks = WebhookTokens::from_config(&config, || {
-            let Some(file) = &key_file else { return Ok(None) };
-            let (token, made) = file.get_or_add(SANDBOX_TOKEN_VAR, crate::secrets::generate)?;
-            if made {
-                // Printed once, at first start: the sandbox's callbacks need it in their URLs.
-                println!("{SANDBOX_TOKEN_VAR} (generated into {}): {token}", file.path().display());
-            }
-            Ok(Some(token))
-        })?;
-        // Older versions kept one token for every provider in the database; it is not reused
-        // (every provider knew it).
-        store.delete_setting("webhook_token").await?;
-        let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
-        let metrics = Metrics::new();
-        let channels = crate::channels::from_config(&config, clock, webhooks.kannel.as_deref().unwrap_or_default())
-            .map_err(|e| AppError::Config(e.to_string()))?;
-        let test_channels =
-            crate::channels::sandbox_from_config(&config, clock).map_err(|e| AppError::Config(e.to_string()))?;
-        // Breakers outside the metrics: a provider skipped while it cools down is not a call.
-        let channels = crate::telemetry::instrument(channels, &metrics)
-            .with_breakers(config.breaker_failures, Duration::from_secs(config.breaker_cooldown_secs));
-        Ok(AppState {
-            config,
-            store,
-            queue,
-            clock,
-            policy,
-            channels,
-            test_channels,
-            webhooks,
-            password_checks: Arc::new(tokio::sync::Semaphore::new(crate::http::staff::PASSWORD_CHECKS_AT_ONCE)),
-            relay_wake: Arc::new(Notify::new()),
-            metrics,
-            rate_limits: Default::default(),
-        })
-    }
-
-    pub fn worker(&self) -> Worker {
-        Worker {
-            store: self.store.clone(),
-            clock: self.clock,
-            policy: self.policy.clone(),
-            channels: self.channels.clone(),
-            test_channels: self.test_channels.clone(),
-            max_attempts: self.config.max_attempts,
-            retry_base: Duration::from_secs(self.config.retry_base_secs),
-            send_lease: Duration::from_secs(self.config.send_lease_secs.max(1)),
-            relay_wake: self.relay_wake.clone(),
-            before_claim: None,
-        }
     }
 }
 
@@ -182,8 +78,8 @@ pub async fn start(config: Config, role: Role, migrate: bool) -> Result<Running,
         tasks.push(tokio::spawn(async move { queue.run_worker(handler, concurrency, grace, stop).await }));
         // Retention runs beside the worker: every worker process may run it (redactions are
         // conditional updates, so two passes at once do each thing once).
-        let retention = crate::retention::RetentionConfig::from_config(&state.config);
-        tasks.push(tokio::spawn(crate::retention::run(
+        let retention = crate::service::retention::RetentionConfig::from_config(&state.config);
+        tasks.push(tokio::spawn(crate::service::retention::run(
             state.store.clone(),
             state.clock,
             retention,

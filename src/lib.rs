@@ -5,24 +5,18 @@
 //! a channel provider, and recorded as events on the case timeline.
 
 pub mod app;
-pub mod bench;
-pub mod calls;
 pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod events_out;
 pub mod http;
-pub mod inbound;
 pub mod logging;
-pub mod outreach;
 pub mod queue;
 pub mod reports;
-pub mod retention;
 pub mod secrets;
-pub mod staff;
+pub mod service;
 pub mod store;
 
 pub mod telemetry;

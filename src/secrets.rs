@@ -57,7 +57,7 @@ pub fn check_strength(var: &'static str, value: &str) -> Result<(), SecretError>
 
 /// 32 random bytes as 64 hex digits.
 pub fn generate() -> String {
-    crate::store::random_token()
+    random_token()
 }
 
 /// Refuse two variables holding one secret: whoever holds one provider's token must not hold
@@ -245,6 +245,12 @@ impl KeyFile {
 
 fn lookup(entries: &[(String, String)], name: &str) -> Option<String> {
     entries.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
+}
+
+/// 32 random bytes, hex: API keys, tokens and secrets.
+pub fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use metrics::{Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
 use crate::channels::{Accepted, Channels, OutboundMessage, Provider, SendError};
-use crate::domain::{Channel, MessageStatus};
+use crate::domain::{Channel, JobStatus, MessageStatus};
 use crate::store::{Store, StoreError};
 
 pub const ACCEPTED: &str = "safereach_outreach_accepted_total";
@@ -34,10 +34,6 @@ pub const MESSAGES: &str = "safereach_messages";
 pub const QUEUE_DEPTH: &str = "safereach_queue_depth";
 pub const QUEUE_OLDEST: &str = "safereach_queue_oldest_due_seconds";
 pub const DEAD_LETTERS: &str = "safereach_dead_letters";
-
-/// Every outreach job status, so that a status with no jobs shows 0 rather than disappearing.
-const JOB_STATUSES: &[&str] =
-    &["queued", "deferred", "held", "blocked", "sent", "failed", "cancelled", "dead_lettered"];
 
 /// Provider call latency buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -168,11 +164,12 @@ impl Metrics {
     /// Read the gauges from the database, then render everything in Prometheus text.
     pub async fn render(&self, store: &Store, now_ms: i64) -> Result<String, StoreError> {
         let jobs = store.outreach_status_counts().await?;
-        for status in JOB_STATUSES {
-            let n = jobs.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
-            self.gauge(JOBS, &[("status", status)], n as f64);
+        // Every status, so that a status with no jobs shows 0 rather than disappearing.
+        let count = |status: JobStatus| jobs.iter().find(|(s, _)| s == status.as_str()).map_or(0, |(_, n)| *n);
+        for status in JobStatus::ALL {
+            self.gauge(JOBS, &[("status", status.as_str())], count(*status) as f64);
         }
-        let dead = jobs.iter().find(|(s, _)| s == "dead_lettered").map_or(0, |(_, n)| *n);
+        let dead = count(JobStatus::DeadLettered);
         self.gauge(DEAD_LETTERS, &[], dead as f64);
         let messages = store.message_status_counts().await?;
         for channel in Channel::ALL {

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use request::{Kind, OutreachRequest};
-pub use status::MessageStatus;
+pub use status::{JobStatus, MessageStatus};
 
 /// A written channel a message can go out on. (Phone calls are made by advocates, not by us.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -417,6 +417,19 @@ fn hm((hour, minute): Clock) -> NaiveTime {
     NaiveTime::MIN + TimeDelta::hours(hour.into()) + TimeDelta::minutes(minute.into())
 }
 
+/// Who must look, and how urgently (SAFE-CONTACT.md's reply table).
+pub fn alert_for(classification: ReplyClass) -> Option<(&'static str, &'static str)> {
+    match classification {
+        ReplyClass::Distress => Some(("urgent", "distress")),
+        // An unsafe number is also a number_conflict for review.
+        ReplyClass::Unsafe => Some(("high", "number_conflict")),
+        ReplyClass::OptOut => Some(("normal", "opt_out")),
+        ReplyClass::TimePreference => Some(("normal", "time_preference")),
+        ReplyClass::Other => Some(("normal", "reply_needs_review")),
+        ReplyClass::OptIn => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ReplyClass::{Distress, OptIn, OptOut, Other, Unsafe};

@@ -350,3 +350,39 @@ fn check_len(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>, max
         errors.push(FieldError::new(field, format!("at most {max} characters")));
     }
 }
+
+/// The same JSON whatever the order of its keys or its whitespace, and with a member whose value
+/// is `null` left out, since a request reads `null` as absent.
+pub fn canonical(value: &serde_json::Value) -> String {
+    fn sort(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(map) => {
+                let sorted: std::collections::BTreeMap<_, _> =
+                    map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), sort(v))).collect();
+                serde_json::Value::Object(sorted.into_iter().collect())
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(sort).collect()),
+            other => other.clone(),
+        }
+    }
+    sort(value).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_ignores_key_order_whitespace_and_null_members() {
+        let a: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"q":1,"p":2}]}}"#).unwrap();
+        let b: serde_json::Value = serde_json::from_str(r#"{ "a": {"x":[1,{"p":2,"q":1}], "y":2}, "b":1 }"#).unwrap();
+        assert_eq!(canonical(&a), canonical(&b));
+        let c: serde_json::Value = serde_json::from_str(r#"{"b":2,"a":{"y":2,"x":[1,{"q":1,"p":2}]}}"#).unwrap();
+        assert_ne!(canonical(&a), canonical(&c));
+        let d: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"z":null,"a":{"y":2,"w":null,"x":[1,{"q":1,"p":2}]}}"#).unwrap();
+        assert_eq!(canonical(&a), canonical(&d), "a null member is an absent one");
+        let e: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,null,{"q":1,"p":2}]}}"#).unwrap();
+        assert_ne!(canonical(&a), canonical(&e), "a null in a list is kept");
+    }
+}

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 
 use super::problem::Problem;
-use crate::app::AppState;
+use crate::service::AppState;
 use crate::store::ApiKey;
 
 pub const OUTREACH_WRITE: &str = "outreach:write";

@@ -1,15 +1,12 @@
 //! HTTP: the API, provider callbacks, staff pages and operations routes, with problem+json errors.
 
-pub mod api;
 pub mod auth;
-pub mod dead_letters;
 pub mod extract;
 pub mod json;
 pub mod problem;
-pub mod rate_limit;
-pub mod reports;
 pub mod serve;
 pub mod staff;
+pub mod v1;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -25,7 +22,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
+use crate::service::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
     // Spans name the route pattern, never the raw URI: query strings of provider callbacks carry
@@ -58,10 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// The `/v1` API: its routes and their OpenAPI description, built together.
 fn v1() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(api::router())
-        .merge(dead_letters::router())
-        .merge(reports::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(v1::router())
 }
 
 /// The OpenAPI document of the `/v1` API (as served at `/openapi.json`).

@@ -2,6 +2,8 @@
 
 use sha2::{Digest, Sha256};
 
+use sqlx::AnyConnection;
+
 use super::{Result, Store, dynamic, new_id, random_token};
 
 #[derive(Debug, Clone)]
@@ -94,8 +96,9 @@ impl AuditAction {
     }
 }
 
-async fn audit(
-    conn: &mut sqlx::AnyConnection,
+/// Record an admin action in the audit table (in the transaction of the action).
+pub async fn audit(
+    conn: &mut AnyConnection,
     at: i64,
     actor: &str,
     action: AuditAction,
@@ -120,24 +123,17 @@ fn key_hash(key: &str) -> String {
 }
 
 impl Store {
-    /// Create a key (recorded in the audit table as done `by`); the plain key is returned once
-    /// and never stored.
-    pub async fn create_api_key(&self, name: &str, scopes: &[String], now: i64, by: &str) -> Result<String> {
-        self.create_api_key_with(name, scopes, KeyOptions::default(), now, by).await
-    }
-
-    /// Create a key that may be a test key, with its own rate limit.
-    pub async fn create_api_key_with(
+    /// Insert a new key; the plain key is returned once (with its id) and never stored.
+    pub async fn insert_api_key(
         &self,
+        conn: &mut AnyConnection,
         name: &str,
         scopes: &[String],
         options: KeyOptions,
         now: i64,
-        by: &str,
-    ) -> Result<String> {
+    ) -> Result<(String, String)> {
         let key = format!("sr_{}", random_token());
         let id = new_id("key");
-        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, name, key_hash, scopes, created_at, test, rate_limit) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -148,12 +144,73 @@ impl Store {
         .bind(now)
         .bind(i64::from(options.test))
         .bind(i64::from(options.rate_limit.max(1)))
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        let detail = serde_json::json!({ "name": name, "scopes": scopes, "test": options.test, "rate_limit": options.rate_limit });
-        audit(&mut tx, now, by, AuditAction::KeyCreated, &id, detail).await?;
-        tx.commit().await?;
-        Ok(key)
+        Ok((id, key))
+    }
+
+    /// Revoke a key in use: from then on it is refused. False when there is no such key in use.
+    pub async fn set_api_key_revoked(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
+        let changed = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        Ok(changed == 1)
+    }
+
+    pub async fn insert_staff(
+        &self,
+        conn: &mut AnyConnection,
+        username: &str,
+        role: &str,
+        password_hash: &str,
+        now: i64,
+        by: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO staff (username, password_hash, role, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(role)
+        .bind(now)
+        .bind(by)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Forget every failed login of `username`, from every address.
+    pub async fn delete_login_failures_of(&self, conn: &mut AnyConnection, username: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_throttle WHERE username_key = $1")
+            .bind(self.login_username_key(username))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Disable an account or enable it again. False when there is no such account.
+    pub async fn set_staff_disabled_flag(
+        &self,
+        conn: &mut AnyConnection,
+        username: &str,
+        disabled: bool,
+    ) -> Result<bool> {
+        let changed = sqlx::query("UPDATE staff SET disabled = $2 WHERE username = $1")
+            .bind(username)
+            .bind(i64::from(disabled))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        Ok(changed == 1)
+    }
+
+    /// End every session of `username`.
+    pub async fn delete_sessions_of(&self, conn: &mut AnyConnection, username: &str) -> Result<()> {
+        sqlx::query("DELETE FROM staff_sessions WHERE username = $1").bind(username).execute(&mut *conn).await?;
+        Ok(())
     }
 
     pub async fn find_api_key(&self, key: &str) -> Result<Option<ApiKey>> {
@@ -172,31 +229,6 @@ impl Store {
         }))
     }
 
-    /// Create an account (recorded in the audit table as done `by`).
-    pub async fn create_staff(
-        &self,
-        username: &str,
-        role: &str,
-        password_hash: &str,
-        now: i64,
-        by: &str,
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO staff (username, password_hash, role, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(username)
-        .bind(password_hash)
-        .bind(role)
-        .bind(now)
-        .bind(by)
-        .execute(&mut *tx)
-        .await?;
-        audit(&mut tx, now, by, AuditAction::StaffCreated, username, serde_json::json!({ "role": role })).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub async fn staff(&self, username: &str) -> Result<Option<StaffAccount>> {
         Ok(sqlx::query_as(dynamic(format!("SELECT {STAFF_COLUMNS} FROM staff WHERE username = $1")))
             .bind(username)
@@ -209,59 +241,6 @@ impl Store {
         Ok(sqlx::query_as(dynamic(format!("SELECT {STAFF_COLUMNS} FROM staff ORDER BY username")))
             .fetch_all(&self.pool)
             .await?)
-    }
-
-    /// Lift the slow-down of failed logins for `username`, from every address (admin). False
-    /// when there is no such account.
-    pub async fn unlock_staff(&self, username: &str, now: i64, by: &str) -> Result<bool> {
-        if self.staff(username).await?.is_none() {
-            return Ok(false);
-        }
-        let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM login_throttle WHERE username_key = $1")
-            .bind(self.login_username_key(username))
-            .execute(&mut *tx)
-            .await?;
-        audit(&mut tx, now, by, AuditAction::StaffUnlocked, username, serde_json::json!({})).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Revoke a key: from now on it is refused (401). False when there is no such key in use.
-    pub async fn revoke_api_key(&self, id: &str, now: i64, by: &str) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let changed = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if changed == 1 {
-            audit(&mut tx, now, by, AuditAction::KeyRevoked, id, serde_json::json!({})).await?;
-        }
-        tx.commit().await?;
-        Ok(changed == 1)
-    }
-
-    /// Disable an account (its sessions end, it cannot log in) or enable it again. False when
-    /// there is no such account.
-    pub async fn set_staff_disabled(&self, username: &str, disabled: bool, now: i64, by: &str) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let changed = sqlx::query("UPDATE staff SET disabled = $2 WHERE username = $1")
-            .bind(username)
-            .bind(i64::from(disabled))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if disabled {
-            sqlx::query("DELETE FROM staff_sessions WHERE username = $1").bind(username).execute(&mut *tx).await?;
-        }
-        if changed == 1 {
-            let action = if disabled { AuditAction::StaffDisabled } else { AuditAction::StaffEnabled };
-            audit(&mut tx, now, by, action, username, serde_json::json!({})).await?;
-        }
-        tx.commit().await?;
-        Ok(changed == 1)
     }
 
     /// The latest admin actions, newest first.

@@ -1,12 +1,10 @@
 //! Dead letters: jobs the worker gave up on (transient failures past `max_attempts`, or a send
 //! interrupted or unanswered so that nobody knows whether the provider got it). They wait for staff, who look
-//! and requeue them (through the outbox, like any other work) or cancel them.
+//! and requeue them (through the outbox, like any other work) or cancel them (`service::dead_letters`).
 
 use sqlx::AnyConnection;
 
-use super::events::Event;
-use super::{OutreachRecord, Result, Store};
-use crate::domain::event::EventType;
+use super::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeadLetter {
@@ -21,22 +19,12 @@ pub struct DeadLetter {
     pub reason: Option<String>,
 }
 
-/// What asking to requeue a job came to.
-#[derive(Debug)]
-pub enum Requeue {
-    Requeued(Box<OutreachRecord>),
-    /// No such job.
-    NotFound,
-    /// The job is not dead-lettered (its status).
-    NotDeadLettered(String),
-}
-
 impl Store {
     /// Put a job waiting for a person back to work, to be decided again: queued with its
     /// attempts reset, its message ready to send again if a send was in doubt (whoever asked has
     /// checked with the provider that it did not arrive; one the provider has reported on is past
     /// `sending`, and the worker records its job as sent), and a row in the outbox.
-    pub(super) async fn back_to_work(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
+    pub async fn back_to_work(&self, conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
         sqlx::query("UPDATE outreach SET status = 'queued', attempts = 0, updated_at = $2 WHERE id = $1")
             .bind(id)
             .bind(now)
@@ -71,23 +59,5 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
-    }
-
-    /// Put a dead-lettered job back to work: queued with its attempts reset, its message (if a
-    /// send was interrupted) ready to send again, an event naming who asked, and a row in the
-    /// outbox, all in one commit.
-    pub async fn requeue_dead_letter(&self, id: &str, now: i64, actor: &str) -> Result<Requeue> {
-        let mut tx = self.begin().await?;
-        let Some(job) = self.outreach_for_update(&mut tx, id).await? else { return Ok(Requeue::NotFound) };
-        if job.status != "dead_lettered" {
-            return Ok(Requeue::NotDeadLettered(job.status));
-        }
-        self.back_to_work(&mut tx, id, now).await?;
-        Event::new(&job.case_ref, now, actor, EventType::Requeued).outreach(id).append(&mut tx).await?;
-        tx.commit().await?;
-        Ok(match self.outreach(id).await? {
-            Some(job) => Requeue::Requeued(Box::new(job)),
-            None => Requeue::NotFound,
-        })
     }
 }

@@ -6,7 +6,8 @@ use super::{Result, Store};
 use crate::domain::event::EventType;
 use crate::domain::{Decision, MessageStatus};
 
-/// An event to append. Never carries personal data: `detail` holds codes, ids and counts.
+/// An event to append, in the transaction of what it records: built by the application layer
+/// (`service`) only. Never carries personal data: `detail` holds codes, ids and counts.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub case_ref: String,
@@ -141,13 +142,6 @@ pub struct EventRow {
 }
 
 impl Store {
-    pub async fn append_event(&self, event: &Event) -> Result<i64> {
-        let mut tx = self.begin().await?;
-        let id = event.append(&mut tx).await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
     /// A case's timeline, oldest first.
     pub async fn case_events(&self, case_ref: &str) -> Result<Vec<EventRow>> {
         Ok(sqlx::query_as(

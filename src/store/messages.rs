@@ -2,10 +2,8 @@
 
 use sqlx::AnyConnection;
 
-use super::events::Event;
 use super::{Result, Store, dynamic, new_id};
-use crate::domain::event::EventType;
-use crate::domain::{Channel, MessageStatus};
+use crate::domain::{JobStatus, MessageStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRecord {
@@ -91,21 +89,6 @@ pub enum MessageKey<'a> {
     /// Our message id as a bounce names it (the returned email's Message-ID): only an email
     /// message matches, so that no report about an email can move an SMS or a letter.
     Email(&'a str),
-}
-
-/// What a provider callback did to a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatusChange {
-    UnknownMessage,
-    Moved {
-        case_ref: String,
-        message_id: String,
-    },
-    /// Recorded on the timeline, status left as it was (late, duplicate or backwards).
-    Ignored {
-        case_ref: String,
-        message_id: String,
-    },
 }
 
 impl Store {
@@ -225,7 +208,7 @@ impl Store {
                 .bind(&job)
                 .fetch_one(&mut *tx)
                 .await?;
-        let claimed = if job_status == "queued" {
+        let claimed = if job_status == JobStatus::Queued.as_str() {
             sqlx::query(
                 "UPDATE messages SET status = 'sending', claimed_until = $2, status_at = $3 WHERE id = $1 AND status = 'queued'",
             )
@@ -313,18 +296,35 @@ impl Store {
         Ok(())
     }
 
-    /// Apply a provider's status report for a message. Statuses only move forward; anything else
-    /// is recorded on the timeline and left alone.
-    pub async fn apply_status(
+    /// The latest message sent to an address (by keyed hash): where a reply from it belongs.
+    pub async fn latest_message_to(&self, normalised: &str) -> Result<Option<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, case_ref FROM messages WHERE to_key = $1 AND sent_at IS NOT NULL ORDER BY sent_at DESC, id DESC LIMIT 1",
+        )
+        .bind(self.address_key(normalised))
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// A worker holds the job's message and is handing it to a provider now (its lease runs).
+    pub async fn message_in_flight(&self, conn: &mut AnyConnection, outreach_id: &str, now: i64) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE outreach_id = $1 AND status = 'sending' AND claimed_until >= $2",
+        )
+        .bind(outreach_id)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// The message a provider's report names, locked: (id, case_ref, status, channel, provider).
+    pub async fn reported_message_for_update(
         &self,
+        conn: &mut AnyConnection,
         provider: &str,
-        channel: Option<Channel>,
         message: MessageKey<'_>,
-        status: MessageStatus,
-        detail: Option<serde_json::Value>,
-        now: i64,
-    ) -> Result<StatusChange> {
-        let mut tx = self.begin().await?;
+    ) -> Result<Option<(String, String, String, String, Option<String>)>> {
         let lock = self.for_update();
         const COLUMNS: &str = "id, case_ref, status, channel, provider";
         let query = match message {
@@ -337,58 +337,24 @@ impl Store {
             .bind(provider)
             .bind(provider_ref),
         };
-        let channel = match message {
-            MessageKey::Email(_) => Some(Channel::Email),
-            _ => channel,
-        };
-        let found: Option<(String, String, String, String, Option<String>)> = query.fetch_optional(&mut *tx).await?;
-        // Only a message sent through this provider, on its channel: one provider's secret moves
-        // nothing another provider carried. A message being handed over has no provider yet
-        // (Kannel's and Twilio's reports can come first, even several): its channel must match.
-        // One waiting to be sent or retried (`queued`) has nothing a provider could report on.
-        let Some((message_id, case_ref, current, _, _)) = found.filter(|(_, _, current, sent_on, sent_by)| {
-            channel.is_none_or(|c| c.as_str() == sent_on)
-                && match sent_by.as_deref().filter(|p| !p.is_empty()) {
-                    Some(p) => p == provider,
-                    // None yet, or refused for good before any provider took it ("").
-                    None => current != MessageStatus::Queued.as_str(),
-                }
-        }) else {
-            return Ok(StatusChange::UnknownMessage);
-        };
-        let current = MessageStatus::parse(&current).unwrap_or(MessageStatus::Queued);
-        let actor = format!("provider:{provider}");
-        let moves = current.can_move_to(status);
-        if moves {
-            sqlx::query("UPDATE messages SET status = $2, status_at = $3, final_at = CASE WHEN $4 = 1 THEN $3 ELSE final_at END WHERE id = $1")
-                .bind(&message_id)
-                .bind(status.as_str())
-                .bind(now)
-                .bind(i64::from(status.is_final()))
-                .execute(&mut *tx)
-                .await?;
-        }
-        let kind = if moves { EventType::Status } else { EventType::StatusIgnored };
-        let mut event = Event::new(&case_ref, now, &actor, kind).message(&message_id).status(status);
-        if let Some(detail) = detail {
-            event = event.detail(detail);
-        }
-        event.append(&mut tx).await?;
-        tx.commit().await?;
-        Ok(if moves {
-            StatusChange::Moved { case_ref, message_id }
-        } else {
-            StatusChange::Ignored { case_ref, message_id }
-        })
+        Ok(query.fetch_optional(&mut *conn).await?)
     }
 
-    /// The latest message sent to an address (by keyed hash): where a reply from it belongs.
-    pub async fn latest_message_to(&self, normalised: &str) -> Result<Option<(String, String)>> {
-        Ok(sqlx::query_as(
-            "SELECT id, case_ref FROM messages WHERE to_key = $1 AND sent_at IS NOT NULL ORDER BY sent_at DESC, id DESC LIMIT 1",
-        )
-        .bind(self.address_key(normalised))
-        .fetch_optional(&self.pool)
-        .await?)
+    /// Move a message to `status` (a final one also stamps `final_at`).
+    pub async fn set_message_status(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        status: MessageStatus,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE messages SET status = $2, status_at = $3, final_at = CASE WHEN $4 = 1 THEN $3 ELSE final_at END WHERE id = $1")
+            .bind(id)
+            .bind(status.as_str())
+            .bind(now)
+            .bind(i64::from(status.is_final()))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }

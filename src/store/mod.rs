@@ -3,12 +3,15 @@
 //! databases and the `Any` driver handle alike; the few dialect differences live in `Dialect`.
 
 mod accounts;
+mod calls;
 mod cases;
 mod dead_letters;
 mod event_outbox;
 mod events;
+mod history;
 mod messages;
 mod outbox;
+mod outreach;
 mod replies;
 mod reports;
 mod retention;
@@ -16,19 +19,25 @@ mod review;
 mod sessions;
 mod templates;
 
-pub use accounts::{ApiKey, ApiKeyListing, AuditAction, AuditEvent, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount};
-pub use cases::{AcceptInput, AcceptResult, CallRecord, Cancel, CaseRecord, NewCall, OutreachRecord, answer_json};
-pub use dead_letters::{DeadLetter, Requeue};
+pub use accounts::{
+    ApiKey, ApiKeyListing, AuditAction, AuditEvent, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount, audit,
+};
+pub use calls::{CallRecord, NewCall};
+pub use cases::CaseRecord;
+pub use dead_letters::DeadLetter;
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
-pub use messages::{Claim, MessageKey, MessageRecord, NewMessage, StatusChange};
+pub use messages::{Claim, MessageKey, MessageRecord, NewMessage};
 pub use outbox::DueJob;
+pub use outreach::{NewOutreach, OutreachRecord};
 pub use replies::{ReplyRecord, SuppressionKind};
 pub use reports::{AcceptedRow, CaseRow, MessageRow};
-pub use retention::{Cursor, DueMessage, DueNote, DueReply, Erased, FinishedJob, StaleJob};
+pub use retention::{Cursor, DueMessage, DueNote, DueReply, FinishedJob, StaleJob};
 pub use review::{OpenAlert, StaffNote, UnmatchedReply, Waiting, WaitingItem, review_code};
 pub use sessions::{LOGIN_FAILURES_FORGOTTEN_MS, SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
+
+pub use crate::secrets::random_token;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -386,12 +395,6 @@ fn dynamic(sql: String) -> sqlx::AssertSqlSafe<String> {
 /// `$first, $first+1, …` placeholders for an `IN (…)` list of `n` values.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
-/// 32 random bytes, hex: API keys, tokens and secrets.
-pub fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    hex::encode(bytes)
 }
 
 /// Sortable unique ids (UUIDv7) with a readable prefix.

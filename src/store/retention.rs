@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use sqlx::AnyConnection;
 
-use super::events::Event;
-use super::{Result, Store, StoreError, dynamic, placeholders};
-use crate::domain::event::EventType;
+use super::{Result, Store, dynamic, placeholders};
+use crate::domain::JobStatus;
 
-/// Job statuses that are an end: nothing more will happen to the job.
-pub const FINISHED_STATUSES: &str = "'sent', 'failed', 'blocked', 'cancelled'";
+/// Job statuses that are an end: nothing more will happen to the job (`JobStatus::is_finished`).
+fn finished_statuses() -> String {
+    JobStatus::sql_list(&JobStatus::ALL.iter().copied().filter(|s| s.is_finished()).collect::<Vec<_>>())
+}
 
 /// A message whose last status is older than some cutoff, not yet redacted.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -35,7 +36,8 @@ pub struct DueReply {
 pub struct FinishedJob {
     pub id: String,
     pub case_ref: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
     pub updated_at: i64,
     pub request_json: Option<String>,
     pub message_id: Option<String>,
@@ -53,17 +55,10 @@ pub struct DueNote {
 /// Where a page of candidates ended: (time, id) of its last row.
 pub type Cursor = (i64, String);
 
-/// What erasing a case did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Erased {
-    /// The anonymous reference the case's counts now live under.
-    pub anonymous_ref: String,
-    /// The case's messages, whose copies outside the database (the sandbox outbox) go too.
-    pub message_ids: Vec<String>,
-}
-
 /// Job statuses that wait for a person or a time: held, deferred, dead-lettered.
-pub const WAITING_STATUSES: &str = "'held', 'deferred', 'dead_lettered'";
+fn waiting_statuses() -> String {
+    JobStatus::sql_list(&JobStatus::ALL.iter().copied().filter(|s| s.is_waiting()).collect::<Vec<_>>())
+}
 
 /// A job that has waited untouched long enough to be closed by retention.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -171,11 +166,12 @@ impl Store {
     }
 
     pub async fn jobs_due_for_redaction(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<FinishedJob>> {
+        let finished = finished_statuses();
         Ok(sqlx::query_as(dynamic(format!(
             "SELECT o.id, o.case_ref, o.status, o.updated_at, o.request_json, m.id AS message_id,
                     m.redacted_at AS message_redacted_at
              FROM outreach o LEFT JOIN messages m ON m.outreach_id = o.id
-             WHERE o.redacted_at IS NULL AND o.status IN ({FINISHED_STATUSES}) AND o.updated_at < $1
+             WHERE o.redacted_at IS NULL AND o.status IN ({finished}) AND o.updated_at < $1
                AND (o.updated_at > $2 OR (o.updated_at = $2 AND o.id > $3))
              ORDER BY o.updated_at, o.id LIMIT $4"
         )))
@@ -191,9 +187,10 @@ impl Store {
     /// deferred, due before it too), after the cursor: nobody acted on them, and they keep a
     /// whole request.
     pub async fn stale_waiting_jobs(&self, before: i64, after: &Cursor, limit: i64) -> Result<Vec<StaleJob>> {
+        let waiting = waiting_statuses();
         Ok(sqlx::query_as(dynamic(format!(
             "SELECT id, case_ref, updated_at, request_json FROM outreach
-             WHERE redacted_at IS NULL AND status IN ({WAITING_STATUSES}) AND updated_at < $1
+             WHERE redacted_at IS NULL AND status IN ({waiting}) AND updated_at < $1
                AND (not_before IS NULL OR not_before < $1)
                AND (updated_at > $2 OR (updated_at = $2 AND id > $3))
              ORDER BY updated_at, id LIMIT $4"
@@ -206,12 +203,13 @@ impl Store {
         .await?)
     }
 
-    /// Close a job that waited too long: `cancelled`, with an `expired` event (not a
-    /// cancellation: its last decision stays what the reports count it by). False when it moved on.
+    /// Close a job that waited too long: `cancelled`, its last decision left as it is (the
+    /// reports count it by that). False when it moved on.
     pub async fn expire_waiting_job(&self, conn: &mut AnyConnection, job: &StaleJob, now: i64) -> Result<bool> {
+        let waiting = waiting_statuses();
         let n = sqlx::query(dynamic(format!(
             "UPDATE outreach SET status = 'cancelled', updated_at = $3
-             WHERE id = $1 AND updated_at = $2 AND status IN ({WAITING_STATUSES})"
+             WHERE id = $1 AND updated_at = $2 AND status IN ({waiting})"
         )))
         .bind(&job.id)
         .bind(job.updated_at)
@@ -219,12 +217,6 @@ impl Store {
         .execute(&mut *conn)
         .await?
         .rows_affected();
-        if n == 1 {
-            Event::new(&job.case_ref, now, super::super::retention::ACTOR, EventType::Expired)
-                .outreach(&job.id)
-                .append(conn)
-                .await?;
-        }
         Ok(n == 1)
     }
 
@@ -306,9 +298,10 @@ impl Store {
     /// job can never be decided again.
     /// Its fingerprint (`request_hash`) goes too: a repeat of its `request_id` is then a conflict.
     pub async fn redact_outreach(&self, conn: &mut AnyConnection, id: &str, reduced: &str, now: i64) -> Result<bool> {
+        let finished = finished_statuses();
         let n = sqlx::query(dynamic(format!(
             "UPDATE outreach SET request_json = $2, request_hash = '', redacted_at = $3
-             WHERE id = $1 AND redacted_at IS NULL AND status IN ({FINISHED_STATUSES})"
+             WHERE id = $1 AND redacted_at IS NULL AND status IN ({finished})"
         )))
         .bind(id)
         .bind(reduced)
@@ -319,31 +312,31 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Erase a case on request: cancel what is not sent, remove every piece of personal data,
-    /// and move what is left (codes, times, counts) under an anonymous reference, so that the
-    /// reports still add up and nothing leads back to the person. Refused (Conflict) while a
-    /// message of the case is being handed to a provider. None when the case is unknown.
-    pub async fn erase_case(&self, case_ref: &str, now: i64, actor: &str) -> Result<Option<Erased>> {
-        if self.case(case_ref).await?.is_none() {
-            return Ok(None);
-        }
-        // Stop anything queued first, so that no worker picks a job up while we erase.
-        self.cancel_case(case_ref, now, actor).await?;
-        let mut tx = self.begin().await?;
-        let sending: i64 = sqlx::query_scalar(
+    /// Messages of a case a worker is handing to a provider right now (their lease runs).
+    pub async fn case_messages_in_flight(&self, conn: &mut AnyConnection, case_ref: &str, now: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM messages WHERE case_ref = $1 AND status = 'sending' AND claimed_until >= $2",
         )
         .bind(case_ref)
         .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        if sending > 0 {
-            return Err(StoreError::Conflict("a message of this case is being sent; try again shortly".into()));
-        }
-        let anonymous_ref = super::new_id("erased");
+        .fetch_one(&mut *conn)
+        .await?)
+    }
+
+    /// Erase a case's rows: every piece of personal data goes, and what is left (codes, times,
+    /// counts) moves under `anonymous_ref`, so that the reports still add up and nothing leads
+    /// back to the person. Returns the ids of the case's messages (their copies outside the
+    /// database go too).
+    pub async fn erase_case_rows(
+        &self,
+        conn: &mut AnyConnection,
+        case_ref: &str,
+        anonymous_ref: &str,
+        now: i64,
+    ) -> Result<Vec<String>> {
         let message_ids: Vec<String> = sqlx::query_scalar("SELECT id FROM messages WHERE case_ref = $1")
             .bind(case_ref)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
         // Replies from the victim's numbers that matched no case (sent before any message, or
         // after a later message to another number) hold their words and number too.
@@ -357,7 +350,7 @@ impl Store {
         )
         .bind(case_ref)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         // The new case row first (foreign keys), then everything that points at the old one.
         sqlx::query(
@@ -366,9 +359,9 @@ impl Store {
              FROM cases WHERE case_ref = $1",
         )
         .bind(case_ref)
-        .bind(&anonymous_ref)
+        .bind(anonymous_ref)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         // The request goes whole; its id (which the triage system may have built from the case
         // reference) and the stored answer (which names the case) are replaced.
@@ -388,13 +381,13 @@ impl Store {
                WHERE case_ref = $1",
         ];
         for sql in moved_and_redacted {
-            sqlx::query(sql).bind(case_ref).bind(&anonymous_ref).bind(now).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(case_ref).bind(anonymous_ref).bind(now).execute(&mut *conn).await?;
         }
         // The victim's own numbers go; a number recorded as someone else's (a suspect's) stays,
         // keyed, so that rule 7 still protects other victims from it.
         sqlx::query("DELETE FROM case_phones WHERE case_ref = $1 AND is_victims = 1")
             .bind(case_ref)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         let moved = [
             "UPDATE case_phones SET case_ref = $2 WHERE case_ref = $1",
@@ -402,7 +395,7 @@ impl Store {
             "UPDATE events SET case_ref = $2 WHERE case_ref = $1",
         ];
         for sql in moved {
-            sqlx::query(sql).bind(case_ref).bind(&anonymous_ref).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(case_ref).bind(anonymous_ref).execute(&mut *conn).await?;
         }
         // Suppressions stay (an opt-out must be honoured), no longer linked to the case; then the
         // old case row, which nothing points at any more, goes.
@@ -414,14 +407,8 @@ impl Store {
             "DELETE FROM cases WHERE case_ref = $1",
         ];
         for sql in last {
-            sqlx::query(sql).bind(case_ref).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(case_ref).execute(&mut *conn).await?;
         }
-        Event::new(&anonymous_ref, now, actor, EventType::Redacted)
-            .reason("erasure")
-            .detail(serde_json::json!({ "what": "case" }))
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(Erased { anonymous_ref, message_ids }))
+        Ok(message_ids)
     }
 }

@@ -1,16 +1,12 @@
-//! The staff review queue: what the gateway held back, open alerts, and the actions staff take on
-//! them. Every action records who did it and the reason they gave (a staff note) on the timeline.
+//! The staff review queue: what the gateway held back, open alerts and replies from unknown
+//! numbers, and the rows staff actions write (notes, acknowledgements). The actions themselves
+//! are `service::review`.
 
-use serde_json::json;
 use sqlx::AnyConnection;
 
-use super::events::{Event, EventRow};
-use super::replies::SuppressionKind;
-use super::{OutreachRecord, Result, Store, StoreError, new_id};
-use crate::domain::event::EventType;
-
-/// Job statuses that wait for a person.
-const REVIEW_STATUSES: [&str; 2] = ["held", "dead_lettered"];
+use super::events::EventRow;
+use super::{Result, Store, dynamic, new_id};
+use crate::domain::JobStatus;
 
 #[derive(sqlx::FromRow)]
 struct AlertRow {
@@ -71,20 +67,73 @@ pub struct UnmatchedReply {
 
 /// Why a job waits for review: its hold reason (a policy reason or `render_failed`), or
 /// `dead_lettered`.
-pub fn review_code(status: &str, reason: Option<&str>) -> String {
-    if status == "dead_lettered" {
-        return "dead_lettered".into();
+pub fn review_code(status: JobStatus, reason: Option<&str>) -> String {
+    if status == JobStatus::DeadLettered {
+        return status.to_string();
     }
-    reason.unwrap_or("held").to_string()
+    reason.unwrap_or(JobStatus::Held.as_str()).to_string()
 }
 
 impl Store {
+    /// The case of an alert event, inside a transaction.
+    pub async fn alert_case(&self, conn: &mut AnyConnection, event_id: i64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT case_ref FROM events WHERE id = $1 AND type = 'alert'")
+            .bind(event_id)
+            .fetch_optional(&mut *conn)
+            .await?)
+    }
+
+    /// Record that staff acknowledged an alert. False when it was acknowledged already.
+    pub async fn insert_alert_acknowledgement(
+        &self,
+        conn: &mut AnyConnection,
+        event_id: i64,
+        actor: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO alert_acknowledgements (event_id, actor, at) VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(actor)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// Mark a reply that matched no case reviewed, with who and why. False when it is not such a
+    /// reply waiting for review.
+    pub async fn set_unmatched_reply_reviewed(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        actor: &str,
+        note: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE replies SET reviewed_at = $2, reviewed_by = $3, review_note = $4
+             WHERE id = $1 AND case_ref IS NULL AND reviewed_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(actor)
+        .bind(note)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
     /// Everything that waits for a person, in brief: enough to rank and count it all without
     /// loading it, so that the queue can put the most urgent first however long it grows.
     pub async fn waiting_for_review(&self) -> Result<Vec<Waiting>> {
-        let jobs: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT id, status, reason, updated_at FROM outreach WHERE status IN ('held', 'dead_lettered')",
-        )
+        let review = JobStatus::sql_list(&[JobStatus::Held, JobStatus::DeadLettered]);
+        let jobs: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(dynamic(format!(
+            "SELECT id, status, reason, updated_at FROM outreach WHERE status IN ({review})"
+        )))
         .fetch_all(&self.pool)
         .await?;
         let alerts: Vec<(i64, Option<String>, i64)> = sqlx::query_as(
@@ -99,7 +148,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let jobs = jobs.into_iter().map(|(id, status, reason, at)| Waiting {
-            code: review_code(&status, reason.as_deref()),
+            code: review_code(JobStatus::parse(&status).unwrap_or(JobStatus::Held), reason.as_deref()),
             item: WaitingItem::Job(id),
             at,
         });
@@ -157,27 +206,6 @@ impl Store {
         .await?)
     }
 
-    /// Staff have dealt with a reply that matched no case: it leaves the review queue, with who
-    /// did it and the reason they gave.
-    pub async fn acknowledge_unmatched_reply(&self, id: &str, actor: &str, note: &str, now: i64) -> Result<()> {
-        let updated = sqlx::query(
-            "UPDATE replies SET reviewed_at = $2, reviewed_by = $3, review_note = $4
-             WHERE id = $1 AND case_ref IS NULL AND reviewed_at IS NULL",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(actor)
-        .bind(note)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        match (updated, self.unmatched_reply(id).await?) {
-            (1, _) => Ok(()),
-            (_, Some(_)) => Err(StoreError::Conflict("this reply was acknowledged already".into())),
-            (_, None) => Err(StoreError::NotFound),
-        }
-    }
-
     pub async fn is_acknowledged(&self, event_id: i64) -> Result<bool> {
         Ok(sqlx::query_scalar::<_, i64>("SELECT event_id FROM alert_acknowledgements WHERE event_id = $1")
             .bind(event_id)
@@ -194,7 +222,7 @@ impl Store {
             .await?)
     }
 
-    async fn add_note(
+    pub async fn add_note(
         &self,
         conn: &mut AnyConnection,
         case_ref: &str,
@@ -214,115 +242,11 @@ impl Store {
         Ok(id)
     }
 
-    /// Lock a job that waits for review, or say why not.
-    async fn job_under_review(&self, conn: &mut AnyConnection, id: &str) -> Result<OutreachRecord> {
-        let job = self.outreach_for_update(conn, id).await?.ok_or(StoreError::NotFound)?;
-        if REVIEW_STATUSES.contains(&job.status.as_str()) {
-            Ok(job)
-        } else {
-            Err(StoreError::Conflict(format!("this job is {} now, not waiting for review", job.status)))
-        }
-    }
-
-    /// Release a held or dead-lettered job: it goes back to `queued` with a fresh count of
-    /// attempts and onto the outbox, so the worker decides again with the policy, exactly as for
-    /// any job, and sends only if the rules now allow it.
-    pub async fn release_outreach(&self, id: &str, actor: &str, note: &str, now: i64) -> Result<OutreachRecord> {
-        let mut tx = self.begin().await?;
-        let job = self.job_under_review(&mut tx, id).await?;
-        let note_id = self.add_note(&mut tx, &job.case_ref, actor, note, now).await?;
-        self.back_to_work(&mut tx, &job.id, now).await?;
-        Event::new(&job.case_ref, now, actor, EventType::Released)
-            .outreach(&job.id)
-            .reason("staff_release")
-            .detail(json!({ "note_id": note_id, "was": job.status }))
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        Ok(job)
-    }
-
-    /// Cancel a job waiting for review.
-    pub async fn cancel_for_review(&self, id: &str, actor: &str, note: &str, now: i64) -> Result<OutreachRecord> {
-        let mut tx = self.begin().await?;
-        let job = self.job_under_review(&mut tx, id).await?;
-        if self.cancel_job(&mut tx, &job, now, actor).await? != super::Cancel::Cancelled {
-            return Err(StoreError::Conflict("its message is being handed to a provider right now".into()));
-        }
-        let note_id = self.add_note(&mut tx, &job.case_ref, actor, note, now).await?;
-        Event::new(&job.case_ref, now, actor, EventType::StaffAction)
-            .outreach(&job.id)
-            .reason("cancel")
-            .detail(json!({ "note_id": note_id }))
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        Ok(job)
-    }
-
-    /// Suppress a number as unsafe on staff's word. `key` is its keyed hash (`address_key`).
-    /// `about` says what the staff member was looking at (an outreach or an alert id).
-    pub async fn mark_unsafe(
-        &self,
-        case_ref: &str,
-        key: &str,
-        about: serde_json::Value,
-        actor: &str,
-        note: &str,
-        now: i64,
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let note_id = self.add_note(&mut tx, case_ref, actor, note, now).await?;
-        self.suppress_key(&mut tx, key, SuppressionKind::Unsafe, Some(case_ref), now).await?;
-        Event::new(case_ref, now, actor, EventType::Suppressed).reason("unsafe").append(&mut tx).await?;
-        let mut detail = json!({ "note_id": note_id });
-        if let (Some(d), serde_json::Value::Object(about)) = (detail.as_object_mut(), about) {
-            d.extend(about);
-        }
-        Event::new(case_ref, now, actor, EventType::StaffAction)
-            .reason("mark_unsafe")
-            .detail(detail)
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// The keyed hash of the number a reply came from.
     pub async fn reply_from_key(&self, reply_id: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT from_key FROM replies WHERE id = $1")
             .bind(reply_id)
             .fetch_optional(&self.pool)
             .await?)
-    }
-
-    /// Acknowledge an alert: it leaves the queue; the note goes on the case's timeline.
-    pub async fn acknowledge_alert(&self, event_id: i64, actor: &str, note: &str, now: i64) -> Result<String> {
-        let mut tx = self.begin().await?;
-        let case_ref: String = sqlx::query_scalar("SELECT case_ref FROM events WHERE id = $1 AND type = 'alert'")
-            .bind(event_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let inserted = sqlx::query(
-            "INSERT INTO alert_acknowledgements (event_id, actor, at) VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(event_id)
-        .bind(actor)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            return Err(StoreError::Conflict("this alert was acknowledged already".into()));
-        }
-        let note_id = self.add_note(&mut tx, &case_ref, actor, note, now).await?;
-        Event::new(&case_ref, now, actor, EventType::StaffAction)
-            .reason("acknowledge")
-            .detail(json!({ "note_id": note_id, "alert_event_id": event_id }))
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        Ok(case_ref)
     }
 }

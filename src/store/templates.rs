@@ -1,5 +1,5 @@
 //! Template versions: immutable once submitted; states draft → submitted → approved/rejected →
-//! retired. The rules (checks, four eyes) are in `crate::templates::workflow`; this is storage.
+//! retired. The rules (checks, four eyes) are in `service::templates`; this is storage.
 
 use super::{Result, Store, StoreError, dynamic, new_id};
 use crate::domain::codes;

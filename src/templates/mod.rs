@@ -1,7 +1,7 @@
 //! Message templates: the source-file format of `message_templates/`, strict rendering, and the
 //! checks a version must pass before it can be submitted for approval.
 //!
-//! Everything here is pure (no database); the store-backed approval workflow lives beside it.
+//! Everything here is pure (no database); the store-backed approval workflow is `service::templates`.
 //!
 //! The template language is a deliberately small part of Handlebars, so that a non-programmer can
 //! edit templates and a checker can see everything they do (see `message_templates/README.md`):
@@ -26,7 +26,7 @@ mod check;
 mod defaults;
 mod render;
 mod source;
-pub mod workflow;
+mod structure;
 
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ use handlebars::{Handlebars, RenderError, RenderErrorReason};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use super::structure::compile_message;
 use super::{TemplateContent, TemplateError};
 use crate::domain::Channel;
 use crate::domain::sms::{SmsInfo, analyse, downgrade_to_gsm};
@@ -127,7 +128,7 @@ fn fill(
 ) -> Result<String, TemplateError> {
     // Staff-written wording is checked before handlebars sees it: partials that include each
     // other, or deep nesting, would otherwise overflow the stack and abort the whole process.
-    super::check::structure_problem(part, template)?;
+    super::structure::structure_problem(part, template)?;
     registry.render_template(template, data).map_err(|e| render_error(part, &e))
 }
 
@@ -148,13 +149,6 @@ fn render_error(part: &'static str, error: &RenderError) -> TemplateError {
         }
         // Other reasons come from the template's own structure (no data values in them).
         reason => TemplateError::Render { part, message: format!("{reason}{at}") },
-    }
-}
-
-pub(super) fn compile_message(error: &handlebars::TemplateError) -> String {
-    match error.pos() {
-        Some((line, column)) => format!("{} (line {line}, column {column})", error.reason()),
-        None => error.reason().to_string(),
     }
 }
 

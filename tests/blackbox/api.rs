@@ -79,7 +79,7 @@ on_backends! {
             read(app.http.post(app.url("/v1/outreach")).bearer_auth("sr_nope").json(&body).send().await.unwrap()).await;
         assert_eq!(bad_key.0, StatusCode::UNAUTHORIZED);
         let now = app.state.clock.now_ms();
-        let reader = app.state.store.create_api_key("reader", &["cases:read".into()], now, "cli").await.unwrap();
+        let reader = safereach::service::accounts::create_api_key(&app.state.store, "reader", &["cases:read".into()], now, "cli").await.unwrap();
         let wrong_scope =
             read(app.http.post(app.url("/v1/outreach")).bearer_auth(&reader).json(&body).send().await.unwrap()).await;
         assert_eq!(wrong_scope.0, StatusCode::FORBIDDEN);
@@ -90,7 +90,7 @@ on_backends! {
         assert_eq!(status, StatusCode::ACCEPTED);
         let read_case = read(app.http.get(app.url("/v1/cases/AUTH-1")).bearer_auth(&reader).send().await.unwrap()).await;
         assert_eq!(read_case.0, StatusCode::OK);
-        let writer = app.state.store.create_api_key("writer", &["outreach:write".into()], now, "cli").await.unwrap();
+        let writer = safereach::service::accounts::create_api_key(&app.state.store, "writer", &["outreach:write".into()], now, "cli").await.unwrap();
         let denied = read(app.http.get(app.url("/v1/cases/AUTH-1")).bearer_auth(&writer).send().await.unwrap()).await;
         assert_eq!(denied.0, StatusCode::FORBIDDEN);
         app.stop().await;

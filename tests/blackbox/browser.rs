@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
-use safereach::templates::workflow;
+use safereach::service::templates as workflow;
 use serde_json::{Value, json};
 
 use crate::common::{
@@ -418,7 +418,7 @@ async fn wrong_passwords_slow_a_login_down_and_forged_forms_are_refused() {
 async fn an_admin_unlocks_accounts_and_creates_accounts_and_api_keys() {
     let app = spawn_at(MONDAY_10AM).await;
     let store = &app.state.store;
-    safereach::staff::create_account(store, "test.admin", "admin", PASSWORD, 0, "cli").await.unwrap();
+    safereach::service::accounts::create_account(store, "test.admin", "admin", PASSWORD, 0, "cli").await.unwrap();
     // Someone guessed the author's password from this browser's address: slowed for 15 minutes.
     store.record_failed_login(AUTHOR, "127.0.0.1", app.state.clock.now_ms(), |_| 15 * 60_000).await.unwrap();
     let Some(b) = Browser::start(&app).await else { return };

@@ -197,21 +197,23 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let token = state.webhooks.sandbox.clone().unwrap_or_default();
     let store = &state.store;
     let now = state.clock.now_ms();
-    safereach::staff::create_account(store, AUTHOR, "author", PASSWORD, now, "cli").await.unwrap();
-    safereach::staff::create_account(store, APPROVER, "approver", PASSWORD, now, "cli").await.unwrap();
+    safereach::service::accounts::create_account(store, AUTHOR, "author", PASSWORD, now, "cli").await.unwrap();
+    safereach::service::accounts::create_account(store, APPROVER, "approver", PASSWORD, now, "cli").await.unwrap();
     if options.approve_templates {
         let sources: Vec<_> = safereach::templates::load_dir(&templates_dir())
             .unwrap()
             .into_iter()
             .filter(|s| options.welsh || s.language == "en")
             .collect();
-        safereach::templates::workflow::load_sources(store, &sources, AUTHOR, now).await.unwrap();
-        safereach::templates::workflow::approve_submitted(store, None, APPROVER, now).await.unwrap();
+        safereach::service::templates::load_sources(store, &sources, AUTHOR, now).await.unwrap();
+        safereach::service::templates::approve_submitted(store, None, APPROVER, now).await.unwrap();
     }
     // The tests' own key may go as fast as a test drives it (the rate limit has tests of its own).
     let unlimited = safereach::store::KeyOptions { test: false, rate_limit: u32::MAX };
     let scopes = ["outreach:write".into(), "cases:read".into(), "reports:read".into()];
-    let key = store.create_api_key_with("triage", &scopes, unlimited, now, "cli").await.unwrap();
+    let key = safereach::service::accounts::create_api_key_with(store, "triage", &scopes, unlimited, now, "cli")
+        .await
+        .unwrap();
     TestApp {
         base: format!("http://{}", running.addr.expect("serves HTTP")),
         state,
@@ -372,7 +374,15 @@ impl TestApp {
     /// An API key with these scopes only.
     pub async fn key_with(&self, scopes: &[&str]) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        self.state.store.create_api_key("scoped", &scopes, self.state.clock.now_ms(), "cli").await.unwrap()
+        safereach::service::accounts::create_api_key(
+            &self.state.store,
+            "scoped",
+            &scopes,
+            self.state.clock.now_ms(),
+            "cli",
+        )
+        .await
+        .unwrap()
     }
 
     pub async fn stop(mut self) {

@@ -185,33 +185,54 @@ async fn staff_notes_go_with_retention_and_with_erasure() {
     minor["victim"]["is_under_18"] = json!(true);
     let (_, held) = app.post_outreach(&minor).await;
     let id = held["outreach_id"].as_str().unwrap();
-    store.cancel_for_review(id, "staff:ana", "Spoke to Jonathan's mother at 9 Larkspur Mews", now).await.unwrap();
+    safereach::service::review::cancel_for_review(
+        store,
+        id,
+        "staff:ana",
+        "Spoke to Jonathan's mother at 9 Larkspur Mews",
+        now,
+    )
+    .await
+    .unwrap();
     let (_, other) = app.post_outreach(&crate::common::pretext("note-2", "NOTE-2")).await;
     let mut under = crate::common::pretext("note-3", "NOTE-3");
     under["victim"]["is_under_18"] = json!(true);
     let (_, held3) = app.post_outreach(&under).await;
-    store
-        .cancel_for_review(held3["outreach_id"].as_str().unwrap(), "staff:ana", "Quennell family asked", now)
-        .await
-        .unwrap();
+    safereach::service::review::cancel_for_review(
+        store,
+        held3["outreach_id"].as_str().unwrap(),
+        "staff:ana",
+        "Quennell family asked",
+        now,
+    )
+    .await
+    .unwrap();
     let _ = other;
     // A reply from a number we never texted, acknowledged with a reason that names someone.
     let (_, stranger) =
         app.webhook("/webhooks/sandbox/inbound", &json!({"from": "+447700900999", "body": "is this about Dan?"})).await;
     let reply_id = stranger["reply_id"].as_str().unwrap();
-    store.acknowledge_unmatched_reply(reply_id, "staff:ana", "Rang back: Mrs Quennell's son", now).await.unwrap();
+    safereach::service::review::acknowledge_unmatched_reply(
+        store,
+        reply_id,
+        "staff:ana",
+        "Rang back: Mrs Quennell's son",
+        now,
+    )
+    .await
+    .unwrap();
 
     // Not yet due: the note stays.
-    let config = safereach::retention::RetentionConfig::from_config(&app.state.config);
+    let config = safereach::service::retention::RetentionConfig::from_config(&app.state.config);
     let metrics = &app.state.metrics;
-    safereach::retention::sweep(store, &config, now, metrics).await.unwrap();
+    safereach::service::retention::sweep(store, &config, now, metrics).await.unwrap();
     assert_eq!(
         store.case_notes("NOTE-1").await.unwrap()[0].note.as_deref(),
         Some("Spoke to Jonathan's mother at 9 Larkspur Mews")
     );
     // Eight days on (the default retention is 7 days from when a note was written): the text goes.
     let later = now + 8 * 86_400_000;
-    let swept = safereach::retention::sweep(store, &config, later, metrics).await.unwrap();
+    let swept = safereach::service::retention::sweep(store, &config, later, metrics).await.unwrap();
     assert_eq!(swept.notes, 2, "{swept:?}");
     assert_eq!(store.case_notes("NOTE-1").await.unwrap()[0].note, None);
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM replies WHERE review_note IS NOT NULL OR body IS NOT NULL").await, 0);
@@ -222,11 +243,16 @@ async fn staff_notes_go_with_retention_and_with_erasure() {
     let mut fresh = crate::common::pretext("note-4", "NOTE-4");
     fresh["victim"]["is_under_18"] = json!(true);
     let (_, held4) = app.post_outreach(&fresh).await;
-    store
-        .cancel_for_review(held4["outreach_id"].as_str().unwrap(), "staff:ana", "Marguerite will call", now)
-        .await
-        .unwrap();
-    store.erase_case("NOTE-4", now, "admin").await.unwrap().unwrap();
+    safereach::service::review::cancel_for_review(
+        store,
+        held4["outreach_id"].as_str().unwrap(),
+        "staff:ana",
+        "Marguerite will call",
+        now,
+    )
+    .await
+    .unwrap();
+    safereach::service::erasure::erase_in_database(store, "NOTE-4", now, "admin").await.unwrap().unwrap();
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM staff_notes WHERE note LIKE '%Marguerite%'").await, 0);
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM staff_notes WHERE case_ref = 'NOTE-4'").await, 0);
     app.stop().await;

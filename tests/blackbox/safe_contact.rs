@@ -69,9 +69,9 @@ on_backends! {
         // Retention removes the personal data of what went before (40 days on); the case still
         // remembers, so the pack to the safe phone is the discreet one.
         let store = &app.state.store;
-        let config = safereach::retention::RetentionConfig::from_config(&app.state.config);
+        let config = safereach::service::retention::RetentionConfig::from_config(&app.state.config);
         let later = app.state.clock.now_ms() + 40 * 86_400_000;
-        let swept = safereach::retention::sweep(store, &config, later, &app.state.metrics).await.unwrap();
+        let swept = safereach::service::retention::sweep(store, &config, later, &app.state.metrics).await.unwrap();
         assert!(swept.requests >= 2 && swept.messages >= 1, "{swept:?}");
         let mut safe_pack = job("mem-3", "MEM-1", "information_pack", &["burglary"], safe);
         safe_pack["contact"]["preferred_method"] = json!("sms");
@@ -211,9 +211,9 @@ on_backends! {
         assert!(page.contains("Call attempt"));
 
         // The reason is personal: retention removes it (the not-taken-up period, 7 days).
-        let config = safereach::retention::RetentionConfig::from_config(&app.state.config);
+        let config = safereach::service::retention::RetentionConfig::from_config(&app.state.config);
         let later_ms = app.state.clock.now_ms() + 8 * 86_400_000;
-        let swept = safereach::retention::sweep(&app.state.store, &config, later_ms, &app.state.metrics).await.unwrap();
+        let swept = safereach::service::retention::sweep(&app.state.store, &config, later_ms, &app.state.metrics).await.unwrap();
         assert_eq!(swept.call_reasons, 1, "{swept:?}");
         let (_, case) = app.get_case("DEC-1").await;
         assert_eq!((case["calls"][0]["outcome"].as_str(), case["calls"][0]["reason"].as_str()), (Some("declined"), None));
@@ -280,7 +280,7 @@ on_backends! {
             async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
         };
         assert_eq!(count("SELECT COUNT(*) FROM calls WHERE number_key IS NOT NULL").await, 1);
-        app.state.store.erase_case("WN-1", app.state.clock.now_ms(), "admin").await.unwrap().unwrap();
+        safereach::service::erasure::erase_in_database(&app.state.store, "WN-1", app.state.clock.now_ms(), "admin").await.unwrap().unwrap();
         assert_eq!(count("SELECT COUNT(*) FROM calls WHERE number_key IS NOT NULL").await, 0);
         assert_eq!(count("SELECT COUNT(*) FROM case_categories WHERE case_ref = 'WN-1'").await, 0);
         let (_, d) = app.post_outreach(&elsewhere("+447700900641", "wn-9")).await;
@@ -459,7 +459,7 @@ on_backends! {
         let message_id = case["messages"][0]["id"].as_str().unwrap().to_string();
         let mut tx = app.state.store.begin().await.unwrap();
         app.state.store.mark_sent(&mut tx, &message_id, "sandbox", &message_id, app.state.clock.now_ms()).await.unwrap();
-        app.state.store.set_outreach_status(&mut tx, &first_id, "sent", app.state.clock.now_ms()).await.unwrap();
+        app.state.store.set_outreach_status(&mut tx, &first_id, safereach::domain::JobStatus::Sent, app.state.clock.now_ms()).await.unwrap();
         tx.commit().await.unwrap();
         let (_, answer) = app.post_json(&format!("/v1/outreach/{first_id}/cancel"), &json!({})).await;
         assert_eq!(answer["status"], "sent");
@@ -505,11 +505,11 @@ async fn a_retry_renders_the_wording_approved_now() {
         .into_iter()
         .find(|v| v.name == "priority_pretext" && v.state == "approved")
         .unwrap();
-    let mut source = safereach::templates::workflow::source_of(&v1).unwrap();
+    let mut source = safereach::service::templates::source_of(&v1).unwrap();
     source.content.body = "Hello{{#if first_name}} {{first_name}}{{/if}}, Northgate Victim Care here: we will ring you soon. When suits you? Reply any time.".into();
-    let v2 = safereach::templates::workflow::save_draft(store, &source, AUTHOR, now).await.unwrap();
-    safereach::templates::workflow::submit(store, &v2.id, AUTHOR, now).await.unwrap();
-    safereach::templates::workflow::approve(store, &v2.id, APPROVER, None, now).await.unwrap();
+    let v2 = safereach::service::templates::save_draft(store, &source, AUTHOR, now).await.unwrap();
+    safereach::service::templates::submit(store, &v2.id, AUTHOR, now).await.unwrap();
+    safereach::service::templates::approve(store, &v2.id, APPROVER, None, now).await.unwrap();
 
     // Twilio is back: the retry sends version 2's wording, never the retired one.
     let twilio = TwilioStandIn::start_on(port, shared).await;

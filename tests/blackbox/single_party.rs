@@ -274,7 +274,7 @@ async fn an_admin_cannot_pass_their_own_wording_through_accounts_they_created() 
     let app = spawn_with(Options { clock: Some(MONDAY_10AM.into()), role: Role::Api, ..Options::default() }).await;
     let store = &app.state.store;
     let now = app.state.clock.now_ms();
-    safereach::staff::create_account(store, "test.admin", "admin", PASSWORD, now, "cli").await.unwrap();
+    safereach::service::accounts::create_account(store, "test.admin", "admin", PASSWORD, now, "cli").await.unwrap();
     let mut admin = logged_in(&app, "test.admin", PASSWORD).await;
     for (username, role) in [("mal.author", "author"), ("mal.approver", "approver")] {
         let page = admin
@@ -365,7 +365,7 @@ async fn approval_checks_the_exact_wording_again_and_submitted_wording_is_frozen
     let checked = draft.clone();
     let content =
         safereach::templates::TemplateContent { subject: None, body: "Changed after the check".into(), html: None };
-    safereach::templates::workflow::update_draft(store, &draft.id, &content, AUTHOR).await.unwrap();
+    safereach::service::templates::update_draft(store, &draft.id, &content, AUTHOR).await.unwrap();
     assert!(
         !store.submit_template_version(&checked, now).await.unwrap(),
         "the wording checked is not the wording stored"
@@ -415,7 +415,11 @@ fn the_command_line_approves_only_with_the_approvers_password_and_asks_before_al
     // As any name, without its password: refused, nothing approved.
     let ran = run(dir, &["templates", "approve", "--all", "--as", "bo.approver", "--yes"], &[], "a guess\n");
     assert!(!ran.ok && ran.err.contains("the password is not bo.approver's: nothing was approved"), "{}", ran.err);
-    assert!(ran.out.contains("priority_pretext_discreet (sms, en) v1 by ana.author"), "it lists them first: {}", ran.out);
+    assert!(
+        ran.out.contains("priority_pretext_discreet (sms, en) v1 by ana.author"),
+        "it lists them first: {}",
+        ran.out
+    );
     assert_eq!(approved(), 0);
     let author = [("SAFEREACH_PASSWORD", "an author's password")];
     let ran = run(dir, &["templates", "approve", "--all", "--as", "ana.author", "--yes"], &author, "");

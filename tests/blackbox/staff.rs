@@ -268,7 +268,7 @@ async fn every_post_needs_the_sessions_csrf_token() {
         }
     }
     // Nothing happened: the job is still held, the session still works.
-    assert_eq!(app.state.store.outreach(&id).await.unwrap().unwrap().status, "held");
+    assert_eq!(app.state.store.outreach(&id).await.unwrap().unwrap().status.as_str(), "held");
     assert_eq!(client.get("/staff/review").await.status, StatusCode::OK);
 
     // The login form has its own token: a cross-site login attempt carries no cookie.
@@ -306,7 +306,7 @@ fn login_error(page: &Page) -> String {
 async fn wrong_passwords_slow_the_username_from_that_address_and_never_lock_it() {
     let app = app().await;
     let store = &app.state.store;
-    safereach::staff::create_account(store, "test.admin", "admin", PASSWORD, 0, "cli").await.unwrap();
+    safereach::service::accounts::create_account(store, "test.admin", "admin", PASSWORD, 0, "cli").await.unwrap();
     // The author is at work: guessing at their account does not end their session.
     let mut working = StaffClient::new(&app);
     working.login(AUTHOR, PASSWORD).await;
@@ -412,7 +412,7 @@ async fn password_checks_run_a_few_at_a_time() {
 async fn an_admin_revokes_api_keys_and_disables_accounts() {
     let app = app().await;
     let store = &app.state.store;
-    safereach::staff::create_account(store, "test.admin", "admin", PASSWORD, 0, "cli").await.unwrap();
+    safereach::service::accounts::create_account(store, "test.admin", "admin", PASSWORD, 0, "cli").await.unwrap();
     let mut admin = StaffClient::new(&app);
     admin.login("test.admin", PASSWORD).await;
 
@@ -675,14 +675,14 @@ on_backends! {
         let a = held["outreach_id"].as_str().unwrap().to_string();
         let store = &app.state.store;
         let now = app.state.clock.now_ms();
-        safereach::templates::workflow::load_dir(store, &crate::common::templates_dir(), AUTHOR, now).await.unwrap();
-        safereach::templates::workflow::approve_submitted(store, None, APPROVER, now).await.unwrap();
+        safereach::service::templates::load_dir(store, &crate::common::templates_dir(), AUTHOR, now).await.unwrap();
+        safereach::service::templates::approve_submitted(store, None, APPROVER, now).await.unwrap();
         let (_, later) = app.post_outreach(&pretext("dup-b", "DUP-1")).await;
         assert_eq!(later["decision"]["outcome"], "send");
         let b = later["outreach_id"].as_str().unwrap().to_string();
 
         assert!(matches!(app.state.worker().process(&b).await.unwrap(), safereach::worker::Processed::Sent { .. }));
-        store.release_outreach(&a, &format!("staff:{AUTHOR}"), "wording approved", now).await.unwrap();
+        safereach::service::review::release_outreach(store, &a, &format!("staff:{AUTHOR}"), "wording approved", now).await.unwrap();
         let processed = format!("{:?}", app.state.worker().process(&a).await.unwrap());
         assert_eq!(processed, "Decided(Block(Duplicate))");
         assert_eq!(app.sent_sms().len(), 1, "one pre-text for the referral");
@@ -779,12 +779,12 @@ on_backends! {
                 .unwrap()
         };
         assert!(body_of_b().await.is_some());
-        let config = safereach::retention::RetentionConfig::from_config(&app.state.config);
+        let config = safereach::service::retention::RetentionConfig::from_config(&app.state.config);
         let later = app.state.clock.now_ms() + 40 * 86_400_000;
-        safereach::retention::sweep(store, &config, later, &app.state.metrics).await.unwrap();
+        safereach::service::retention::sweep(store, &config, later, &app.state.metrics).await.unwrap();
         assert_eq!(body_of_b().await, None, "the cancelled job's message is redacted");
         // And the case can be erased (nothing is being sent).
-        assert!(store.erase_case("DOUBT-B", app.state.clock.now_ms(), "admin").await.unwrap().is_some());
+        assert!(safereach::service::erasure::erase_in_database(store, "DOUBT-B", app.state.clock.now_ms(), "admin").await.unwrap().is_some());
         app.stop().await;
     }
 }
@@ -797,8 +797,8 @@ async fn a_released_job_that_is_sent_reads_as_sent_in_the_api() {
     let id = answer["outreach_id"].as_str().unwrap().to_string();
     let store = &app.state.store;
     let now = app.state.clock.now_ms();
-    safereach::templates::workflow::load_dir(store, &crate::common::templates_dir(), AUTHOR, now).await.unwrap();
-    safereach::templates::workflow::approve_submitted(store, None, APPROVER, now).await.unwrap();
+    safereach::service::templates::load_dir(store, &crate::common::templates_dir(), AUTHOR, now).await.unwrap();
+    safereach::service::templates::approve_submitted(store, None, APPROVER, now).await.unwrap();
     let mut client = StaffClient::new(&app);
     client.login(AUTHOR, PASSWORD).await;
     client.get("/staff/review").await;

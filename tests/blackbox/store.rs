@@ -6,10 +6,11 @@
 use safereach::config::Config;
 use safereach::domain::policy::{PolicyConfig, decide};
 use safereach::domain::{MessageStatus, OutreachRequest};
-use safereach::store::{
-    AcceptInput, AcceptResult, Cancel, Claim, MessageKey, NewVersion, Requeue, StatusChange, Store, SuppressionKind,
-    TemplateState,
-};
+use safereach::service::accept::{AcceptInput, AcceptResult};
+use safereach::service::cancel::Cancel;
+use safereach::service::dead_letters::Requeue;
+use safereach::service::statuses::StatusChange;
+use safereach::store::{Claim, MessageKey, NewVersion, Store, SuppressionKind, TemplateState};
 use serde_json::{Value, json};
 
 use crate::common::{current_backend, pretext, use_backend};
@@ -47,7 +48,11 @@ async fn accept(store: &Store, body: &Value, hash: &str) -> AcceptResult {
         test: false,
     };
     let now = safereach::time::from_ms(NOW);
-    store.accept_outreach(input, |history| decide(&req, history, now, &PolicyConfig::default())).await.unwrap()
+    safereach::service::accept::accept_outreach(store, input, |history| {
+        decide(&req, history, now, &PolicyConfig::default())
+    })
+    .await
+    .unwrap()
 }
 
 fn outcome(result: &AcceptResult) -> (String, Option<String>) {
@@ -69,12 +74,14 @@ fn created_id(result: &AcceptResult) -> String {
 
 async fn approve_all(store: &Store) {
     let dir = crate::common::templates_dir();
-    safereach::staff::create_account(store, "a.author", "author", "a long test password", NOW, "cli").await.unwrap();
-    safereach::staff::create_account(store, "a.approver", "approver", "a long test password", NOW, "cli")
+    safereach::service::accounts::create_account(store, "a.author", "author", "a long test password", NOW, "cli")
         .await
         .unwrap();
-    safereach::templates::workflow::load_dir(store, &dir, "a.author", NOW).await.unwrap();
-    safereach::templates::workflow::approve_submitted(store, None, "a.approver", NOW).await.unwrap();
+    safereach::service::accounts::create_account(store, "a.approver", "approver", "a long test password", NOW, "cli")
+        .await
+        .unwrap();
+    safereach::service::templates::load_dir(store, &dir, "a.author", NOW).await.unwrap();
+    safereach::service::templates::approve_submitted(store, None, "a.approver", NOW).await.unwrap();
 }
 
 async fn count(store: &Store, sql: &str) -> i64 {
@@ -274,18 +281,18 @@ on_backends! {
         store.mark_sent(&mut tx, &message, "sandbox", &message, NOW).await.unwrap();
         tx.commit().await.unwrap();
         let moved = |c: &StatusChange| matches!(c, StatusChange::Moved { .. });
-        assert!(moved(&store.apply_status("sandbox", None, MessageKey::Provider(&message), MessageStatus::Delivered, None, NOW + 1).await.unwrap()));
+        assert!(moved(&safereach::service::statuses::apply_status(store, "sandbox", None, MessageKey::Provider(&message), MessageStatus::Delivered, None, NOW + 1).await.unwrap()));
         for late in [MessageStatus::Sent, MessageStatus::Failed, MessageStatus::Delivered] {
-            let change = store.apply_status("sandbox", None, MessageKey::Provider(&message), late, None, NOW + 2).await.unwrap();
+            let change = safereach::service::statuses::apply_status(store, "sandbox", None, MessageKey::Provider(&message), late, None, NOW + 2).await.unwrap();
             assert!(matches!(change, StatusChange::Ignored { .. }), "{late:?}: {change:?}");
         }
         assert_eq!(
-            store.apply_status("sandbox", None, MessageKey::Ours("msg_nope"), MessageStatus::Delivered, None, NOW).await.unwrap(),
+            safereach::service::statuses::apply_status(store, "sandbox", None, MessageKey::Ours("msg_nope"), MessageStatus::Delivered, None, NOW).await.unwrap(),
             StatusChange::UnknownMessage
         );
         // A bounce names an email: this SMS is not one.
         assert_eq!(
-            store.apply_status("smtp", None, MessageKey::Email(&message), MessageStatus::Bounced, None, NOW + 3).await.unwrap(),
+            safereach::service::statuses::apply_status(store, "smtp", None, MessageKey::Email(&message), MessageStatus::Bounced, None, NOW + 3).await.unwrap(),
             StatusChange::UnknownMessage
         );
         let stored = store.message(&message).await.unwrap().unwrap();
@@ -347,12 +354,12 @@ on_backends! {
         let message = message_for(store, &id, "D-1").await;
         store.delete_jobs(&store.claim_due_jobs(NOW, 1_000, 10).await.unwrap().into_iter().map(|j| j.id).collect::<Vec<_>>()).await.unwrap();
         assert_eq!(store.dead_letter_count().await.unwrap(), 0);
-        assert!(matches!(store.requeue_dead_letter(&id, NOW, "staff").await.unwrap(), Requeue::NotDeadLettered(s) if s == "queued"));
-        assert!(matches!(store.requeue_dead_letter("out_nope", NOW, "staff").await.unwrap(), Requeue::NotFound));
+        assert!(matches!(safereach::service::dead_letters::requeue_dead_letter(store, &id, NOW, "staff").await.unwrap(), Requeue::NotDeadLettered(s) if s.as_str() == "queued"));
+        assert!(matches!(safereach::service::dead_letters::requeue_dead_letter(store, "out_nope", NOW, "staff").await.unwrap(), Requeue::NotFound));
         // A send interrupted mid-way: the worker dead-letters it (see worker::dead_letter_in_doubt).
         assert_eq!(store.claim_message(&message, NOW, 1_000).await.unwrap(), Claim::Claimed);
         let mut tx = store.begin().await.unwrap();
-        store.set_outreach_status(&mut tx, &id, "dead_lettered", NOW).await.unwrap();
+        store.set_outreach_status(&mut tx, &id, safereach::domain::JobStatus::DeadLettered, NOW).await.unwrap();
         safereach::store::Event::new("D-1", NOW, "worker", safereach::domain::event::EventType::DeadLettered)
             .outreach(&id)
             .reason("send_interrupted")
@@ -364,7 +371,7 @@ on_backends! {
         let listed = store.dead_letters(10).await.unwrap();
         assert_eq!((listed[0].outreach_id.as_str(), listed[0].reason.as_deref()), (id.as_str(), Some("send_interrupted")));
 
-        let Requeue::Requeued(job) = store.requeue_dead_letter(&id, NOW + 5, "api:staff").await.unwrap() else {
+        let Requeue::Requeued(job) = safereach::service::dead_letters::requeue_dead_letter(store, &id, NOW + 5, "api:staff").await.unwrap() else {
             panic!("requeued")
         };
         assert_eq!((job.status.as_str(), job.attempts), ("queued", 0));
@@ -386,21 +393,21 @@ on_backends! {
         // Cancelled after its message was prepared, before a worker claimed it: never claimed.
         let first = created_id(&accept(store, &pretext("c-1", "C-1"), "a").await);
         let message = message_for(store, &first, "C-1").await;
-        let (job, done) = store.cancel_outreach(&first, NOW, "api:t").await.unwrap().unwrap();
+        let (job, done) = safereach::service::cancel::cancel_outreach(store, &first, NOW, "api:t").await.unwrap().unwrap();
         assert_eq!((job.status.as_str(), done), ("cancelled", Cancel::Cancelled));
         assert_eq!(store.claim_message(&message, NOW, 5_000).await.unwrap(), Claim::Done);
         // Claimed first: the send goes on, and the cancel says it is too late.
         let second = created_id(&accept(store, &pretext("c-2", "C-2"), "b").await);
         let message = message_for(store, &second, "C-2").await;
         assert_eq!(store.claim_message(&message, NOW, 5_000).await.unwrap(), Claim::Claimed);
-        let (job, done) = store.cancel_outreach(&second, NOW, "api:t").await.unwrap().unwrap();
+        let (job, done) = safereach::service::cancel::cancel_outreach(store, &second, NOW, "api:t").await.unwrap().unwrap();
         assert_eq!((job.status.as_str(), done), ("queued", Cancel::TooLate));
         // Racing each other, exactly one wins.
         for i in 0..10 {
             let case = format!("R-{i}");
             let id = created_id(&accept(store, &pretext(&format!("r-{i}"), &case), &case).await);
             let message = message_for(store, &id, &case).await;
-            let (claim, cancel) = tokio::join!(store.claim_message(&message, NOW, 5_000), store.cancel_outreach(&id, NOW, "api:t"));
+            let (claim, cancel) = tokio::join!(store.claim_message(&message, NOW, 5_000), safereach::service::cancel::cancel_outreach(store, &id, NOW, "api:t"));
             let claimed = claim.unwrap() == Claim::Claimed;
             let cancelled = cancel.unwrap().unwrap().1 == Cancel::Cancelled;
             assert!(claimed != cancelled, "claimed {claimed}, cancelled {cancelled}");

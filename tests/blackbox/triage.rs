@@ -134,7 +134,16 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after_and_others_carry_on
     let app = spawn_with(Options { clock: Some(MONDAY_10AM.into()), ..Options::default() }).await;
     let now = app.state.clock.now_ms();
     let options = safereach::store::KeyOptions { test: false, rate_limit: 3 };
-    let slow = app.state.store.create_api_key_with("slow", &["cases:read".into()], options, now, "test").await.unwrap();
+    let slow = safereach::service::accounts::create_api_key_with(
+        &app.state.store,
+        "slow",
+        &["cases:read".into()],
+        options,
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
     for _ in 0..3 {
         assert_eq!(get_with(&app, &slow, "/v1/outreach/out_x").await.0, StatusCode::NOT_FOUND);
     }
@@ -175,7 +184,16 @@ async fn a_test_keys_sms_goes_to_the_sandbox_while_twilio_is_configured_and_stay
     let now = app.state.clock.now_ms();
     let options = safereach::store::KeyOptions { test: true, rate_limit: 3000 };
     let scopes = ["outreach:write".to_string(), "cases:read".to_string()];
-    let test_key = app.state.store.create_api_key_with("triage-test", &scopes, options, now, "test").await.unwrap();
+    let test_key = safereach::service::accounts::create_api_key_with(
+        &app.state.store,
+        "triage-test",
+        &scopes,
+        options,
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
 
     let mut live = pretext("mix-live", "MIX-LIVE");
     live["contact"]["phones"][0]["number"] = json!("+447700900556");
@@ -240,7 +258,16 @@ async fn a_test_job_on_a_live_case_does_not_block_the_live_pretext_as_a_duplicat
     let app = spawn_with(Options { clock: Some(MONDAY_10AM.into()), ..Options::default() }).await;
     let now = app.state.clock.now_ms();
     let options = safereach::store::KeyOptions { test: true, rate_limit: 3000 };
-    let test_key = app.state.store.create_api_key_with("t", &["outreach:write".into()], options, now, "test").await.unwrap();
+    let test_key = safereach::service::accounts::create_api_key_with(
+        &app.state.store,
+        "t",
+        &["outreach:write".into()],
+        options,
+        now,
+        "test",
+    )
+    .await
+    .unwrap();
     let (_, first) = post_with(&app, &test_key, &pretext("dup-test", "DUP-1")).await;
     assert_eq!(first["decision"]["outcome"], "send");
     app.wait_for_message("DUP-1", "sent").await;

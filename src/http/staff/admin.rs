@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::view::{self, when, when_opt};
 use super::{PageResult, Staff, StaffError, done};
-use crate::app::AppState;
 use crate::http::auth::ALL_SCOPES;
+use crate::service::AppState;
 
 /// How many admin actions the page shows.
 const AUDIT_SHOWN: i64 = 200;
@@ -72,11 +72,11 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
         "title": "Accounts and API keys",
         "nav": { "admin": true },
         "accounts": accounts,
-        "roles": crate::staff::ROLES,
+        "roles": crate::service::accounts::ROLES,
         "keys": keys,
         "scopes": ALL_SCOPES,
         "default_rate_limit": crate::store::DEFAULT_RATE_LIMIT,
-        "min_password": crate::staff::MIN_PASSWORD,
+        "min_password": crate::service::accounts::MIN_PASSWORD,
         "audit": audit,
         "audit_limit": AUDIT_SHOWN,
     });
@@ -96,7 +96,7 @@ pub struct NewStaff {
 pub async fn create_staff(State(state): State<Arc<AppState>>, staff: Staff, Form(form): Form<NewStaff>) -> PageResult {
     require_admin(&staff)?;
     let username = form.username.trim();
-    crate::staff::create_account(
+    crate::service::accounts::create_account(
         &state.store,
         username,
         &form.role,
@@ -112,7 +112,7 @@ pub async fn create_staff(State(state): State<Arc<AppState>>, staff: Staff, Form
 
 pub async fn unlock(State(state): State<Arc<AppState>>, staff: Staff, Path(username): Path<String>) -> PageResult {
     require_admin(&staff)?;
-    if !state.store.unlock_staff(&username, state.clock.now_ms(), &staff.actor()).await? {
+    if !crate::service::accounts::unlock_staff(&state.store, &username, state.clock.now_ms(), &staff.actor()).await? {
         return Err(StaffError::NotFound("staff account"));
     }
     tracing::info!(username = %username, by = %staff.username, "staff account unlocked");
@@ -134,7 +134,15 @@ async fn set_disabled(state: &AppState, staff: &Staff, username: &str, disabled:
     if disabled && username == staff.username {
         return Err(StaffError::BadRequest("you cannot disable your own account".into()));
     }
-    if !state.store.set_staff_disabled(username, disabled, state.clock.now_ms(), &staff.actor()).await? {
+    if !crate::service::accounts::set_staff_disabled(
+        &state.store,
+        username,
+        disabled,
+        state.clock.now_ms(),
+        &staff.actor(),
+    )
+    .await?
+    {
         return Err(StaffError::NotFound("staff account"));
     }
     let done_word = if disabled { "disabled" } else { "enabled" };
@@ -144,7 +152,7 @@ async fn set_disabled(state: &AppState, staff: &Staff, username: &str, disabled:
 
 pub async fn revoke_key(State(state): State<Arc<AppState>>, staff: Staff, Path(id): Path<String>) -> PageResult {
     require_admin(&staff)?;
-    if !state.store.revoke_api_key(&id, state.clock.now_ms(), &staff.actor()).await? {
+    if !crate::service::accounts::revoke_api_key(&state.store, &id, state.clock.now_ms(), &staff.actor()).await? {
         return Err(StaffError::NotFound("API key in use"));
     }
     tracing::info!(key_id = %id, by = %staff.username, "API key revoked");
@@ -179,7 +187,15 @@ pub async fn create_key(
         })?,
     };
     let options = crate::store::KeyOptions { test, rate_limit };
-    let key = state.store.create_api_key_with(&name, &scopes, options, state.clock.now_ms(), &staff.actor()).await?;
+    let key = crate::service::accounts::create_api_key_with(
+        &state.store,
+        &name,
+        &scopes,
+        options,
+        state.clock.now_ms(),
+        &staff.actor(),
+    )
+    .await?;
     tracing::info!(name = %name, by = %staff.username, test, rate_limit, "API key created");
     let data = json!({
         "title": "API key created",

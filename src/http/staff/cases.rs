@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::view::{self, when, when_opt};
 use super::{PageResult, Staff, StaffError};
-use crate::app::AppState;
+use crate::service::AppState;
 use crate::store::EventRow;
 
 #[derive(Debug, Deserialize)]
@@ -156,7 +156,7 @@ pub async fn case(State(state): State<Arc<AppState>>, staff: Staff, Path(case_re
                 "kind": o.kind,
                 "status": o.status,
                 "test": o.test.0,
-                "under_review": o.status == "held" || o.status == "dead_lettered",
+                "under_review": o.status.waits_for_review(),
                 "outcome": decision.and_then(|e| e.outcome.clone()).unwrap_or_else(|| o.outcome.clone()),
                 "reason": decision.map_or(o.reason.clone(), |e| e.reason.clone()),
                 "channel": decision.map_or(o.channel.clone(), |e| e.channel.clone()),

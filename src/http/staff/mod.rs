@@ -8,10 +8,12 @@
 mod admin;
 mod cases;
 mod diff;
+mod preview;
 mod reports;
 mod review;
 pub mod session;
 mod templates;
+mod versions;
 mod view;
 
 use std::sync::Arc;
@@ -23,10 +25,11 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::service::AppState;
+pub use crate::service::PASSWORD_CHECKS_AT_ONCE;
+use crate::service::templates::WorkflowError;
 use crate::store::StoreError;
-use crate::templates::workflow::WorkflowError;
-pub use session::{PASSWORD_CHECKS_AT_ONCE, Staff};
+pub use session::Staff;
 
 /// What can go wrong on a staff page. Messages are shown to staff; none carries personal data.
 #[derive(Debug, thiserror::Error)]
@@ -118,13 +121,13 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/staff/templates", get(templates::list))
         .route("/staff/templates/{name}/{channel}", get(templates::history))
         .route("/staff/templates/{name}/{channel}/draft", get(templates::edit_draft).post(templates::save_draft))
-        .route("/staff/versions/{id}", get(templates::version))
-        .route("/staff/versions/{id}/letter.pdf", get(templates::version_letter))
-        .route("/staff/versions/{id}/submit", post(templates::submit))
-        .route("/staff/versions/{id}/approve", post(templates::approve))
-        .route("/staff/versions/{id}/reject", post(templates::reject))
-        .route("/staff/preview", post(templates::preview))
-        .route("/staff/preview/letter.pdf", post(templates::preview_letter))
+        .route("/staff/versions/{id}", get(versions::version))
+        .route("/staff/versions/{id}/letter.pdf", get(preview::version_letter))
+        .route("/staff/versions/{id}/submit", post(versions::submit))
+        .route("/staff/versions/{id}/approve", post(versions::approve))
+        .route("/staff/versions/{id}/reject", post(versions::reject))
+        .route("/staff/preview", post(preview::preview))
+        .route("/staff/preview/letter.pdf", post(preview::preview_letter))
         .route("/staff/review", get(review::queue))
         .route("/staff/review/outreach/{id}/release", post(review::release))
         .route("/staff/review/outreach/{id}/cancel", post(review::cancel))

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::view;
 use super::{PageResult, Staff, StaffError};
-use crate::app::AppState;
 use crate::reports::{self, Counts, Period, Report};
+use crate::service::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct ReportQuery {

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 use super::view::{self, when};
 use super::{PageResult, Staff, StaffError, done};
-use crate::app::AppState;
 use crate::domain::contact::normalise_uk_mobile;
 use crate::domain::reply::ReplyClass;
-use crate::inbound::alert_for;
+use crate::domain::reply::alert_for;
+use crate::service::{AppState, review};
 use crate::store::{OpenAlert, OutreachRecord, UnmatchedReply, Waiting, WaitingItem, review_code};
 
 /// How many items one page of the queue shows.
@@ -112,7 +112,7 @@ fn job_phones(job: &OutreachRecord) -> Vec<Value> {
 }
 
 fn job_item(job: &OutreachRecord) -> Value {
-    let code = review_code(&job.status, job.reason.as_deref());
+    let code = review_code(job.status, job.reason.as_deref());
     let (title, explanation, level) = held_reason(&code);
     let base = format!("/staff/review/outreach/{}", job.id);
     json!({
@@ -296,8 +296,7 @@ pub async fn release(
     Path(id): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> PageResult {
-    let job = state.store.release_outreach(&id, &staff.actor(), form.reason()?, state.clock.now_ms()).await?;
-    state.relay_wake.notify_one();
+    let job = review::release(&state, &id, &staff.actor(), form.reason()?).await?;
     tracing::info!(outreach_id = %id, "held job released by staff");
     Ok(done(
         form.back(),
@@ -314,7 +313,8 @@ pub async fn cancel(
     Path(id): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> PageResult {
-    let job = state.store.cancel_for_review(&id, &staff.actor(), form.reason()?, state.clock.now_ms()).await?;
+    let job =
+        review::cancel_for_review(&state.store, &id, &staff.actor(), form.reason()?, state.clock.now_ms()).await?;
     tracing::info!(outreach_id = %id, "held job cancelled by staff");
     Ok(done(form.back(), format!("Cancelled the job on case {}: nothing will be sent.", job.case_ref)))
 }
@@ -341,7 +341,7 @@ pub async fn job_unsafe(
         .ok_or(StaffError::BadRequest("choose one of the job's mobile numbers".into()))?;
     let key = state.store.address_key(&number);
     let about = json!({ "outreach_id": id });
-    state.store.mark_unsafe(&job.case_ref, &key, about, &staff.actor(), reason, state.clock.now_ms()).await?;
+    review::mark_unsafe(&state.store, &job.case_ref, &key, about, &staff.actor(), reason, state.clock.now_ms()).await?;
     tracing::info!(outreach_id = %id, "number marked unsafe by staff");
     Ok(done(
         form.back(),
@@ -358,7 +358,8 @@ pub async fn acknowledge(
     Path(id): Path<i64>,
     Form(form): Form<ActionForm>,
 ) -> PageResult {
-    let case_ref = state.store.acknowledge_alert(id, &staff.actor(), form.reason()?, state.clock.now_ms()).await?;
+    let case_ref =
+        review::acknowledge_alert(&state.store, id, &staff.actor(), form.reason()?, state.clock.now_ms()).await?;
     tracing::info!(event_id = id, "alert acknowledged by staff");
     Ok(done(form.back(), format!("Alert on case {case_ref} acknowledged.")))
 }
@@ -369,7 +370,8 @@ pub async fn acknowledge_unmatched_reply(
     Path(id): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> PageResult {
-    state.store.acknowledge_unmatched_reply(&id, &staff.actor(), form.reason()?, state.clock.now_ms()).await?;
+    review::acknowledge_unmatched_reply(&state.store, &id, &staff.actor(), form.reason()?, state.clock.now_ms())
+        .await?;
     tracing::info!(reply_id = %id, "reply from an unknown number acknowledged by staff");
     Ok(done(form.back(), "Reply acknowledged."))
 }
@@ -385,7 +387,8 @@ pub async fn alert_unsafe(
     let reply = alert.reply_id.as_deref().ok_or(StaffError::BadRequest("this alert has no reply".into()))?;
     let key = state.store.reply_from_key(reply).await?.ok_or(StaffError::NotFound("reply"))?;
     let about = json!({ "alert_event_id": id });
-    state.store.mark_unsafe(&alert.case_ref, &key, about, &staff.actor(), reason, state.clock.now_ms()).await?;
+    review::mark_unsafe(&state.store, &alert.case_ref, &key, about, &staff.actor(), reason, state.clock.now_ms())
+        .await?;
     tracing::info!(event_id = id, "number marked unsafe by staff");
     Ok(done(
         form.back(),

@@ -8,12 +8,13 @@
 //! - Every POST behind the login carries the session's CSRF token in a hidden `csrf` field,
 //!   checked by [`require_staff`] before any handler runs. The login form, which has no session
 //!   yet, uses a double-submit token: a random cookie that the form must repeat.
-//! - Wrong passwords slow down that username from that address ([`login_delay_ms`]); no account
-//!   is ever locked, and an unknown username is answered exactly as a wrong password. At most
-//!   [`PASSWORD_CHECKS_AT_ONCE`] password checks run at once; the rest wait, then get 503.
+//! - Wrong passwords slow down that username from that address (`service::sessions`, which logs
+//!   in); no account is ever locked, and an unknown username is answered exactly as a wrong
+//!   password. At most `PASSWORD_CHECKS_AT_ONCE` password checks run at once; the rest wait,
+//!   then get 503.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use axum::Form;
 use axum::body::{Body, to_bytes};
@@ -29,22 +30,13 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::{PageResult, StaffError, view};
-use crate::app::AppState;
-use crate::store::{SessionLimits, random_token};
+use crate::service::AppState;
+use crate::service::sessions::{self, LogIn};
+use crate::store::random_token;
 
 pub const SESSION_COOKIE: &str = "safereach_session";
 const LOGIN_COOKIE: &str = "safereach_login";
 const FLASH_COOKIE: &str = "safereach_flash";
-/// The longest a username is slowed down for after wrong passwords from one address.
-pub const MAX_LOGIN_DELAY_MS: i64 = 15 * 60_000;
-/// At most this many password checks run at once in a process (each takes ~19 MiB for argon2).
-pub const PASSWORD_CHECKS_AT_ONCE: usize = 4;
-/// How long a login waits for a password check to start before it is answered 503.
-pub const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-pub const LIMITS: SessionLimits = SessionLimits { idle: 30 * 60_000, absolute: 12 * 3_600_000 };
-/// A session's last use is written at most this often.
-const TOUCH_EVERY_MS: i64 = 60_000;
-
 /// The logged-in member of staff, for handlers.
 #[derive(Debug, Clone)]
 pub struct Staff {
@@ -119,7 +111,7 @@ pub async fn require_staff(State(state): State<Arc<AppState>>, request: Request,
     let now = state.clock.now_ms();
     let id = cookie(request.headers(), SESSION_COOKIE);
     let session = match &id {
-        Some(id) => match state.store.session(id, now, LIMITS).await {
+        Some(id) => match state.store.session(id, now, sessions::LIMITS).await {
             Ok(s) => s,
             Err(e) => return StaffError::from(e).into_response(),
         },
@@ -148,9 +140,7 @@ pub async fn require_staff(State(state): State<Arc<AppState>>, request: Request,
         }
         Body::from(bytes)
     };
-    if now - session.last_seen_at > TOUCH_EVERY_MS
-        && let Err(e) = state.store.touch_session(&id, now).await
-    {
+    if let Err(e) = sessions::keep_alive(&state, &id, &session, now).await {
         return StaffError::from(e).into_response();
     }
     let flash = flash(&parts.headers);
@@ -195,7 +185,7 @@ pub async fn login_page(
     Query(q): Query<NextQuery>,
 ) -> PageResult {
     if let Some(id) = cookie(&headers, SESSION_COOKIE)
-        && state.store.session(&id, state.clock.now_ms(), LIMITS).await?.is_some()
+        && state.store.session(&id, state.clock.now_ms(), sessions::LIMITS).await?.is_some()
     {
         return Ok(Redirect::to(safe_next(q.next.as_deref())).into_response());
     }
@@ -241,23 +231,6 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// Checked against accounts that don't exist, so that a wrong username takes as long as a wrong
-/// password.
-static DUMMY_HASH: LazyLock<String> =
-    LazyLock::new(|| crate::staff::hash_password("no account has this password").unwrap_or_default());
-
-async fn verify(hash: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || crate::staff::verify_password(&hash, &password)).await.unwrap_or(false)
-}
-
-/// The delay before `username` may be tried again from one address after `failures` wrong
-/// passwords in a row: none for the first two (typing mistakes), then 1 s, doubling with each
-/// failure up to [`MAX_LOGIN_DELAY_MS`]. Nothing is ever locked: the right password gets in
-/// once the delay has passed, so nobody can keep an account (or the review queue) out of reach.
-pub fn login_delay_ms(failures: i64) -> i64 {
-    if failures < 3 { 0 } else { (1000_i64 << (failures - 3).min(20)).min(MAX_LOGIN_DELAY_MS) }
-}
-
 /// The client's address, which failed logins are counted by: the connection's peer, or, when the
 /// peer is one of `SAFEREACH_TRUSTED_PROXIES`, the nearest address in `X-Forwarded-For` that is
 /// not one of them (what a client writes there itself, further left, is not believed).
@@ -288,23 +261,6 @@ fn client_address(peer: IpAddr, trusted: &[IpAddr], headers: &HeaderMap) -> IpAd
         .unwrap_or(peer)
 }
 
-/// One of the [`PASSWORD_CHECKS_AT_ONCE`] places for a password check (argon2: slow and
-/// memory-hard on purpose). None when none came free within [`PASSWORD_CHECK_WAIT`]: the caller
-/// answers 503, and the process stays within its memory.
-async fn password_check_place(state: &AppState) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    if let Ok(permit) = state.password_checks.clone().try_acquire_owned() {
-        return Some(permit);
-    }
-    state.metrics.password_check("waited");
-    match tokio::time::timeout(PASSWORD_CHECK_WAIT, state.password_checks.clone().acquire_owned()).await {
-        Ok(Ok(permit)) => Some(permit),
-        _ => {
-            state.metrics.password_check("refused_busy");
-            None
-        }
-    }
-}
-
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ClientAddress(address): ClientAddress,
@@ -320,57 +276,38 @@ pub async fn login(
     let refuse = |status: StatusCode, message: String| {
         login_form(&state, &headers, next, status, Some(message), form.username.trim())
     };
-    let store = &state.store;
     let username = form.username.trim().to_lowercase();
-    // Known or not, a username is slowed down alike: the answers never tell them apart.
-    let slowed = |until: i64, now: i64| {
-        let seconds = (until - now + 999) / 1000;
-        tracing::info!("staff login refused: slowed down after failed logins");
-        refuse(
+    let wait = |until: i64, now: i64| (until - now + 999) / 1000;
+    match sessions::log_in(&state, &username, &form.password, &address).await? {
+        // Known or not, a username is slowed down alike: the answers never tell them apart.
+        LogIn::Slowed { until, now } => refuse(
             StatusCode::TOO_MANY_REQUESTS,
-            format!("Too many wrong passwords for this username from here. Try again in {seconds} second(s)."),
-        )
-    };
-    let now = state.clock.now_ms();
-    if let Some(until) = store.login_wait(&username, &address, now).await? {
-        return slowed(until, now);
-    }
-    let account = store.staff(&username).await?;
-    let hash = account.as_ref().map_or_else(|| DUMMY_HASH.clone(), |a| a.password_hash.clone());
-    let Some(place) = password_check_place(&state).await else { return Err(StaffError::Busy) };
-    // Looked at again with the place held: guesses sent in parallel queue for places, and each
-    // finds the failures counted before it.
-    let now = state.clock.now_ms();
-    if let Some(until) = store.login_wait(&username, &address, now).await? {
-        return slowed(until, now);
-    }
-    let right = verify(hash, form.password.clone()).await && account.as_ref().is_some_and(|a| !a.disabled.0);
-    let now = state.clock.now_ms();
-    let Some(account) = account.filter(|_| right) else {
-        tracing::info!("staff login failed");
-        let until = store.record_failed_login(&username, &address, now, login_delay_ms).await?;
-        drop(place);
-        let mut message = "The username or password is not right. Check them and try again.".to_string();
-        if until > now {
-            message.push_str(&format!(" Wait {} second(s) first.", (until - now + 999) / 1000));
+            format!(
+                "Too many wrong passwords for this username from here. Try again in {} second(s).",
+                wait(until, now)
+            ),
+        ),
+        LogIn::Busy => Err(StaffError::Busy),
+        LogIn::Refused { until, now } => {
+            let mut message = "The username or password is not right. Check them and try again.".to_string();
+            if until > now {
+                message.push_str(&format!(" Wait {} second(s) first.", wait(until, now)));
+            }
+            refuse(StatusCode::UNAUTHORIZED, message)
         }
-        return refuse(StatusCode::UNAUTHORIZED, message);
-    };
-    drop(place);
-    store.record_login(&username, &address, now).await?;
-    store.delete_ended_sessions(now, LIMITS).await?;
-    let (session_id, _) = store.create_session(&username, now, LIMITS).await?;
-    tracing::info!(username = %username, role = %account.role, "staff logged in");
-    let mut response = Redirect::to(safe_next(next)).into_response();
-    let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session_id, None, secure(&state)));
-    headers.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0), secure(&state)));
-    Ok(response)
+        LogIn::LoggedIn { session_id } => {
+            let mut response = Redirect::to(safe_next(next)).into_response();
+            let headers = response.headers_mut();
+            headers.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session_id, None, secure(&state)));
+            headers.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0), secure(&state)));
+            Ok(response)
+        }
+    }
 }
 
 pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap, staff: Staff) -> PageResult {
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        state.store.delete_session(&id).await?;
+        sessions::log_out(&state, &id).await?;
     }
     tracing::info!(username = %staff.username, "staff logged out");
     let mut response = Redirect::to("/staff/login").into_response();

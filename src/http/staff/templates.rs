@@ -1,26 +1,23 @@
-//! Template pages: the list, a template's history, editing a draft with a live preview, a
-//! version with its preview and diff, and the four-eyes actions (through `templates::workflow`).
+//! Template pages: the list, a template's history, and editing a draft with a live preview. A
+//! version's page and the four-eyes actions are `versions`; previews and letters, `preview`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::view::{self, when, when_opt};
-use super::{PageResult, Staff, StaffError, diff, done};
-use crate::app::AppState;
-use crate::channels::letter::{LetterSender, render_letter};
-use crate::domain::{Channel, Kind, Recipient, language};
+use super::{PageResult, Staff, StaffError, done};
+use crate::domain::{Channel, Kind, language};
+use crate::service::AppState;
+use crate::service::templates::{self as workflow, WorkflowError};
 use crate::store::TemplateVersion;
-use crate::templates::workflow::{self, WorkflowError};
 use crate::templates::{Rules, TemplateContent, TemplateSource, review, sample_vars};
 
-fn channel_label(channel: &str) -> &'static str {
+pub(super) fn channel_label(channel: &str) -> &'static str {
     match channel {
         "sms" => "SMS",
         "email" => "Email",
@@ -29,7 +26,7 @@ fn channel_label(channel: &str) -> &'static str {
     }
 }
 
-fn state_label(state: &str) -> &'static str {
+pub(super) fn state_label(state: &str) -> &'static str {
     match state {
         "draft" => "Draft",
         "submitted" => "Waiting for approval",
@@ -40,7 +37,7 @@ fn state_label(state: &str) -> &'static str {
     }
 }
 
-fn version_json(v: &TemplateVersion) -> Value {
+pub(super) fn version_json(v: &TemplateVersion) -> Value {
     json!({
         "id": v.id,
         "name": v.name,
@@ -74,7 +71,7 @@ impl LanguageQuery {
 }
 
 /// A language code from a form or query: `en` when absent, refused unless a plain code.
-fn read_language(given: Option<&str>) -> Result<String, StaffError> {
+pub(super) fn read_language(given: Option<&str>) -> Result<String, StaffError> {
     match given.map(str::trim).filter(|l| !l.is_empty()) {
         None => Ok(language::ENGLISH.to_string()),
         Some(l) => language::primary(l)
@@ -84,7 +81,7 @@ fn read_language(given: Option<&str>) -> Result<String, StaffError> {
 }
 
 /// The languages a draft may be written in, with `selected` marked (and kept when not offered).
-fn language_options(selected: &str) -> Vec<Value> {
+pub(super) fn language_options(selected: &str) -> Vec<Value> {
     let mut options: Vec<Value> = language::OFFERED
         .iter()
         .map(|(code, name)| json!({ "code": code, "name": name, "selected": *code == selected }))
@@ -95,7 +92,7 @@ fn language_options(selected: &str) -> Vec<Value> {
     options
 }
 
-fn template_url(name: &str, channel: &str, language: &str) -> String {
+pub(super) fn template_url(name: &str, channel: &str, language: &str) -> String {
     format!("/staff/templates/{name}/{channel}?language={language}")
 }
 
@@ -136,13 +133,17 @@ pub async fn list(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
 }
 
 /// Every version of a template on a channel, in every language (the template must exist).
-async fn versions_of(state: &AppState, name: &str, channel: &str) -> Result<Vec<TemplateVersion>, StaffError> {
+pub(super) async fn versions_of(
+    state: &AppState,
+    name: &str,
+    channel: &str,
+) -> Result<Vec<TemplateVersion>, StaffError> {
     let versions: Vec<TemplateVersion> =
         state.store.template_versions().await?.into_iter().filter(|v| v.name == name && v.channel == channel).collect();
     if versions.is_empty() { Err(StaffError::NotFound("template")) } else { Ok(versions) }
 }
 
-fn in_language<'a>(versions: &'a [TemplateVersion], lang: &str) -> Vec<&'a TemplateVersion> {
+pub(super) fn in_language<'a>(versions: &'a [TemplateVersion], lang: &str) -> Vec<&'a TemplateVersion> {
     versions.iter().filter(|v| v.language == lang).collect()
 }
 
@@ -192,14 +193,14 @@ pub async fn history(
 }
 
 /// The template a stored version belongs to, with new wording.
-fn source_with(v: &TemplateVersion, content: TemplateContent) -> Result<TemplateSource, StaffError> {
+pub(super) fn source_with(v: &TemplateVersion, content: TemplateContent) -> Result<TemplateSource, StaffError> {
     let mut source = workflow::source_of(v)?;
     source.content = content;
     Ok(source)
 }
 
 /// What the preview shows for `source`: problems, warnings and the sample rendering.
-fn preview_json(source: &TemplateSource, letter_url: Option<String>) -> Value {
+pub(super) fn preview_json(source: &TemplateSource, letter_url: Option<String>) -> Value {
     let rules = Rules::default();
     let found = review(source, &rules);
     let limit = match source.kind {
@@ -297,11 +298,11 @@ pub struct DraftForm {
 }
 
 /// Browsers send a textarea's line breaks as CRLF; templates keep LF.
-fn text(s: &str) -> String {
+pub(super) fn text(s: &str) -> String {
     s.replace("\r\n", "\n").trim().to_string()
 }
 
-fn content_of(channel: Channel, subject: Option<&str>, body: &str, html: Option<&str>) -> TemplateContent {
+pub(super) fn content_of(channel: Channel, subject: Option<&str>, body: &str, html: Option<&str>) -> TemplateContent {
     let email = channel == Channel::Email;
     TemplateContent {
         subject: subject.filter(|_| email).map(text),
@@ -346,239 +347,4 @@ pub async fn save_draft(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CompareQuery {
-    compare: Option<i64>,
-}
-
-/// One version: its wording, the preview, the changes from another version, and what this
-/// member of staff may do with it.
-pub async fn version(
-    State(state): State<Arc<AppState>>,
-    staff: Staff,
-    Path(id): Path<String>,
-    Query(q): Query<CompareQuery>,
-) -> PageResult {
-    let v = state.store.template_version(&id).await?.ok_or(StaffError::NotFound("template version"))?;
-    // Compared within its language: a translation is not a change of the English wording.
-    let versions: Vec<TemplateVersion> =
-        versions_of(&state, &v.name, &v.channel).await?.into_iter().filter(|o| o.language == v.language).collect();
-    let source = workflow::source_of(&v)?;
-    // Compared by default with the version in use (or, for that one, with the one before it).
-    let approved = versions.iter().find(|o| o.state == "approved" && o.id != v.id);
-    let other = match q.compare {
-        Some(n) => versions.iter().find(|o| o.version == n),
-        None => approved.or_else(|| versions.iter().rev().find(|o| o.version < v.version)),
-    };
-    let own = v.author == staff.username;
-    let letter_url = (source.channel == Channel::Letter).then(|| format!("/staff/versions/{}/letter.pdf", v.id));
-    let data = json!({
-        "title": format!("{} ({}, {}) version {}", v.name, channel_label(&v.channel), language::name(&v.language), v.version),
-        "nav": { "templates": true },
-        "v": version_json(&v),
-        "kind": v.kind,
-        "discreet": v.discreet.0,
-        "history_url": template_url(&v.name, &v.channel, &v.language),
-        "is_draft": v.state == "draft",
-        "is_submitted": v.state == "submitted",
-        "can_edit": v.state == "draft" && own && staff.can_write(),
-        "edit_url": format!("/staff/templates/{}/{}/draft?language={}", v.name, v.channel, v.language),
-        "can_submit": v.state == "draft" && own && staff.can_write(),
-        "can_decide": v.state == "submitted" && staff.can_approve() && !own,
-        "own_submitted": v.state == "submitted" && own,
-        "waiting_for_approver": v.state == "submitted" && !own && !staff.can_approve(),
-        "preview": preview_json(&source, letter_url),
-        "wording": wording(&v),
-        "changes": other.map(|o| changes(o, &v)),
-        "others": versions.iter().filter(|o| o.id != v.id).map(|o| json!({
-            "version": o.version,
-            "selected": other.is_some_and(|x| x.id == o.id),
-        })).collect::<Vec<_>>(),
-    });
-    view::page("version", &staff, data)
-}
-
-fn wording(v: &TemplateVersion) -> Vec<Value> {
-    let mut parts = Vec::new();
-    if let Some(subject) = &v.subject {
-        parts.push(json!({ "label": "Subject", "text": subject }));
-    }
-    let body = match v.channel.as_str() {
-        "email" => "Plain-text part",
-        "letter" => "Letter body",
-        _ => "SMS text",
-    };
-    parts.push(json!({ "label": body, "text": v.body }));
-    if let Some(html) = &v.html {
-        parts.push(json!({ "label": "HTML part", "text": html }));
-    }
-    parts
-}
-
-/// A side-by-side diff of every part of two versions.
-fn changes(old: &TemplateVersion, new: &TemplateVersion) -> Value {
-    let part = |label: &str, a: Option<&str>, b: Option<&str>| {
-        let rows = diff::side_by_side(a.unwrap_or(""), b.unwrap_or(""));
-        let changed = rows.iter().any(|r| r.kind != "same");
-        json!({ "label": label, "rows": rows, "changed": changed })
-    };
-    let mut parts = Vec::new();
-    if old.subject.is_some() || new.subject.is_some() {
-        parts.push(part("Subject", old.subject.as_deref(), new.subject.as_deref()));
-    }
-    parts.push(part("Text", Some(&old.body), Some(&new.body)));
-    if old.html.is_some() || new.html.is_some() {
-        parts.push(part("HTML part", old.html.as_deref(), new.html.as_deref()));
-    }
-    json!({
-        "old": version_json(old),
-        "new": version_json(new),
-        "parts": parts,
-        "same": parts.iter().all(|p| p["changed"] == false),
-    })
-}
-
-pub async fn submit(State(state): State<Arc<AppState>>, staff: Staff, Path(id): Path<String>) -> PageResult {
-    let v = state.store.template_version(&id).await?.ok_or(StaffError::NotFound("template version"))?;
-    if v.author != staff.username {
-        return Err(StaffError::Forbidden(format!("only {} can submit this draft", v.author)));
-    }
-    let url = format!("/staff/versions/{id}");
-    match workflow::submit(&state.store, &id, &staff.username, state.clock.now_ms()).await {
-        Ok(()) => Ok(done(&url, format!("Version {} submitted for approval.", v.version))),
-        Err(WorkflowError::Refused { problems, .. }) => {
-            Ok(done(&url, format!("Not submitted: fix these first: {problems}")))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct DecisionForm {
-    #[serde(default)]
-    comment: String,
-}
-
-pub async fn approve(
-    State(state): State<Arc<AppState>>,
-    staff: Staff,
-    Path(id): Path<String>,
-    Form(form): Form<DecisionForm>,
-) -> PageResult {
-    let comment = Some(form.comment.trim()).filter(|c| !c.is_empty());
-    let v = workflow::approve(&state.store, &id, &staff.username, comment, state.clock.now_ms()).await?;
-    tracing::info!(template = %v.name, channel = %v.channel, language = %v.language, version = v.version, "template version approved");
-    Ok(done(
-        &format!("/staff/versions/{id}"),
-        format!(
-            "Version {} of {} ({}, {}) approved: it is used from now on.",
-            v.version,
-            v.name,
-            channel_label(&v.channel),
-            language::name(&v.language)
-        ),
-    ))
-}
-
-pub async fn reject(
-    State(state): State<Arc<AppState>>,
-    staff: Staff,
-    Path(id): Path<String>,
-    Form(form): Form<DecisionForm>,
-) -> PageResult {
-    let comment = form.comment.trim();
-    if comment.is_empty() {
-        return Err(StaffError::BadRequest("say why the version is rejected, so its author can change it".into()));
-    }
-    let v = state.store.template_version(&id).await?.ok_or(StaffError::NotFound("template version"))?;
-    if v.author == staff.username {
-        return Err(WorkflowError::OwnVersion(staff.username).into());
-    }
-    workflow::reject(&state.store, &id, &staff.username, comment, state.clock.now_ms()).await?;
-    Ok(done(&format!("/staff/versions/{id}"), format!("Version {} rejected.", v.version)))
-}
-
-/// What the live preview posts: the edit form as it stands.
-#[derive(Debug, Deserialize)]
-pub struct PreviewForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    channel: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    discreet: String,
-    subject: Option<String>,
-    #[serde(default)]
-    body: String,
-    html: Option<String>,
-}
-
-impl PreviewForm {
-    fn source(&self) -> Result<TemplateSource, StaffError> {
-        let channel = Channel::parse(&self.channel).ok_or(StaffError::BadRequest("unknown channel".into()))?;
-        let kind = Kind::parse(&self.kind).ok_or(StaffError::BadRequest("unknown kind".into()))?;
-        Ok(TemplateSource {
-            name: self.name.clone(),
-            channel,
-            kind,
-            discreet: self.discreet == "yes",
-            language: language::ENGLISH.into(),
-            content: content_of(channel, self.subject.as_deref(), &self.body, self.html.as_deref()),
-        })
-    }
-}
-
-/// The preview of unsaved wording, as an HTML fragment for the edit page's script.
-pub async fn preview(staff: Staff, Form(form): Form<PreviewForm>) -> PageResult {
-    let data = preview_json(&form.source()?, None);
-    let _ = staff;
-    Ok(Html(view::render("preview", None, data)?.0).into_response())
-}
-
-/// A sample letter: what the printed letter looks like with sample personalisation.
-fn letter_pdf(source: &TemplateSource, today: chrono::NaiveDate) -> Result<Response, StaffError> {
-    let rendered = crate::templates::render(source.channel, &source.content, &sample_vars())
-        .map_err(|e| StaffError::BadRequest(format!("the letter cannot be shown yet: {e}")))?;
-    let recipient = Recipient::Postal {
-        name: "Sam Sample".into(),
-        lines: vec!["1 Sample Street".into(), "Birmingham".into()],
-        postcode: "B1 1AA".into(),
-    };
-    let pdf =
-        render_letter(&LetterSender::default(), &recipient, today, Some("PREVIEW"), &rendered.text, &source.language)
-            .map_err(|e| StaffError::BadRequest(format!("the letter cannot be shown: {e}")))?;
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
-        (header::CONTENT_DISPOSITION, HeaderValue::from_static("inline; filename=\"letter-preview.pdf\"")),
-    ];
-    Ok((headers, pdf).into_response())
-}
-
-fn today(state: &AppState) -> chrono::NaiveDate {
-    state.clock.now().with_timezone(&chrono_tz::Europe::London).date_naive()
-}
-
-pub async fn version_letter(State(state): State<Arc<AppState>>, _staff: Staff, Path(id): Path<String>) -> PageResult {
-    let v = state.store.template_version(&id).await?.ok_or(StaffError::NotFound("template version"))?;
-    let source = workflow::source_of(&v)?;
-    if source.channel != Channel::Letter {
-        return Err(StaffError::NotFound("letter for this version"));
-    }
-    letter_pdf(&source, today(&state))
-}
-
-pub async fn preview_letter(
-    State(state): State<Arc<AppState>>,
-    _staff: Staff,
-    Form(form): Form<PreviewForm>,
-) -> PageResult {
-    let source = form.source()?;
-    if source.channel != Channel::Letter {
-        return Err(StaffError::BadRequest("only letters have a PDF".into()));
-    }
-    letter_pdf(&source, today(&state))
 }

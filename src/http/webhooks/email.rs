@@ -3,7 +3,7 @@
 //! a mail provider's inbound parse, forwards what came back to our envelope sender.
 //!
 //! A delivery status notification (RFC 3464, read by `channels::bounce`) that says delivery
-//! failed for good moves the message it names to `bounced` through `Store::apply_status` (forward
+//! failed for good moves the message it names to `bounced` through `service::statuses::apply_status` (forward
 //! only: a message already `bounced` or `failed` stays, and the report is recorded as
 //! `status_ignored`). A delay, or anything else, is acknowledged and changes nothing. A bounce
 //! that names none of our emails is acknowledged (200). The bounce quotes the recipient's address
@@ -20,11 +20,12 @@ use serde_json::{Value, json};
 
 use super::super::json::read_body;
 use super::{Bounce, Problem, TokenChecked, count_status, status_answer};
-use crate::app::AppState;
 use crate::channels::bounce::{self, Report};
 use crate::domain::Channel;
 use crate::domain::MessageStatus;
-use crate::store::{MessageKey, StatusChange};
+use crate::service::AppState;
+use crate::service::statuses::{StatusChange, apply_status};
+use crate::store::MessageKey;
 
 /// Bounces come back for what the SMTP provider sent.
 const PROVIDER: &str = "smtp";
@@ -77,17 +78,16 @@ async fn bounce(
     if let Some(status) = bounce.status {
         detail["dsn_status"] = status.into();
     }
-    let change = state
-        .store
-        .apply_status(
-            PROVIDER,
-            Some(Channel::Email),
-            MessageKey::Email(&message_id),
-            MessageStatus::Bounced,
-            Some(detail),
-            state.clock.now_ms(),
-        )
-        .await?;
+    let change = apply_status(
+        &state.store,
+        PROVIDER,
+        Some(Channel::Email),
+        MessageKey::Email(&message_id),
+        MessageStatus::Bounced,
+        Some(detail),
+        state.clock.now_ms(),
+    )
+    .await?;
     count_status(&state, PROVIDER, &change);
     if change == StatusChange::UnknownMessage {
         tracing::info!(message_id = ours(Some(&message_id)), "bounce for an unknown message");

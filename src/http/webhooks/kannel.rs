@@ -19,11 +19,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Kannel, Problem, TokenChecked, count_status, status_answer};
-use crate::app::AppState;
 use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::http::extract::Query;
+use crate::service::AppState;
+use crate::service::statuses::apply_status;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "kannel";
@@ -76,10 +77,16 @@ async fn dlr(
     if let Some(code) = q.answer.as_deref().and_then(smsc_error) {
         detail["smsc_error"] = code.into();
     }
-    let change = state
-        .store
-        .apply_status(PROVIDER, Some(Channel::Sms), MessageKey::Ours(&id), status, Some(detail), state.clock.now_ms())
-        .await?;
+    let change = apply_status(
+        &state.store,
+        PROVIDER,
+        Some(Channel::Sms),
+        MessageKey::Ours(&id),
+        status,
+        Some(detail),
+        state.clock.now_ms(),
+    )
+    .await?;
     count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))
 }
@@ -116,7 +123,7 @@ async fn inbound(
     // Kannel re-delivers a reply it could not hand over: the same sender, text and `ts` within
     // a minute is acknowledged and not recorded again.
     let sent_at = q.ts.as_deref().and_then(sent_at);
-    crate::inbound::receive_reply(&state, PROVIDER, &from, &text, None, sent_at).await?;
+    crate::service::replies::receive_reply(&state, PROVIDER, &from, &text, None, sent_at).await?;
     // No body: Kannel would send a body back to the victim as a reply.
     Ok(StatusCode::OK)
 }

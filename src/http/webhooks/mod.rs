@@ -3,7 +3,7 @@
 //! signature), and only the routes of the providers configured. A bad token or signature is 403
 //! and changes nothing; a status applies only to a message sent through that provider and
 //! channel (another is acknowledged as unknown); an unknown message is acknowledged (200) and logged by
-//! id only; statuses only move forward (`Store::apply_status`). Query strings and bodies carry
+//! id only; statuses only move forward (`service::statuses::apply_status`). Query strings and bodies carry
 //! numbers and message text: handlers never log them, and spans name the route, not the URI.
 
 mod email;
@@ -24,11 +24,12 @@ use serde_json::{Value, json};
 
 use super::json::JsonBody;
 use super::problem::Problem;
-use crate::app::AppState;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::secrets::{Configured, WebhookTokens};
-use crate::store::{MessageKey, StatusChange};
+use crate::service::AppState;
+use crate::service::statuses::{StatusChange, apply_status};
+use crate::store::MessageKey;
 
 /// The callback routes of the providers the configuration uses; the others are not mounted
 /// (404), so a token or signature of a provider we don't use opens nothing.
@@ -139,17 +140,16 @@ async fn sandbox_status(
         state.metrics.callback_rejected("bad_status");
         return Err(Problem::validation(vec![FieldError::new("status", "not a provider status")]));
     };
-    let change = state
-        .store
-        .apply_status(
-            "sandbox",
-            None,
-            MessageKey::Provider(&body.value.provider_ref),
-            status,
-            None,
-            state.clock.now_ms(),
-        )
-        .await?;
+    let change = apply_status(
+        &state.store,
+        "sandbox",
+        None,
+        MessageKey::Provider(&body.value.provider_ref),
+        status,
+        None,
+        state.clock.now_ms(),
+    )
+    .await?;
     count_status(&state, "sandbox", &change);
     Ok(Json(status_answer(&change)))
 }
@@ -192,6 +192,7 @@ async fn sandbox_inbound(
     body: JsonBody<SandboxInbound>,
 ) -> Result<Json<Value>, Problem> {
     let inbound = body.value;
-    let outcome = crate::inbound::receive_reply(&state, "sandbox", &inbound.from, &inbound.body, None, None).await?;
+    let outcome =
+        crate::service::replies::receive_reply(&state, "sandbox", &inbound.from, &inbound.body, None, None).await?;
     Ok(Json(outcome))
 }

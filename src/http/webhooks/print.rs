@@ -16,10 +16,11 @@ use serde_json::{Value, json};
 
 use super::super::json::JsonBody;
 use super::{Print, Problem, TokenChecked, count_status, forbidden, status_answer};
-use crate::app::AppState;
 use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
+use crate::service::AppState;
+use crate::service::statuses::apply_status;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "print";
@@ -55,17 +56,16 @@ async fn status(
         _ => return Err(Problem::validation(vec![FieldError::new("status", "printed, posted or returned")])),
     };
     let detail = json!({ "reported_at": crate::time::rfc3339(report.at) });
-    let change = state
-        .store
-        .apply_status(
-            PROVIDER,
-            Some(Channel::Letter),
-            MessageKey::Ours(&report.reference),
-            status,
-            Some(detail),
-            state.clock.now_ms(),
-        )
-        .await?;
+    let change = apply_status(
+        &state.store,
+        PROVIDER,
+        Some(Channel::Letter),
+        MessageKey::Ours(&report.reference),
+        status,
+        Some(detail),
+        state.clock.now_ms(),
+    )
+    .await?;
     count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))
 }

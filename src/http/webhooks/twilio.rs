@@ -20,11 +20,12 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::{Problem, count_status, forbidden, status_answer};
-use crate::app::AppState;
 use crate::channels::twilio;
 use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
+use crate::service::AppState;
+use crate::service::statuses::apply_status;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "twilio";
@@ -105,7 +106,8 @@ async fn status(
         None => MessageKey::Provider(sid),
     };
     let change =
-        state.store.apply_status(PROVIDER, Some(Channel::Sms), key, status, Some(detail), state.clock.now_ms()).await?;
+        apply_status(&state.store, PROVIDER, Some(Channel::Sms), key, status, Some(detail), state.clock.now_ms())
+            .await?;
     count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))
 }
@@ -121,7 +123,7 @@ async fn inbound(
         return Err(Problem::validation(vec![FieldError::new("From", "missing")]));
     };
     let text = params.get("Body").unwrap_or("");
-    crate::inbound::receive_reply(&state, PROVIDER, from, text, params.get("MessageSid"), None).await?;
+    crate::service::replies::receive_reply(&state, PROVIDER, from, text, params.get("MessageSid"), None).await?;
     // Empty TwiML: no reply is sent.
     Ok((
         StatusCode::OK,

@@ -4,10 +4,10 @@
 
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::domain::contact::normalise_uk_mobile;
 use crate::domain::event::EventType;
-use crate::domain::reply::{ReplyClass, Suppression, classify_reply};
+use crate::domain::reply::{Suppression, alert_for, classify_reply};
+use crate::service::AppState;
 use crate::store::{Event, Result, SuppressionKind};
 
 /// Record one inbound SMS. `from` is the sender as the provider gave it. `sent_at`, the time
@@ -116,17 +116,4 @@ pub async fn receive_reply(
         "reply received"
     );
     Ok(json!({ "reply_id": reply_id, "matched": matched.is_some(), "classification": classification.as_str() }))
-}
-
-/// Who must look, and how urgently (SAFE-CONTACT.md's reply table).
-pub fn alert_for(classification: ReplyClass) -> Option<(&'static str, &'static str)> {
-    match classification {
-        ReplyClass::Distress => Some(("urgent", "distress")),
-        // An unsafe number is also a number_conflict for review.
-        ReplyClass::Unsafe => Some(("high", "number_conflict")),
-        ReplyClass::OptOut => Some(("normal", "opt_out")),
-        ReplyClass::TimePreference => Some(("normal", "time_preference")),
-        ReplyClass::Other => Some(("normal", "reply_needs_review")),
-        ReplyClass::OptIn => None,
-    }
 }

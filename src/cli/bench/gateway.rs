@@ -86,11 +86,11 @@ impl Deployment {
         let hash_key = crate::secrets::generate();
         let store = Store::open(&database_url, true, &crate::store::HashKeySource::Given(hash_key.clone())).await?;
         let now = chrono::Utc::now().timestamp_millis();
-        crate::demo::set_up(&store, now).await?;
+        crate::cli::demo::set_up(&store, now).await?;
         let scopes = crate::http::auth::ALL_SCOPES.map(String::from);
-        let key = store
-            .create_api_key_with("bench", &scopes, KeyOptions { test: false, rate_limit: 100_000_000 }, now, "bench")
-            .await?;
+        let unlimited = KeyOptions { test: false, rate_limit: 100_000_000 };
+        let key =
+            crate::service::accounts::create_api_key_with(&store, "bench", &scopes, unlimited, now, "bench").await?;
         // Strong tokens, one per provider (the bench's own delivery reports carry Kannel's).
         let webhook_token = crate::secrets::generate();
         let port = free_port()?;

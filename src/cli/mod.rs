@@ -1,5 +1,11 @@
 //! The command line (contract: API.md, "Command line").
 
+pub mod bench;
+pub mod demo;
+mod error;
+
+pub use error::{CLI_ACTOR, CliError};
+
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
 
@@ -73,7 +79,7 @@ pub enum Command {
         command: CasesCommand,
     },
     /// Measure throughput and latency against baselines taken in the same run (scripts/bench.sh).
-    Bench(crate::bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Set up a demonstration on the embedded default, submit example jobs, and keep serving.
     Demo {
         /// Where the demo keeps its database and outbox (emptied first).
@@ -193,25 +199,6 @@ pub enum DeadLettersCommand {
     },
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error(transparent)]
-    App(#[from] app::AppError),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Template(#[from] crate::templates::workflow::WorkflowError),
-    #[error("{0}")]
-    Usage(String),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Settings(#[from] crate::config::ConfigError),
-}
-
-/// Who the command line acts as, in the audit table and on accounts it creates.
-pub const CLI_ACTOR: &str = "cli";
-
 async fn open_store(config: &Config) -> Result<Store, CliError> {
     Ok(Store::open(&config.database_url, true, &HashKeySource::from_config(config)).await?)
 }
@@ -262,7 +249,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             let store = open_store(&config).await?;
             let options = crate::store::KeyOptions { test, rate_limit };
-            let key = store.create_api_key_with(&name, &scopes, options, now(), CLI_ACTOR).await?;
+            let key = crate::service::accounts::create_api_key_with(&store, &name, &scopes, options, now(), CLI_ACTOR).await?;
             let kind = if test { "Test API key" } else { "API key" };
             println!("{kind} {name:?} with scopes {}, {rate_limit} requests a minute (shown once):", scopes.join(","));
             println!("{key}");
@@ -289,7 +276,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Keys { command: KeysCommand::Revoke { id } } => {
             let store = open_store(&config).await?;
-            if !store.revoke_api_key(&id, now(), CLI_ACTOR).await? {
+            if !crate::service::accounts::revoke_api_key(&store, &id, now(), CLI_ACTOR).await? {
                 return Err(CliError::Usage(format!("no API key {id} in use")));
             }
             println!("API key {id} revoked");
@@ -297,11 +284,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Staff { command: StaffCommand::Create { username, role, if_missing } } => {
             let store = open_store(&config).await?;
-            if if_missing {
-                if let Some(existing) = store.staff(&username).await? {
-                    println!("staff account {username} exists (role {}): left as it is", existing.role);
-                    return Ok(());
-                }
+            if if_missing && let Some(existing) = store.staff(&username).await? {
+                println!("staff account {username} exists (role {}): left as it is", existing.role);
+                return Ok(());
             }
             let password = match std::env::var("SAFEREACH_PASSWORD") {
                 Ok(p) => p,
@@ -311,7 +296,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     p.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            crate::staff::create_account(&store, &username, &role, &password, now(), CLI_ACTOR)
+            crate::service::accounts::create_account(&store, &username, &role, &password, now(), CLI_ACTOR)
                 .await
                 .map_err(CliError::Usage)?;
             println!("staff account {username} created with role {role}");
@@ -346,7 +331,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cases { command: CasesCommand::Erase { case_ref, actor } } => {
             let store = open_store(&config).await?;
             let outbox = std::path::Path::new(&config.outbox_dir);
-            match crate::retention::erase_case(&store, outbox, &case_ref, now(), &format!("cli:{actor}")).await? {
+            match crate::service::erasure::erase_case(&store, outbox, &case_ref, now(), &format!("cli:{actor}")).await? {
                 Some(_) => println!("case {case_ref} erased: only anonymous counts are left"),
                 None => return Err(CliError::Usage(format!("no case {case_ref}"))),
             }
@@ -361,8 +346,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 "this database keeps no hash key inside it (it is already outside, in SAFEREACH_HASH_KEY or the key file)".into(),
             )),
         },
-        Command::Demo { dir, no_serve } => crate::demo::run(config, &dir, !no_serve).await,
-        Command::Bench(args) => crate::bench::run(config, args).await,
+        Command::Demo { dir, no_serve } => demo::run(config, &dir, !no_serve).await,
+        Command::Bench(args) => bench::run(config, args).await,
     }
 }
 
@@ -376,7 +361,7 @@ async fn serve(config: Config, role: Role, args: RunArgs) -> Result<(), CliError
 }
 
 async fn dead_letters(store: &Store, command: DeadLettersCommand, now: i64) -> Result<(), CliError> {
-    use crate::store::Requeue;
+    use crate::service::dead_letters::{Requeue, requeue_dead_letter};
     match command {
         DeadLettersCommand::List { limit } => {
             println!("{} dead-lettered job(s)", store.dead_letter_count().await?);
@@ -394,7 +379,7 @@ async fn dead_letters(store: &Store, command: DeadLettersCommand, now: i64) -> R
             }
             Ok(())
         }
-        DeadLettersCommand::Requeue { id } => match store.requeue_dead_letter(&id, now, "cli").await? {
+        DeadLettersCommand::Requeue { id } => match requeue_dead_letter(store, &id, now, "cli").await? {
             Requeue::Requeued(job) => {
                 println!("{} requeued (case {})", job.id, job.case_ref);
                 Ok(())
@@ -408,7 +393,7 @@ async fn dead_letters(store: &Store, command: DeadLettersCommand, now: i64) -> R
 }
 
 async fn templates(store: &Store, command: TemplatesCommand, now: i64) -> Result<(), CliError> {
-    use crate::templates::workflow;
+    use crate::service::templates as workflow;
     match command {
         TemplatesCommand::Load { dir, defaults, author } => {
             let loaded = match dir {
@@ -432,7 +417,7 @@ async fn templates(store: &Store, command: TemplatesCommand, now: i64) -> Result
             let stdin = std::io::stdin();
             let mut input = stdin.lock();
             let password = read_password(&mut input)?;
-            if !crate::staff::authenticate(store, &approver, &password).await? {
+            if !crate::service::accounts::authenticate(store, &approver, &password).await? {
                 return Err(CliError::Usage(format!("the password is not {approver}'s: nothing was approved")));
             }
             if all && !yes {

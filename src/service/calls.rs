@@ -6,12 +6,13 @@
 //! the same transaction, under the case lock, so that a worker's decide-and-claim either sees the
 //! call or has already claimed (then the message is on its way: `too_late`).
 
-use crate::app::AppState;
+use super::AppState;
+use super::decisions::record_decision;
 use crate::domain::call::CallOutcome;
 use crate::domain::contact::normalise_uk_mobile;
 use crate::domain::event::EventType;
 use crate::domain::policy::decide;
-use crate::domain::{Decision, ReasonCode};
+use crate::domain::{Decision, JobStatus, ReasonCode};
 use crate::store::{Event, NewCall, Result, SuppressionKind};
 
 /// A call as the triage system reports it.
@@ -61,7 +62,18 @@ pub async fn record_call(
     }
     store.lock_case(&mut tx, case_ref).await?;
     let new = NewCall { case_ref, at: call.at, outcome: call.outcome, number: number.as_deref(), reason: call.reason };
-    let call_id = store.insert_call(&mut tx, &new, now_ms, actor).await?;
+    let call_id = store.insert_call(&mut tx, &new, now_ms).await?;
+    // Whether a number or a reason was given, never what they are.
+    Event::new(case_ref, now_ms, actor, EventType::Call)
+        .detail(serde_json::json!({
+            "outcome": call.outcome.as_str(),
+            "at": crate::time::rfc3339_ms(call.at),
+            "call_id": call_id,
+            "number_given": number.is_some(),
+            "reason_given": call.reason.is_some(),
+        }))
+        .append(&mut tx)
+        .await?;
 
     let mut suppressed_numbers = 0;
     if call.outcome == CallOutcome::WrongNumber {
@@ -97,11 +109,13 @@ pub async fn record_call(
         let history = store.history(&mut tx, &request, Some((&job.id, job.accepted_at)), now_ms).await?;
         match decide(&request, &history, now, &state.policy) {
             decision @ Decision::Block(reason) => {
-                store.record_decision(&mut tx, &job, &decision, now_ms, actor, EventType::Decided).await?;
+                record_decision(store, &mut tx, &job, &decision, now_ms, actor, EventType::Decided).await?;
                 stopped.push((job.id.clone(), reason));
             }
             // Rule 12 may be met now: the worker looks at once.
-            _ if job.status == "deferred" && job.reason.as_deref() == Some(ReasonCode::CallsFirst.as_str()) => {
+            _ if job.status == JobStatus::Deferred
+                && job.reason.as_deref() == Some(ReasonCode::CallsFirst.as_str()) =>
+            {
                 store.enqueue(&mut tx, &job.id, now_ms).await?;
             }
             _ => {}

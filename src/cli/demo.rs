@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::error::CliError;
 use crate::app::{self, Role};
-use crate::cli::CliError;
 use crate::config::Config;
 use crate::domain::OutreachRequest;
-use crate::store::AcceptResult;
+use crate::service::accept::AcceptResult;
 
 const AUTHOR: &str = "alex.author";
 const APPROVER: &str = "sam.approver";
@@ -36,7 +36,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     for (label, body) in example_jobs(state.clock.now()) {
         let request: OutreachRequest = serde_json::from_value(body.clone()).expect("demo jobs fit the schema");
         let request = request.validate().expect("demo jobs are valid");
-        let answer = match crate::outreach::accept(&state, &request, &body, "demo".into(), false).await? {
+        let answer = match crate::service::accept::accept(&state, &request, &body, "demo".into(), false).await? {
             AcceptResult::Created { answer, .. } | AcceptResult::Replayed { answer } => answer,
             AcceptResult::Conflict => continue,
         };
@@ -47,7 +47,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
         let mut waiting = 0;
         for (_, answer) in &answers {
             let id = answer["outreach_id"].as_str().unwrap_or_default();
-            if store.outreach(id).await?.is_some_and(|o| o.status == "queued") {
+            if store.outreach(id).await?.is_some_and(|o| o.status == crate::domain::JobStatus::Queued) {
                 waiting += 1;
             }
         }
@@ -66,7 +66,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     for (label, answer) in &answers {
         let d = &answer["decision"];
         let id = answer["outreach_id"].as_str().unwrap_or_default();
-        let status = store.outreach(id).await?.map(|o| o.status).unwrap_or_default();
+        let status = store.outreach(id).await?.map(|o| o.status.as_str()).unwrap_or_default();
         let route = match (d["channel"].as_str(), d["template"].as_str()) {
             (Some(c), Some(t)) => format!("{c} / {t}"),
             _ => "-".into(),
@@ -141,16 +141,21 @@ pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliE
     let mut passwords = Vec::new();
     for (user, role) in [(AUTHOR, "author"), (APPROVER, "approver")] {
         let password = crate::store::random_token()[..20].to_string();
-        crate::staff::create_account(store, user, role, &password, now, crate::cli::CLI_ACTOR)
+        crate::service::accounts::create_account(store, user, role, &password, now, super::error::CLI_ACTOR)
             .await
             .map_err(CliError::Usage)?;
         passwords.push((user, role, password));
     }
-    crate::templates::workflow::load_defaults(store, AUTHOR, now).await?;
-    let approved = crate::templates::workflow::approve_submitted(store, None, APPROVER, now).await?;
-    let key = store
-        .create_api_key("demo", &crate::http::auth::ALL_SCOPES.map(String::from), now, crate::cli::CLI_ACTOR)
-        .await?;
+    crate::service::templates::load_defaults(store, AUTHOR, now).await?;
+    let approved = crate::service::templates::approve_submitted(store, None, APPROVER, now).await?;
+    let key = crate::service::accounts::create_api_key(
+        store,
+        "demo",
+        &crate::http::auth::ALL_SCOPES.map(String::from),
+        now,
+        super::error::CLI_ACTOR,
+    )
+    .await?;
     Ok(Setup { passwords, approved, key })
 }
 

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use super::{TemplateError, TemplateSource};
 use crate::store::{NewVersion, Store, StoreError, TemplateState, TemplateVersion};
+use crate::templates::{TemplateError, TemplateSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
@@ -49,7 +49,7 @@ async fn require_role(store: &Store, who: &str, roles: &[&str], action: &'static
 
 /// Run the submission checks; refuse with every problem named.
 fn checked(source: &TemplateSource) -> Result<()> {
-    let problems = super::check(source, &super::Rules::default());
+    let problems = crate::templates::check(source, &crate::templates::Rules::default());
     let blocking: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
     if blocking.is_empty() {
         Ok(())
@@ -90,13 +90,13 @@ fn same_wording(version: &TemplateVersion, source: &TemplateSource) -> bool {
 /// wording is already the latest version of its template is skipped, so loading twice is harmless.
 pub async fn load_dir(store: &Store, dir: &Path, author: &str, now: i64) -> Result<Vec<String>> {
     require_role(store, author, &WRITERS, "write templates").await?;
-    load_sources(store, &super::load_dir(dir)?, author, now).await
+    load_sources(store, &crate::templates::load_dir(dir)?, author, now).await
 }
 
 /// `load_dir` with the wording built into the binary (`message_templates/` as it was built).
 pub async fn load_defaults(store: &Store, author: &str, now: i64) -> Result<Vec<String>> {
     require_role(store, author, &WRITERS, "write templates").await?;
-    load_sources(store, &super::default_sources()?, author, now).await
+    load_sources(store, &crate::templates::default_sources()?, author, now).await
 }
 
 /// Load `sources` as `load_dir` does: English first, so that a template's English version is
@@ -142,7 +142,7 @@ pub async fn save_draft(store: &Store, source: &TemplateSource, author: &str, no
 pub async fn update_draft(
     store: &Store,
     id: &str,
-    content: &super::TemplateContent,
+    content: &crate::templates::TemplateContent,
     author: &str,
 ) -> Result<TemplateVersion> {
     require_role(store, author, &WRITERS, "write templates").await?;
@@ -278,6 +278,10 @@ pub fn source_of(v: &TemplateVersion) -> Result<TemplateSource> {
         kind: crate::domain::Kind::parse(&v.kind).ok_or_else(|| bad("kind"))?,
         discreet: v.discreet.0,
         language: v.language.clone(),
-        content: super::TemplateContent { subject: v.subject.clone(), body: v.body.clone(), html: v.html.clone() },
+        content: crate::templates::TemplateContent {
+            subject: v.subject.clone(),
+            body: v.body.clone(),
+            html: v.html.clone(),
+        },
     })
 }

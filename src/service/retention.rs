@@ -25,10 +25,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::OutreachRequest;
 use crate::domain::contact::{normalise_email, normalise_uk_mobile, postal_key};
 use crate::domain::event::EventType;
 use crate::domain::reply::ReplyClass;
+use crate::domain::{JobStatus, OutreachRequest};
 use crate::store::{Cursor, Event, Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -216,6 +216,8 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
             if !store.expire_waiting_job(&mut tx, job, now).await? {
                 continue;
             }
+            // Not a cancellation: its last decision stays what the reports count it by.
+            Event::new(&job.case_ref, now, ACTOR, EventType::Expired).outreach(&job.id).append(&mut tx).await?;
             let reduced = reduce(store, job.request_json.as_deref());
             if store.redact_outreach(&mut tx, &job.id, &reduced.to_string(), now).await? {
                 redacted_event(&job.case_ref, now, "request", Class::NeverReached)
@@ -241,7 +243,7 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
         let mut tx = store.begin().await?;
         let mut done = 0;
         for job in &jobs {
-            let sent = matches!(job.status.as_str(), "sent" | "failed") && job.message_id.is_some();
+            let sent = matches!(job.status, JobStatus::Sent | JobStatus::Failed) && job.message_id.is_some();
             let class = if declined.contains_key(&job.case_ref) {
                 Class::NotTakenUp
             } else if sent {
@@ -347,7 +349,7 @@ fn reduce(store: &Store, request_json: Option<&str>) -> Value {
 }
 
 /// Remove what the sandbox wrote for these messages (its outbox is a copy outside the database).
-async fn forget_outbox_copies(outbox: Option<&Path>, message_ids: Vec<String>) {
+pub(crate) async fn forget_outbox_copies(outbox: Option<&Path>, message_ids: Vec<String>) {
     let Some(outbox) = outbox.map(Path::to_path_buf) else { return };
     if message_ids.is_empty() || !outbox.exists() {
         return;
@@ -356,22 +358,6 @@ async fn forget_outbox_copies(outbox: Option<&Path>, message_ids: Vec<String>) {
     if !matches!(forgot, Ok(Ok(()))) {
         tracing::warn!("the sandbox outbox could not be cleared of redacted messages; will try again");
     }
-}
-
-/// Erase a case on request (right to erasure): the database (`Store::erase_case`) and the
-/// sandbox outbox's copies of its messages.
-pub async fn erase_case(
-    store: &Store,
-    outbox: &Path,
-    case_ref: &str,
-    now: i64,
-    actor: &str,
-) -> Result<Option<crate::store::Erased>, StoreError> {
-    let erased = store.erase_case(case_ref, now, actor).await?;
-    if let Some(erased) = &erased {
-        forget_outbox_copies(Some(outbox), erased.message_ids.clone()).await;
-    }
-    Ok(erased)
 }
 
 fn redacted_event(case_ref: &str, now: i64, what: &str, class: Class) -> Event {

@@ -11,11 +11,11 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Caller, REPORTS_READ};
-use super::problem::{AuthProblems, Problem};
-use crate::app::AppState;
 use crate::domain::request::FieldError;
+use crate::http::auth::{Caller, REPORTS_READ};
+use crate::http::problem::{AuthProblems, Problem};
 use crate::reports::{Period, Report};
+use crate::service::AppState;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new().routes(routes!(monthly)).routes(routes!(quarterly))

@@ -10,11 +10,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{CASES_READ, Caller, OUTREACH_WRITE};
-use super::extract::{Path, Query};
-use super::problem::{AuthProblems, Problem};
-use crate::app::AppState;
-use crate::store::Requeue;
+use crate::http::auth::{CASES_READ, Caller, OUTREACH_WRITE};
+use crate::http::extract::{Path, Query};
+use crate::http::problem::{AuthProblems, Problem};
+use crate::service::AppState;
+use crate::service::dead_letters::{self, Requeue};
 use crate::time::rfc3339_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -137,10 +137,9 @@ async fn requeue(
 ) -> Result<Json<Requeued>, Problem> {
     caller.require(OUTREACH_WRITE)?;
     caller.require_live()?;
-    match state.store.requeue_dead_letter(&outreach_id, state.clock.now_ms(), &caller.actor()).await? {
+    match dead_letters::requeue(&state, &outreach_id, &caller.actor()).await? {
         Requeue::Requeued(job) => {
-            state.relay_wake.notify_one();
-            Ok(Json(Requeued { outreach_id: job.id, case_ref: job.case_ref, status: job.status }))
+            Ok(Json(Requeued { outreach_id: job.id, case_ref: job.case_ref, status: job.status.to_string() }))
         }
         Requeue::NotFound => Err(Problem::not_found("outreach job")),
         Requeue::NotDeadLettered(status) => Err(Problem::new(StatusCode::CONFLICT, "conflict", "Not dead-lettered")
