@@ -1,14 +1,28 @@
 //! Accepting outreach jobs: the one path used by the API and the demo. A request is accepted only
 //! when its case, job, event and the record of work to do (the outbox) commit together.
+//!
+//! Requests that arrive together are accepted together (group commit): the process's acceptor
+//! (`Acceptor`, a `Batcher`) hands whatever is waiting to `accept_batch`, which decides them in
+//! the order they came, in one transaction, with a few set-based statements for the lot, so
+//! that each is decided exactly as if the others had been accepted one after the other before it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use sqlx::AnyConnection;
+use tokio::sync::Notify;
 
 use super::AppState;
+use super::batcher::Batcher;
 use super::decisions::run_at;
+use crate::clock::Clock;
 use crate::domain::event::EventType;
-use crate::domain::policy::{decide, is_safety_sensitive};
+use crate::domain::policy::{PolicyConfig, decide, is_safety_sensitive};
 use crate::domain::{CaseHistory, Decision, JobStatus, Kind, OutreachRequest};
-use crate::store::{Event, NewOutreach, Result, Store, StoreError, new_id};
+use crate::store::{Event, JobNote, NewOutreach, Result, Store, StoreError, new_id};
+
+/// The most requests accepted in one transaction.
+const BATCH: usize = 64;
 
 /// Decide and record a validated request. `raw` is the body as received: the same `request_id`
 /// with a body that differs in anything but key order and whitespace is a conflict. `test`: a
@@ -20,19 +34,16 @@ pub async fn accept(
     actor: String,
     test: bool,
 ) -> Result<AcceptResult> {
-    let request_hash = state.store.request_fingerprint(&crate::domain::request::canonical(raw));
-    let now = state.clock.now();
-    let input = AcceptInput {
-        request,
-        request_hash,
+    let pending = Pending {
+        request_hash: state.store.request_fingerprint(&crate::domain::request::canonical(raw)),
         // A pre-text implies priority.
         priority: request.kind == Kind::PriorityPretext || request.priority == Some(true),
         safety_sensitive: is_safety_sensitive(request, &state.policy),
-        now: now.timestamp_millis(),
+        request: request.clone(),
         actor,
         test,
     };
-    let result = accept_outreach(&state.store, input, |history| decide(request, history, now, &state.policy)).await?;
+    let result = state.acceptor.0.call(pending).await.map_err(|e| StoreError::Unavailable(e.to_string()))??;
     if let AcceptResult::Created { decision, answer } = &result {
         if !test {
             state.metrics.job_accepted(decision.outcome().as_str(), decision.reason().map(|r| r.as_str()));
@@ -46,9 +57,55 @@ pub async fn accept(
             test,
             "outreach accepted"
         );
-        state.relay_wake.notify_one();
     }
     Ok(result)
+}
+
+/// A request waiting for the acceptor.
+pub struct Pending {
+    request: OutreachRequest,
+    request_hash: String,
+    priority: bool,
+    safety_sensitive: bool,
+    actor: String,
+    test: bool,
+}
+
+/// The process's acceptor: the requests of `accept` go through it (see the module's comment).
+#[derive(Clone)]
+pub struct Acceptor(Batcher<Pending, Result<AcceptResult>>);
+
+impl Acceptor {
+    /// Batches run one at a time on SQLite (one writer), a few side by side on Postgres.
+    pub fn start(store: Store, clock: Clock, policy: PolicyConfig, relay_wake: Arc<Notify>) -> Acceptor {
+        let in_flight = match store.dialect() {
+            crate::store::Dialect::Sqlite => 1,
+            crate::store::Dialect::Postgres => 4,
+        };
+        Acceptor(Batcher::start(BATCH, in_flight, move |batch: Vec<Pending>| {
+            let (store, policy, relay_wake) = (store.clone(), policy.clone(), relay_wake.clone());
+            let now = clock.now();
+            async move {
+                let inputs: Vec<AcceptInput<'_>> = batch
+                    .iter()
+                    .map(|p| AcceptInput {
+                        request: &p.request,
+                        request_hash: p.request_hash.clone(),
+                        priority: p.priority,
+                        safety_sensitive: p.safety_sensitive,
+                        now: now.timestamp_millis(),
+                        actor: p.actor.clone(),
+                        test: p.test,
+                    })
+                    .collect();
+                let results = accept_batch(&store, &inputs, &|req, history| decide(req, history, now, &policy)).await;
+                if results.iter().any(|r| matches!(r, Ok(AcceptResult::Created { .. }))) {
+                    relay_wake.notify_one();
+                }
+                results
+            }
+        }))
+    }
 }
 
 pub struct AcceptInput<'a> {
@@ -73,76 +130,162 @@ pub enum AcceptResult {
     Conflict,
 }
 
-/// Accept an outreach request: create or extend its case, decide it (with `decide`, given the
-/// case's history inside the same transaction), and record the job, its event and — when it
-/// is to be sent or deferred — the work for the queue, all in one commit.
+/// The policy as acceptance asks it: the request and its case's history.
+pub type Decide<'a> = &'a (dyn Fn(&OutreachRequest, &CaseHistory) -> Decision + Sync);
+
+/// Accept one request (a batch of one), deciding it with `decide` given its case's history.
 pub async fn accept_outreach(
     store: &Store,
     input: AcceptInput<'_>,
-    decide: impl Fn(&CaseHistory) -> Decision,
+    decide: impl Fn(&CaseHistory) -> Decision + Sync,
 ) -> Result<AcceptResult> {
-    match try_accept(store, &input, &decide).await {
+    let decide = |_: &OutreachRequest, history: &CaseHistory| decide(history);
+    accept_batch(store, std::slice::from_ref(&input), &decide).await.pop().expect("one answer for one request")
+}
+
+/// Accept a batch of requests in one transaction: each creates or extends its case, is decided
+/// (with `decide`, given its case's history as the requests before it in the batch left it) and
+/// recorded with its event and — when it is to be sent or deferred — the work for the queue.
+/// One answer per request, in order. Should the batch fail (another process took one of its
+/// request ids meanwhile, say), its requests are accepted one at a time, so that one cannot fail
+/// the others; unless the database is out of reach, which every request is told.
+pub async fn accept_batch(store: &Store, inputs: &[AcceptInput<'_>], decide: Decide<'_>) -> Vec<Result<AcceptResult>> {
+    match try_accept(store, inputs, decide).await {
+        Ok(results) => results.into_iter().map(Ok).collect(),
+        Err(e) if e.is_unavailable() => {
+            let why = e.to_string();
+            std::iter::once(Err(e))
+                .chain((1..inputs.len()).map(|_| Err(StoreError::Unavailable(why.clone()))))
+                .collect()
+        }
         // Another process accepted the same request id meanwhile: answer as it did.
-        Err(e) if e.is_unique_violation() => try_accept(store, &input, &decide).await,
-        result => result,
+        Err(e) if inputs.len() == 1 && e.is_unique_violation() => {
+            vec![try_accept(store, inputs, decide).await.map(|mut r| r.remove(0))]
+        }
+        Err(e) if inputs.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, requests = inputs.len(), "a batch of acceptances failed; accepting them one at a time");
+            let mut results = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                results.push(Box::pin(accept_batch(store, std::slice::from_ref(input), decide)).await.remove(0));
+            }
+            results
+        }
     }
 }
 
-async fn try_accept(
-    store: &Store,
-    input: &AcceptInput<'_>,
-    decide: &impl Fn(&CaseHistory) -> Decision,
-) -> Result<AcceptResult> {
+async fn try_accept(store: &Store, inputs: &[AcceptInput<'_>], decide: Decide<'_>) -> Result<Vec<AcceptResult>> {
     let mut tx = store.begin().await?;
-    let result = accept_in(store, &mut tx, input, decide).await?;
+    let results = accept_in(store, &mut tx, inputs, decide).await?;
     tx.commit().await?;
-    Ok(result)
+    Ok(results)
 }
 
-/// `accept_outreach` inside the caller's transaction (so that several requests can later be
-/// accepted in one commit), which must commit for the job to exist.
+/// `accept_batch`'s work inside its transaction.
 async fn accept_in(
     store: &Store,
     tx: &mut AnyConnection,
-    input: &AcceptInput<'_>,
-    decide: &impl Fn(&CaseHistory) -> Decision,
-) -> Result<AcceptResult> {
-    let req = input.request;
-    if let Some((hash, answer)) = store.accepted_request(&mut *tx, &req.request_id).await? {
-        if hash != input.request_hash {
-            return Ok(AcceptResult::Conflict);
+    inputs: &[AcceptInput<'_>],
+    decide: Decide<'_>,
+) -> Result<Vec<AcceptResult>> {
+    let request_ids: Vec<String> = inputs.iter().map(|i| i.request.request_id.clone()).collect();
+    let accepted_before = store.accepted_requests(&mut *tx, &request_ids).await?;
+    // Each request id's first request in the batch is accepted; a repeat is answered as it is.
+    let mut first_of: HashMap<&str, usize> = HashMap::new();
+    let new: Vec<&AcceptInput<'_>> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(i, input)| {
+            let id = input.request.request_id.as_str();
+            !accepted_before.contains_key(id) && *first_of.entry(id).or_insert(*i) == *i
+        })
+        .map(|(_, input)| input)
+        .collect();
+
+    let mut created: HashMap<&str, (serde_json::Value, Decision)> = HashMap::new();
+    if !new.is_empty() {
+        let requests: Vec<&OutreachRequest> = new.iter().map(|i| i.request).collect();
+        let cases: Vec<&str> =
+            requests.iter().map(|r| r.case_ref.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+        // The batch's cases exist and are ours (Postgres), in case_ref order, before anything is read.
+        store.ensure_cases(&mut *tx, &cases, new[0].now).await?;
+        store.lock_cases(&mut *tx, &cases).await?;
+        let mut histories = store.histories(&mut *tx, &requests).await?;
+        let (mut jobs, mut events, mut work) = (Vec::new(), Vec::new(), Vec::new());
+        let ids: Vec<String> = new.iter().map(|_| new_id("out")).collect();
+        let mut decisions = Vec::with_capacity(new.len());
+        for (input, id) in new.iter().zip(&ids) {
+            let req = input.request;
+            histories.add_request(req, input.priority, input.safety_sensitive);
+            let decision = decide(req, &histories.of(req, None, input.now, input.test));
+            let status = JobStatus::for_outcome(decision.outcome());
+            histories.add_job(
+                &req.case_ref,
+                JobNote {
+                    id,
+                    kind: req.kind.as_str(),
+                    test: input.test,
+                    status,
+                    accepted_at: input.now,
+                    message: false,
+                    sending: false,
+                },
+            );
+            events.push(
+                Event::new(&req.case_ref, input.now, &input.actor, EventType::Accepted)
+                    .outreach(id)
+                    .decision(&decision),
+            );
+            if let Some(run_at) = run_at(&decision, input.now) {
+                work.push((id.as_str(), run_at));
+            }
+            decisions.push((answer_json(id, &req.case_ref, status.as_str(), &decision), decision));
         }
-        return Ok(AcceptResult::Replayed { answer: parse_json(&answer)? });
+        for ((input, id), (answer, decision)) in new.iter().zip(&ids).zip(&decisions) {
+            jobs.push(NewOutreach {
+                id,
+                request: input.request,
+                request_hash: &input.request_hash,
+                priority: input.priority,
+                now: input.now,
+                decision,
+                answer,
+                test: input.test,
+            });
+        }
+        let cases: Vec<_> = new.iter().map(|i| (i.request, i.now, i.priority, i.safety_sensitive)).collect();
+        store.upsert_cases(&mut *tx, &cases).await?;
+        store.record_phones(&mut *tx, &requests).await?;
+        store.insert_outreach(&mut *tx, &jobs).await?;
+        Event::append_all(&mut *tx, &events).await?;
+        store.enqueue_all(&mut *tx, &work).await?;
+        for (input, answer) in new.iter().zip(decisions) {
+            created.insert(input.request.request_id.as_str(), answer);
+        }
     }
 
-    store.upsert_case(&mut *tx, req, input.now, input.priority, input.safety_sensitive).await?;
-    store.record_phones(&mut *tx, req).await?;
-    let history = store.history_of(&mut *tx, req, None, input.now, input.test).await?;
-    let decision = decide(&history);
-
-    let id = new_id("out");
-    let status = JobStatus::for_outcome(decision.outcome());
-    let answer = answer_json(&id, &req.case_ref, status.as_str(), &decision);
-    let new = NewOutreach {
-        id: &id,
-        request: req,
-        request_hash: &input.request_hash,
-        priority: input.priority,
-        now: input.now,
-        decision: &decision,
-        answer: &answer,
-        test: input.test,
-    };
-    store.insert_outreach(&mut *tx, &new).await?;
-    Event::new(&req.case_ref, input.now, &input.actor, EventType::Accepted)
-        .outreach(&id)
-        .decision(&decision)
-        .append(&mut *tx)
-        .await?;
-    if let Some(run_at) = run_at(&decision, input.now) {
-        store.enqueue(&mut *tx, &id, run_at).await?;
-    }
-    Ok(AcceptResult::Created { answer, decision })
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let id = input.request.request_id.as_str();
+            if let Some((hash, answer)) = accepted_before.get(id) {
+                return Ok(if *hash != input.request_hash {
+                    AcceptResult::Conflict
+                } else {
+                    AcceptResult::Replayed { answer: parse_json(answer)? }
+                });
+            }
+            let (answer, decision) = &created[id];
+            Ok(if first_of[id] == i {
+                AcceptResult::Created { answer: answer.clone(), decision: decision.clone() }
+            } else if inputs[first_of[id]].request_hash != input.request_hash {
+                AcceptResult::Conflict
+            } else {
+                AcceptResult::Replayed { answer: answer.clone() }
+            })
+        })
+        .collect()
 }
 
 /// The 202 answer of `POST /v1/outreach` (contract shape).

@@ -106,7 +106,7 @@ pub async fn record_call(
             continue;
         }
         let request = job.request()?;
-        let history = store.history(&mut tx, &request, Some((&job.id, job.accepted_at)), now_ms).await?;
+        let history = store.history(&mut tx, &request, Some(job.as_this()), now_ms).await?;
         match decide(&request, &history, now, &state.policy) {
             decision @ Decision::Block(reason) => {
                 record_decision(store, &mut tx, &job, &decision, now_ms, actor, EventType::Decided).await?;

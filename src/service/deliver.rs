@@ -172,7 +172,7 @@ impl Delivery {
         let keys: Vec<String> =
             contact::addresses_in(&request.contact).iter().map(|a| self.store.address_key(a)).collect();
         self.store.lock_addresses(&mut *tx, &keys).await?;
-        let history = self.store.history(&mut *tx, &request, Some((&job.id, job.accepted_at)), now_ms).await?;
+        let history = self.store.history(&mut *tx, &request, Some(job.as_this()), now_ms).await?;
         let decision = decide(&request, &history, now, &self.policy);
         let route = match &decision {
             Decision::Send(route) => route.clone(),

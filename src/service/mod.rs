@@ -7,6 +7,7 @@
 
 pub mod accept;
 pub mod accounts;
+pub mod batcher;
 pub mod calls;
 pub mod cancel;
 pub mod dead_letters;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::accept::Acceptor;
 use super::deliver::Delivery;
 use super::rate_limit::RateLimits;
 use crate::channels::Channels;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Each API key's token bucket in this process.
     pub rate_limits: RateLimits,
+    /// Accepts the requests that arrive together in one transaction (`super::accept`).
+    pub acceptor: Acceptor,
 }
 
 impl AppState {
@@ -85,7 +88,10 @@ impl AppState {
         // Breakers outside the metrics: a provider skipped while it cools down is not a call.
         let channels = crate::telemetry::instrument(channels, &metrics)
             .with_breakers(config.breaker_failures, Duration::from_secs(config.breaker_cooldown_secs));
+        let relay_wake = Arc::new(Notify::new());
+        let acceptor = Acceptor::start(store.clone(), clock, policy.clone(), relay_wake.clone());
         Ok(AppState {
+            acceptor,
             config,
             store,
             queue,
@@ -95,7 +101,7 @@ impl AppState {
             test_channels,
             webhooks,
             password_checks: Arc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_AT_ONCE)),
-            relay_wake: Arc::new(Notify::new()),
+            relay_wake,
             metrics,
             rate_limits: Default::default(),
         })

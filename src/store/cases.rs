@@ -2,8 +2,22 @@
 
 use sqlx::AnyConnection;
 
-use super::{Result, Store};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Result, Store, dynamic, placeholders, value_rows};
 use crate::domain::{OutreachRequest, contact};
+
+/// One case's row as a batch of acceptances writes it.
+#[derive(Default)]
+struct CaseRow {
+    created_at: i64,
+    referral_source: Option<String>,
+    referred_at: Option<i64>,
+    local_authority: Option<String>,
+    categories: String,
+    priority: bool,
+    safety_sensitive: bool,
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CaseRecord {
@@ -22,21 +36,40 @@ pub struct CaseRecord {
 }
 
 impl Store {
-    /// Create the case of an accepted request, or add to it: the first referral details win,
-    /// priority and safety-sensitivity are remembered once set, and every category joins the
-    /// case's memory. Takes the case lock (`lock_case`).
-    pub async fn upsert_case(
+    /// Create the cases of a batch of accepted requests, or add to them: the first referral
+    /// details win, priority and safety-sensitivity are remembered once set, and every category
+    /// joins the case's memory. `accepted` is in the order the requests were accepted, each with
+    /// its time, priority and safety-sensitivity; several of one case are merged in that order
+    /// (one row per case, in case_ref order, in one statement). Takes the cases' row locks on
+    /// Postgres, which `lock_cases` has already taken.
+    pub async fn upsert_cases(
         &self,
         conn: &mut AnyConnection,
-        req: &OutreachRequest,
-        now: i64,
-        priority: bool,
-        safety_sensitive: bool,
+        accepted: &[(&OutreachRequest, i64, bool, bool)],
     ) -> Result<()> {
+        if accepted.is_empty() {
+            return Ok(());
+        }
+        let mut merged: BTreeMap<&str, CaseRow> = BTreeMap::new();
+        let mut categories = BTreeSet::new();
+        for &(req, now, priority, safety_sensitive) in accepted {
+            let row = merged
+                .entry(req.case_ref.as_str())
+                .or_insert_with(|| CaseRow { created_at: now, ..CaseRow::default() });
+            row.referral_source = row.referral_source.take().or_else(|| req.referral.source.clone());
+            row.referred_at = row.referred_at.or(req.referral.referred_at.map(|t| t.timestamp_millis()));
+            row.local_authority = row.local_authority.take().or_else(|| req.referral.local_authority.clone());
+            if row.categories.is_empty() {
+                row.categories = req.crime.categories.join(",");
+            }
+            row.priority |= priority;
+            row.safety_sensitive |= safety_sensitive;
+            categories.extend(super::history::case_categories(req).map(|c| (req.case_ref.as_str(), c)));
+        }
         // The first referral details win; later jobs fill in what was missing.
-        sqlx::query(
+        let sql = format!(
             "INSERT INTO cases (case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             VALUES {}
              ON CONFLICT (case_ref) DO UPDATE SET
                referral_source = COALESCE(cases.referral_source, excluded.referral_source),
                referred_at = COALESCE(cases.referred_at, excluded.referred_at),
@@ -44,30 +77,52 @@ impl Store {
                categories = CASE WHEN cases.categories = '' THEN excluded.categories ELSE cases.categories END,
                priority = CASE WHEN cases.priority + excluded.priority > 0 THEN 1 ELSE 0 END,
                safety_sensitive = CASE WHEN cases.safety_sensitive + excluded.safety_sensitive > 0 THEN 1 ELSE 0 END",
-        )
-        .bind(&req.case_ref)
-        .bind(now)
-        .bind(&req.referral.source)
-        .bind(req.referral.referred_at.map(|t| t.timestamp_millis()))
-        .bind(&req.referral.local_authority)
-        .bind(req.crime.categories.join(","))
-        .bind(i64::from(priority))
-        .bind(i64::from(safety_sensitive))
-        .execute(&mut *conn)
-        .await?;
-        self.lock_case(conn, &req.case_ref).await?;
-        // The case's memory: every accepted job's categories, whatever its decision.
-        for category in &req.crime.categories {
-            let category = category.trim().to_ascii_lowercase();
-            if category.is_empty() {
-                continue;
-            }
-            sqlx::query("INSERT INTO case_categories (case_ref, category) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(&req.case_ref)
-                .bind(category)
-                .execute(&mut *conn)
-                .await?;
+            value_rows(1, merged.len(), 8)
+        );
+        let mut query = sqlx::query(dynamic(sql));
+        for (case_ref, row) in &merged {
+            query = query
+                .bind(*case_ref)
+                .bind(row.created_at)
+                .bind(row.referral_source.as_deref())
+                .bind(row.referred_at)
+                .bind(row.local_authority.as_deref())
+                .bind(row.categories.as_str())
+                .bind(i64::from(row.priority))
+                .bind(i64::from(row.safety_sensitive));
         }
+        query.execute(&mut *conn).await?;
+        // The case's memory: every accepted job's categories, whatever its decision.
+        if !categories.is_empty() {
+            let sql = format!(
+                "INSERT INTO case_categories (case_ref, category) VALUES {} ON CONFLICT DO NOTHING",
+                value_rows(1, categories.len(), 2)
+            );
+            let mut query = sqlx::query(dynamic(sql));
+            for (case_ref, category) in &categories {
+                query = query.bind(*case_ref).bind(category.as_str());
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Make sure the cases exist (a bare row, filled in by `upsert_cases` in the same
+    /// transaction), so that `lock_cases` can lock them before anything is read. Postgres only:
+    /// SQLite's single writer already serialises. `cases` in case_ref order.
+    pub async fn ensure_cases(&self, conn: &mut AnyConnection, cases: &[&str], now: i64) -> Result<()> {
+        if self.dialect != super::Dialect::Postgres || cases.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO cases (case_ref, created_at) VALUES {} ON CONFLICT DO NOTHING",
+            value_rows(1, cases.len(), 2)
+        );
+        let mut query = sqlx::query(dynamic(sql));
+        for case_ref in cases {
+            query = query.bind(*case_ref).bind(now);
+        }
+        query.execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -77,13 +132,7 @@ impl Store {
     /// before any job row of the case and before any address lock (`lock_addresses`), the order
     /// every transaction uses, or two transactions could wait for each other.
     pub async fn lock_case(&self, conn: &mut AnyConnection, case_ref: &str) -> Result<()> {
-        if self.dialect == super::Dialect::Postgres {
-            sqlx::query("SELECT case_ref FROM cases WHERE case_ref = $1 FOR UPDATE")
-                .bind(case_ref)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
+        self.lock_cases(conn, &[case_ref]).await
     }
 
     /// The case lock (see `lock_case`) for a job about to be decided again.
@@ -100,20 +149,47 @@ impl Store {
         Ok(())
     }
 
-    /// Remember whose each number is, so that rule 7 can spot a suspect's number on another case.
-    pub async fn record_phones(&self, conn: &mut AnyConnection, req: &OutreachRequest) -> Result<()> {
-        for phone in &req.contact.phones {
-            let Some(number) = contact::normalise_uk_mobile(&phone.number) else { continue };
-            sqlx::query(
-                "INSERT INTO case_phones (case_ref, number_key, is_victims) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&req.case_ref)
-            .bind(self.address_key(&number))
-            .bind(i64::from(phone.is_victims()))
-            .execute(&mut *conn)
-            .await?;
+    /// `lock_case` for several cases at once, in case_ref order (whatever order they are given
+    /// in), so that two batches never wait for each other.
+    pub async fn lock_cases(&self, conn: &mut AnyConnection, cases: &[&str]) -> Result<()> {
+        if self.dialect != super::Dialect::Postgres || cases.is_empty() {
+            return Ok(());
         }
+        let sql = format!(
+            "SELECT case_ref FROM cases WHERE case_ref IN ({}) ORDER BY case_ref FOR UPDATE",
+            placeholders(1, cases.len())
+        );
+        let mut query = sqlx::query(dynamic(sql));
+        for case_ref in cases {
+            query = query.bind(*case_ref);
+        }
+        query.execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Remember whose each number is, so that rule 7 can spot a suspect's number on another case.
+    pub async fn record_phones(&self, conn: &mut AnyConnection, requests: &[&OutreachRequest]) -> Result<()> {
+        let phones: BTreeSet<(&str, String, i64)> = requests
+            .iter()
+            .flat_map(|req| {
+                req.contact.phones.iter().filter_map(|phone| {
+                    let number = contact::normalise_uk_mobile(&phone.number)?;
+                    Some((req.case_ref.as_str(), self.address_key(&number), i64::from(phone.is_victims())))
+                })
+            })
+            .collect();
+        if phones.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO case_phones (case_ref, number_key, is_victims) VALUES {} ON CONFLICT DO NOTHING",
+            value_rows(1, phones.len(), 3)
+        );
+        let mut query = sqlx::query(dynamic(sql));
+        for (case_ref, key, is_victims) in &phones {
+            query = query.bind(*case_ref).bind(key.as_str()).bind(*is_victims);
+        }
+        query.execute(&mut *conn).await?;
         Ok(())
     }
 

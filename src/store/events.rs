@@ -95,31 +95,49 @@ impl Event {
     /// Append to the timeline, and to the outbox of case events to send (`event_outbox`) in the
     /// same transaction, so that no event is lost between the two. Returns the event's id.
     pub async fn append(&self, conn: &mut AnyConnection) -> Result<i64> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO events (case_ref, at, actor, type, outreach_id, message_id, outcome, reason, channel, status, classification, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-        )
-        .bind(&self.case_ref)
-        .bind(self.at)
-        .bind(&self.actor)
-        .bind(self.kind.as_str())
-        .bind(&self.outreach_id)
-        .bind(&self.message_id)
-        .bind(self.outcome)
-        .bind(&self.reason)
-        .bind(self.channel)
-        .bind(self.status)
-        .bind(self.classification)
-        .bind(self.detail.as_ref().map(|d| d.to_string()))
-        .fetch_one(&mut *conn)
-        .await?;
-        sqlx::query("INSERT INTO event_outbox (event_id, case_ref, next_at) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(&self.case_ref)
-            .bind(self.at)
-            .execute(&mut *conn)
-            .await?;
-        Ok(id)
+        let ids = Event::append_all(conn, std::slice::from_ref(self)).await?;
+        ids.first().copied().ok_or_else(|| super::StoreError::Corrupt("no event id returned".into()))
+    }
+
+    /// `append` for many events: two statements however many there are. Returns their ids (in
+    /// no particular order).
+    pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<i64>> {
+        let mut ids = Vec::with_capacity(events.len());
+        for chunk in events.chunks(super::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO events (case_ref, at, actor, type, outreach_id, message_id, outcome, reason, channel, status, classification, detail)
+                 VALUES {} RETURNING id, case_ref, at",
+                super::value_rows(1, chunk.len(), 12)
+            );
+            let mut query = sqlx::query_as::<_, (i64, String, i64)>(super::dynamic(sql));
+            for e in chunk {
+                query = query
+                    .bind(&e.case_ref)
+                    .bind(e.at)
+                    .bind(&e.actor)
+                    .bind(e.kind.as_str())
+                    .bind(&e.outreach_id)
+                    .bind(&e.message_id)
+                    .bind(e.outcome)
+                    .bind(&e.reason)
+                    .bind(e.channel)
+                    .bind(e.status)
+                    .bind(e.classification)
+                    .bind(e.detail.as_ref().map(|d| d.to_string()));
+            }
+            let appended = query.fetch_all(&mut *conn).await?;
+            let sql = format!(
+                "INSERT INTO event_outbox (event_id, case_ref, next_at) VALUES {}",
+                super::value_rows(1, appended.len(), 3)
+            );
+            let mut query = sqlx::query(super::dynamic(sql));
+            for (id, case_ref, at) in &appended {
+                query = query.bind(*id).bind(case_ref.as_str()).bind(*at);
+            }
+            query.execute(&mut *conn).await?;
+            ids.extend(appended.into_iter().map(|(id, _, _)| id));
+        }
+        Ok(ids)
     }
 }
 

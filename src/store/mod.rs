@@ -27,6 +27,7 @@ pub use cases::CaseRecord;
 pub use dead_letters::DeadLetter;
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
+pub use history::{Histories, JobNote, ThisJob};
 pub use messages::{Claim, MessageKey, MessageRecord, NewMessage};
 pub use outbox::DueJob;
 pub use outreach::{NewOutreach, OutreachRecord};
@@ -66,12 +67,17 @@ pub enum StoreError {
     /// The key of the address hashes is missing, weak, or not this database's.
     #[error("{0}")]
     HashKey(String),
+    /// The database could not be reached by the batch this was part of (another item of it was
+    /// told the error itself), or the batch did not answer.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
     /// The database could not be reached (as opposed to a query that is wrong).
     pub fn is_unavailable(&self) -> bool {
         match self {
+            StoreError::Unavailable(_) => true,
             StoreError::Database(
                 sqlx::Error::Io(_)
                 | sqlx::Error::PoolTimedOut
@@ -395,6 +401,47 @@ fn dynamic(sql: String) -> sqlx::AssertSqlSafe<String> {
 /// `$first, $first+1, …` placeholders for an `IN (…)` list of `n` values.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The most rows one multi-row statement carries (far inside both databases' limits on bound
+/// values); a larger batch is written in several.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// `($first, …), (…), …`: `rows` tuples of `cols` placeholders, numbered on from `first`, for a
+/// multi-row `VALUES` (one statement for a whole batch).
+fn value_rows(first: usize, rows: usize, cols: usize) -> String {
+    (0..rows).map(|r| format!("({})", placeholders(first + r * cols, cols))).collect::<Vec<_>>().join(", ")
+}
+
+/// Binding the values of an `IN (…)` list in turn, whatever the kind of query.
+trait Bind<'q>: Sized {
+    fn bind_str(self, value: &'q str) -> Self;
+}
+
+impl<'q> Bind<'q> for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    fn bind_str(self, value: &'q str) -> Self {
+        self.bind(value)
+    }
+}
+
+impl<'q, O> Bind<'q> for sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+    fn bind_str(self, value: &'q str) -> Self {
+        self.bind(value)
+    }
+}
+
+impl<'q, O> Bind<'q> for sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+    fn bind_str(self, value: &'q str) -> Self {
+        self.bind(value)
+    }
+}
+
+/// Bind each of `values` in turn.
+fn bind_all<'q, Q: Bind<'q>>(mut query: Q, values: &'q [String]) -> Q {
+    for v in values {
+        query = query.bind_str(v);
+    }
+    query
 }
 
 /// Sortable unique ids (UUIDv7) with a readable prefix.

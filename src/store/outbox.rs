@@ -24,6 +24,20 @@ impl Store {
         Ok(())
     }
 
+    /// `enqueue` for many jobs: (outreach id, run at) each, in one statement.
+    pub async fn enqueue_all(&self, conn: &mut AnyConnection, jobs: &[(&str, i64)]) -> Result<()> {
+        for chunk in jobs.chunks(super::ROWS_PER_STATEMENT) {
+            let sql =
+                format!("INSERT INTO job_outbox (outreach_id, run_at) VALUES {}", super::value_rows(1, chunk.len(), 2));
+            let mut query = sqlx::query(dynamic(sql));
+            for (id, run_at) in chunk {
+                query = query.bind(*id).bind(*run_at);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     /// Claim up to `limit` due rows for `lease_ms`. Two relays never claim the same row while a
     /// lease runs: the outer condition is checked again on the locked row.
     pub async fn claim_due_jobs(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<DueJob>> {

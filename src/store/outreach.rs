@@ -1,6 +1,8 @@
 //! Outreach jobs: their rows, the decision each carries, and its status.
 
-use sqlx::{AnyConnection, Row};
+use std::collections::HashMap;
+
+use sqlx::AnyConnection;
 
 use super::{Result, Store, StoreError, dynamic};
 use crate::domain::{Decision, JobStatus, OutreachRequest};
@@ -34,6 +36,11 @@ pub struct OutreachRecord {
 pub(super) const OUTREACH_COLUMNS: &str = "id, request_id, case_ref, kind, priority, request_json, accepted_at, status, outcome, reason, channel, template, not_before, attempts, updated_at, redacted_at, test";
 
 impl OutreachRecord {
+    /// This job as the history sees it (`Histories::of`).
+    pub fn as_this(&self) -> super::ThisJob<'_> {
+        super::ThisJob { id: &self.id, accepted_at: self.accepted_at, status: self.status, test: self.test.0 }
+    }
+
     /// The request as accepted. A redacted job has none left: it can never be decided again.
     pub fn request(&self) -> Result<OutreachRequest> {
         if self.redacted_at.is_some() {
@@ -59,47 +66,58 @@ pub struct NewOutreach<'a> {
 }
 
 impl Store {
-    /// The fingerprint and stored answer of the job accepted for `request_id`, if any.
-    pub async fn accepted_request(
+    /// The fingerprint and stored answer of the job accepted for each of `request_ids` that was.
+    pub async fn accepted_requests(
         &self,
         conn: &mut AnyConnection,
-        request_id: &str,
-    ) -> Result<Option<(String, String)>> {
-        let Some(row) = sqlx::query("SELECT request_hash, response_json FROM outreach WHERE request_id = $1")
-            .bind(request_id)
-            .fetch_optional(&mut *conn)
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some((row.try_get(0)?, row.try_get(1)?)))
+        request_ids: &[String],
+    ) -> Result<HashMap<String, (String, String)>> {
+        if request_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT request_id, request_hash, response_json FROM outreach WHERE request_id IN ({})",
+            super::placeholders(1, request_ids.len())
+        );
+        let rows: Vec<(String, String, String)> =
+            super::bind_all(sqlx::query_as(dynamic(sql)), request_ids).fetch_all(&mut *conn).await?;
+        Ok(rows.into_iter().map(|(id, hash, answer)| (id, (hash, answer))).collect())
     }
 
-    /// Insert a newly accepted job with its first decision.
-    pub async fn insert_outreach(&self, conn: &mut AnyConnection, new: &NewOutreach<'_>) -> Result<()> {
-        let (req, decision) = (new.request, new.decision);
-        sqlx::query(dynamic(format!(
-            "INSERT INTO outreach ({OUTREACH_COLUMNS}, request_hash, response_json)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $7, NULL, $16, $14, $15)"
-        )))
-        .bind(new.id)
-        .bind(&req.request_id)
-        .bind(&req.case_ref)
-        .bind(req.kind.as_str())
-        .bind(i64::from(new.priority))
-        .bind(serde_json::to_string(req).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .bind(new.now)
-        .bind(JobStatus::for_outcome(decision.outcome()).as_str())
-        .bind(decision.outcome().as_str())
-        .bind(decision.reason().map(|r| r.as_str()))
-        .bind(decision.route().map(|r| r.channel.as_str()))
-        .bind(decision.route().map(|r| r.template))
-        .bind(decision.not_before().map(|t| t.timestamp_millis()))
-        .bind(new.request_hash)
-        .bind(new.answer.to_string())
-        .bind(i64::from(new.test))
-        .execute(&mut *conn)
-        .await?;
+    /// Insert newly accepted jobs with their first decisions (one statement).
+    pub async fn insert_outreach(&self, conn: &mut AnyConnection, jobs: &[NewOutreach<'_>]) -> Result<()> {
+        for chunk in jobs.chunks(super::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO outreach ({OUTREACH_COLUMNS}, request_hash, response_json) VALUES {}",
+                super::value_rows(1, chunk.len(), 19)
+            );
+            let mut query = sqlx::query(dynamic(sql));
+            for new in chunk {
+                let (req, decision) = (new.request, new.decision);
+                query = query
+                    .bind(new.id)
+                    .bind(&req.request_id)
+                    .bind(&req.case_ref)
+                    .bind(req.kind.as_str())
+                    .bind(i64::from(new.priority))
+                    .bind(serde_json::to_string(req).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                    .bind(new.now)
+                    .bind(JobStatus::for_outcome(decision.outcome()).as_str())
+                    .bind(decision.outcome().as_str())
+                    .bind(decision.reason().map(|r| r.as_str()))
+                    .bind(decision.route().map(|r| r.channel.as_str()))
+                    .bind(decision.route().map(|r| r.template))
+                    .bind(decision.not_before().map(|t| t.timestamp_millis()))
+                    // attempts, updated_at, redacted_at
+                    .bind(0_i64)
+                    .bind(new.now)
+                    .bind(None::<i64>)
+                    .bind(i64::from(new.test))
+                    .bind(new.request_hash)
+                    .bind(new.answer.to_string());
+            }
+            query.execute(&mut *conn).await?;
+        }
         Ok(())
     }
 

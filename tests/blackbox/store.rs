@@ -5,12 +5,12 @@
 
 use safereach::config::Config;
 use safereach::domain::policy::{PolicyConfig, decide};
-use safereach::domain::{MessageStatus, OutreachRequest};
+use safereach::domain::{JobStatus, MessageStatus, OutreachRequest};
 use safereach::service::accept::{AcceptInput, AcceptResult};
 use safereach::service::cancel::Cancel;
 use safereach::service::dead_letters::Requeue;
 use safereach::service::statuses::StatusChange;
-use safereach::store::{Claim, MessageKey, NewVersion, Store, SuppressionKind, TemplateState};
+use safereach::store::{Claim, MessageKey, NewVersion, Store, SuppressionKind, TemplateState, ThisJob};
 use serde_json::{Value, json};
 
 use crate::common::{current_backend, pretext, use_backend};
@@ -173,7 +173,7 @@ on_backends! {
 
         let other_pretext = || async {
             let mut conn = store.pool().acquire().await.unwrap();
-            store.history(&mut conn, &request(&body_a), Some((&a, NOW)), NOW).await.unwrap().other_pretext_active
+            store.history(&mut conn, &request(&body_a), Some(ThisJob { id: &a, accepted_at: NOW, status: JobStatus::Held, test: false }), NOW).await.unwrap().other_pretext_active
         };
         assert!(!other_pretext().await, "a later job merely queued does not count against an earlier one");
         message_for(store, &b, "LATER-1").await;
