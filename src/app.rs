@@ -55,6 +55,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Each API key's token bucket in this process.
     pub rate_limits: crate::http::rate_limit::RateLimits,
+    /// The on-call rota (`SAFEREACH_ONCALL_*`).
+    pub oncall: Arc<crate::oncall::Rota>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +97,7 @@ impl AppState {
         store.delete_setting("webhook_token").await?;
         let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
         let metrics = Metrics::new();
+        let oncall = crate::oncall::Rota::from_config(&config)?;
         let channels = crate::channels::from_config(&config, clock, webhooks.kannel.as_deref().unwrap_or_default())
             .map_err(|e| AppError::Config(e.to_string()))?;
         let test_channels =
@@ -115,6 +118,7 @@ impl AppState {
             relay_wake: Arc::new(Notify::new()),
             metrics,
             rate_limits: Default::default(),
+            oncall,
         })
     }
 
@@ -130,6 +134,7 @@ impl AppState {
             send_lease: Duration::from_secs(self.config.send_lease_secs.max(1)),
             relay_wake: self.relay_wake.clone(),
             before_claim: None,
+            oncall: self.oncall.clone(),
         }
     }
 }

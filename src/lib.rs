@@ -17,6 +17,7 @@ pub mod events_out;
 pub mod http;
 pub mod inbound;
 pub mod logging;
+pub mod oncall;
 pub mod outreach;
 pub mod queue;
 pub mod reports;

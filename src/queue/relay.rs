@@ -43,6 +43,11 @@ impl Relay {
                     Ok(n) => tracing::warn!(jobs = n, "requeued jobs the queue had lost"),
                     Err(e) => tracing::warn!(error = %e, "sweep for lost jobs failed"),
                 }
+                match self.store.requeue_stale_oncall(now, now - STALE_MS).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(jobs = n, "requeued on-call work the queue had lost"),
+                    Err(e) => tracing::warn!(error = %e, "sweep for lost on-call work failed"),
+                }
                 if let Err(e) = self.queue.tidy(TIDY_AFTER).await {
                     tracing::warn!(error = %e, "tidying finished jobs from the queue failed");
                 }

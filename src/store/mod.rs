@@ -8,6 +8,7 @@ mod dead_letters;
 mod event_outbox;
 mod events;
 mod messages;
+mod oncall;
 mod outbox;
 mod replies;
 mod reports;
@@ -22,6 +23,9 @@ pub use dead_letters::{DeadLetter, Requeue};
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
 pub use messages::{Claim, MessageKey, MessageRecord, NewMessage, StatusChange};
+pub use oncall::{
+    Acknowledged, ITEM_PREFIX, NOTIFICATION_PREFIX, NewUrgentItem, OncallNotification, UrgentItem, UrgentTiming,
+};
 pub use outbox::DueJob;
 pub use replies::{ReplyRecord, SuppressionKind};
 pub use reports::{AcceptedRow, CaseRow, MessageRow};

@@ -160,6 +160,7 @@ impl Store {
     /// Staff have dealt with a reply that matched no case: it leaves the review queue, with who
     /// did it and the reason they gave.
     pub async fn acknowledge_unmatched_reply(&self, id: &str, actor: &str, note: &str, now: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
         let updated = sqlx::query(
             "UPDATE replies SET reviewed_at = $2, reviewed_by = $3, review_note = $4
              WHERE id = $1 AND case_ref IS NULL AND reviewed_at IS NULL",
@@ -168,9 +169,13 @@ impl Store {
         .bind(now)
         .bind(actor)
         .bind(note)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        if updated == 1 {
+            self.acknowledge_urgent(&mut tx, super::Acknowledged::UnmatchedReply(id), actor, now).await?;
+        }
+        tx.commit().await?;
         match (updated, self.unmatched_reply(id).await?) {
             (1, _) => Ok(()),
             (_, Some(_)) => Err(StoreError::Conflict("this reply was acknowledged already".into())),
@@ -317,6 +322,7 @@ impl Store {
             return Err(StoreError::Conflict("this alert was acknowledged already".into()));
         }
         let note_id = self.add_note(&mut tx, &case_ref, actor, note, now).await?;
+        self.acknowledge_urgent(&mut tx, super::Acknowledged::Alert(event_id), actor, now).await?;
         Event::new(&case_ref, now, actor, EventType::StaffAction)
             .reason("acknowledge")
             .detail(json!({ "note_id": note_id, "alert_event_id": event_id }))

@@ -85,6 +85,8 @@ pub struct Worker {
     /// decision to send and before the claim, with the job's id; lets a test commit something
     /// "between decide and claim" and show that it cannot slip through.
     pub before_claim: Option<ClaimHook>,
+    /// The on-call rota: its notifications and escalations come through the same queue.
+    pub oncall: Arc<crate::oncall::Rota>,
 }
 
 /// See `Worker::before_claim`.
@@ -93,7 +95,12 @@ pub type ClaimHook = Arc<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>
 #[async_trait::async_trait]
 impl JobHandler for Worker {
     async fn handle(&self, job: OutreachJob) -> Result<(), BoxDynError> {
-        match self.process(&job.outreach_id).await {
+        let done = if crate::oncall::is_job(&job.outreach_id) {
+            crate::oncall::process(self, &job.outreach_id).await
+        } else {
+            self.process(&job.outreach_id).await
+        };
+        match done {
             Ok(done) => {
                 tracing::debug!(outreach_id = %job.outreach_id, outcome = ?outcome_name(&done), "job processed");
                 Ok(())
