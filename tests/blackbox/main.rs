@@ -12,6 +12,7 @@ mod failover;
 mod flow;
 mod kannel;
 mod observability;
+mod oncall;
 mod outage;
 mod print;
 mod processes;
