@@ -335,7 +335,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             let store = open_store(&config).await?;
             let policy = crate::domain::policy::PolicyConfig { quiet_hours: config.quiet_hours, ..Default::default() };
-            let report = crate::reports::report(&store, &policy, period).await?;
+            let report =
+                crate::reports::report_with_staffed_hours(&store, &policy, &config.staffed_hours, period).await?;
             if format == "csv" {
                 print!("{}", crate::reports::to_csv(&report));
             } else {

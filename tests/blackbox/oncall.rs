@@ -143,6 +143,22 @@ on_backends! {
         assert_eq!(metric(&app, "safereach_urgent_items_open").await, 0.0);
         assert_eq!(metric(&app, "safereach_urgent_oldest_age_seconds").await, 0.0);
 
+        // The report: it arrived outside staffed hours (Saturday night) and waited 16 minutes.
+        let (status, report) = app.get("/v1/reports/monthly?month=2026-11").await;
+        assert_eq!(status, StatusCode::OK);
+        let staffed = &report["staffed_hours"];
+        assert_eq!(staffed["hours"], "mon-fri 08:00-20:00; sat 09:00-17:00");
+        assert_eq!((staffed["urgent_items"].as_u64(), staffed["outside_staffed_hours"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(staffed["max_wait_seconds"].as_i64(), Some(waited));
+        assert_eq!(staffed["median_wait_seconds"].as_i64(), Some(waited));
+        assert_eq!(staffed["items"][0]["arrived_at"], "2026-11-28T23:40:00Z");
+        assert_eq!(staffed["items"][0]["classification"], "distress");
+        assert!(staffed["items"][0].get("case_ref").is_none(), "the commissioner's figures name no case");
+        let page = staff.get("/staff/reports?month=2026-11").await.body;
+        assert!(page.contains("<strong data-test=\"outside\">1</strong> of 1 urgent replies"), "{page}");
+        assert!(page.contains("<strong data-test=\"max-wait\">16 min</strong>"));
+        assert!(page.contains("href=\"/staff/cases/OC-1\""));
+
         let sent_before = app.sent_sms().len();
         let app = app.restart_at("2026-11-29T00:30:00Z", |_| {}).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -201,6 +217,11 @@ on_backends! {
                 .unwrap();
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].0, "unsafe");
+        // Monday morning: both arrived in staffed hours.
+        let (_, report) = app.get("/v1/reports/monthly?month=2026-11").await;
+        let staffed = &report["staffed_hours"];
+        assert_eq!((staffed["urgent_items"].as_u64(), staffed["outside_staffed_hours"].as_u64()), (Some(2), Some(0)));
+        assert_eq!(staffed["items"], json!([]));
         app.stop().await;
     }
 }
