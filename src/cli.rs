@@ -145,6 +145,13 @@ pub enum StaffCommand {
         #[arg(long)]
         if_missing: bool,
     },
+    /// Take a member of staff's second factor off (a lost device): their sessions end and they set
+    /// up a new one at their next sign-in. Recorded in the audit table.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,6 +322,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .await
                 .map_err(CliError::Usage)?;
             println!("staff account {username} created with role {role}");
+            Ok(())
+        }
+        Command::Staff { command: StaffCommand::Reset2fa { username } } => {
+            let store = open_store(&config).await?;
+            if !store.reset_two_factor(&username, CLI_ACTOR, now()).await? {
+                return Err(CliError::Usage(format!("{username} has no second factor to reset")));
+            }
+            println!("second factor of {username} reset: they set up a new one at their next sign-in");
             Ok(())
         }
         Command::Templates { command } => {

@@ -29,4 +29,5 @@ pub mod store;
 pub mod telemetry;
 pub mod templates;
 pub mod time;
+pub mod two_factor;
 pub mod worker;

@@ -16,6 +16,7 @@ mod retention;
 mod review;
 mod sessions;
 mod templates;
+mod two_factor;
 
 pub use accounts::{ApiKey, ApiKeyListing, AuditAction, AuditEvent, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount};
 pub use cases::{AcceptInput, AcceptResult, CallRecord, Cancel, CaseRecord, NewCall, OutreachRecord, answer_json};
@@ -33,6 +34,7 @@ pub use retention::{Cursor, DueMessage, DueNote, DueReply, Erased, FinishedJob, 
 pub use review::{OpenAlert, StaffNote, UnmatchedReply, Waiting, WaitingItem, review_code};
 pub use sessions::{LOGIN_FAILURES_FORGOTTEN_MS, SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
+pub use two_factor::{LoginChallenge, TwoFactor};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -29,3 +29,4 @@ mod standin;
 mod store;
 mod triage;
 mod twilio;
+mod two_factor;

@@ -33,7 +33,7 @@ use crate::app::AppState;
 use crate::store::{SessionLimits, random_token};
 
 pub const SESSION_COOKIE: &str = "safereach_session";
-const LOGIN_COOKIE: &str = "safereach_login";
+pub(super) const LOGIN_COOKIE: &str = "safereach_login";
 const FLASH_COOKIE: &str = "safereach_flash";
 /// The longest a username is slowed down for after wrong passwords from one address.
 pub const MAX_LOGIN_DELAY_MS: i64 = 15 * 60_000;
@@ -94,7 +94,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// A `Set-Cookie` for the staff pages. `max_age` None: until the browser closes; Some(0): delete.
-fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
+pub(super) fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
     let mut c = format!("{name}={value}; Path=/staff; HttpOnly; SameSite=Strict");
     if secure {
         c.push_str("; Secure");
@@ -105,11 +105,11 @@ fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> He
     HeaderValue::from_str(&c).expect("cookie values are hex or base64")
 }
 
-fn secure(state: &AppState) -> bool {
+pub(super) fn secure(state: &AppState) -> bool {
     state.config.public_url.starts_with("https://")
 }
 
-fn tokens_match(a: &str, b: &str) -> bool {
+pub(super) fn tokens_match(a: &str, b: &str) -> bool {
     !a.is_empty() && a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
@@ -133,6 +133,17 @@ pub async fn require_staff(State(state): State<Arc<AppState>>, request: Request,
         }
         return StaffError::Csrf.into_response();
     };
+    // SAFEREACH_STAFF_2FA=required: an approver or admin without a second factor may only set one
+    // up (or log out).
+    if crate::two_factor::required_for(&session.role, state.config.staff_2fa)
+        && !session.two_factor.0
+        && !super::two_factor::ENROLMENT_PATHS.contains(&request.uri().path())
+    {
+        if request.method() == Method::GET {
+            return Redirect::to(super::two_factor::ENROLMENT_PATHS[0]).into_response();
+        }
+        return StaffError::Forbidden("set up your second factor first (Second factor page)".into()).into_response();
+    }
     let (mut parts, body) = request.into_parts();
     let body = if parts.method == Method::GET || parts.method == Method::HEAD {
         body
@@ -164,7 +175,7 @@ pub async fn require_staff(State(state): State<Arc<AppState>>, request: Request,
 }
 
 /// The message a previous POST left, if any.
-fn flash(headers: &HeaderMap) -> Option<String> {
+pub(super) fn flash(headers: &HeaderMap) -> Option<String> {
     cookie(headers, FLASH_COOKIE).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok()).and_then(|b| String::from_utf8(b).ok())
 }
 
@@ -182,7 +193,7 @@ pub struct NextQuery {
 }
 
 /// Only our own pages are places to go after login.
-fn safe_next(next: Option<&str>) -> &str {
+pub(super) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with("/staff/") && !n.contains("//") && !n.contains('\\') => n,
         _ => "/staff/",
@@ -357,14 +368,31 @@ pub async fn login(
         return refuse(StatusCode::UNAUTHORIZED, message);
     };
     drop(place);
-    store.record_login(&username, &address, now).await?;
+    // A second factor set up: the password alone opens nothing; the code is asked next.
+    if store.has_two_factor(&username).await? {
+        return super::two_factor::challenge(&state, &username, safe_next(next)).await;
+    }
+    start_session(&state, &username, &account.role, &address, safe_next(next)).await
+}
+
+/// Every factor was right: a session starts, and the login's own throttle count is cleared.
+pub(super) async fn start_session(
+    state: &AppState,
+    username: &str,
+    role: &str,
+    address: &str,
+    next: &str,
+) -> PageResult {
+    let store = &state.store;
+    let now = state.clock.now_ms();
+    store.record_login(username, address, now).await?;
     store.delete_ended_sessions(now, LIMITS).await?;
-    let (session_id, _) = store.create_session(&username, now, LIMITS).await?;
-    tracing::info!(username = %username, role = %account.role, "staff logged in");
-    let mut response = Redirect::to(safe_next(next)).into_response();
+    let (session_id, _) = store.create_session(username, now, LIMITS).await?;
+    tracing::info!(username = %username, role = %role, "staff logged in");
+    let mut response = Redirect::to(safe_next(Some(next))).into_response();
     let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session_id, None, secure(&state)));
-    headers.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0), secure(&state)));
+    headers.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session_id, None, secure(state)));
+    headers.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0), secure(state)));
     Ok(response)
 }
 
