@@ -222,6 +222,17 @@ on_backends! {
         let staffed = &report["staffed_hours"];
         assert_eq!((staffed["urgent_items"].as_u64(), staffed["outside_staffed_hours"].as_u64()), (Some(2), Some(0)));
         assert_eq!(staffed["items"], json!([]));
+        // Erasure takes the case's reference off its urgent items too; the counts stay.
+        let eraser = app.key_with(&["cases:erase"]).await;
+        let erased = app.http.delete(app.url("/v1/cases/OC-2")).bearer_auth(&eraser).send().await.unwrap();
+        assert!(erased.status().is_success(), "{}", erased.status());
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM urgent_items WHERE case_ref = 'OC-2'")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+        let (_, after) = app.get("/v1/reports/monthly?month=2026-11").await;
+        assert_eq!(after["staffed_hours"], report["staffed_hours"]);
         app.stop().await;
     }
 }
