@@ -127,15 +127,12 @@ impl Store {
         .await?)
     }
 
-    /// The urgent item of an alert or of a reply from a number on no case, if it was one.
-    pub async fn urgent_item_of(&self, what: Acknowledged<'_>) -> Result<Option<UrgentItem>> {
-        let sql = dynamic(format!("SELECT {ITEM_COLUMNS} FROM urgent_items WHERE {} = $1", what.column()));
-        let q = sqlx::query_as(sql);
-        let q = match what {
-            Acknowledged::Alert(id) => q.bind(id),
-            Acknowledged::UnmatchedReply(id) => q.bind(id),
-        };
-        Ok(q.fetch_optional(&self.pool).await?)
+    /// The urgent item a reply raised, if it was one.
+    pub async fn urgent_item_of_reply(&self, reply_id: &str) -> Result<Option<UrgentItem>> {
+        Ok(sqlx::query_as(dynamic(format!("SELECT {ITEM_COLUMNS} FROM urgent_items WHERE reply_id = $1")))
+            .bind(reply_id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// The escalation's next step and when it is due (None: nothing more to do).
