@@ -138,7 +138,7 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     Ok(())
 }
 
-const DEMO_ONCALL_SMS: &str = "07700 900999";
+const DEMO_ONCALL_SMS: &str = "07700 900919";
 const DEMO_ONCALL_EMAIL: &str = "duty.manager@victimcare.example.org";
 
 /// A distress reply from DEMO-1's number, as the sandbox would deliver it: it raises an urgent

@@ -20,8 +20,11 @@ pub struct Relay {
     pub wake: Arc<Notify>,
 }
 
-/// How long a claimed row is ours before another relay may take it.
-const LEASE_MS: i64 = 60_000;
+/// How long a claimed row is ours before another relay may take it. Short, because a relay killed
+/// between its claim and the push holds its rows this long, and an urgent reply's on-call
+/// notification must go within a minute; a slow queue that outlasts it only pushes a row twice,
+/// which the worker tolerates.
+const LEASE_MS: i64 = 15_000;
 const BATCH: i64 = 200;
 const RELAY_INTERVAL: Duration = Duration::from_millis(500);
 

@@ -535,8 +535,10 @@ async fn an_urgent_reply_recorded_just_before_a_kill_still_notifies_on_call_once
 
     deployment.start("worker");
     let started = Instant::now();
+    // Within a second, unless the kill caught the api's relay between claiming the outbox row
+    // and handing it to the queue: then the row waits out the relay's 15-second lease.
     while to(ONCALL) == 0 {
-        assert!(started.elapsed() < Duration::from_secs(60), "the on-call number was never notified");
+        assert!(started.elapsed() < Duration::from_secs(30), "the on-call number was never notified");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("KILL-ONCALL: notified {:.2} s after the worker started", started.elapsed().as_secs_f64());
