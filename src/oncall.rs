@@ -151,8 +151,10 @@ async fn deliver(worker: &Worker, id: &str) -> Result<Processed, WorkerError> {
     let store = &worker.store;
     let now = worker.clock.now_ms();
     let mut tx = store.begin().await?;
+    // The item first, then the notification: the order an acknowledgement takes them in.
+    let Some(item_id) = store.oncall_notification_item(&mut tx, id).await? else { return Ok(Processed::Skipped) };
+    let Some(item) = store.urgent_item_for_update(&mut tx, &item_id).await? else { return Ok(Processed::Skipped) };
     let Some(n) = store.oncall_notification_for_update(&mut tx, id).await? else { return Ok(Processed::Skipped) };
-    let Some(item) = store.urgent_item_for_update(&mut tx, &n.item_id).await? else { return Ok(Processed::Skipped) };
     match (n.status(), n.claimed_until) {
         (NotificationStatus::Queued, _) => {}
         // Another worker is sending it; should it die, look again when its lease is over.
@@ -184,6 +186,8 @@ async fn deliver(worker: &Worker, id: &str) -> Result<Processed, WorkerError> {
 
     let now = worker.clock.now_ms();
     let mut tx = store.begin().await?;
+    // Locked in the same order as above (an acknowledgement may have come meanwhile).
+    let item = store.urgent_item_for_update(&mut tx, &item.id).await?.unwrap_or(item);
     let done = match result {
         Ok(accepted) => {
             let provider = Some((accepted.provider, accepted.provider_ref.as_str()));

@@ -210,6 +210,14 @@ impl Store {
         .await?)
     }
 
+    /// The urgent item a notification belongs to (no lock: lock the item first, then the notification).
+    pub async fn oncall_notification_item(&self, conn: &mut AnyConnection, id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT item_id FROM oncall_notifications WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?)
+    }
+
     /// The notifications of an urgent item, in the order they were made.
     pub async fn oncall_notifications(&self, item_id: &str) -> Result<Vec<OncallNotification>> {
         Ok(sqlx::query_as(dynamic(format!(
