@@ -423,11 +423,7 @@ fn the_command_line_approves_only_with_the_approvers_password_and_asks_before_al
     // As any name, without its password: refused, nothing approved.
     let ran = run(dir, &["templates", "approve", "--all", "--as", "bo.approver", "--yes"], &[], "a guess\n");
     assert!(!ran.ok && ran.err.contains("the password is not bo.approver's: nothing was approved"), "{}", ran.err);
-    assert!(
-        ran.out.contains("priority_pretext_discreet (sms, en) v1 by ana.author"),
-        "it lists them first: {}",
-        ran.out
-    );
+    assert!(ran.out.contains("priority_pretext_discreet (sms, en) v1 by ana.author"), "it lists them first: {}", ran.out);
     assert_eq!(approved(), 0);
     let author = [("SAFEREACH_PASSWORD", "an author's password")];
     let ran = run(dir, &["templates", "approve", "--all", "--as", "ana.author", "--yes"], &author, "");
