@@ -24,6 +24,11 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     let dir = dir.canonicalize()?;
     config.database_url = format!("sqlite://{}", dir.join("safereach.db").display());
     config.outbox_dir = dir.join("outbox").display().to_string();
+    // A sample on-call rota (fictional), unless one is configured.
+    if config.oncall_sms.is_empty() && config.oncall_email.is_empty() {
+        config.oncall_sms = vec![DEMO_ONCALL_SMS.into()];
+        config.oncall_email = vec![DEMO_ONCALL_EMAIL.into()];
+    }
 
     let running = app::start(config, Role::Serve, true).await?;
     let state = running.state.clone();
@@ -104,6 +109,11 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
             follow_up["decision"]["template"].as_str().unwrap_or("no template"),
         );
     }
+    if let Some(text) = distress_reply(&state).await? {
+        println!(
+            "\nDEMO-1's victim replied \"help he's here\": staff on call were texted at once (SAFEREACH_ONCALL_SMS), at any hour:\n  {text}"
+        );
+    }
     println!("\nSandbox outbox (what was \"sent\"): {}", state.config.outbox_dir);
     println!("  sms.jsonl, email/*.eml, letters/*.pdf");
     println!(
@@ -126,6 +136,29 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
         running.stop().await;
     }
     Ok(())
+}
+
+const DEMO_ONCALL_SMS: &str = "07700 900919";
+const DEMO_ONCALL_EMAIL: &str = "duty.manager@victimcare.example.org";
+
+/// A distress reply from DEMO-1's number, as the sandbox would deliver it: it raises an urgent
+/// item, and the on-call number is notified. What the text said, once a provider took it.
+async fn distress_reply(state: &crate::service::AppState) -> Result<Option<String>, CliError> {
+    let store = &state.store;
+    let reply =
+        crate::service::replies::receive_reply(state, "sandbox", "07700 900101", "help he's here", None, None).await?;
+    let Some(item) = store.urgent_item_of_reply(reply["reply_id"].as_str().unwrap_or_default()).await? else {
+        return Ok(None);
+    };
+    for _ in 0..50 {
+        let notifications = store.oncall_notifications(&item.id).await?;
+        if notifications.iter().any(|n| n.channel == "sms" && n.status == "sent") {
+            let review = crate::domain::oncall::review_url(&state.config.public_url);
+            return Ok(Some(crate::domain::oncall::notification_text(item.case_ref.as_deref(), &review)));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(None)
 }
 
 /// What `set_up` made: staff logins, the approval report lines, an API key with every scope.

@@ -4,11 +4,13 @@ pub mod call;
 pub mod contact;
 pub mod event;
 pub mod language;
+pub mod oncall;
 pub mod policy;
 pub mod reply;
 pub mod request;
 pub mod safe_times;
 pub mod sms;
+pub mod staffed_hours;
 pub mod status;
 
 use chrono::{DateTime, Utc};

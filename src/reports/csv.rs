@@ -11,7 +11,12 @@ use super::Report;
 
 pub fn to_csv(report: &Report) -> String {
     let mut out = String::from("section,key,value\n");
-    let value = serde_json::to_value(report).unwrap_or(Value::Null);
+    let mut value = serde_json::to_value(report).unwrap_or(Value::Null);
+    // The list of urgent items outside staffed hours changes length month by month: it is in the
+    // JSON and on the staff page; here only its figures, so that months line up row by row.
+    if let Some(staffed) = value.get_mut("staffed_hours").and_then(Value::as_object_mut) {
+        staffed.remove("items");
+    }
     if let Value::Object(sections) = value {
         for (section, v) in sections {
             let mut rows = Vec::new();

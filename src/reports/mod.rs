@@ -8,6 +8,7 @@
 
 mod csv;
 mod period;
+mod staffed_hours;
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,7 @@ use utoipa::ToSchema;
 
 pub use csv::to_csv;
 pub use period::{Period, PeriodInfo};
+pub use staffed_hours::{OutsideItem, StaffedHoursReport, staffed_hours};
 
 use crate::domain::policy::PolicyConfig;
 use crate::domain::reply::ReplyClass;
@@ -43,6 +45,10 @@ pub struct Report {
     pub suppressions: SuppressionCounts,
     pub calls: CallCounts,
     pub contact: ContactCounts,
+    /// Urgent replies that arrived outside staffed hours and how long each waited for a person
+    /// (`staffed_hours`; given by the API, the CLI and the staff page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staffed_hours: Option<StaffedHoursReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -208,6 +214,18 @@ pub async fn report(store: &Store, policy: &PolicyConfig, period: Period) -> Res
     Ok(build(period, policy, &facts))
 }
 
+/// The report with its staffed-hours section: what the API, the CLI and the staff pages give.
+pub async fn report_with_staffed_hours(
+    store: &Store,
+    policy: &PolicyConfig,
+    hours: &crate::domain::staffed_hours::StaffedHours,
+    period: Period,
+) -> Result<Report> {
+    let mut report = report(store, policy, period).await?;
+    report.staffed_hours = Some(staffed_hours(store, hours, policy.timezone, period).await?);
+    Ok(report)
+}
+
 /// A report with nothing in it: every known code at 0 (an example, and the shape of any month).
 pub fn empty(period: Period, timezone: chrono_tz::Tz) -> Report {
     build(period, &PolicyConfig { timezone, ..PolicyConfig::default() }, &Facts::default())
@@ -299,6 +317,7 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
         suppressions,
         calls,
         contact,
+        staffed_hours: None,
     }
 }
 

@@ -84,6 +84,7 @@ pub async fn receive_reply(
         }
     }
     let lifted = analysis.lifts_opt_out && store.lift_opt_out(&mut tx, &number, now).await?;
+    let mut alert_event_id = None;
     if let Some(case_ref) = case_ref {
         let mut reply = Event::new(case_ref, now, &actor, EventType::Reply).classification(classification.as_str());
         if let Some(id) = message_id {
@@ -98,15 +99,22 @@ pub async fn receive_reply(
             store.set_call_window(&mut tx, case_ref, &window).await?;
         }
         if let Some((urgency, reason)) = alert_for(classification) {
-            Event::new(case_ref, now, &actor, EventType::Alert)
+            alert_event_id = Event::new(case_ref, now, &actor, EventType::Alert)
                 .reason(reason)
                 .classification(classification.as_str())
                 .detail(json!({ "urgency": urgency, "reply_id": reply_id }))
                 .append(&mut tx)
-                .await?;
+                .await
+                .map(Some)?;
         }
     }
+    // An urgent reply reaches staff on call at any hour (super::oncall).
+    let reply = super::oncall::Reply { classification, case_ref, reply_id: &reply_id, alert_event_id };
+    let oncall_work = super::oncall::raise(store, &mut tx, &state.oncall, reply, now).await?;
     tx.commit().await?;
+    if oncall_work {
+        state.relay_wake.notify_one();
+    }
     state.metrics.reply(classification.as_str());
     tracing::info!(
         reply_id = %reply_id,

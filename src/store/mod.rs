@@ -10,6 +10,7 @@ mod event_outbox;
 mod events;
 mod history;
 mod messages;
+mod oncall;
 mod outbox;
 mod outreach;
 mod replies;
@@ -18,6 +19,7 @@ mod retention;
 mod review;
 mod sessions;
 mod templates;
+mod two_factor;
 
 pub use accounts::{
     ApiKey, ApiKeyListing, AuditAction, AuditEvent, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount, audit,
@@ -28,6 +30,9 @@ pub use dead_letters::DeadLetter;
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
 pub use messages::{Claim, MessageKey, MessageRecord, NewMessage};
+pub use oncall::{
+    Acknowledged, ITEM_PREFIX, NOTIFICATION_PREFIX, NewUrgentItem, OncallNotification, UrgentItem, UrgentTiming,
+};
 pub use outbox::DueJob;
 pub use outreach::{NewOutreach, OutreachRecord};
 pub use replies::{ReplyRecord, SuppressionKind};
@@ -36,6 +41,7 @@ pub use retention::{Cursor, DueMessage, DueNote, DueReply, FinishedJob, StaleJob
 pub use review::{OpenAlert, StaffNote, UnmatchedReply, Waiting, WaitingItem, review_code};
 pub use sessions::{LOGIN_FAILURES_FORGOTTEN_MS, SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
+pub use two_factor::{LoginChallenge, TwoFactor};
 
 pub use crate::secrets::random_token;
 

@@ -393,6 +393,7 @@ impl Store {
             "UPDATE case_phones SET case_ref = $2 WHERE case_ref = $1",
             "UPDATE case_categories SET case_ref = $2 WHERE case_ref = $1",
             "UPDATE events SET case_ref = $2 WHERE case_ref = $1",
+            "UPDATE urgent_items SET case_ref = $2 WHERE case_ref = $1",
         ];
         for sql in moved {
             sqlx::query(sql).bind(case_ref).bind(anonymous_ref).execute(&mut *conn).await?;

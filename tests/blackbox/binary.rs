@@ -556,6 +556,10 @@ fn the_readme_demo_covers_send_defer_hold_and_block_and_a_welsh_pack_from_anywhe
         .collect();
     assert_eq!(welsh.len(), 1, "one Welsh email among the demo's");
     assert!(welsh[0].contains("gwen@example.org"));
+    // A distress reply notifies the (sample) on-call number at once, whatever the hour.
+    assert!(stdout.contains("staff on call were texted at once"), "{stdout}");
+    assert!(stdout.contains("safereach: an urgent reply is waiting for a person."), "{stdout}");
+    assert!(stdout.contains("/staff/review"), "{stdout}");
 }
 
 /// What docker-compose's `init` runs on every `up`, in order, twice: the second run changes

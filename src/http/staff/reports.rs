@@ -35,7 +35,8 @@ fn period(state: &AppState, q: &ReportQuery) -> Result<Period, StaffError> {
 
 pub async fn page(State(state): State<Arc<AppState>>, staff: Staff, Query(q): Query<ReportQuery>) -> PageResult {
     let period = period(&state, &q)?;
-    let report = reports::report(&state.store, &state.policy, period).await?;
+    let report =
+        reports::report_with_staffed_hours(&state.store, &state.policy, &state.config.staffed_hours, period).await?;
     let label = period.label();
     let decisions: Vec<(String, u64)> = ["send", "defer", "hold", "block"]
         .iter()
@@ -72,14 +73,43 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff, Query(q): Qu
         "replies_unmatched": report.replies.unmatched,
         "suppressions": report.suppressions,
         "calls": rows(&report.calls.by_outcome),
+        "staffed_hours": report.staffed_hours.as_ref().map(staffed_hours),
     });
     view::page("reports", &staff, data)
+}
+
+/// Urgent replies outside staffed hours and their waits (issue 18), each with its case.
+fn staffed_hours(r: &reports::StaffedHoursReport) -> Value {
+    let items: Vec<Value> = r
+        .items
+        .iter()
+        .map(|i| {
+            let arrived = i.arrived_at.parse::<chrono::DateTime<chrono::Utc>>().map(|t| t.timestamp_millis());
+            json!({
+                "arrived": arrived.map(view::when).unwrap_or_default(),
+                "classification": i.classification,
+                "case_ref": i.case_ref,
+                "case_url": i.case_ref.as_deref().map(view::case_url),
+                "waited": i.waited_seconds.map(duration),
+            })
+        })
+        .collect();
+    json!({
+        "hours": r.hours,
+        "urgent_items": r.urgent_items,
+        "outside": r.outside_staffed_hours,
+        "acknowledged": r.acknowledged,
+        "median": r.median_wait_seconds.map(duration),
+        "max": r.max_wait_seconds.map(duration),
+        "items": items,
+    })
 }
 
 /// The same figures as `GET /v1/reports/monthly?format=csv`, for a spreadsheet.
 pub async fn csv(State(state): State<Arc<AppState>>, _staff: Staff, Query(q): Query<ReportQuery>) -> PageResult {
     let period = period(&state, &q)?;
-    let report = reports::report(&state.store, &state.policy, period).await?;
+    let report =
+        reports::report_with_staffed_hours(&state.store, &state.policy, &state.config.staffed_hours, period).await?;
     let disposition = format!("attachment; filename=\"safereach-report-{}.csv\"", period.label());
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
