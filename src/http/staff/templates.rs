@@ -202,10 +202,7 @@ fn source_with(v: &TemplateVersion, content: TemplateContent) -> Result<Template
 fn preview_json(source: &TemplateSource, letter_url: Option<String>) -> Value {
     let rules = Rules::default();
     let found = review(source, &rules);
-    let limit = match source.kind {
-        Kind::PriorityPretext => rules.pretext_max_segments,
-        Kind::InformationPack => rules.information_pack_max_segments,
-    };
+    let limit = rules.max_segments(source.kind);
     let rendered = found.preview.as_ref().map(|r| {
         json!({
             "subject": r.subject,
