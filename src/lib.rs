@@ -24,6 +24,7 @@ pub mod retention;
 pub mod secrets;
 pub mod staff;
 pub mod store;
+pub mod survey;
 
 pub mod telemetry;
 pub mod templates;

@@ -20,7 +20,7 @@ pub use period::{Period, PeriodInfo};
 use crate::domain::policy::PolicyConfig;
 use crate::domain::reply::ReplyClass;
 use crate::domain::{Channel, Kind, MessageStatus, Outcome, ReasonCode};
-use crate::store::{AcceptedRow, CaseRow, MessageRow, Result, Store};
+use crate::store::{AcceptedRow, CaseRow, DeclinedRow, MessageRow, Result, Store};
 
 /// Counts by a code. Every known code is present (0 when none), so reports line up month by month.
 pub type Counts = BTreeMap<String, u64>;
@@ -28,6 +28,9 @@ pub type Counts = BTreeMap<String, u64>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Report {
     pub period: PeriodInfo,
+    /// The 2015 report's first line: cases referred in the period whom we reached within 24 hours
+    /// of referral (a call answered, or a pre-text delivered).
+    pub contacted_within_24h: CountPercent,
     pub outreach: OutreachCounts,
     /// The first decision of each job accepted in the period (the answer the triage system got).
     pub decisions: DecisionCounts,
@@ -43,7 +46,51 @@ pub struct Report {
     pub suppressions: SuppressionCounts,
     pub calls: CallCounts,
     pub contact: ContactCounts,
+    /// Victims who declined the service on a call in the period, and the reasons they gave.
+    pub declined: Declined,
+    /// The Tier 1 satisfaction survey: surveys sent in the period and their answers.
+    pub survey: SurveyCounts,
 }
+
+/// A count and its share of the cases referred in the period, in percent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CountPercent {
+    pub count: u64,
+    /// count / cases referred in the period × 100, one decimal; 0 when none were referred.
+    #[schema(example = 42.9)]
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Declined {
+    /// Calls with outcome `declined` made in the period.
+    pub count: u64,
+    /// count / cases referred in the period × 100, one decimal; 0 when none were referred.
+    pub percent: f64,
+    /// The reasons recorded with those calls, trimmed and grouped without regard to case (each
+    /// group under its first spelling), with `(none given)` for a call without one and
+    /// `(reason removed)` for one removed by retention or erasure.
+    #[schema(example = json!({"(none given)": 2, "Already has support from family": 1}))]
+    pub reasons: Counts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SurveyCounts {
+    /// Satisfaction surveys handed to a provider in the period.
+    pub sent: u64,
+    /// Of those, surveys with an answer (a reply read as a score from 1 to 5), whenever it came.
+    pub answered: u64,
+    /// answered / sent × 100, one decimal; 0 when none was sent.
+    pub answered_percent: f64,
+    /// Of those, surveys whose answer (the latest, when there were several) was 4 or 5.
+    pub satisfied: u64,
+    /// satisfied / sent × 100, one decimal; 0 when none was sent.
+    pub satisfied_percent: f64,
+}
+
+/// Labels of the declined reasons that are not the victim's words.
+pub const NO_REASON_GIVEN: &str = "(none given)";
+pub const REASON_REMOVED: &str = "(reason removed)";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OutreachCounts {
@@ -83,6 +130,10 @@ pub struct Heading {
     #[schema(example = json!(["no_safe_number"]))]
     pub counts: Vec<String>,
     pub count: u64,
+    /// count / cases referred in the period × 100, one decimal, as the 2015 report prints it; 0
+    /// when none were referred.
+    #[schema(example = 12.5)]
+    pub percent: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -189,6 +240,12 @@ pub struct Facts {
     pub suppressions: Vec<(String, Option<String>)>,
     pub calls: Vec<String>,
     pub cases: Vec<CaseRow>,
+    /// Cases referred in the period contacted within 24 hours of referral.
+    pub contacted_within_24h: u64,
+    /// Declined calls of the period, oldest first.
+    pub declined: Vec<DeclinedRow>,
+    /// Each survey message sent in the period, with the score of its latest answer.
+    pub surveys: Vec<(String, Option<i64>)>,
 }
 
 /// The report for `period`.
@@ -204,6 +261,9 @@ pub async fn report(store: &Store, policy: &PolicyConfig, period: Period) -> Res
         suppressions: store.report_suppressions(from, to).await?,
         calls: store.report_calls(from, to).await?,
         cases: store.report_cases(from, to).await?,
+        contacted_within_24h: u64::try_from(store.report_contacted_within_24h(from, to).await?).unwrap_or(0),
+        declined: store.report_declined_calls(from, to).await?,
+        surveys: store.report_surveys(from, to).await?,
     };
     Ok(build(period, policy, &facts))
 }
@@ -217,7 +277,7 @@ pub fn empty(period: Period, timezone: chrono_tz::Tz) -> Report {
 pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
     let mut outreach = OutreachCounts {
         total: facts.accepted.len() as u64,
-        by_kind: zeroed([Kind::PriorityPretext, Kind::InformationPack].map(Kind::as_str)),
+        by_kind: zeroed(Kind::ALL.map(Kind::as_str)),
         by_referral_source: Counts::new(),
         by_category_group: zeroed(["safety_sensitive", "other_priority", "non_priority"]),
         by_category: Counts::new(),
@@ -265,6 +325,7 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
         add(&mut calls.by_outcome, outcome);
     }
     let contact = contact_counts(&facts.cases);
+    let referred = contact.cases_referred;
 
     let mut headings: Vec<Heading> = HEADINGS
         .iter()
@@ -273,6 +334,7 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
             title: title.to_string(),
             counts: codes.iter().map(|c| c.to_string()).collect(),
             count: codes.iter().map(|c| final_reasons.get(*c).copied().unwrap_or(0)).sum(),
+            percent: 0.0,
         })
         .collect();
     for (key, title, figure) in CALL_HEADINGS {
@@ -285,11 +347,19 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
             title: title.to_string(),
             counts: vec![figure.to_string()],
             count,
+            percent: 0.0,
         });
+    }
+    for heading in &mut headings {
+        heading.percent = percent(heading.count, referred);
     }
 
     Report {
         period: period.describe(policy.timezone),
+        contacted_within_24h: CountPercent {
+            count: facts.contacted_within_24h,
+            percent: percent(facts.contacted_within_24h, referred),
+        },
         outreach,
         decisions,
         redecisions,
@@ -299,6 +369,42 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
         suppressions,
         calls,
         contact,
+        declined: declined(&facts.declined, referred),
+        survey: survey_counts(&facts.surveys),
+    }
+}
+
+/// Declined calls with their reasons grouped: trimmed, runs of spaces made one, compared without
+/// regard to case, each group named by its first spelling.
+fn declined(rows: &[DeclinedRow], referred: u64) -> Declined {
+    let mut reasons = Counts::new();
+    // Lower-cased reason → the spelling that names its group.
+    let mut spelling: BTreeMap<String, String> = BTreeMap::new();
+    for row in rows {
+        let text = row.reason.as_deref().map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "));
+        let label = match text.filter(|t| !t.is_empty()) {
+            Some(text) => spelling.entry(text.to_lowercase()).or_insert(text).clone(),
+            None if row.redacted_at.is_some() => REASON_REMOVED.to_string(),
+            None => NO_REASON_GIVEN.to_string(),
+        };
+        add(&mut reasons, &label);
+    }
+    let count = rows.len() as u64;
+    Declined { count, percent: percent(count, referred), reasons }
+}
+
+/// Survey figures: each survey once, by its latest answer's score.
+fn survey_counts(surveys: &[(String, Option<i64>)]) -> SurveyCounts {
+    let by_message: BTreeMap<&str, Option<i64>> = surveys.iter().map(|(id, score)| (id.as_str(), *score)).collect();
+    let sent = by_message.len() as u64;
+    let answered = by_message.values().filter(|s| s.is_some()).count() as u64;
+    let satisfied = by_message.values().filter(|s| matches!(s, Some(4 | 5))).count() as u64;
+    SurveyCounts {
+        sent,
+        answered,
+        answered_percent: percent(answered, sent),
+        satisfied,
+        satisfied_percent: percent(satisfied, sent),
     }
 }
 
@@ -446,6 +552,11 @@ fn known(value: &Option<String>) -> &str {
     value.as_deref().filter(|v| !v.trim().is_empty()).unwrap_or("unknown")
 }
 
+/// part / whole × 100, one decimal; 0 when there is nothing to divide by.
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { (part as f64 * 1000.0 / whole as f64).round() / 10.0 }
+}
+
 fn rate(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0)
 }
@@ -542,6 +653,71 @@ mod tests {
         assert_eq!(reason_headings, 3, "one heading per job at most");
         assert_eq!((r.decisions.by_reason["minor"], r.decisions.by_reason["do_not_contact"]), (1, 0));
         assert_eq!(r.decisions.by_outcome["defer"], 2);
+    }
+
+    #[test]
+    fn declined_reasons_are_trimmed_and_grouped_without_regard_to_case() {
+        let row = |reason: Option<&str>, redacted: bool| DeclinedRow {
+            reason: reason.map(str::to_string),
+            redacted_at: redacted.then_some(1),
+        };
+        let d = declined(
+            &[
+                row(Some("Has support from family"), false),
+                row(Some("  has  SUPPORT from family "), false),
+                row(Some("Moved away"), false),
+                row(None, false),
+                row(Some("   "), false),
+                row(None, true),
+            ],
+            12,
+        );
+        let want: Counts =
+            [("Has support from family", 2), ("Moved away", 1), (NO_REASON_GIVEN, 2), (REASON_REMOVED, 1)]
+                .map(|(k, n)| (k.to_string(), n))
+                .into();
+        assert_eq!((d.count, d.percent, d.reasons), (6, 50.0, want));
+    }
+
+    #[test]
+    fn surveys_count_once_each_by_their_latest_answer() {
+        let s = |id: &str, score: Option<i64>| (id.to_string(), score);
+        let counts =
+            survey_counts(&[s("m1", Some(5)), s("m2", Some(3)), s("m3", None), s("m4", Some(4)), s("m4", Some(4))]);
+        assert_eq!(
+            counts,
+            SurveyCounts { sent: 3 + 1, answered: 3, answered_percent: 75.0, satisfied: 2, satisfied_percent: 50.0 }
+        );
+        let none = survey_counts(&[]);
+        assert_eq!((none.sent, none.answered_percent, none.satisfied_percent), (0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn percents_have_one_decimal_and_are_0_without_a_whole() {
+        assert_eq!(percent(1, 3), 33.3);
+        assert_eq!(percent(2, 3), 66.7);
+        assert_eq!(percent(7, 7), 100.0);
+        assert_eq!(percent(0, 0), 0.0);
+        // Headings and the first line are percents of the cases referred.
+        let facts = Facts {
+            cases: (0..8)
+                .map(|_| CaseRow {
+                    priority: crate::store::Flag(false),
+                    referred_at: 0,
+                    first_pretext: None,
+                    first_sent: None,
+                    first_call: None,
+                    calls: 0,
+                    answered: 0,
+                    declined: 0,
+                })
+                .collect(),
+            contacted_within_24h: 3,
+            ..Facts::default()
+        };
+        let r = build(Period::Month { year: 2026, month: 11 }, &PolicyConfig::default(), &facts);
+        assert_eq!((r.contacted_within_24h.count, r.contacted_within_24h.percent), (3, 37.5));
+        assert!(r.headings.iter().all(|h| h.percent == 0.0));
     }
 
     #[test]

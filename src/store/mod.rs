@@ -4,6 +4,7 @@
 
 mod accounts;
 mod cases;
+mod commissioner;
 mod dead_letters;
 mod event_outbox;
 mod events;
@@ -14,10 +15,12 @@ mod reports;
 mod retention;
 mod review;
 mod sessions;
+mod survey;
 mod templates;
 
 pub use accounts::{ApiKey, ApiKeyListing, AuditAction, AuditEvent, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount};
 pub use cases::{AcceptInput, AcceptResult, CallRecord, Cancel, CaseRecord, NewCall, OutreachRecord, answer_json};
+pub use commissioner::DeclinedRow;
 pub use dead_letters::{DeadLetter, Requeue};
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
