@@ -28,7 +28,7 @@ pub use messages::{Claim, MessageKey, MessageRecord, NewMessage, StatusChange};
 pub use outbox::DueJob;
 pub use replies::{ReplyRecord, SuppressionKind};
 pub use reports::{AcceptedRow, CaseRow, MessageRow};
-pub use retention::{Cursor, DueMessage, DueNote, DueReply, Erased, FinishedJob, StaleJob};
+pub use retention::{Cursor, DueCallReason, DueMessage, DueNote, DueReply, Erased, FinishedJob, StaleJob};
 pub use review::{OpenAlert, StaffNote, UnmatchedReply, Waiting, WaitingItem, review_code};
 pub use sessions::{LOGIN_FAILURES_FORGOTTEN_MS, SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
