@@ -516,7 +516,7 @@ fn context(haystack: &str, needle: &str) -> String {
 }
 
 #[test]
-fn the_readme_demo_covers_send_defer_hold_and_block_and_a_welsh_pack_from_anywhere() {
+fn the_readme_demo_covers_send_defer_hold_and_block_a_welsh_pack_and_a_survey_from_anywhere() {
     let app = Instance::new();
     let dir = app.dir.path().join("demo");
     // Outside the repository: the default wording is built into the binary.
@@ -544,6 +544,12 @@ fn the_readme_demo_covers_send_defer_hold_and_block_and_a_welsh_pack_from_anywhe
     let follow_up = stdout.lines().find(|l| l.starts_with("DEMO-1 ") && l.contains("follow-up pack")).unwrap();
     assert!(follow_up.contains("information_pack_discreet"), "{follow_up}");
     assert!(stdout.contains("API key (all scopes): sr_"));
+    // The survey: sent (at night the demo runs on an afternoon clock), answered by a text through
+    // the sandbox callback, and counted in the report figures it prints.
+    let survey = row("DEMO-12 ");
+    assert!(survey.contains("satisfaction_survey") && survey.ends_with("sent"), "{survey}");
+    assert!(stdout.contains("answered \"5\" by text (sandbox callback): survey_answer"), "{stdout}");
+    assert!(stdout.contains("satisfaction survey 1 sent, 1 answered (100.0%), 1 satisfied (100.0%)"), "{stdout}");
     let letters = std::fs::read_dir(dir.join("outbox/letters")).unwrap().count();
     assert_eq!(letters, 1);
     // Gwen asked for Welsh: her pack is the approved Welsh version, and says so.
@@ -592,15 +598,15 @@ fn the_init_steps_are_idempotent_and_keys_take_test_and_rate_limit() {
         );
         if round == 0 {
             assert!(system.contains("created") && admin.contains("created with role admin"), "{system}{admin}");
-            assert_eq!(loaded.matches("submitted for approval").count(), 12, "{loaded}");
+            assert_eq!(loaded.matches("submitted for approval").count(), 18, "{loaded}");
             assert!(loaded.contains("priority_pretext (sms, cy)"), "{loaded}");
         } else {
             assert!(admin.contains("exists (role admin): left as it is"), "{admin}");
-            assert_eq!(loaded.matches("unchanged").count(), 12, "nothing new the second time: {loaded}");
+            assert_eq!(loaded.matches("unchanged").count(), 18, "nothing new the second time: {loaded}");
         }
     }
     let list = run_in(&["templates", "list"], "");
-    assert_eq!(list.lines().filter(|l| l.contains(" submitted ")).count(), 12, "waiting for approval: {list}");
+    assert_eq!(list.lines().filter(|l| l.contains(" submitted ")).count(), 18, "waiting for approval: {list}");
     assert!(!list.contains(" approved "), "nothing is approved by set-up: {list}");
 
     let created = run_in(
