@@ -38,8 +38,9 @@ pub struct Report {
     /// A job decided again several times counts each time; these never change `decisions`.
     pub redecisions: DecisionCounts,
     /// The 2015 performance report's non-conversion headings, with the codes behind each. Each
-    /// job accepted in the period counts under the heading of its final outcome (its last
-    /// decision or cancellation before the period's end), so under one heading at most.
+    /// pre-text and pack accepted in the period counts under the heading of its final outcome (its
+    /// last decision or cancellation before the period's end), so under one heading at most.
+    /// Surveys, sent at the end of service, are under none.
     pub headings: Vec<Heading>,
     pub messages: MessageCounts,
     pub replies: ReplyCounts,
@@ -284,7 +285,8 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
         by_local_authority: Counts::new(),
     };
     let mut decisions = DecisionCounts::empty();
-    // Each job once, by the reason of its final decision (a send has none).
+    // Each job once, by the reason of its final decision (a send has none). The headings are about
+    // reaching victims: a survey, sent at the end of service, is under none of them.
     let mut final_reasons = Counts::new();
     for row in &facts.accepted {
         add(&mut outreach.by_kind, &row.kind);
@@ -296,7 +298,9 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
             add(&mut outreach.by_category, category);
         }
         decisions.add(row.outcome.as_deref(), row.reason.as_deref());
-        if let Some(reason) = row.final_reason.as_deref() {
+        if let Some(reason) = row.final_reason.as_deref()
+            && row.kind != Kind::SatisfactionSurvey.as_str()
+        {
             add(&mut final_reasons, reason);
         }
     }
@@ -645,14 +649,22 @@ mod tests {
             ],
             ..Facts::default()
         };
+        let mut facts = facts;
+        // A survey without consent is no "information pack not requested": under no heading.
+        let mut survey = job(("block", Some("no_consent")), ("block", Some("no_consent")));
+        survey.kind = "satisfaction_survey".into();
+        facts.accepted.push(survey);
         let r = build(Period::Month { year: 2026, month: 11 }, &PolicyConfig::default(), &facts);
         let count = |key: &str| r.headings.iter().find(|h| h.key == key).unwrap().count;
+        assert_eq!(count("no_consent"), 0);
+        assert_eq!(r.decisions.by_reason["no_consent"], 1, "its decision still counts");
         assert_eq!(count("do_not_contact"), 2);
         assert_eq!(count("held_for_review"), 1);
         let reason_headings: u64 = r.headings.iter().take(HEADINGS.len()).map(|h| h.count).sum();
         assert_eq!(reason_headings, 3, "one heading per job at most");
         assert_eq!((r.decisions.by_reason["minor"], r.decisions.by_reason["do_not_contact"]), (1, 0));
         assert_eq!(r.decisions.by_outcome["defer"], 2);
+        assert_eq!(r.outreach.by_kind["satisfaction_survey"], 1);
     }
 
     #[test]
