@@ -48,7 +48,7 @@ pub struct Report {
     pub calls: CallCounts,
     pub contact: ContactCounts,
     /// Victims who declined the service on a call in the period, and the reasons they gave.
-    pub declined: Declined,
+    pub declined: DeclinedCounts,
     /// The Tier 1 satisfaction survey: surveys sent in the period and their answers.
     pub survey: SurveyCounts,
 }
@@ -63,7 +63,7 @@ pub struct CountPercent {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Declined {
+pub struct DeclinedCounts {
     /// Calls with outcome `declined` made in the period.
     pub count: u64,
     /// count / cases referred in the period × 100, one decimal; 0 when none were referred.
@@ -380,7 +380,7 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
 
 /// Declined calls with their reasons grouped: trimmed, runs of spaces made one, compared without
 /// regard to case, each group named by its first spelling.
-fn declined(rows: &[DeclinedRow], referred: u64) -> Declined {
+fn declined(rows: &[DeclinedRow], referred: u64) -> DeclinedCounts {
     let mut reasons = Counts::new();
     // Lower-cased reason → the spelling that names its group.
     let mut spelling: BTreeMap<String, String> = BTreeMap::new();
@@ -394,7 +394,7 @@ fn declined(rows: &[DeclinedRow], referred: u64) -> Declined {
         add(&mut reasons, &label);
     }
     let count = rows.len() as u64;
-    Declined { count, percent: percent(count, referred), reasons }
+    DeclinedCounts { count, percent: percent(count, referred), reasons }
 }
 
 /// Survey figures: each survey once, by its latest answer's score.
