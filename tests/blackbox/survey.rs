@@ -181,6 +181,11 @@ on_backends! {
         assert_eq!(events_of(&d, "alert")[0]["reason"], "distress");
         // Nothing is ever texted back.
         assert_eq!(app.sent_sms().len(), texts_sent);
+        // The comment waits in the staff review queue, named for what it is.
+        let mut staff = crate::staff::StaffClient::new(&app);
+        staff.login(crate::common::AUTHOR, crate::common::PASSWORD).await;
+        let queue = staff.get("/staff/review").await.body;
+        assert_eq!(queue.matches("Survey answer with a comment").count(), 1, "{queue}");
 
         // Five surveys sent (the test key's left out); A, B and C answered; A and B satisfied
         // (C's last word was 2).
