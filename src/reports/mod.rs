@@ -3,7 +3,9 @@
 //!
 //! Everything is counted from records that hold no personal data (the event table, codes, times,
 //! and the case's referral source, crime categories and local authority), so a report comes out
-//! the same after retention has redacted the period's messages, or a case has been erased.
+//! the same after retention has redacted the period's messages, or a case has been erased. The
+//! one exception is `declined.reasons`: the advocates' own words, shown as recorded until
+//! retention (`SAFEREACH_RETENTION_CALL_REASON_DAYS`) or erasure removes them.
 //! `report` returns a plain serialisable struct: the API, the CLI and the staff pages render it.
 
 mod csv;
