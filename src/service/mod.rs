@@ -20,6 +20,7 @@ pub mod review;
 pub mod sessions;
 mod state;
 pub mod statuses;
+pub mod survey;
 pub mod templates;
 
 pub use state::{AppError, AppState, PASSWORD_CHECKS_AT_ONCE};

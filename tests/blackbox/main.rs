@@ -27,5 +27,6 @@ mod smtp;
 mod staff;
 mod standin;
 mod store;
+mod survey;
 mod triage;
 mod twilio;
