@@ -159,6 +159,10 @@ pub struct Config {
     /// Days the request of a job that ended without reaching anyone (blocked, cancelled) is kept.
     #[arg(long, env = "SAFEREACH_RETENTION_NEVER_REACHED_DAYS", default_value_t = 30)]
     pub retention_never_reached_days: u32,
+    /// Days the reason a victim gave for declining on a call is kept (from when the call was
+    /// recorded), instead of the others: long enough to report on the quarter it falls in.
+    #[arg(long, env = "SAFEREACH_RETENTION_CALL_REASON_DAYS", default_value_t = 100)]
+    pub retention_call_reason_days: u32,
     /// Seconds between retention passes (each worker process runs one at start and then so often).
     #[arg(long, env = "SAFEREACH_RETENTION_INTERVAL_SECS", default_value_t = 600)]
     pub retention_interval_secs: u64,
@@ -230,7 +234,7 @@ impl Config {
     /// this first; the error is one line naming the variable.
     pub fn check(&self) -> Result<(), ConfigError> {
         const DAY: u64 = 86_400;
-        let ranges: [(&'static str, u64, u64, u64); 16] = [
+        let ranges: [(&'static str, u64, u64, u64); 17] = [
             ("SAFEREACH_PROVIDER_TIMEOUT_SECS", self.provider_timeout_secs, 1, 600),
             ("SAFEREACH_BREAKER_FAILURES", self.breaker_failures.into(), 1, 1_000),
             ("SAFEREACH_BREAKER_COOLDOWN_SECS", self.breaker_cooldown_secs, 1, DAY),
@@ -243,6 +247,7 @@ impl Config {
             ("SAFEREACH_RETENTION_DAYS", self.retention_days.into(), 1, 3_650),
             ("SAFEREACH_RETENTION_NOT_TAKEN_UP_DAYS", self.retention_not_taken_up_days.into(), 1, 3_650),
             ("SAFEREACH_RETENTION_NEVER_REACHED_DAYS", self.retention_never_reached_days.into(), 1, 3_650),
+            ("SAFEREACH_RETENTION_CALL_REASON_DAYS", self.retention_call_reason_days.into(), 1, 3_650),
             ("SAFEREACH_RETENTION_INTERVAL_SECS", self.retention_interval_secs, 1, DAY),
             ("SAFEREACH_SHUTDOWN_TIMEOUT_SECS", self.shutdown_timeout_secs, 0, 3_600),
             ("SAFEREACH_ONCALL_ESCALATE_MINUTES", self.oncall_escalate_minutes, 1, 1_440),
@@ -322,6 +327,15 @@ mod tests {
         let mut c = ok.clone();
         c.retention_days = 0;
         assert!(c.check().unwrap_err().to_string().starts_with("SAFEREACH_RETENTION_DAYS"));
+        assert_eq!(ok.retention_call_reason_days, 100, "a quarter and the time to report on it");
+        let mut c = ok.clone();
+        c.retention_call_reason_days = 0;
+        assert_eq!(
+            c.check().unwrap_err().to_string(),
+            "SAFEREACH_RETENTION_CALL_REASON_DAYS must be from 1 to 3650, not 0"
+        );
+        c.retention_call_reason_days = 3_651;
+        assert!(c.check().unwrap_err().to_string().starts_with("SAFEREACH_RETENTION_CALL_REASON_DAYS"));
     }
 
     #[test]

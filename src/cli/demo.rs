@@ -29,6 +29,13 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
         config.oncall_sms = vec![DEMO_ONCALL_SMS.into()];
         config.oncall_email = vec![DEMO_ONCALL_EMAIL.into()];
     }
+    // Outside texting hours the texts would wait for the morning; the demo's own throw-away
+    // database runs in the afternoon instead, so that the survey is sent and answered now.
+    let shifted = daytime_clock(&config, chrono::Utc::now());
+    if let Some(start) = shifted {
+        config.clock = Some(start);
+        config.allow_clock = true;
+    }
 
     let running = app::start(config, Role::Serve, true).await?;
     let state = running.state.clone();
@@ -63,6 +70,13 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     }
 
     let base = running.addr.map(|a| format!("http://{a}")).unwrap_or_default();
+    let survey_answer = answer_the_survey(&state, &base).await;
+    if let Some(start) = shifted {
+        println!(
+            "\nIt is outside texting hours now: the demo's clock started at {} so that its texts go at once.",
+            crate::time::rfc3339(start)
+        );
+    }
     println!(
         "\nsafereach demo: {} templates approved four-eyes ({AUTHOR} wrote, {APPROVER} approved)\n",
         approved.len()
@@ -99,6 +113,28 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
             crate::domain::language::name(&pack.language),
             pack.language,
             pack.subject.as_deref().or(pack.body.as_deref()).unwrap_or_default()
+        );
+    }
+    // The survey: sent, answered by a text through the sandbox callback, counted in the report.
+    if let Some(classification) = survey_answer {
+        println!(
+            "\nDEMO-12's satisfaction survey was answered \"{SURVEY_ANSWER}\" by text (sandbox callback): {classification}"
+        );
+    }
+    let month = state.clock.now().with_timezone(&state.policy.timezone).format("%Y-%m").to_string();
+    if let Some(period) = crate::reports::Period::parse_month(&month) {
+        let report = crate::reports::report(store, &state.policy, period).await?;
+        let (survey, first) = (&report.survey, &report.contacted_within_24h);
+        println!(
+            "Report {month}: satisfaction survey {} sent, {} answered ({:.1}%), {} satisfied ({:.1}%); contacted within 24 hours: {} of {} referrals ({:.1}%)",
+            survey.sent,
+            survey.answered,
+            survey.answered_percent,
+            survey.satisfied,
+            survey.satisfied_percent,
+            first.count,
+            report.contact.cases_referred,
+            first.percent
         );
     }
     // Case memory: the follow-up on DEMO-1 says only burglary.
@@ -194,6 +230,40 @@ pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliE
 
 /// The label of the job that shows case memory.
 const FOLLOW_UP: &str = "follow-up pack";
+
+/// The victim's reply to the demo's survey: very satisfied.
+const SURVEY_ANSWER: &str = "5";
+const SURVEY_NUMBER: &str = "07700 900112";
+
+/// When the real time is outside quiet hours (London) and no clock was given: the middle of the
+/// next texting window, for the demo's clock.
+fn daytime_clock(config: &Config, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
+    let tz = chrono_tz::Europe::London;
+    let (open, close) = config.quiet_hours;
+    let local = now.with_timezone(&tz);
+    if config.clock.is_some() || (open..close).contains(&local.time()) {
+        return None;
+    }
+    let day = if local.time() < open { local.date_naive() } else { local.date_naive() + chrono::TimeDelta::days(1) };
+    let midday = day.and_time(open + (close - open) / 2);
+    tz.from_local_datetime(&midday).earliest().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Once DEMO-12's survey is sent, its answer arrives as a provider would deliver it: a POST to
+/// the sandbox's inbound callback. Returns the classification the gateway gave it.
+async fn answer_the_survey(state: &crate::service::AppState, base: &str) -> Option<String> {
+    let token = state.webhooks.sandbox.as_deref()?;
+    let sent = state.store.case_messages("DEMO-12").await.ok()?.into_iter().any(|m| m.sent_at.is_some());
+    if !sent {
+        return None;
+    }
+    let http = crate::channels::http_client().ok()?;
+    let reply = json!({ "from": SURVEY_NUMBER, "to": "60000", "body": SURVEY_ANSWER });
+    let url = format!("{base}/webhooks/sandbox/inbound?token={token}");
+    let answer: Value = http.post(url).json(&reply).send().await.ok()?.json().await.ok()?;
+    answer["classification"].as_str().map(str::to_string)
+}
 
 /// Realistic jobs, one per interesting outcome, and a follow-up on the first case that shows the
 /// case remembering what it is about. Names, numbers and addresses are fictional (Ofcom's drama
@@ -296,6 +366,17 @@ fn example_jobs(now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Value)
             }),
         ),
         (
+            // At the end of service: one question, answered by a text below.
+            "survey",
+            json!({
+                "request_id": "demo-12", "case_ref": "DEMO-12", "kind": "satisfaction_survey", "referral": referral,
+                "crime": { "categories": ["theft"], "summary": "phone taken on the bus" },
+                "victim": { "first_name": "Sam" },
+                "contact": { "phones": [{ "number": SURVEY_NUMBER, "belongs_to": "victim", "safe_to_text": true }] },
+                "consent": { "survey": true }
+            }),
+        ),
+        (
             // Says only burglary; DEMO-1 is a domestic-abuse case, so the pack is the discreet one.
             FOLLOW_UP,
             json!({
@@ -307,4 +388,24 @@ fn example_jobs(now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Value)
             }),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_night_the_demo_runs_in_the_next_afternoon_and_by_day_on_the_real_clock() {
+        let config = Config::defaults();
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        // 22:30 and 06:00 in London (GMT in December): 14:00 the next day, and the same day.
+        assert_eq!(daytime_clock(&config, at("2026-12-04T22:30:00Z")), Some(at("2026-12-05T14:00:00Z")));
+        assert_eq!(daytime_clock(&config, at("2026-12-05T06:00:00Z")), Some(at("2026-12-05T14:00:00Z")));
+        // 19:30 BST is inside texting hours; 07:30 BST is not.
+        assert_eq!(daytime_clock(&config, at("2026-07-01T18:30:00Z")), None);
+        assert_eq!(daytime_clock(&config, at("2026-07-01T06:30:00Z")), Some(at("2026-07-01T13:00:00Z")));
+        // A clock given by the operator is left alone.
+        let given = Config { clock: Some(at("2026-12-04T23:00:00Z")), ..Config::defaults() };
+        assert_eq!(daytime_clock(&given, at("2026-12-04T22:30:00Z")), None);
+    }
 }

@@ -57,9 +57,13 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
     }
 }
 
-/// RFC 4180 quoting, only where needed (a local authority may be "Bristol, City of").
+/// RFC 4180 quoting, only where needed (a local authority may be "Bristol, City of"). A cell a
+/// spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`) is made plain text with a
+/// leading `'`: a guard, since free text (authorities, declined reasons) sits behind a key's path
+/// and the figures never start so.
 fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
 #[cfg(test)]
@@ -86,5 +90,14 @@ mod tests {
         );
         assert_eq!(field("by.Bristol, City of"), "\"by.Bristol, City of\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn free_text_is_never_a_spreadsheet_formula() {
+        assert_eq!(field("reasons.=HYPERLINK(\"http://x\")"), "\"reasons.=HYPERLINK(\"\"http://x\"\")\"");
+        assert_eq!(field("=1+1"), "'=1+1");
+        assert_eq!(field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(field("-2"), "'-2");
+        assert_eq!(field("14.3"), "14.3");
     }
 }

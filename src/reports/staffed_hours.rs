@@ -5,7 +5,8 @@ use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Period;
+use super::{Period, Report};
+use crate::domain::policy::PolicyConfig;
 use crate::domain::staffed_hours::StaffedHours;
 use crate::store::{Result, Store, UrgentTiming};
 
@@ -87,6 +88,18 @@ pub fn build(hours: &StaffedHours, timezone: chrono_tz::Tz, items: &[UrgentTimin
             })
             .collect(),
     }
+}
+
+/// The report with its staffed-hours section: what the API, the CLI and the staff pages give.
+pub async fn report_with_staffed_hours(
+    store: &Store,
+    policy: &PolicyConfig,
+    hours: &StaffedHours,
+    period: Period,
+) -> Result<Report> {
+    let mut report = super::report(store, policy, period).await?;
+    report.staffed_hours = Some(staffed_hours(store, hours, policy.timezone, period).await?);
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod review;
 pub mod sessions;
 mod state;
 pub mod statuses;
+pub mod survey;
 pub mod templates;
 pub mod two_factor;
 

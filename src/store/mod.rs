@@ -5,6 +5,7 @@
 mod accounts;
 mod calls;
 mod cases;
+mod commissioner;
 mod dead_letters;
 mod event_outbox;
 mod events;
@@ -18,6 +19,7 @@ mod reports;
 mod retention;
 mod review;
 mod sessions;
+mod survey;
 mod templates;
 mod two_factor;
 
@@ -26,6 +28,7 @@ pub use accounts::{
 };
 pub use calls::{CallRecord, NewCall};
 pub use cases::CaseRecord;
+pub use commissioner::DeclinedRow;
 pub use dead_letters::DeadLetter;
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
@@ -37,7 +40,7 @@ pub use outbox::DueJob;
 pub use outreach::{NewOutreach, OutreachRecord};
 pub use replies::{ReplyRecord, SuppressionKind};
 pub use reports::{AcceptedRow, CaseRow, MessageRow};
-pub use retention::{Cursor, DueMessage, DueNote, DueReply, FinishedJob, StaleJob};
+pub use retention::{Cursor, DueCallReason, DueMessage, DueNote, DueReply, FinishedJob, StaleJob};
 pub use review::{OpenAlert, StaffNote, UnmatchedReply, Waiting, WaitingItem, review_code};
 pub use sessions::{LOGIN_FAILURES_FORGOTTEN_MS, SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};

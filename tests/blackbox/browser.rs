@@ -549,6 +549,47 @@ async fn the_report_page_shows_the_month_in_tables_and_charts() {
     app.stop().await;
 }
 
+/// The satisfaction survey on the report page: two surveys sent, one answered 5 by a text through
+/// the sandbox callback, read by a person in Chromium as the commissioner's figures.
+#[tokio::test]
+async fn the_report_page_shows_the_satisfaction_survey() {
+    let app = spawn_at(MONDAY_10AM).await;
+    let Some(b) = Browser::start(&app).await else { return };
+    for (case, number) in [("SURVEY-1", "+447700900301"), ("SURVEY-2", "+447700900302")] {
+        let mut survey = pretext(&format!("{case}-survey"), case);
+        survey["kind"] = json!("satisfaction_survey");
+        survey["consent"] = json!({"survey": true});
+        survey["contact"]["phones"][0]["number"] = json!(number);
+        let (status, answer) = app.post_outreach(&survey).await;
+        assert_eq!(
+            (status, answer["decision"]["template"].as_str()),
+            (StatusCode::ACCEPTED, Some("satisfaction_survey"))
+        );
+        app.wait_for_message(case, "sent").await;
+    }
+    let (_, answer) =
+        app.webhook("/webhooks/sandbox/inbound", &json!({"from": "07700 900301", "to": "60000", "body": "5"})).await;
+    assert_eq!(answer["classification"], "survey_answer");
+
+    b.login(AUTHOR, PASSWORD).await;
+    b.click("nav a[href='/staff/reports']").await;
+    b.wait_for("h1", "Performance report 2026-11").await;
+    b.scroll_to("[data-test=survey]").await;
+    assert_eq!(b.text("[data-test=survey-sent]").await, "2");
+    assert_eq!(b.text("[data-test=survey-answered]").await, "1");
+    assert_eq!(b.text("[data-test=survey-answered-percent]").await, "50.0%");
+    assert_eq!(b.text("[data-test=survey-satisfied]").await, "1");
+    assert_eq!(b.text("[data-test=survey-satisfied-percent]").await, "50.0%");
+    let survey = b.text("[data-test=survey]").await;
+    assert!(survey.contains("answered 4 or 5"), "{survey}");
+    // The 2015 report's first line heads the headings: nobody was reached within 24 hours yet
+    // (the surveys are not contact).
+    assert_eq!(b.text("[data-test=within-24h-percent]").await, "0.0%");
+    b.screenshot("report-survey").await;
+    b.close().await;
+    app.stop().await;
+}
+
 /// A Welsh version of a template, written and approved through the pages: the author picks the
 /// language in the draft form, the list shows the versions per language, another person approves
 /// it (the English one stays in use for everyone else), and a Welsh speaker's pre-text uses it.

@@ -28,6 +28,7 @@ mod smtp;
 mod staff;
 mod standin;
 mod store;
+mod survey;
 mod triage;
 mod twilio;
 mod two_factor;

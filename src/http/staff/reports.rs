@@ -53,7 +53,8 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff, Query(q): Qu
         "summary": summary(&report),
         "decisions_chart": bar_chart("First decisions by outcome", &decisions),
         "not_contacted_chart": bar_chart("Why victims were not contacted", &not_contacted),
-        "headings": report.headings.iter().map(|h| json!({ "title": h.title, "codes": h.counts.join(", "), "count": h.count })).collect::<Vec<_>>(),
+        "headings": report.headings.iter().map(|h| json!({ "title": h.title, "codes": h.counts.join(", "), "count": h.count, "percent": one_decimal(h.percent) })).collect::<Vec<_>>(),
+        "commissioner": commissioner(&report),
         "outcomes": rows(&report.decisions.by_outcome),
         "reasons": rows(&report.decisions.by_reason),
         "redecisions": rows(&report.redecisions.by_outcome),
@@ -131,6 +132,32 @@ fn summary(report: &Report) -> Value {
         "phone_unsuccessful": report.contact.phone_unsuccessful_no_other_contact,
         "declined": report.contact.declined,
     })
+}
+
+/// The report as the commissioner reads it: the first line (contacted within 24 hours), why
+/// victims declined, and the satisfaction survey.
+fn commissioner(report: &Report) -> Value {
+    let survey = &report.survey;
+    json!({
+        "within_24h": report.contacted_within_24h.count,
+        "within_24h_percent": one_decimal(report.contacted_within_24h.percent),
+        "cases": report.contact.cases_referred,
+        "declined": report.declined.count,
+        "declined_percent": one_decimal(report.declined.percent),
+        "declined_reasons": rows(&report.declined.reasons),
+        "survey": {
+            "sent": survey.sent,
+            "answered": survey.answered,
+            "answered_percent": one_decimal(survey.answered_percent),
+            "satisfied": survey.satisfied,
+            "satisfied_percent": one_decimal(survey.satisfied_percent),
+        },
+    })
+}
+
+/// A percent as the 2015 report prints it: "14.3%".
+fn one_decimal(percent: f64) -> String {
+    format!("{percent:.1}%")
 }
 
 fn rows(counts: &Counts) -> Vec<Value> {
