@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 
 use super::accept::Acceptor;
 use super::deliver::Delivery;
+use super::oncall::Rota;
 use super::rate_limit::RateLimits;
 use crate::channels::Channels;
 use crate::clock::Clock;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub rate_limits: RateLimits,
     /// Accepts the requests that arrive together in one transaction (`super::accept`).
     pub acceptor: Acceptor,
+    /// The on-call rota (`SAFEREACH_ONCALL_*`).
+    pub oncall: Arc<Rota>,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ impl AppState {
         store.delete_setting("webhook_token").await?;
         let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
         let metrics = Metrics::new();
+        let oncall = Rota::from_config(&config)?;
         let channels = crate::channels::from_config(&config, clock, webhooks.kannel.as_deref().unwrap_or_default())
             .map_err(|e| AppError::Config(e.to_string()))?;
         let test_channels =
@@ -104,6 +108,7 @@ impl AppState {
             relay_wake,
             metrics,
             rate_limits: Default::default(),
+            oncall,
         })
     }
 
@@ -121,6 +126,7 @@ impl AppState {
             send_lease: Duration::from_secs(self.config.send_lease_secs.max(1)),
             relay_wake: self.relay_wake.clone(),
             before_claim: None,
+            oncall: self.oncall.clone(),
         }
     }
 }

@@ -105,6 +105,7 @@ impl Histories {
             case_safety_sensitive: case.safety_sensitive.0,
             other_pretext_active: other_active(Kind::PriorityPretext),
             other_information_pack_active: other_active(Kind::InformationPack),
+            other_survey_active: other_active(Kind::SatisfactionSurvey),
             suppressed: contact::addresses_in(&req.contact).intersection(&self.suppressed).cloned().collect(),
             numbers_of_others: numbers.intersection(&self.numbers_of_others).cloned().collect(),
             approved_templates: self.approved_templates.clone(),
