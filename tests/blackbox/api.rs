@@ -348,3 +348,28 @@ async fn null_is_absent_for_every_optional_field_and_refused_for_a_required_one(
     assert_eq!(app.get_case("NULL-3").await.0, StatusCode::NOT_FOUND, "nothing was stored");
     app.stop().await;
 }
+
+on_backends! {
+    async fn requests_for_one_case_at_once_are_decided_as_if_one_after_the_other() {
+        let app = crate::common::spawn_at(CLOCK).await;
+        // 24 pre-texts for one case at once, with the first one's request sent four times more.
+        let mut bodies: Vec<Value> = (0..24).map(|i| pretext(&format!("many-{i}"), "MANY-1")).collect();
+        bodies.extend((0..4).map(|_| pretext("many-0", "MANY-1")));
+        let answers = futures::future::join_all(bodies.iter().map(|b| app.post_outreach(b))).await;
+        let created: Vec<&Value> = answers.iter().filter(|(s, _)| *s == StatusCode::ACCEPTED).map(|(_, a)| a).collect();
+        assert_eq!(created.len(), 24, "one job per request id: {answers:?}");
+        let sends: Vec<&&Value> = created.iter().filter(|a| a["decision"]["outcome"] == "send").collect();
+        assert_eq!(sends.len(), 1, "rule 11: one pre-text for the case");
+        for other in created.iter().filter(|a| a["decision"]["outcome"] != "send") {
+            assert_eq!(other["decision"]["outcome"], "block", "{other}");
+            assert_eq!(other["decision"]["reason"], "duplicate", "{other}");
+        }
+        let replays: Vec<&Value> = answers.iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, a)| a).collect();
+        assert_eq!(replays.len(), 4, "{answers:?}");
+        assert!(replays.iter().all(|r| *r == replays[0]), "every repeat gets the one first answer");
+        assert!(created.contains(&replays[0]), "the first answer is the one the job was created with");
+        assert_eq!(count(&app, "outreach").await, 24);
+        assert_eq!(count(&app, "cases").await, 1);
+        app.stop().await;
+    }
+}

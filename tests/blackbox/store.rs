@@ -19,6 +19,7 @@ const NOW: i64 = 1_795_428_000_000; // 2026-11-23T10:00:00Z, a Monday
 
 struct Db {
     store: Store,
+    config: Config,
     _dir: tempfile::TempDir,
 }
 
@@ -27,7 +28,8 @@ async fn fresh_store() -> Db {
     let mut config = Config::defaults();
     use_backend(&mut config, current_backend(), dir.path()).await;
     let key = safereach::store::HashKeySource::from_config(&config);
-    Db { store: Store::open(&config.database_url, true, &key).await.expect("store opens and migrates"), _dir: dir }
+    let store = Store::open(&config.database_url, true, &key).await.expect("store opens and migrates");
+    Db { store, config, _dir: dir }
 }
 
 fn request(body: &Value) -> OutreachRequest {
@@ -55,6 +57,35 @@ async fn accept(store: &Store, body: &Value, hash: &str) -> AcceptResult {
     .unwrap()
 }
 
+/// Accept `bodies` (each with its hash) together, as the acceptor does with requests that arrive
+/// at once: one batch, one answer each. `meanwhile` runs as each is decided (mid-transaction).
+async fn accept_together(
+    store: &Store,
+    bodies: &[(Value, &str)],
+    meanwhile: &(dyn Fn(&OutreachRequest) + Sync),
+) -> Vec<AcceptResult> {
+    let requests: Vec<OutreachRequest> = bodies.iter().map(|(body, _)| request(body)).collect();
+    let inputs: Vec<AcceptInput<'_>> = requests
+        .iter()
+        .zip(bodies)
+        .map(|(req, (_, hash))| AcceptInput {
+            request: req,
+            request_hash: hash.to_string(),
+            priority: true,
+            safety_sensitive: false,
+            now: NOW,
+            actor: "test".into(),
+            test: false,
+        })
+        .collect();
+    let now = safereach::time::from_ms(NOW);
+    let decide = |req: &OutreachRequest, history: &safereach::domain::CaseHistory| {
+        meanwhile(req);
+        decide(req, history, now, &PolicyConfig::default())
+    };
+    safereach::service::accept::accept_batch(store, &inputs, &decide).await.into_iter().map(Result::unwrap).collect()
+}
+
 fn outcome(result: &AcceptResult) -> (String, Option<String>) {
     match result {
         AcceptResult::Created { answer, .. } | AcceptResult::Replayed { answer } => (
@@ -62,6 +93,13 @@ fn outcome(result: &AcceptResult) -> (String, Option<String>) {
             answer["decision"]["reason"].as_str().map(str::to_string),
         ),
         AcceptResult::Conflict => ("conflict".into(), None),
+    }
+}
+
+fn answer_of(result: &AcceptResult) -> Value {
+    match result {
+        AcceptResult::Created { answer, .. } | AcceptResult::Replayed { answer } => answer.clone(),
+        AcceptResult::Conflict => panic!("a conflict has no answer"),
     }
 }
 
@@ -412,5 +450,112 @@ on_backends! {
             let cancelled = cancel.unwrap().unwrap().1 == Cancel::Cancelled;
             assert!(claimed != cancelled, "claimed {claimed}, cancelled {cancelled}");
         }
+    }
+}
+
+/// Requests that depend on each other: rule 11 on one case, rule 7 across two (the suspect's
+/// number named by one request, the victim's by the next), repeats of a request id.
+fn dependent_requests() -> Vec<(Value, &'static str)> {
+    let mut suspect = pretext("b-s", "B-3");
+    suspect["contact"]["phones"] = json!([
+        {"number": "+447700900111", "belongs_to": "victim", "safe_to_text": true},
+        {"number": "+447700900777", "belongs_to": "suspect"}
+    ]);
+    let mut victim = pretext("b-v", "B-4");
+    victim["contact"]["phones"][0]["number"] = json!("07700 900777");
+    vec![
+        (pretext("b-1", "B-1"), "h1"),
+        (pretext("b-2", "B-1"), "h2"),
+        (pretext("b-3", "B-2"), "h3"),
+        (pretext("b-1", "B-1"), "h1"),
+        (pretext("b-1", "B-1"), "another body"),
+        (suspect, "hs"),
+        (victim, "hv"),
+        (pretext("b-4", "B-1"), "h4"),
+    ]
+}
+
+on_backends! {
+    sqlite, postgres;
+    async fn a_batch_decides_each_request_as_if_the_earlier_ones_were_accepted_first() {
+        let together = fresh_store().await;
+        approve_all(&together.store).await;
+        let answers = accept_together(&together.store, &dependent_requests(), &|_| {}).await;
+        let outcomes: Vec<_> = answers.iter().map(outcome).collect();
+        let expected: Vec<(String, Option<String>)> = [
+            ("send", None),
+            ("block", Some("duplicate")),
+            ("send", None),
+            ("send", None),
+            ("conflict", None),
+            ("send", None),
+            ("hold", Some("number_conflict")),
+            ("block", Some("duplicate")),
+        ]
+        .into_iter()
+        .map(|(o, r)| (o.to_string(), r.map(str::to_string)))
+        .collect();
+        assert_eq!(outcomes, expected);
+        assert!(matches!(answers[0], AcceptResult::Created { .. }) && matches!(answers[3], AcceptResult::Replayed { .. }));
+        assert_eq!(answer_of(&answers[0]), answer_of(&answers[3]), "the repeat is the first answer");
+
+        // The same requests one after the other, in another store: the same decisions.
+        let one_by_one = fresh_store().await;
+        approve_all(&one_by_one.store).await;
+        let mut sequential = Vec::new();
+        for (body, hash) in dependent_requests() {
+            sequential.push(outcome(&accept(&one_by_one.store, &body, hash).await));
+        }
+        assert_eq!(outcomes, sequential);
+
+        let store = &together.store;
+        assert_eq!(count(store, "SELECT COUNT(*) FROM outreach").await, 6);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM events WHERE type = 'accepted'").await, 6);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM event_outbox").await, count(store, "SELECT COUNT(*) FROM events").await);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM job_outbox").await, 3, "work for the three sends only");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM case_categories WHERE case_ref = 'B-1'").await, 1);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM case_phones WHERE is_victims = 0").await, 1, "the suspect's number");
+    }
+}
+
+on_backends! {
+    // Another gateway sharing the database; on SQLite a batch holds the write lock from its
+    // start (BEGIN IMMEDIATE), so nobody can take a request id from under it.
+    postgres;
+    async fn a_batch_whose_request_id_another_process_took_answers_every_other_request() {
+        let db = fresh_store().await;
+        approve_all(&db.store).await;
+        let config = db.config.clone();
+        let taken = std::sync::atomic::AtomicBool::new(false);
+        // While the batch decides, another process accepts "t-2" (for another case) and commits.
+        let other_process = |req: &OutreachRequest| {
+            if req.request_id != "t-2" || taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let key = safereach::store::HashKeySource::from_config(&config);
+                    let other = Store::open(&config.database_url, false, &key).await.unwrap();
+                    let answer = accept(&other, &pretext("t-2", "T-OTHER"), "ht2").await;
+                    assert!(matches!(answer, AcceptResult::Created { .. }), "{answer:?}");
+                });
+            })
+            .join()
+            .unwrap();
+        };
+        let bodies = [(pretext("t-1", "T-1"), "ht1"), (pretext("t-2", "T-2"), "ht2"), (pretext("t-3", "T-1"), "ht3")];
+        let answers = accept_together(&db.store, &bodies, &other_process).await;
+        assert!(taken.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(matches!(answers[0], AcceptResult::Created { .. }), "{answers:?}");
+        assert_eq!(outcome(&answers[0]), ("send".into(), None));
+        assert!(matches!(answers[1], AcceptResult::Replayed { .. }), "answered as the other process did: {answers:?}");
+        assert_eq!(answer_of(&answers[1])["case_ref"], "T-OTHER");
+        assert!(matches!(answers[2], AcceptResult::Created { .. }), "{answers:?}");
+        assert_eq!(outcome(&answers[2]), ("block".into(), Some("duplicate".into())), "still decided after t-1");
+        assert_eq!(count(&db.store, "SELECT COUNT(*) FROM outreach").await, 3);
+        assert_eq!(count(&db.store, "SELECT COUNT(*) FROM outreach WHERE request_id = 't-2'").await, 1);
+        assert_eq!(count(&db.store, "SELECT COUNT(*) FROM cases WHERE case_ref = 'T-2'").await, 0, "nothing of the failed batch is left");
     }
 }
