@@ -9,6 +9,7 @@ use super::accept::Acceptor;
 use super::deliver::Delivery;
 use super::oncall::Rota;
 use super::rate_limit::RateLimits;
+use super::statuses::StatusReports;
 use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub rate_limits: RateLimits,
     /// Accepts the requests that arrive together in one transaction (`super::accept`).
     pub acceptor: Acceptor,
+    /// Applies the providers' status reports that arrive together in one transaction.
+    pub status_reports: StatusReports,
     /// The on-call rota (`SAFEREACH_ONCALL_*`).
     pub oncall: Arc<Rota>,
 }
@@ -96,6 +99,7 @@ impl AppState {
         let acceptor = Acceptor::start(store.clone(), clock, policy.clone(), relay_wake.clone());
         Ok(AppState {
             acceptor,
+            status_reports: StatusReports::start(store.clone()),
             config,
             store,
             queue,

@@ -1,9 +1,17 @@
 //! Provider status reports: a message's status moves forward only; a report that would move it
 //! backwards (late, duplicate, out of order) is recorded on the timeline and left alone.
+//!
+//! The webhooks hand their reports to the process's `StatusReports` (a `Batcher`): the reports
+//! that arrive together are applied in one transaction, in the order they came, each answered
+//! after the commit (`apply_statuses`; a lone report is a batch of one).
 
+use super::batcher::Batcher;
 use crate::domain::event::EventType;
 use crate::domain::{Channel, MessageStatus};
-use crate::store::{Event, MessageKey, Result, Store};
+use crate::store::{Dialect, Event, MessageKey, Result, Store, StoreError};
+
+/// The most reports applied in one transaction.
+const BATCH: usize = 64;
 
 /// What a provider callback did to a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +28,81 @@ pub enum StatusChange {
     },
 }
 
-/// Apply a provider's status report for a message. Statuses only move forward; anything else
-/// is recorded on the timeline and left alone.
+/// How a report names its message (`MessageKey`, owned, to wait in a batch).
+#[derive(Debug, Clone)]
+pub enum Reported {
+    Ours(String),
+    Provider(String),
+    Email(String),
+}
+
+impl Reported {
+    fn key(&self) -> MessageKey<'_> {
+        match self {
+            Reported::Ours(id) => MessageKey::Ours(id),
+            Reported::Provider(reference) => MessageKey::Provider(reference),
+            Reported::Email(id) => MessageKey::Email(id),
+        }
+    }
+}
+
+impl From<MessageKey<'_>> for Reported {
+    fn from(key: MessageKey<'_>) -> Reported {
+        match key {
+            MessageKey::Ours(id) => Reported::Ours(id.to_string()),
+            MessageKey::Provider(reference) => Reported::Provider(reference.to_string()),
+            MessageKey::Email(id) => Reported::Email(id.to_string()),
+        }
+    }
+}
+
+/// One provider's report on one message.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    pub provider: String,
+    pub channel: Option<Channel>,
+    pub message: Reported,
+    pub status: MessageStatus,
+    pub detail: Option<serde_json::Value>,
+    pub now: i64,
+}
+
+/// The process's batcher of status reports (see the module's comment).
+#[derive(Clone)]
+pub struct StatusReports(Batcher<StatusReport, Result<StatusChange>>);
+
+impl StatusReports {
+    /// Batches run one at a time on SQLite (one writer), two side by side on Postgres.
+    pub fn start(store: Store) -> StatusReports {
+        let in_flight = if store.dialect() == Dialect::Sqlite { 1 } else { 2 };
+        StatusReports(Batcher::start(BATCH, in_flight, move |reports: Vec<StatusReport>| {
+            let store = store.clone();
+            async move { apply_statuses(&store, &reports).await }
+        }))
+    }
+
+    /// Apply `report` with whatever other reports are waiting; its answer once they commit.
+    pub async fn apply(&self, report: StatusReport) -> Result<StatusChange> {
+        self.0.call(report).await.map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+}
+
+/// Apply a provider's status report for a message with the others that arrive together (the
+/// webhooks' way): through the process's `StatusReports`.
+pub async fn report_status(
+    state: &super::AppState,
+    provider: &str,
+    channel: Option<Channel>,
+    message: MessageKey<'_>,
+    status: MessageStatus,
+    detail: Option<serde_json::Value>,
+    now: i64,
+) -> Result<StatusChange> {
+    let report = StatusReport { provider: provider.to_string(), channel, message: message.into(), status, detail, now };
+    state.status_reports.apply(report).await
+}
+
+/// Apply a provider's status report for a message, alone (a batch of one).
 pub async fn apply_status(
     store: &Store,
     provider: &str,
@@ -31,42 +112,81 @@ pub async fn apply_status(
     detail: Option<serde_json::Value>,
     now: i64,
 ) -> Result<StatusChange> {
-    let mut tx = store.begin().await?;
-    let channel = match message {
-        MessageKey::Email(_) => Some(Channel::Email),
-        _ => channel,
-    };
-    let found = store.reported_message_for_update(&mut tx, provider, message).await?;
-    // Only a message sent through this provider, on its channel: one provider's secret moves
-    // nothing another provider carried. A message being handed over has no provider yet
-    // (Kannel's and Twilio's reports can come first, even several): its channel must match.
-    // One waiting to be sent or retried (`queued`) has nothing a provider could report on.
-    let Some((message_id, case_ref, current, _, _)) = found.filter(|(_, _, current, sent_on, sent_by)| {
-        channel.is_none_or(|c| c.as_str() == sent_on)
-            && match sent_by.as_deref().filter(|p| !p.is_empty()) {
-                Some(p) => p == provider,
-                // None yet, or refused for good before any provider took it ("").
-                None => current != MessageStatus::Queued.as_str(),
+    let report = StatusReport { provider: provider.to_string(), channel, message: message.into(), status, detail, now };
+    apply_statuses(store, std::slice::from_ref(&report)).await.pop().expect("one answer for one report")
+}
+
+/// Apply reports in one transaction, in order (a later report on a message sees what an
+/// earlier one did). One answer per report. Should the batch fail, its reports are applied one
+/// at a time, so that one cannot fail the others; unless the database is out of reach, which
+/// every report is told.
+pub async fn apply_statuses(store: &Store, reports: &[StatusReport]) -> Vec<Result<StatusChange>> {
+    match try_apply(store, reports).await {
+        Ok(changes) => changes.into_iter().map(Ok).collect(),
+        Err(e) if reports.len() == 1 => vec![Err(e)],
+        Err(e) if e.is_unavailable() => {
+            let why = e.to_string();
+            std::iter::once(Err(e))
+                .chain((1..reports.len()).map(|_| Err(StoreError::Unavailable(why.clone()))))
+                .collect()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, reports = reports.len(), "a batch of status reports failed; applying them one at a time");
+            let mut changes = Vec::with_capacity(reports.len());
+            for report in reports {
+                changes.push(Box::pin(apply_statuses(store, std::slice::from_ref(report))).await.remove(0));
             }
-    }) else {
-        return Ok(StatusChange::UnknownMessage);
-    };
-    let current = MessageStatus::parse(&current).unwrap_or(MessageStatus::Queued);
-    let actor = format!("provider:{provider}");
-    let moves = current.can_move_to(status);
-    if moves {
-        store.set_message_status(&mut tx, &message_id, status, now).await?;
+            changes
+        }
     }
-    let kind = if moves { EventType::Status } else { EventType::StatusIgnored };
-    let mut event = Event::new(&case_ref, now, &actor, kind).message(&message_id).status(status);
-    if let Some(detail) = detail {
-        event = event.detail(detail);
+}
+
+async fn try_apply(store: &Store, reports: &[StatusReport]) -> Result<Vec<StatusChange>> {
+    let mut tx = store.begin().await?;
+    let mut events = Vec::with_capacity(reports.len());
+    let mut changes = Vec::with_capacity(reports.len());
+    for report in reports {
+        let channel = match report.message {
+            Reported::Email(_) => Some(Channel::Email),
+            _ => report.channel,
+        };
+        let provider = report.provider.as_str();
+        let found = store.reported_message_for_update(&mut tx, provider, report.message.key()).await?;
+        // Only a message sent through this provider, on its channel: one provider's secret moves
+        // nothing another provider carried. A message being handed over has no provider yet
+        // (Kannel's and Twilio's reports can come first, even several): its channel must match.
+        // One waiting to be sent or retried (`queued`) has nothing a provider could report on.
+        let Some((message_id, case_ref, current, _, _)) = found.filter(|(_, _, current, sent_on, sent_by)| {
+            channel.is_none_or(|c| c.as_str() == sent_on)
+                && match sent_by.as_deref().filter(|p| !p.is_empty()) {
+                    Some(p) => p == provider,
+                    // None yet, or refused for good before any provider took it ("").
+                    None => current != MessageStatus::Queued.as_str(),
+                }
+        }) else {
+            changes.push(StatusChange::UnknownMessage);
+            continue;
+        };
+        let current = MessageStatus::parse(&current).unwrap_or(MessageStatus::Queued);
+        let moves = current.can_move_to(report.status);
+        if moves {
+            store.set_message_status(&mut tx, &message_id, report.status, report.now).await?;
+        }
+        let kind = if moves { EventType::Status } else { EventType::StatusIgnored };
+        let mut event = Event::new(&case_ref, report.now, &format!("provider:{provider}"), kind)
+            .message(&message_id)
+            .status(report.status);
+        if let Some(detail) = &report.detail {
+            event = event.detail(detail.clone());
+        }
+        events.push(event);
+        changes.push(if moves {
+            StatusChange::Moved { case_ref, message_id }
+        } else {
+            StatusChange::Ignored { case_ref, message_id }
+        });
     }
-    event.append(&mut tx).await?;
+    Event::append_all(&mut tx, &events).await?;
     tx.commit().await?;
-    Ok(if moves {
-        StatusChange::Moved { case_ref, message_id }
-    } else {
-        StatusChange::Ignored { case_ref, message_id }
-    })
+    Ok(changes)
 }

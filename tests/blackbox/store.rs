@@ -559,3 +559,62 @@ on_backends! {
         assert_eq!(count(&db.store, "SELECT COUNT(*) FROM cases WHERE case_ref = 'T-2'").await, 0, "nothing of the failed batch is left");
     }
 }
+
+on_backends! {
+    sqlite, postgres;
+    async fn reports_applied_together_are_applied_in_order_each_answered() {
+        use safereach::service::statuses::{Reported, StatusReport, apply_statuses};
+        let db = fresh_store().await;
+        approve_all(&db.store).await;
+        let store = &db.store;
+        let mut messages = Vec::new();
+        for case in ["R-1", "R-2"] {
+            let id = created_id(&accept(store, &pretext(&format!("{case}-job"), case), case).await);
+            let message = message_for(store, &id, case).await;
+            let mut tx = store.begin().await.unwrap();
+            store.mark_sent(&mut tx, &message, "sandbox", &message, NOW).await.unwrap();
+            tx.commit().await.unwrap();
+            messages.push(message);
+        }
+        let report = |message: Reported, status, now| StatusReport {
+            provider: "sandbox".into(),
+            channel: None,
+            message,
+            status,
+            detail: None,
+            now,
+        };
+        let (one, two) = (&messages[0], &messages[1]);
+        let reports = [
+            report(Reported::Provider(one.clone()), MessageStatus::Delivered, NOW + 1),
+            // Late for the same message, in the same batch: it sees the delivery before it.
+            report(Reported::Provider(one.clone()), MessageStatus::Failed, NOW + 2),
+            report(Reported::Ours("msg_nope".into()), MessageStatus::Delivered, NOW + 3),
+            // A bounce names an email: this SMS is not one, whoever says so.
+            report(Reported::Email(two.clone()), MessageStatus::Bounced, NOW + 4),
+            report(Reported::Provider(two.clone()), MessageStatus::Failed, NOW + 5),
+        ];
+        let changes: Vec<StatusChange> = apply_statuses(store, &reports).await.into_iter().map(Result::unwrap).collect();
+        let moved = |case: &str, m: &String| StatusChange::Moved { case_ref: case.into(), message_id: m.clone() };
+        assert_eq!(
+            changes,
+            [
+                moved("R-1", one),
+                StatusChange::Ignored { case_ref: "R-1".into(), message_id: one.clone() },
+                StatusChange::UnknownMessage,
+                StatusChange::UnknownMessage,
+                moved("R-2", two),
+            ]
+        );
+        let stored = store.message(one).await.unwrap().unwrap();
+        assert_eq!((stored.status.as_str(), stored.final_at), ("delivered", Some(NOW + 1)));
+        let stored = store.message(two).await.unwrap().unwrap();
+        assert_eq!((stored.status.as_str(), stored.final_at), ("failed", Some(NOW + 5)));
+        let events = |case: &'static str| async move {
+            store.case_events(case).await.unwrap().into_iter().map(|e| e.kind).collect::<Vec<String>>()
+        };
+        assert_eq!(events("R-1").await, ["accepted", "status", "status_ignored"]);
+        assert_eq!(events("R-2").await, ["accepted", "status"]);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM event_outbox").await, count(store, "SELECT COUNT(*) FROM events").await);
+    }
+}

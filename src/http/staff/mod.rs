@@ -13,8 +13,8 @@ mod reports;
 mod review;
 pub mod session;
 mod templates;
-mod versions;
 mod two_factor;
+mod versions;
 mod view;
 
 use std::sync::Arc;

@@ -24,7 +24,7 @@ use crate::channels::bounce::{self, Report};
 use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::service::AppState;
-use crate::service::statuses::{StatusChange, apply_status};
+use crate::service::statuses::{StatusChange, report_status};
 use crate::store::MessageKey;
 
 /// Bounces come back for what the SMTP provider sent.
@@ -78,8 +78,8 @@ async fn bounce(
     if let Some(status) = bounce.status {
         detail["dsn_status"] = status.into();
     }
-    let change = apply_status(
-        &state.store,
+    let change = report_status(
+        &state,
         PROVIDER,
         Some(Channel::Email),
         MessageKey::Email(&message_id),

@@ -24,7 +24,7 @@ use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::http::extract::Query;
 use crate::service::AppState;
-use crate::service::statuses::apply_status;
+use crate::service::statuses::report_status;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "kannel";
@@ -77,8 +77,8 @@ async fn dlr(
     if let Some(code) = q.answer.as_deref().and_then(smsc_error) {
         detail["smsc_error"] = code.into();
     }
-    let change = apply_status(
-        &state.store,
+    let change = report_status(
+        &state,
         PROVIDER,
         Some(Channel::Sms),
         MessageKey::Ours(&id),

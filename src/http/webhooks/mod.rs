@@ -28,7 +28,7 @@ use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::secrets::{Configured, WebhookTokens};
 use crate::service::AppState;
-use crate::service::statuses::{StatusChange, apply_status};
+use crate::service::statuses::{StatusChange, report_status};
 use crate::store::MessageKey;
 
 /// The callback routes of the providers the configuration uses; the others are not mounted
@@ -140,8 +140,8 @@ async fn sandbox_status(
         state.metrics.callback_rejected("bad_status");
         return Err(Problem::validation(vec![FieldError::new("status", "not a provider status")]));
     };
-    let change = apply_status(
-        &state.store,
+    let change = report_status(
+        &state,
         "sandbox",
         None,
         MessageKey::Provider(&body.value.provider_ref),

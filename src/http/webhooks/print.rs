@@ -20,7 +20,7 @@ use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::service::AppState;
-use crate::service::statuses::apply_status;
+use crate::service::statuses::report_status;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "print";
@@ -56,8 +56,8 @@ async fn status(
         _ => return Err(Problem::validation(vec![FieldError::new("status", "printed, posted or returned")])),
     };
     let detail = json!({ "reported_at": crate::time::rfc3339(report.at) });
-    let change = apply_status(
-        &state.store,
+    let change = report_status(
+        &state,
         PROVIDER,
         Some(Channel::Letter),
         MessageKey::Ours(&report.reference),

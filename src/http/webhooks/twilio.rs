@@ -25,7 +25,7 @@ use crate::domain::Channel;
 use crate::domain::MessageStatus;
 use crate::domain::request::FieldError;
 use crate::service::AppState;
-use crate::service::statuses::apply_status;
+use crate::service::statuses::report_status;
 use crate::store::MessageKey;
 
 const PROVIDER: &str = "twilio";
@@ -106,8 +106,7 @@ async fn status(
         None => MessageKey::Provider(sid),
     };
     let change =
-        apply_status(&state.store, PROVIDER, Some(Channel::Sms), key, status, Some(detail), state.clock.now_ms())
-            .await?;
+        report_status(&state, PROVIDER, Some(Channel::Sms), key, status, Some(detail), state.clock.now_ms()).await?;
     count_status(&state, PROVIDER, &change);
     Ok(Json(status_answer(&change)))
 }
