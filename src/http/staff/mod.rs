@@ -13,8 +13,8 @@ mod reports;
 mod review;
 pub mod session;
 mod templates;
-mod two_factor;
 mod versions;
+mod two_factor;
 mod view;
 
 use std::sync::Arc;
