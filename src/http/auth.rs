@@ -67,7 +67,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .map(|(_, key)| key.trim())
             .filter(|k| !k.is_empty())
             .ok_or_else(|| unauthorised("send Authorization: Bearer <api key>"))?;
-        let Some(found) = state.store.find_api_key(key).await? else {
+        let Some(found) = state.api_keys.find(&state.store, key).await? else {
             return Err(unauthorised("the API key is not valid"));
         };
         if let Err(wait) = state.rate_limits.check(&found.id, found.rate_limit) {

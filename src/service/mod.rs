@@ -14,6 +14,7 @@ pub mod dead_letters;
 mod decisions;
 pub mod deliver;
 pub mod erasure;
+pub mod key_cache;
 pub mod oncall;
 pub mod rate_limit;
 pub mod replies;

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 
 use super::accept::Acceptor;
 use super::deliver::Delivery;
+use super::key_cache::KeyCache;
 use super::oncall::Rota;
 use super::rate_limit::RateLimits;
 use super::statuses::StatusReports;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub acceptor: Acceptor,
     /// Applies the providers' status reports that arrive together in one transaction.
     pub status_reports: StatusReports,
+    /// The API keys looked up lately (`super::key_cache`).
+    pub api_keys: KeyCache,
     /// The on-call rota (`SAFEREACH_ONCALL_*`).
     pub oncall: Arc<Rota>,
 }
@@ -100,6 +103,7 @@ impl AppState {
         Ok(AppState {
             acceptor,
             status_reports: StatusReports::start(store.clone()),
+            api_keys: KeyCache::default(),
             config,
             store,
             queue,

@@ -124,7 +124,7 @@ pub async fn audit(
 
 /// API keys are long random strings, so a plain SHA-256 is the right hash: it is fast enough to
 /// run on every request and cannot be brute-forced from the stored value.
-fn key_hash(key: &str) -> String {
+pub fn key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 

@@ -24,7 +24,7 @@ mod templates;
 mod two_factor;
 
 pub use accounts::{
-    ApiKey, ApiKeyListing, AuditAction, AuditEvent, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount, audit,
+    ApiKey, ApiKeyListing, AuditAction, AuditEvent, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount, audit, key_hash,
 };
 pub use calls::{CallRecord, NewCall};
 pub use cases::CaseRecord;

@@ -405,12 +405,22 @@ async fn cli_set_up_serve_and_sigterm_with_no_personal_data_in_any_output() {
     }
     let erased = http.delete(format!("{base}/v1/cases/BIN-2")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(erased.status(), StatusCode::OK);
-    // A key is revoked from the command line (found by its id in `keys list`): refused at once.
+    // A key is revoked from the command line (found by its id in `keys list`): another process,
+    // so the gateway refuses it once its look-up of the key is older than KEY_CACHE_TTL (5 s).
     let list = app.run(&["keys", "list"], None);
     let dpo = list.lines().find(|l| l.contains("\tdpo\t")).expect("the dpo key is listed");
     assert!(dpo.ends_with("in use") && !list.contains(&admin), "never the key itself: {list}");
     let dpo_id = dpo.split('\t').next().unwrap();
     assert!(app.run(&["keys", "revoke", dpo_id], None).contains("revoked"));
+    let revoked_at = Instant::now();
+    // Asked with a harmless request until refused; then the erasure it may no longer make.
+    while http.get(format!("{base}/v1/cases/NOPE")).bearer_auth(&admin).send().await.unwrap().status()
+        != StatusCode::UNAUTHORIZED
+    {
+        let bound = safereach::service::key_cache::KEY_CACHE_TTL + Duration::from_secs(1);
+        assert!(revoked_at.elapsed() < bound, "a revoked key still works after {bound:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let refused = http.delete(format!("{base}/v1/cases/BIN-1")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert!(app.run(&["keys", "list"], None).lines().any(|l| l.starts_with(dpo_id) && l.contains("\trevoked ")));

@@ -158,6 +158,7 @@ pub async fn revoke_key(State(state): State<Arc<AppState>>, staff: Staff, Path(i
     if !crate::service::accounts::revoke_api_key(&state.store, &id, state.clock.now_ms(), &staff.actor()).await? {
         return Err(StaffError::NotFound("API key in use"));
     }
+    state.api_keys.forget(&id);
     tracing::info!(key_id = %id, by = %staff.username, "API key revoked");
     Ok(done("/staff/admin", "API key revoked: it is refused from now on."))
 }
