@@ -70,11 +70,12 @@ impl Histories {
         let case = self.cases.get(case_ref).cloned().unwrap_or_default();
         let (this_id, accepted_at) = this.map_or(("", now), |t| (t.id, t.accepted_at));
         let test = this.map_or(test, |t| t.test);
-        // Jobs accepted before this one; a job not yet stored comes after every stored one, even
-        // one accepted in the same millisecond.
+        // Jobs accepted before this one; a job not yet stored comes after every stored one (and
+        // every earlier one of its batch), even one stamped later: a batch that waited for the
+        // case lock while another committed took its time before the other did.
         let before_this = |j: &JobFacts| match this {
             Some(_) => j.accepted_at < accepted_at || (j.accepted_at == accepted_at && j.id.as_str() < this_id),
-            None => j.accepted_at <= accepted_at,
+            None => true,
         };
         // Rule 11: another job of the kind counts when it was accepted earlier and may still be
         // sent, or, whenever it was accepted, when it is sent, its message is prepared, or its
