@@ -16,6 +16,7 @@ mod observability;
 mod outage;
 mod print;
 mod processes;
+mod reliability;
 mod replies;
 mod reports;
 mod retention;
