@@ -159,12 +159,45 @@ pub struct Config {
     /// Days the request of a job that ended without reaching anyone (blocked, cancelled) is kept.
     #[arg(long, env = "SAFEREACH_RETENTION_NEVER_REACHED_DAYS", default_value_t = 30)]
     pub retention_never_reached_days: u32,
+    /// Days the reason a victim gave for declining on a call is kept (from when the call was
+    /// recorded), instead of the others: long enough to report on the quarter it falls in.
+    #[arg(long, env = "SAFEREACH_RETENTION_CALL_REASON_DAYS", default_value_t = 100)]
+    pub retention_call_reason_days: u32,
     /// Seconds between retention passes (each worker process runs one at start and then so often).
     #[arg(long, env = "SAFEREACH_RETENTION_INTERVAL_SECS", default_value_t = 600)]
     pub retention_interval_secs: u64,
     /// Seconds a stopping process waits for jobs in flight.
     #[arg(long, env = "SAFEREACH_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
+    /// On-call staff mobile numbers, in escalation order (comma list): each urgent reply notifies
+    /// the first at any hour, then the next while nobody acknowledges it. Staff data: never logged.
+    #[arg(long, env = "SAFEREACH_ONCALL_SMS", value_delimiter = ',', hide_env_values = true)]
+    pub oncall_sms: Vec<String>,
+    /// On-call staff email addresses, likewise (the n-th of each list is notified at step n).
+    #[arg(long, env = "SAFEREACH_ONCALL_EMAIL", value_delimiter = ',', hide_env_values = true)]
+    pub oncall_email: Vec<String>,
+    /// Minutes an urgent item may wait unacknowledged before the next on-call contact is notified.
+    #[arg(long, env = "SAFEREACH_ONCALL_ESCALATE_MINUTES", default_value_t = 15)]
+    pub oncall_escalate_minutes: u64,
+    /// When the offices are staffed, Europe/London: `DAYS HH:MM-HH:MM` windows separated by `;`
+    /// (days: `mon`, a range `mon-fri`, or a comma list). For the report of urgent items that
+    /// arrived outside them.
+    #[arg(long, env = "SAFEREACH_STAFFED_HOURS", default_value = crate::domain::staffed_hours::DEFAULT,
+          value_parser = crate::domain::staffed_hours::StaffedHours::parse)]
+    pub staffed_hours: crate::domain::staffed_hours::StaffedHours,
+    /// `required`: approvers and admins must sign in with a second factor (TOTP) after their
+    /// password; unset: a second factor is optional for everyone.
+    #[arg(long, env = "SAFEREACH_STAFF_2FA", value_enum, default_value_t = TwoFactor::Optional, hide_default_value = true)]
+    pub staff_2fa: TwoFactor,
+}
+
+/// Whether staff need a second factor to sign in (`SAFEREACH_STAFF_2FA`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TwoFactor {
+    /// Anyone may enrol; nobody must.
+    Optional,
+    /// Approvers and admins must (authors may).
+    Required,
 }
 
 fn parse_window(s: &str) -> Result<(NaiveTime, NaiveTime), String> {
@@ -201,7 +234,7 @@ impl Config {
     /// this first; the error is one line naming the variable.
     pub fn check(&self) -> Result<(), ConfigError> {
         const DAY: u64 = 86_400;
-        let ranges: [(&'static str, u64, u64, u64); 15] = [
+        let ranges: [(&'static str, u64, u64, u64); 17] = [
             ("SAFEREACH_PROVIDER_TIMEOUT_SECS", self.provider_timeout_secs, 1, 600),
             ("SAFEREACH_BREAKER_FAILURES", self.breaker_failures.into(), 1, 1_000),
             ("SAFEREACH_BREAKER_COOLDOWN_SECS", self.breaker_cooldown_secs, 1, DAY),
@@ -214,8 +247,10 @@ impl Config {
             ("SAFEREACH_RETENTION_DAYS", self.retention_days.into(), 1, 3_650),
             ("SAFEREACH_RETENTION_NOT_TAKEN_UP_DAYS", self.retention_not_taken_up_days.into(), 1, 3_650),
             ("SAFEREACH_RETENTION_NEVER_REACHED_DAYS", self.retention_never_reached_days.into(), 1, 3_650),
+            ("SAFEREACH_RETENTION_CALL_REASON_DAYS", self.retention_call_reason_days.into(), 1, 3_650),
             ("SAFEREACH_RETENTION_INTERVAL_SECS", self.retention_interval_secs, 1, DAY),
             ("SAFEREACH_SHUTDOWN_TIMEOUT_SECS", self.shutdown_timeout_secs, 0, 3_600),
+            ("SAFEREACH_ONCALL_ESCALATE_MINUTES", self.oncall_escalate_minutes, 1, 1_440),
             // Within 10 years of now either way: the clock's offset must stay a sane duration.
             ("SAFEREACH_CLOCK (years from now)", self.clock.map_or(0, clock_years_away), 0, 10),
         ];
@@ -227,7 +262,14 @@ impl Config {
         if self.clock.is_some() && !self.allow_clock {
             return Err(ConfigError::ClockNotAllowed);
         }
+        self.oncall_contacts()?;
         Ok(())
+    }
+
+    /// The on-call rota's contacts, normalised; an entry that is neither a number nor an address
+    /// refuses the start (named by its place in the list: its value is staff data).
+    pub fn oncall_contacts(&self) -> Result<crate::domain::oncall::Contacts, ConfigError> {
+        crate::domain::oncall::Contacts::parse(&self.oncall_sms, &self.oncall_email).map_err(ConfigError::Invalid)
     }
 }
 
@@ -243,6 +285,8 @@ pub enum ConfigError {
         "SAFEREACH_CLOCK is set but SAFEREACH_ALLOW_CLOCK=1 is not: the shifted clock is for tests only (it would send at the wrong real time and take other workers' live leases for expired)"
     )]
     ClockNotAllowed,
+    #[error("{0}")]
+    Invalid(String),
 }
 
 #[cfg(test)]
@@ -283,6 +327,15 @@ mod tests {
         let mut c = ok.clone();
         c.retention_days = 0;
         assert!(c.check().unwrap_err().to_string().starts_with("SAFEREACH_RETENTION_DAYS"));
+        assert_eq!(ok.retention_call_reason_days, 100, "a quarter and the time to report on it");
+        let mut c = ok.clone();
+        c.retention_call_reason_days = 0;
+        assert_eq!(
+            c.check().unwrap_err().to_string(),
+            "SAFEREACH_RETENTION_CALL_REASON_DAYS must be from 1 to 3650, not 0"
+        );
+        c.retention_call_reason_days = 3_651;
+        assert!(c.check().unwrap_err().to_string().starts_with("SAFEREACH_RETENTION_CALL_REASON_DAYS"));
     }
 
     #[test]
@@ -294,6 +347,21 @@ mod tests {
         c.check().unwrap();
         c.clock = Some("2999-01-01T00:00:00Z".parse().unwrap());
         assert!(matches!(c.check(), Err(ConfigError::OutOfRange { .. })));
+    }
+
+    #[test]
+    fn the_oncall_rota_is_checked_at_start_without_echoing_its_entries() {
+        let mut c = Config::defaults();
+        assert!(c.oncall_contacts().unwrap().is_empty());
+        assert_eq!(c.oncall_escalate_minutes, 15);
+        assert_eq!(c.staff_2fa, TwoFactor::Optional);
+        c.oncall_sms = vec!["07700 900001".into(), "not a number".into()];
+        let error = c.check().unwrap_err().to_string();
+        assert!(error.starts_with("SAFEREACH_ONCALL_SMS: entry 2") && !error.contains("not a number"), "{error}");
+        c.oncall_sms = vec!["07700 900001".into()];
+        c.check().unwrap();
+        c.oncall_escalate_minutes = 0;
+        assert!(c.check().unwrap_err().to_string().starts_with("SAFEREACH_ONCALL_ESCALATE_MINUTES"));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub const MESSAGES: &str = "safereach_messages";
 pub const QUEUE_DEPTH: &str = "safereach_queue_depth";
 pub const QUEUE_OLDEST: &str = "safereach_queue_oldest_due_seconds";
 pub const DEAD_LETTERS: &str = "safereach_dead_letters";
+pub const URGENT_OPEN: &str = "safereach_urgent_items_open";
+pub const URGENT_OLDEST: &str = "safereach_urgent_oldest_age_seconds";
 
 /// Provider call latency buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -83,6 +85,8 @@ impl Metrics {
             (QUEUE_DEPTH, "Outreach jobs due and waiting for a worker, wherever the queue holds them"),
             (QUEUE_OLDEST, "How long the oldest job waiting for a worker has been due, in seconds (0 when none)"),
             (DEAD_LETTERS, "Outreach jobs dead-lettered for staff (retries exhausted, or a send interrupted)"),
+            (URGENT_OPEN, "Urgent replies (distress, unsafe) not yet acknowledged by a person"),
+            (URGENT_OLDEST, "How long the oldest unacknowledged urgent reply has waited, in seconds (0 when none)"),
         ];
         for (name, help) in gauges {
             self.recorder.describe_gauge(name.into(), None, help.into());
@@ -185,6 +189,9 @@ impl Metrics {
         self.gauge(QUEUE_DEPTH, &[], depth as f64);
         let age = oldest.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
         self.gauge(QUEUE_OLDEST, &[], age);
+        let (open, oldest) = store.urgent_open().await?;
+        self.gauge(URGENT_OPEN, &[], open as f64);
+        self.gauge(URGENT_OLDEST, &[], oldest.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0));
         let handle = self.recorder.handle();
         handle.run_upkeep();
         Ok(handle.render())

@@ -24,6 +24,18 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     let dir = dir.canonicalize()?;
     config.database_url = format!("sqlite://{}", dir.join("safereach.db").display());
     config.outbox_dir = dir.join("outbox").display().to_string();
+    // A sample on-call rota (fictional), unless one is configured.
+    if config.oncall_sms.is_empty() && config.oncall_email.is_empty() {
+        config.oncall_sms = vec![DEMO_ONCALL_SMS.into()];
+        config.oncall_email = vec![DEMO_ONCALL_EMAIL.into()];
+    }
+    // Outside texting hours the texts would wait for the morning; the demo's own throw-away
+    // database runs in the afternoon instead, so that the survey is sent and answered now.
+    let shifted = daytime_clock(&config, chrono::Utc::now());
+    if let Some(start) = shifted {
+        config.clock = Some(start);
+        config.allow_clock = true;
+    }
 
     let running = app::start(config, Role::Serve, true).await?;
     let state = running.state.clone();
@@ -58,6 +70,13 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
     }
 
     let base = running.addr.map(|a| format!("http://{a}")).unwrap_or_default();
+    let survey_answer = answer_the_survey(&state, &base).await;
+    if let Some(start) = shifted {
+        println!(
+            "\nIt is outside texting hours now: the demo's clock started at {} so that its texts go at once.",
+            crate::time::rfc3339(start)
+        );
+    }
     println!(
         "\nsafereach demo: {} templates approved four-eyes ({AUTHOR} wrote, {APPROVER} approved)\n",
         approved.len()
@@ -96,12 +115,39 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
             pack.subject.as_deref().or(pack.body.as_deref()).unwrap_or_default()
         );
     }
+    // The survey: sent, answered by a text through the sandbox callback, counted in the report.
+    if let Some(classification) = survey_answer {
+        println!(
+            "\nDEMO-12's satisfaction survey was answered \"{SURVEY_ANSWER}\" by text (sandbox callback): {classification}"
+        );
+    }
+    let month = state.clock.now().with_timezone(&state.policy.timezone).format("%Y-%m").to_string();
+    if let Some(period) = crate::reports::Period::parse_month(&month) {
+        let report = crate::reports::report(store, &state.policy, period).await?;
+        let (survey, first) = (&report.survey, &report.contacted_within_24h);
+        println!(
+            "Report {month}: satisfaction survey {} sent, {} answered ({:.1}%), {} satisfied ({:.1}%); contacted within 24 hours: {} of {} referrals ({:.1}%)",
+            survey.sent,
+            survey.answered,
+            survey.answered_percent,
+            survey.satisfied,
+            survey.satisfied_percent,
+            first.count,
+            report.contact.cases_referred,
+            first.percent
+        );
+    }
     // Case memory: the follow-up on DEMO-1 says only burglary.
     if let Some((_, follow_up)) = answers.iter().find(|(label, _)| *label == FOLLOW_UP) {
         println!(
             "\nDEMO-1's follow-up pack says only `burglary`, but the case remembers it is a domestic-abuse case:\n  {} with {}",
             follow_up["decision"]["outcome"].as_str().unwrap_or_default(),
             follow_up["decision"]["template"].as_str().unwrap_or("no template"),
+        );
+    }
+    if let Some(text) = distress_reply(&state).await? {
+        println!(
+            "\nDEMO-1's victim replied \"help he's here\": staff on call were texted at once (SAFEREACH_ONCALL_SMS), at any hour:\n  {text}"
         );
     }
     println!("\nSandbox outbox (what was \"sent\"): {}", state.config.outbox_dir);
@@ -126,6 +172,29 @@ pub async fn run(mut config: Config, dir: &Path, keep_serving: bool) -> Result<(
         running.stop().await;
     }
     Ok(())
+}
+
+const DEMO_ONCALL_SMS: &str = "07700 900919";
+const DEMO_ONCALL_EMAIL: &str = "duty.manager@victimcare.example.org";
+
+/// A distress reply from DEMO-1's number, as the sandbox would deliver it: it raises an urgent
+/// item, and the on-call number is notified. What the text said, once a provider took it.
+async fn distress_reply(state: &crate::service::AppState) -> Result<Option<String>, CliError> {
+    let store = &state.store;
+    let reply =
+        crate::service::replies::receive_reply(state, "sandbox", "07700 900101", "help he's here", None, None).await?;
+    let Some(item) = store.urgent_item_of_reply(reply["reply_id"].as_str().unwrap_or_default()).await? else {
+        return Ok(None);
+    };
+    for _ in 0..50 {
+        let notifications = store.oncall_notifications(&item.id).await?;
+        if notifications.iter().any(|n| n.channel == "sms" && n.status == "sent") {
+            let review = crate::domain::oncall::review_url(&state.config.public_url);
+            return Ok(Some(crate::domain::oncall::notification_text(item.case_ref.as_deref(), &review)));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(None)
 }
 
 /// What `set_up` made: staff logins, the approval report lines, an API key with every scope.
@@ -161,6 +230,40 @@ pub async fn set_up(store: &crate::store::Store, now: i64) -> Result<Setup, CliE
 
 /// The label of the job that shows case memory.
 const FOLLOW_UP: &str = "follow-up pack";
+
+/// The victim's reply to the demo's survey: very satisfied.
+const SURVEY_ANSWER: &str = "5";
+const SURVEY_NUMBER: &str = "07700 900112";
+
+/// When the real time is outside quiet hours (London) and no clock was given: the middle of the
+/// next texting window, for the demo's clock.
+fn daytime_clock(config: &Config, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
+    let tz = chrono_tz::Europe::London;
+    let (open, close) = config.quiet_hours;
+    let local = now.with_timezone(&tz);
+    if config.clock.is_some() || (open..close).contains(&local.time()) {
+        return None;
+    }
+    let day = if local.time() < open { local.date_naive() } else { local.date_naive() + chrono::TimeDelta::days(1) };
+    let midday = day.and_time(open + (close - open) / 2);
+    tz.from_local_datetime(&midday).earliest().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Once DEMO-12's survey is sent, its answer arrives as a provider would deliver it: a POST to
+/// the sandbox's inbound callback. Returns the classification the gateway gave it.
+async fn answer_the_survey(state: &crate::service::AppState, base: &str) -> Option<String> {
+    let token = state.webhooks.sandbox.as_deref()?;
+    let sent = state.store.case_messages("DEMO-12").await.ok()?.into_iter().any(|m| m.sent_at.is_some());
+    if !sent {
+        return None;
+    }
+    let http = crate::channels::http_client().ok()?;
+    let reply = json!({ "from": SURVEY_NUMBER, "to": "60000", "body": SURVEY_ANSWER });
+    let url = format!("{base}/webhooks/sandbox/inbound?token={token}");
+    let answer: Value = http.post(url).json(&reply).send().await.ok()?.json().await.ok()?;
+    answer["classification"].as_str().map(str::to_string)
+}
 
 /// Realistic jobs, one per interesting outcome, and a follow-up on the first case that shows the
 /// case remembering what it is about. Names, numbers and addresses are fictional (Ofcom's drama
@@ -263,6 +366,17 @@ fn example_jobs(now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Value)
             }),
         ),
         (
+            // At the end of service: one question, answered by a text below.
+            "survey",
+            json!({
+                "request_id": "demo-12", "case_ref": "DEMO-12", "kind": "satisfaction_survey", "referral": referral,
+                "crime": { "categories": ["theft"], "summary": "phone taken on the bus" },
+                "victim": { "first_name": "Sam" },
+                "contact": { "phones": [{ "number": SURVEY_NUMBER, "belongs_to": "victim", "safe_to_text": true }] },
+                "consent": { "survey": true }
+            }),
+        ),
+        (
             // Says only burglary; DEMO-1 is a domestic-abuse case, so the pack is the discreet one.
             FOLLOW_UP,
             json!({
@@ -274,4 +388,24 @@ fn example_jobs(now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Value)
             }),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_night_the_demo_runs_in_the_next_afternoon_and_by_day_on_the_real_clock() {
+        let config = Config::defaults();
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        // 22:30 and 06:00 in London (GMT in December): 14:00 the next day, and the same day.
+        assert_eq!(daytime_clock(&config, at("2026-12-04T22:30:00Z")), Some(at("2026-12-05T14:00:00Z")));
+        assert_eq!(daytime_clock(&config, at("2026-12-05T06:00:00Z")), Some(at("2026-12-05T14:00:00Z")));
+        // 19:30 BST is inside texting hours; 07:30 BST is not.
+        assert_eq!(daytime_clock(&config, at("2026-07-01T18:30:00Z")), None);
+        assert_eq!(daytime_clock(&config, at("2026-07-01T06:30:00Z")), Some(at("2026-07-01T13:00:00Z")));
+        // A clock given by the operator is left alone.
+        let given = Config { clock: Some(at("2026-12-04T23:00:00Z")), ..Config::defaults() };
+        assert_eq!(daytime_clock(&given, at("2026-12-04T22:30:00Z")), None);
+    }
 }

@@ -151,6 +151,13 @@ pub enum StaffCommand {
         #[arg(long)]
         if_missing: bool,
     },
+    /// Take a member of staff's second factor off (a lost device): their sessions end and they set
+    /// up a new one at their next sign-in. Recorded in the audit table.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -302,6 +309,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("staff account {username} created with role {role}");
             Ok(())
         }
+        Command::Staff { command: StaffCommand::Reset2fa { username } } => {
+            let store = open_store(&config).await?;
+            if !crate::service::two_factor::reset(&store, &username, CLI_ACTOR, now()).await? {
+                return Err(CliError::Usage(format!("{username} has no second factor to reset")));
+            }
+            println!("second factor of {username} reset: they set up a new one at their next sign-in");
+            Ok(())
+        }
         Command::Templates { command } => {
             let store = open_store(&config).await?;
             templates(&store, command, now()).await
@@ -320,7 +335,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             let store = open_store(&config).await?;
             let policy = crate::domain::policy::PolicyConfig { quiet_hours: config.quiet_hours, ..Default::default() };
-            let report = crate::reports::report(&store, &policy, period).await?;
+            let report =
+                crate::reports::report_with_staffed_hours(&store, &policy, &config.staffed_hours, period).await?;
             if format == "csv" {
                 print!("{}", crate::reports::to_csv(&report));
             } else {

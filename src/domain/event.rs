@@ -27,4 +27,11 @@ codes!(EventType {
     // A job that waited (held, deferred, dead-lettered) with nobody acting on it for the
     // `never_reached` retention, closed by retention; its last decision stays what the reports read.
     Expired => "expired",
+    // The on-call rota (issue 18): a notification to staff on call about an urgent item reached
+    // its provider, or ended without (reason: permanent, retries_exhausted, send_in_doubt), and a
+    // member of staff acknowledged the urgent item. The detail names the step and the contact's
+    // place in the rota, never the contact.
+    OncallNotified => "oncall_notified",
+    OncallFailed => "oncall_failed",
+    OncallAcknowledged => "oncall_acknowledged",
 });

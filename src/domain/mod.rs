@@ -4,11 +4,13 @@ pub mod call;
 pub mod contact;
 pub mod event;
 pub mod language;
+pub mod oncall;
 pub mod policy;
 pub mod reply;
 pub mod request;
 pub mod safe_times;
 pub mod sms;
+pub mod staffed_hours;
 pub mod status;
 
 use chrono::{DateTime, Utc};
@@ -112,6 +114,8 @@ pub mod template_names {
     pub const PRIORITY_PRETEXT_DISCREET: &str = "priority_pretext_discreet";
     pub const INFORMATION_PACK: &str = "information_pack";
     pub const INFORMATION_PACK_DISCREET: &str = "information_pack_discreet";
+    pub const SATISFACTION_SURVEY: &str = "satisfaction_survey";
+    pub const SATISFACTION_SURVEY_DISCREET: &str = "satisfaction_survey_discreet";
 }
 
 /// Where a message goes: the normalised address the policy chose.
@@ -207,6 +211,8 @@ pub struct CaseHistory {
     pub other_pretext_active: bool,
     /// The same for another information pack.
     pub other_information_pack_active: bool,
+    /// The same for another satisfaction survey (one per case).
+    pub other_survey_active: bool,
     /// Of the request's own normalised addresses (phones in E.164, emails lower-case, postal keys),
     /// those that are suppressed.
     pub suppressed: std::collections::BTreeSet<String>,

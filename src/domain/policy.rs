@@ -13,6 +13,11 @@
 //! - A case remembers (v2): safety-sensitivity and "looks priority" read the union of the
 //!   categories of every job accepted on the case (`CaseHistory::case_categories`, with this
 //!   job's own); a job's effective priority is its own or the case's (`case_priority`).
+//! - The satisfaction survey (issue 15): rule 2 needs `consent.survey`; it goes by email when
+//!   that is the preferred method and usable, else to the first textable number, never by letter;
+//!   a safety-sensitive case only by its preferred method (SMS or email) marked safe, as a pack.
+//!   Rules 4 and 12 are about packs and rule 6 about pre-texts only; rule 11 allows one survey per
+//!   case.
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeDelta, Utc};
 
@@ -132,8 +137,8 @@ pub fn decide(job: &OutreachRequest, history: &CaseHistory, now: DateTime<Utc>, 
     if history.declined {
         return Block(Declined);
     }
-    // Rule 2: pre-texts need no consent, they precede the call.
-    if job.kind == Kind::InformationPack && !job.consent.information_pack {
+    // Rule 2: pre-texts need no consent, they precede the call; a survey needs its own.
+    if !has_consent(job) {
         return Block(NoConsent);
     }
     // The route is chosen ignoring suppressions, so that rule 3 can block rather than fall back.
@@ -202,8 +207,8 @@ pub fn decide(job: &OutreachRequest, history: &CaseHistory, now: DateTime<Utc>, 
 pub enum NoRoute {
     /// Rule 6: a pre-text without a textable number.
     NoTextableNumber,
-    /// Rule 8: a safety-sensitive information pack without a preferred written method, or whose
-    /// preferred one is not marked safe.
+    /// Rule 8: a safety-sensitive information pack or survey without a preferred written method
+    /// it may go by, or whose preferred one is not marked safe.
     WrittenUnsafe,
     /// Rules 9 and 10: the address is incomplete or invalid (or, when not safety-sensitive, no
     /// channel is usable at all).
@@ -219,22 +224,51 @@ pub fn choose_route(job: &OutreachRequest, sensitive: bool) -> Result<Route, NoR
             (Channel::Sms, Recipient::Phone { number })
         }
         // A safety-sensitive case never falls back: only its preferred written method will do.
-        Kind::InformationPack if sensitive => {
-            let channel = preferred_written_channel(contact).ok_or(NoRoute::WrittenUnsafe)?;
-            match usable_address(contact, channel, true) {
-                Some(recipient) => (channel, recipient),
-                None if is_marked_safe(contact, channel) => return Err(NoRoute::InsufficientContactInfo),
-                None => return Err(NoRoute::WrittenUnsafe),
-            }
-        }
+        Kind::InformationPack if sensitive => preferred_route(contact, &Channel::ALL)?,
         // Otherwise the preferred written method, then the first usable of SMS, email, letter.
         Kind::InformationPack => preferred_written_channel(contact)
             .into_iter()
             .chain(Channel::ALL)
             .find_map(|channel| usable_address(contact, channel, false).map(|r| (channel, r)))
             .ok_or(NoRoute::InsufficientContactInfo)?,
+        // A survey goes as a text or an email, never a letter; safety-sensitive: as for a pack.
+        Kind::SatisfactionSurvey if sensitive => preferred_route(contact, &SURVEY_CHANNELS)?,
+        // Otherwise by email when that is the preferred method and usable, else by text.
+        Kind::SatisfactionSurvey => {
+            let email = (preferred_written_channel(contact) == Some(Channel::Email))
+                .then(|| usable_address(contact, Channel::Email, false))
+                .flatten()
+                .map(|r| (Channel::Email, r));
+            email
+                .or_else(|| usable_address(contact, Channel::Sms, false).map(|r| (Channel::Sms, r)))
+                .ok_or(NoRoute::InsufficientContactInfo)?
+        }
     };
     Ok(Route { channel, template: template_for(job.kind, channel, sensitive), recipient })
+}
+
+/// The channels a satisfaction survey may go by.
+pub const SURVEY_CHANNELS: [Channel; 2] = [Channel::Sms, Channel::Email];
+
+/// A safety-sensitive case's only route: its preferred written method, when it is one of
+/// `allowed`, marked safe (rule 8) and valid (rules 9, 10).
+fn preferred_route(contact: &Contact, allowed: &[Channel]) -> Result<(Channel, Recipient), NoRoute> {
+    let channel = preferred_written_channel(contact).filter(|c| allowed.contains(c)).ok_or(NoRoute::WrittenUnsafe)?;
+    match usable_address(contact, channel, true) {
+        Some(recipient) => Ok((channel, recipient)),
+        None if is_marked_safe(contact, channel) => Err(NoRoute::InsufficientContactInfo),
+        None => Err(NoRoute::WrittenUnsafe),
+    }
+}
+
+/// Rule 2: an information pack needs `consent.information_pack`, a survey `consent.survey`; a
+/// pre-text needs none.
+pub fn has_consent(job: &OutreachRequest) -> bool {
+    match job.kind {
+        Kind::PriorityPretext => true,
+        Kind::InformationPack => job.consent.information_pack,
+        Kind::SatisfactionSurvey => job.consent.survey,
+    }
 }
 
 /// Any of the job's own crime categories is safety-sensitive (what the store records for the case
@@ -355,7 +389,8 @@ fn is_marked_safe(contact: &Contact, channel: Channel) -> bool {
     }
 }
 
-/// Safety-sensitive cases get the discreet variant of every SMS template.
+/// Safety-sensitive cases get the discreet variant of every SMS template (a survey by email is
+/// the plain one, as a pack by email is).
 pub fn template_for(kind: Kind, channel: Channel, sensitive: bool) -> &'static str {
     use template_names::*;
     match (kind, channel, sensitive) {
@@ -363,6 +398,8 @@ pub fn template_for(kind: Kind, channel: Channel, sensitive: bool) -> &'static s
         (Kind::PriorityPretext, _, false) => PRIORITY_PRETEXT,
         (Kind::InformationPack, Channel::Sms, true) => INFORMATION_PACK_DISCREET,
         (Kind::InformationPack, _, _) => INFORMATION_PACK,
+        (Kind::SatisfactionSurvey, Channel::Sms, true) => SATISFACTION_SURVEY_DISCREET,
+        (Kind::SatisfactionSurvey, _, _) => SATISFACTION_SURVEY,
     }
 }
 
@@ -372,6 +409,7 @@ pub fn is_duplicate(kind: Kind, history: &CaseHistory) -> bool {
     match kind {
         Kind::PriorityPretext => history.other_pretext_active,
         Kind::InformationPack => history.other_information_pack_active,
+        Kind::SatisfactionSurvey => history.other_survey_active,
     }
 }
 

@@ -12,6 +12,11 @@
 //!
 //! The lists err towards alerting a person: a false "distress" costs a caseworker a look, a missed
 //! one can cost far more.
+//!
+//! A reply to a satisfaction survey (the latest message to the number was one) is read as its
+//! answer when it is a digit from 1 to 5 alone or as its first word (`5`, `4!`, `3 thanks`); the
+//! class is then `survey_answer`, placed after opt_in: distress, unsafe, opt_out and opt_in still
+//! win ("1 STOPALL" opts out), and anything else falls through to the ordinary classes.
 
 use chrono::{NaiveTime, TimeDelta};
 use serde::{Deserialize, Serialize};
@@ -24,6 +29,7 @@ codes!(ReplyClass {
     Unsafe => "unsafe",
     OptOut => "opt_out",
     OptIn => "opt_in",
+    SurveyAnswer => "survey_answer",
     TimePreference => "time_preference",
     Other => "other",
 });
@@ -175,6 +181,47 @@ pub fn classify_reply(body: &str) -> ReplyAnalysis {
         lifts_opt_out: classification == ReplyClass::OptIn,
         time_preference: time_preference.filter(|_| classification == ReplyClass::TimePreference),
     }
+}
+
+/// A satisfaction-survey answer: the score, and whether the reply says more than the digit (a
+/// comment, which a person should read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SurveyAnswer {
+    pub score: u8,
+    pub with_comment: bool,
+}
+
+/// Classify a reply to a satisfaction survey: as any reply when distress, unsafe, opt_out or
+/// opt_in fits or it holds no score; otherwise as `survey_answer` with the score.
+pub fn classify_survey_reply(body: &str) -> (ReplyAnalysis, Option<SurveyAnswer>) {
+    let ordinary = classify_reply(body);
+    let outranks = matches!(
+        ordinary.classification,
+        ReplyClass::Distress | ReplyClass::Unsafe | ReplyClass::OptOut | ReplyClass::OptIn
+    );
+    match survey_answer(body) {
+        Some(answer) if !outranks => {
+            let analysis = ReplyAnalysis {
+                classification: ReplyClass::SurveyAnswer,
+                suppression: ordinary.suppression,
+                lifts_opt_out: false,
+                time_preference: None,
+            };
+            (analysis, Some(answer))
+        }
+        _ => (ordinary, None),
+    }
+}
+
+/// A digit from 1 to 5 alone or as the first word ("5", "4!", "3 thanks", "5/5"); not "4.5",
+/// "10" or "I'd say 4".
+pub fn survey_answer(body: &str) -> Option<SurveyAnswer> {
+    let words = words_of(body);
+    let score = match words.first()?.as_str() {
+        digit @ ("1" | "2" | "3" | "4" | "5") => digit.parse().ok()?,
+        _ => return None,
+    };
+    Some(SurveyAnswer { score, with_comment: words.len() > 1 })
 }
 
 /// Lower-case words; apostrophes dropped; `:` and `.` kept between digits.
@@ -426,7 +473,8 @@ pub fn alert_for(classification: ReplyClass) -> Option<(&'static str, &'static s
         ReplyClass::OptOut => Some(("normal", "opt_out")),
         ReplyClass::TimePreference => Some(("normal", "time_preference")),
         ReplyClass::Other => Some(("normal", "reply_needs_review")),
-        ReplyClass::OptIn => None,
+        // The answer is counted; one with a comment is put before a person (`survey`).
+        ReplyClass::OptIn | ReplyClass::SurveyAnswer => None,
     }
 }
 
@@ -628,9 +676,52 @@ mod tests {
     }
 
     #[test]
+    fn a_survey_answer_is_a_digit_from_1_to_5_alone_or_first() {
+        let answer = |body: &str| survey_answer(body).map(|a| (a.score, a.with_comment));
+        for (body, want) in [
+            ("5", Some((5, false))),
+            (" 4! ", Some((4, false))),
+            ("1.", Some((1, false))),
+            ("3 thanks", Some((3, true))),
+            ("5/5", Some((5, true))),
+            ("2 - nobody called me back", Some((2, true))),
+            ("0", None),
+            ("6", None),
+            ("10", None),
+            ("4.5", None),
+            ("five", None),
+            ("I'd say 4", None),
+            ("", None),
+        ] {
+            assert_eq!(answer(body), want, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn distress_unsafe_and_opt_outs_outrank_a_survey_answer() {
+        let class = |body: &str| classify_survey_reply(body).0.classification;
+        assert_eq!(class("5"), ReplyClass::SurveyAnswer);
+        assert_eq!(class("4 after 5 is best"), ReplyClass::SurveyAnswer, "the score, not a call time");
+        assert_eq!(class("1 help hes here"), Distress);
+        assert_eq!(class("1 wrong number"), Unsafe);
+        assert_eq!(class("1 unsubscribe"), OptOut);
+        assert_eq!(classify_survey_reply("1 unsubscribe").0.suppression, Some(Suppression::OptOut));
+        // Anything that is not an answer falls through to the ordinary classes.
+        assert_eq!(classify_survey_reply("STOP"), (classify_reply("STOP"), None));
+        assert_eq!(classify_survey_reply("after 5 please"), (classify_reply("after 5 please"), None));
+        assert_eq!(classify_survey_reply("it was great"), (classify_reply("it was great"), None));
+        // An ordinary reply is never read as an answer.
+        assert_eq!(class_of_ordinary("5"), Other);
+    }
+
+    fn class_of_ordinary(body: &str) -> ReplyClass {
+        classify_reply(body).classification
+    }
+
+    #[test]
     fn codes_are_spelled_as_the_specification() {
         let spelled: Vec<&str> = ReplyClass::ALL.iter().map(|c| c.as_str()).collect();
-        assert_eq!(spelled, ["distress", "unsafe", "opt_out", "opt_in", "time_preference", "other"]);
+        assert_eq!(spelled, ["distress", "unsafe", "opt_out", "opt_in", "survey_answer", "time_preference", "other"]);
         assert_eq!(Suppression::parse("unsafe"), Some(Suppression::Unsafe));
         assert_eq!(serde_json::to_string(&ReplyClass::TimePreference).ok().as_deref(), Some("\"time_preference\""));
     }
@@ -654,6 +745,22 @@ mod properties {
             }
             if matches!(a.classification, ReplyClass::OptOut) {
                 prop_assert_eq!(a.suppression, Some(Suppression::OptOut));
+            }
+        }
+
+        /// A survey reply is an answer exactly when it holds a score and nothing outranks it; the
+        /// suppression is the ordinary reading's either way.
+        #[test]
+        fn a_survey_reply_is_the_ordinary_reading_or_an_answer(body in "[1-7]?[ !.]?\\PC{0,30}") {
+            let (analysis, answer) = classify_survey_reply(&body);
+            let ordinary = classify_reply(&body);
+            prop_assert_eq!(analysis.suppression, ordinary.suppression);
+            prop_assert_eq!(answer.is_some(), analysis.classification == ReplyClass::SurveyAnswer);
+            if let Some(answer) = answer {
+                prop_assert!((1..=5).contains(&answer.score));
+                prop_assert!(!matches!(ordinary.classification, ReplyClass::Distress | ReplyClass::Unsafe | ReplyClass::OptOut | ReplyClass::OptIn));
+            } else {
+                prop_assert_eq!(analysis, ordinary);
             }
         }
 

@@ -41,21 +41,22 @@ pub struct OutreachRequest {
 pub enum Kind {
     PriorityPretext,
     InformationPack,
+    /// The Tier 1 satisfaction survey, sent at the end of service (needs `consent.survey`).
+    SatisfactionSurvey,
 }
 
 impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::PriorityPretext, Kind::InformationPack, Kind::SatisfactionSurvey];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::PriorityPretext => "priority_pretext",
             Kind::InformationPack => "information_pack",
+            Kind::SatisfactionSurvey => "satisfaction_survey",
         }
     }
     pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "priority_pretext" => Some(Kind::PriorityPretext),
-            "information_pack" => Some(Kind::InformationPack),
-            _ => None,
-        }
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -214,6 +215,10 @@ pub struct Consent {
     #[serde(default, deserialize_with = "null_as_default")]
     #[schema(nullable)]
     pub information_pack: bool,
+    /// The victim agreed to be sent the satisfaction survey (rule 2 for `satisfaction_survey`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
+    pub survey: bool,
     #[serde(default)]
     pub recorded_at: Option<DateTime<Utc>>,
 }

@@ -20,8 +20,11 @@ pub struct Relay {
     pub wake: Arc<Notify>,
 }
 
-/// How long a claimed row is ours before another relay may take it.
-const LEASE_MS: i64 = 60_000;
+/// How long a claimed row is ours before another relay may take it. Short, because a relay killed
+/// between its claim and the push holds its rows this long, and an urgent reply's on-call
+/// notification must go within a minute; a slow queue that outlasts it only pushes a row twice,
+/// which the worker tolerates.
+const LEASE_MS: i64 = 15_000;
 const BATCH: i64 = 200;
 const RELAY_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -42,6 +45,11 @@ impl Relay {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(jobs = n, "requeued jobs the queue had lost"),
                     Err(e) => tracing::warn!(error = %e, "sweep for lost jobs failed"),
+                }
+                match self.store.requeue_stale_oncall(now, now - STALE_MS).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(jobs = n, "requeued on-call work the queue had lost"),
+                    Err(e) => tracing::warn!(error = %e, "sweep for lost on-call work failed"),
                 }
                 if let Err(e) = self.queue.tidy(TIDY_AFTER).await {
                     tracing::warn!(error = %e, "tidying finished jobs from the queue failed");

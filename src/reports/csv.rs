@@ -11,7 +11,12 @@ use super::Report;
 
 pub fn to_csv(report: &Report) -> String {
     let mut out = String::from("section,key,value\n");
-    let value = serde_json::to_value(report).unwrap_or(Value::Null);
+    let mut value = serde_json::to_value(report).unwrap_or(Value::Null);
+    // The list of urgent items outside staffed hours changes length month by month: it is in the
+    // JSON and on the staff page; here only its figures, so that months line up row by row.
+    if let Some(staffed) = value.get_mut("staffed_hours").and_then(Value::as_object_mut) {
+        staffed.remove("items");
+    }
     if let Value::Object(sections) = value {
         for (section, v) in sections {
             let mut rows = Vec::new();
@@ -52,9 +57,13 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
     }
 }
 
-/// RFC 4180 quoting, only where needed (a local authority may be "Bristol, City of").
+/// RFC 4180 quoting, only where needed (a local authority may be "Bristol, City of"). A cell a
+/// spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`) is made plain text with a
+/// leading `'`: a guard, since free text (authorities, declined reasons) sits behind a key's path
+/// and the figures never start so.
 fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
 #[cfg(test)]
@@ -81,5 +90,14 @@ mod tests {
         );
         assert_eq!(field("by.Bristol, City of"), "\"by.Bristol, City of\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn free_text_is_never_a_spreadsheet_formula() {
+        assert_eq!(field("reasons.=HYPERLINK(\"http://x\")"), "\"reasons.=HYPERLINK(\"\"http://x\"\")\"");
+        assert_eq!(field("=1+1"), "'=1+1");
+        assert_eq!(field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(field("-2"), "'-2");
+        assert_eq!(field("14.3"), "14.3");
     }
 }

@@ -3,24 +3,31 @@
 //!
 //! Everything is counted from records that hold no personal data (the event table, codes, times,
 //! and the case's referral source, crime categories and local authority), so a report comes out
-//! the same after retention has redacted the period's messages, or a case has been erased.
+//! the same after retention has redacted the period's messages, or a case has been erased. The
+//! one exception is `declined.reasons`: the advocates' own words, shown as recorded until
+//! retention (`SAFEREACH_RETENTION_CALL_REASON_DAYS`) or erasure removes them.
 //! `report` returns a plain serialisable struct: the API, the CLI and the staff pages render it.
 
+mod commissioner;
 mod csv;
 mod period;
+mod staffed_hours;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use commissioner::{CountPercent, DeclinedCounts, NO_REASON_GIVEN, REASON_REMOVED, SurveyCounts};
+use commissioner::{declined, percent, survey_counts};
 pub use csv::to_csv;
 pub use period::{Period, PeriodInfo};
+pub use staffed_hours::{OutsideItem, StaffedHoursReport, report_with_staffed_hours, staffed_hours};
 
 use crate::domain::policy::PolicyConfig;
 use crate::domain::reply::ReplyClass;
 use crate::domain::{Channel, Kind, MessageStatus, Outcome, ReasonCode};
-use crate::store::{AcceptedRow, CaseRow, MessageRow, Result, Store};
+use crate::store::{AcceptedRow, CaseRow, DeclinedRow, MessageRow, Result, Store};
 
 /// Counts by a code. Every known code is present (0 when none), so reports line up month by month.
 pub type Counts = BTreeMap<String, u64>;
@@ -28,6 +35,9 @@ pub type Counts = BTreeMap<String, u64>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Report {
     pub period: PeriodInfo,
+    /// The 2015 report's first line: cases referred in the period whom we reached within 24 hours
+    /// of referral (a call answered, or a pre-text delivered).
+    pub contacted_within_24h: CountPercent,
     pub outreach: OutreachCounts,
     /// The first decision of each job accepted in the period (the answer the triage system got).
     pub decisions: DecisionCounts,
@@ -35,14 +45,23 @@ pub struct Report {
     /// A job decided again several times counts each time; these never change `decisions`.
     pub redecisions: DecisionCounts,
     /// The 2015 performance report's non-conversion headings, with the codes behind each. Each
-    /// job accepted in the period counts under the heading of its final outcome (its last
-    /// decision or cancellation before the period's end), so under one heading at most.
+    /// pre-text and pack accepted in the period counts under the heading of its final outcome (its
+    /// last decision or cancellation before the period's end), so under one heading at most.
+    /// Surveys, sent at the end of service, are under none.
     pub headings: Vec<Heading>,
     pub messages: MessageCounts,
     pub replies: ReplyCounts,
     pub suppressions: SuppressionCounts,
     pub calls: CallCounts,
     pub contact: ContactCounts,
+    /// Victims who declined the service on a call in the period, and the reasons they gave.
+    pub declined: DeclinedCounts,
+    /// The Tier 1 satisfaction survey: surveys sent in the period and their answers.
+    pub survey: SurveyCounts,
+    /// Urgent replies that arrived outside staffed hours and how long each waited for a person
+    /// (`staffed_hours`; given by the API, the CLI and the staff page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staffed_hours: Option<StaffedHoursReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -83,6 +102,10 @@ pub struct Heading {
     #[schema(example = json!(["no_safe_number"]))]
     pub counts: Vec<String>,
     pub count: u64,
+    /// count / cases referred in the period × 100, one decimal, as the 2015 report prints it; 0
+    /// when none were referred.
+    #[schema(example = 12.5)]
+    pub percent: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -189,6 +212,12 @@ pub struct Facts {
     pub suppressions: Vec<(String, Option<String>)>,
     pub calls: Vec<String>,
     pub cases: Vec<CaseRow>,
+    /// Cases referred in the period contacted within 24 hours of referral.
+    pub contacted_within_24h: u64,
+    /// Declined calls of the period, oldest first.
+    pub declined: Vec<DeclinedRow>,
+    /// Each survey message sent in the period, with the score of its latest answer.
+    pub surveys: Vec<(String, Option<i64>)>,
 }
 
 /// The report for `period`.
@@ -204,6 +233,9 @@ pub async fn report(store: &Store, policy: &PolicyConfig, period: Period) -> Res
         suppressions: store.report_suppressions(from, to).await?,
         calls: store.report_calls(from, to).await?,
         cases: store.report_cases(from, to).await?,
+        contacted_within_24h: u64::try_from(store.report_contacted_within_24h(from, to).await?).unwrap_or(0),
+        declined: store.report_declined_calls(from, to).await?,
+        surveys: store.report_surveys(from, to).await?,
     };
     Ok(build(period, policy, &facts))
 }
@@ -217,14 +249,15 @@ pub fn empty(period: Period, timezone: chrono_tz::Tz) -> Report {
 pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
     let mut outreach = OutreachCounts {
         total: facts.accepted.len() as u64,
-        by_kind: zeroed([Kind::PriorityPretext, Kind::InformationPack].map(Kind::as_str)),
+        by_kind: zeroed(Kind::ALL.map(Kind::as_str)),
         by_referral_source: Counts::new(),
         by_category_group: zeroed(["safety_sensitive", "other_priority", "non_priority"]),
         by_category: Counts::new(),
         by_local_authority: Counts::new(),
     };
     let mut decisions = DecisionCounts::empty();
-    // Each job once, by the reason of its final decision (a send has none).
+    // Each job once, by the reason of its final decision (a send has none). The headings are about
+    // reaching victims: a survey, sent at the end of service, is under none of them.
     let mut final_reasons = Counts::new();
     for row in &facts.accepted {
         add(&mut outreach.by_kind, &row.kind);
@@ -236,7 +269,9 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
             add(&mut outreach.by_category, category);
         }
         decisions.add(row.outcome.as_deref(), row.reason.as_deref());
-        if let Some(reason) = row.final_reason.as_deref() {
+        if let Some(reason) = row.final_reason.as_deref()
+            && row.kind != Kind::SatisfactionSurvey.as_str()
+        {
             add(&mut final_reasons, reason);
         }
     }
@@ -265,6 +300,7 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
         add(&mut calls.by_outcome, outcome);
     }
     let contact = contact_counts(&facts.cases);
+    let referred = contact.cases_referred;
 
     let mut headings: Vec<Heading> = HEADINGS
         .iter()
@@ -273,6 +309,7 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
             title: title.to_string(),
             counts: codes.iter().map(|c| c.to_string()).collect(),
             count: codes.iter().map(|c| final_reasons.get(*c).copied().unwrap_or(0)).sum(),
+            percent: 0.0,
         })
         .collect();
     for (key, title, figure) in CALL_HEADINGS {
@@ -285,11 +322,19 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
             title: title.to_string(),
             counts: vec![figure.to_string()],
             count,
+            percent: 0.0,
         });
+    }
+    for heading in &mut headings {
+        heading.percent = percent(heading.count, referred);
     }
 
     Report {
         period: period.describe(policy.timezone),
+        contacted_within_24h: CountPercent {
+            count: facts.contacted_within_24h,
+            percent: percent(facts.contacted_within_24h, referred),
+        },
         outreach,
         decisions,
         redecisions,
@@ -299,6 +344,9 @@ pub fn build(period: Period, policy: &PolicyConfig, facts: &Facts) -> Report {
         suppressions,
         calls,
         contact,
+        declined: declined(&facts.declined, referred),
+        survey: survey_counts(&facts.surveys),
+        staffed_hours: None,
     }
 }
 
@@ -534,14 +582,50 @@ mod tests {
             ],
             ..Facts::default()
         };
+        let mut facts = facts;
+        // A survey without consent is no "information pack not requested": under no heading.
+        let mut survey = job(("block", Some("no_consent")), ("block", Some("no_consent")));
+        survey.kind = "satisfaction_survey".into();
+        facts.accepted.push(survey);
         let r = build(Period::Month { year: 2026, month: 11 }, &PolicyConfig::default(), &facts);
         let count = |key: &str| r.headings.iter().find(|h| h.key == key).unwrap().count;
+        assert_eq!(count("no_consent"), 0);
+        assert_eq!(r.decisions.by_reason["no_consent"], 1, "its decision still counts");
         assert_eq!(count("do_not_contact"), 2);
         assert_eq!(count("held_for_review"), 1);
         let reason_headings: u64 = r.headings.iter().take(HEADINGS.len()).map(|h| h.count).sum();
         assert_eq!(reason_headings, 3, "one heading per job at most");
         assert_eq!((r.decisions.by_reason["minor"], r.decisions.by_reason["do_not_contact"]), (1, 0));
         assert_eq!(r.decisions.by_outcome["defer"], 2);
+        assert_eq!(r.outreach.by_kind["satisfaction_survey"], 1);
+    }
+
+    #[test]
+    fn percents_have_one_decimal_and_are_0_without_a_whole() {
+        assert_eq!(percent(1, 3), 33.3);
+        assert_eq!(percent(2, 3), 66.7);
+        assert_eq!(percent(7, 7), 100.0);
+        assert_eq!(percent(0, 0), 0.0);
+        // Headings and the first line are percents of the cases referred.
+        let facts = Facts {
+            cases: (0..8)
+                .map(|_| CaseRow {
+                    priority: crate::store::Flag(false),
+                    referred_at: 0,
+                    first_pretext: None,
+                    first_sent: None,
+                    first_call: None,
+                    calls: 0,
+                    answered: 0,
+                    declined: 0,
+                })
+                .collect(),
+            contacted_within_24h: 3,
+            ..Facts::default()
+        };
+        let r = build(Period::Month { year: 2026, month: 11 }, &PolicyConfig::default(), &facts);
+        assert_eq!((r.contacted_within_24h.count, r.contacted_within_24h.percent), (3, 37.5));
+        assert!(r.headings.iter().all(|h| h.percent == 0.0));
     }
 
     #[test]

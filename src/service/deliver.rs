@@ -86,6 +86,9 @@ pub struct Delivery {
     /// decision to send and before the claim, with the job's id; lets a test commit something
     /// "between decide and claim" and show that it cannot slip through.
     pub before_claim: Option<ClaimHook>,
+    /// The on-call rota: its notifications and escalations come through the same queue
+    /// (`super::oncall`).
+    pub oncall: Arc<super::oncall::Rota>,
 }
 
 /// See `Delivery::before_claim`.

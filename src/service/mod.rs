@@ -13,6 +13,7 @@ pub mod dead_letters;
 mod decisions;
 pub mod deliver;
 pub mod erasure;
+pub mod oncall;
 pub mod rate_limit;
 pub mod replies;
 pub mod retention;
@@ -20,6 +21,8 @@ pub mod review;
 pub mod sessions;
 mod state;
 pub mod statuses;
+pub mod survey;
 pub mod templates;
+pub mod two_factor;
 
 pub use state::{AppError, AppState, PASSWORD_CHECKS_AT_ONCE};

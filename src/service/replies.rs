@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::domain::contact::normalise_uk_mobile;
 use crate::domain::event::EventType;
-use crate::domain::reply::{Suppression, alert_for, classify_reply};
+use crate::domain::reply::{Suppression, alert_for};
 use crate::service::AppState;
 use crate::store::{Event, Result, SuppressionKind};
 
@@ -32,8 +32,6 @@ pub async fn receive_reply(
         );
     }
     let now = state.clock.now_ms();
-    let analysis = classify_reply(body);
-    let classification = analysis.classification;
     // One number, one key: whichever form the provider gives (`+447…`, `447…`, `00447…`, `07…`),
     // the reply's sender is compared as the E.164 number. One we can't read as a UK mobile is
     // still recorded (for staff), keyed as given.
@@ -42,6 +40,9 @@ pub async fn receive_reply(
     let case_ref = matched.as_ref().map(|(_, case)| case.as_str());
     let message_id = matched.as_ref().map(|(id, _)| id.as_str());
     let actor = format!("provider:{provider}");
+    // A reply to a satisfaction survey may be its answer.
+    let (analysis, survey_answer) = super::survey::classify(store, message_id, body).await?;
+    let classification = analysis.classification;
 
     let mut tx = store.begin().await?;
     // The case first, then the number (`suppress` takes its lock): the order a worker takes them
@@ -72,6 +73,9 @@ pub async fn receive_reply(
             now,
         )
         .await?;
+    if let Some(answer) = survey_answer {
+        super::survey::record_answer(store, &mut tx, &reply_id, case_ref, answer, now, &actor).await?;
+    }
     // Suppression applies to the number whether or not a case matched.
     if let Some(suppression) = analysis.suppression {
         let kind = match suppression {
@@ -84,6 +88,7 @@ pub async fn receive_reply(
         }
     }
     let lifted = analysis.lifts_opt_out && store.lift_opt_out(&mut tx, &number, now).await?;
+    let mut alert_event_id = None;
     if let Some(case_ref) = case_ref {
         let mut reply = Event::new(case_ref, now, &actor, EventType::Reply).classification(classification.as_str());
         if let Some(id) = message_id {
@@ -98,15 +103,22 @@ pub async fn receive_reply(
             store.set_call_window(&mut tx, case_ref, &window).await?;
         }
         if let Some((urgency, reason)) = alert_for(classification) {
-            Event::new(case_ref, now, &actor, EventType::Alert)
+            alert_event_id = Event::new(case_ref, now, &actor, EventType::Alert)
                 .reason(reason)
                 .classification(classification.as_str())
                 .detail(json!({ "urgency": urgency, "reply_id": reply_id }))
                 .append(&mut tx)
-                .await?;
+                .await
+                .map(Some)?;
         }
     }
+    // An urgent reply reaches staff on call at any hour (super::oncall).
+    let reply = super::oncall::Reply { classification, case_ref, reply_id: &reply_id, alert_event_id };
+    let oncall_work = super::oncall::raise(store, &mut tx, &state.oncall, reply, now).await?;
     tx.commit().await?;
+    if oncall_work {
+        state.relay_wake.notify_one();
+    }
     state.metrics.reply(classification.as_str());
     tracing::info!(
         reply_id = %reply_id,

@@ -12,6 +12,9 @@
 //!   cancelled, instead of the other two.
 //! - `never_reached`: the request of a job that ended without a message going out (blocked,
 //!   cancelled, failed before sending), counted from that end.
+//! - `declined_reason`: the reason a victim gave for declining on a call, from when the call was
+//!   recorded, instead of the others: the report groups these reasons (default 100 days, a
+//!   quarter and the time to report on it).
 //!
 //! Held, deferred and dead-lettered jobs wait for a person or a time; one that waits untouched
 //! for the `never_reached` retention is closed (`cancelled`, an `expired` event) and its request
@@ -25,6 +28,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::call::CallOutcome;
 use crate::domain::contact::{normalise_email, normalise_uk_mobile, postal_key};
 use crate::domain::event::EventType;
 use crate::domain::reply::ReplyClass;
@@ -41,6 +45,7 @@ pub struct RetentionConfig {
     pub default_days: u32,
     pub not_taken_up_days: u32,
     pub never_reached_days: u32,
+    pub declined_reason_days: u32,
     /// How often the pass runs.
     pub every: Duration,
     /// Where sandbox providers write what they "sent" (copies of messages outside the database).
@@ -53,6 +58,7 @@ impl RetentionConfig {
             default_days: config.retention_days,
             not_taken_up_days: config.retention_not_taken_up_days,
             never_reached_days: config.retention_never_reached_days,
+            declined_reason_days: config.retention_call_reason_days,
             every: Duration::from_secs(config.retention_interval_secs.max(1)),
             outbox: Some(PathBuf::from(&config.outbox_dir)),
         }
@@ -64,7 +70,8 @@ impl RetentionConfig {
 
     /// Anything ending after this can't be due under any of the retentions.
     fn earliest_cutoff(&self, now: i64) -> i64 {
-        now - Self::ms(self.default_days.min(self.not_taken_up_days).min(self.never_reached_days))
+        let days = [self.default_days, self.not_taken_up_days, self.never_reached_days, self.declined_reason_days];
+        now - Self::ms(days.into_iter().min().unwrap_or(0))
     }
 }
 
@@ -74,6 +81,7 @@ enum Class {
     Default,
     NotTakenUp,
     NeverReached,
+    DeclinedReason,
 }
 
 impl Class {
@@ -82,6 +90,7 @@ impl Class {
             Class::Default => "default",
             Class::NotTakenUp => "not_taken_up",
             Class::NeverReached => "never_reached",
+            Class::DeclinedReason => "declined_reason",
         }
     }
 
@@ -90,6 +99,7 @@ impl Class {
             Class::Default => config.default_days,
             Class::NotTakenUp => config.not_taken_up_days,
             Class::NeverReached => config.never_reached_days,
+            Class::DeclinedReason => config.declined_reason_days,
         }
     }
 }
@@ -316,7 +326,13 @@ pub async fn sweep(store: &Store, config: &RetentionConfig, now: i64, metrics: &
         let declined = store.not_taken_up_since(&refs).await?;
         let mut tx = store.begin().await?;
         for c in &calls {
-            let class = if declined.contains_key(&c.case_ref) { Class::NotTakenUp } else { Class::Default };
+            let class = if c.outcome == CallOutcome::Declined.as_str() {
+                Class::DeclinedReason
+            } else if declined.contains_key(&c.case_ref) {
+                Class::NotTakenUp
+            } else {
+                Class::Default
+            };
             if due(class, c.at) && store.redact_call_reason(&mut tx, &c.id, now).await? {
                 redacted_event(&c.case_ref, now, "call_reason", class)
                     .detail(json!({ "what": "call_reason", "retention": class.as_str(), "call_id": c.id }))

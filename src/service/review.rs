@@ -1,7 +1,8 @@
 //! Staff review actions on what waits for a person: release a held or dead-lettered job (the
 //! rules decide again), cancel it, mark a number unsafe, acknowledge an alert or a reply from an
-//! unknown number. Each records who did it and the reason they gave (a staff note) on the
-//! timeline, in the same transaction as what it does.
+//! unknown number (which also stops its on-call escalation, `super::oncall::acknowledge`). Each
+//! records who did it and the reason they gave (a staff note) on the timeline, in the same
+//! transaction as what it does.
 
 use serde_json::json;
 use sqlx::AnyConnection;
@@ -9,7 +10,7 @@ use sqlx::AnyConnection;
 use super::AppState;
 use super::cancel::{Cancel, cancel_job};
 use crate::domain::event::EventType;
-use crate::store::{Event, OutreachRecord, Result, Store, StoreError, SuppressionKind};
+use crate::store::{Acknowledged, Event, OutreachRecord, Result, Store, StoreError, SuppressionKind};
 
 /// Lock a job that waits for review, or say why not.
 async fn job_under_review(store: &Store, conn: &mut AnyConnection, id: &str) -> Result<OutreachRecord> {
@@ -93,6 +94,7 @@ pub async fn acknowledge_alert(store: &Store, event_id: i64, actor: &str, note: 
         return Err(StoreError::Conflict("this alert was acknowledged already".into()));
     }
     let note_id = store.add_note(&mut tx, &case_ref, actor, note, now).await?;
+    super::oncall::acknowledge(store, &mut tx, Acknowledged::Alert(event_id), actor, now).await?;
     Event::new(&case_ref, now, actor, EventType::StaffAction)
         .reason("acknowledge")
         .detail(json!({ "note_id": note_id, "alert_event_id": event_id }))
@@ -107,6 +109,9 @@ pub async fn acknowledge_alert(store: &Store, event_id: i64, actor: &str, note: 
 pub async fn acknowledge_unmatched_reply(store: &Store, id: &str, actor: &str, note: &str, now: i64) -> Result<()> {
     let mut tx = store.begin().await?;
     let updated = store.set_unmatched_reply_reviewed(&mut tx, id, actor, note, now).await?;
+    if updated {
+        super::oncall::acknowledge(store, &mut tx, Acknowledged::UnmatchedReply(id), actor, now).await?;
+    }
     tx.commit().await?;
     match (updated, store.unmatched_reply(id).await?) {
         (true, _) => Ok(()),

@@ -68,10 +68,22 @@ pub enum LogIn {
     LoggedIn {
         session_id: String,
     },
+    /// The password was right and the account has a second factor: the password alone opens
+    /// nothing; the sign-in waits for its code (`super::two_factor`) under this cookie value.
+    SecondFactor {
+        challenge_id: String,
+    },
 }
 
-/// Log `username` (trimmed, lower case) in from `address` with `password`.
-pub async fn log_in(state: &AppState, username: &str, password: &str, address: &str) -> Result<LogIn, StoreError> {
+/// Log `username` (trimmed, lower case) in from `address` with `password`; `next` is the page to
+/// go on to (kept with a sign-in that waits for its second factor).
+pub async fn log_in(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    address: &str,
+    next: &str,
+) -> Result<LogIn, StoreError> {
     let store = &state.store;
     let slowed = |until: i64, now: i64| {
         tracing::info!("staff login refused: slowed down after failed logins");
@@ -99,11 +111,25 @@ pub async fn log_in(state: &AppState, username: &str, password: &str, address: &
         return Ok(LogIn::Refused { until, now });
     };
     drop(place);
+    // A second factor set up: the password alone opens nothing; the code is asked next.
+    if store.has_two_factor(username).await? {
+        let challenge_id = super::two_factor::challenge(state, username, next).await?;
+        return Ok(LogIn::SecondFactor { challenge_id });
+    }
+    let session_id = start_session(state, username, &account.role, address).await?;
+    Ok(LogIn::LoggedIn { session_id })
+}
+
+/// Every factor was right: a session starts (its cookie value), and the login's own throttle
+/// count is cleared.
+pub async fn start_session(state: &AppState, username: &str, role: &str, address: &str) -> Result<String, StoreError> {
+    let store = &state.store;
+    let now = state.clock.now_ms();
     store.record_login(username, address, now).await?;
     store.delete_ended_sessions(now, LIMITS).await?;
     let (session_id, _) = store.create_session(username, now, LIMITS).await?;
-    tracing::info!(username = %username, role = %account.role, "staff logged in");
-    Ok(LogIn::LoggedIn { session_id })
+    tracing::info!(username = %username, role = %role, "staff logged in");
+    Ok(session_id)
 }
 
 /// A session in use: its last use is written at most every `TOUCH_EVERY_MS`.

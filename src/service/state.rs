@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::deliver::Delivery;
+use super::oncall::Rota;
 use super::rate_limit::RateLimits;
 use crate::channels::Channels;
 use crate::clock::Clock;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Each API key's token bucket in this process.
     pub rate_limits: RateLimits,
+    /// The on-call rota (`SAFEREACH_ONCALL_*`).
+    pub oncall: Arc<Rota>,
 }
 
 impl AppState {
@@ -92,6 +95,7 @@ impl AppState {
         store.delete_setting("webhook_token").await?;
         let policy = PolicyConfig { quiet_hours: config.quiet_hours, ..PolicyConfig::default() };
         let metrics = Metrics::new();
+        let oncall = Rota::from_config(&config)?;
         let channels = crate::channels::from_config(&config, clock, webhooks.kannel.as_deref().unwrap_or_default())
             .map_err(|e| AppError::Config(e.to_string()))?;
         let test_channels =
@@ -112,6 +116,7 @@ impl AppState {
             relay_wake: Arc::new(Notify::new()),
             metrics,
             rate_limits: Default::default(),
+            oncall,
         })
     }
 
@@ -129,6 +134,7 @@ impl AppState {
             send_lease: Duration::from_secs(self.config.send_lease_secs.max(1)),
             relay_wake: self.relay_wake.clone(),
             before_claim: None,
+            oncall: self.oncall.clone(),
         }
     }
 }

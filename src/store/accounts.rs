@@ -81,6 +81,10 @@ pub enum AuditAction {
     StaffUnlocked,
     KeyCreated,
     KeyRevoked,
+    /// A member of staff set up a second factor (their own).
+    TwoFactorEnrolled,
+    /// An admin (or the command line) took a member of staff's second factor off: a lost device.
+    TwoFactorReset,
 }
 
 impl AuditAction {
@@ -92,6 +96,8 @@ impl AuditAction {
             AuditAction::StaffUnlocked => "staff_unlocked",
             AuditAction::KeyCreated => "key_created",
             AuditAction::KeyRevoked => "key_revoked",
+            AuditAction::TwoFactorEnrolled => "two_factor_enrolled",
+            AuditAction::TwoFactorReset => "two_factor_reset",
         }
     }
 }

@@ -103,8 +103,8 @@ impl Store {
                 kind.as_str()
             )
         };
-        let mut other = [false; 2];
-        for (i, kind) in [Kind::PriorityPretext, Kind::InformationPack].into_iter().enumerate() {
+        let mut other = [false; Kind::ALL.len()];
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
             let n: i64 = sqlx::query_scalar(dynamic(other_active(kind)))
                 .bind(case_ref)
                 .bind(this_id)
@@ -141,6 +141,7 @@ impl Store {
             case_safety_sensitive: case.safety_sensitive.0,
             other_pretext_active: other[0],
             other_information_pack_active: other[1],
+            other_survey_active: other[2],
             suppressed,
             numbers_of_others,
             approved_templates,

@@ -5,11 +5,13 @@
 mod accounts;
 mod calls;
 mod cases;
+mod commissioner;
 mod dead_letters;
 mod event_outbox;
 mod events;
 mod history;
 mod messages;
+mod oncall;
 mod outbox;
 mod outreach;
 mod replies;
@@ -17,25 +19,32 @@ mod reports;
 mod retention;
 mod review;
 mod sessions;
+mod survey;
 mod templates;
+mod two_factor;
 
 pub use accounts::{
     ApiKey, ApiKeyListing, AuditAction, AuditEvent, DEFAULT_RATE_LIMIT, KeyOptions, StaffAccount, audit,
 };
 pub use calls::{CallRecord, NewCall};
 pub use cases::CaseRecord;
+pub use commissioner::DeclinedRow;
 pub use dead_letters::DeadLetter;
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
 pub use messages::{Claim, MessageKey, MessageRecord, NewMessage};
+pub use oncall::{
+    Acknowledged, ITEM_PREFIX, NOTIFICATION_PREFIX, NewUrgentItem, OncallNotification, UrgentItem, UrgentTiming,
+};
 pub use outbox::DueJob;
 pub use outreach::{NewOutreach, OutreachRecord};
 pub use replies::{ReplyRecord, SuppressionKind};
 pub use reports::{AcceptedRow, CaseRow, MessageRow};
-pub use retention::{Cursor, DueMessage, DueNote, DueReply, FinishedJob, StaleJob};
+pub use retention::{Cursor, DueCallReason, DueMessage, DueNote, DueReply, FinishedJob, StaleJob};
 pub use review::{OpenAlert, StaffNote, UnmatchedReply, Waiting, WaitingItem, review_code};
 pub use sessions::{LOGIN_FAILURES_FORGOTTEN_MS, SessionLimits, StaffSession};
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
+pub use two_factor::{LoginChallenge, TwoFactor};
 
 pub use crate::secrets::random_token;
 

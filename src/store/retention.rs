@@ -52,6 +52,16 @@ pub struct DueNote {
     pub at: i64,
 }
 
+/// A call whose reason (free text) is old enough for some retention, with its outcome: the
+/// reason a victim declined is kept longer, for the report.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueCallReason {
+    pub id: String,
+    pub case_ref: String,
+    pub at: i64,
+    pub outcome: String,
+}
+
 /// Where a page of candidates ended: (time, id) of its last row.
 pub type Cursor = (i64, String);
 
@@ -124,9 +134,9 @@ impl Store {
         before: i64,
         after: &Cursor,
         limit: i64,
-    ) -> Result<Vec<DueNote>> {
+    ) -> Result<Vec<DueCallReason>> {
         Ok(sqlx::query_as(
-            "SELECT id, case_ref, recorded_at AS at FROM calls
+            "SELECT id, case_ref, recorded_at AS at, outcome FROM calls
              WHERE reason IS NOT NULL AND redacted_at IS NULL AND recorded_at < $1
                AND (recorded_at > $2 OR (recorded_at = $2 AND id > $3))
              ORDER BY recorded_at, id LIMIT $4",
@@ -393,6 +403,7 @@ impl Store {
             "UPDATE case_phones SET case_ref = $2 WHERE case_ref = $1",
             "UPDATE case_categories SET case_ref = $2 WHERE case_ref = $1",
             "UPDATE events SET case_ref = $2 WHERE case_ref = $1",
+            "UPDATE urgent_items SET case_ref = $2 WHERE case_ref = $1",
         ];
         for sql in moved {
             sqlx::query(sql).bind(case_ref).bind(anonymous_ref).execute(&mut *conn).await?;

@@ -11,6 +11,9 @@ pub struct StaffSession {
     pub role: String,
     pub csrf_token: String,
     pub last_seen_at: i64,
+    /// The account has a second factor set up.
+    #[sqlx(try_from = "i64")]
+    pub two_factor: super::Flag,
 }
 
 /// How long sessions live (ms).
@@ -48,7 +51,9 @@ impl Store {
     /// The live session with this cookie value, for an account that is still enabled.
     pub async fn session(&self, id: &str, now: i64, limits: SessionLimits) -> Result<Option<StaffSession>> {
         Ok(sqlx::query_as(
-            "SELECT s.username, st.role, s.csrf_token, s.last_seen_at FROM staff_sessions s
+            "SELECT s.username, st.role, s.csrf_token, s.last_seen_at,
+               (SELECT COUNT(*) FROM staff_two_factor t WHERE t.username = s.username AND t.enrolled_at IS NOT NULL) AS two_factor
+             FROM staff_sessions s
              JOIN staff st ON st.username = s.username
              WHERE s.id_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND st.disabled = 0",
         )

@@ -62,6 +62,19 @@ pub struct Rules {
     pub longest_name: usize,
     pub pretext_max_segments: usize,
     pub information_pack_max_segments: usize,
+    /// A survey asks one question: it need not fit one segment, but stays short.
+    pub survey_max_segments: usize,
+}
+
+impl Rules {
+    /// The most SMS segments a template of this kind may use.
+    pub fn max_segments(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::PriorityPretext => self.pretext_max_segments,
+            Kind::InformationPack => self.information_pack_max_segments,
+            Kind::SatisfactionSurvey => self.survey_max_segments,
+        }
+    }
 }
 
 /// The default forbidden words for discreet messages: the organisation's name and web address,
@@ -107,6 +120,7 @@ impl Default for Rules {
             longest_name: 20,
             pretext_max_segments: 1,
             information_pack_max_segments: 6,
+            survey_max_segments: 2,
         }
     }
 }
@@ -262,6 +276,9 @@ fn check_settings(source: &TemplateSource, problems: &mut Vec<Problem>) {
     let expected = match name {
         template_names::PRIORITY_PRETEXT | template_names::PRIORITY_PRETEXT_DISCREET => Some(Kind::PriorityPretext),
         template_names::INFORMATION_PACK | template_names::INFORMATION_PACK_DISCREET => Some(Kind::InformationPack),
+        template_names::SATISFACTION_SURVEY | template_names::SATISFACTION_SURVEY_DISCREET => {
+            Some(Kind::SatisfactionSurvey)
+        }
         _ => None,
     };
     if let Some(kind) = expected.filter(|&k| k != source.kind) {
@@ -293,11 +310,11 @@ fn check_parts_present(source: &TemplateSource, problems: &mut Vec<Problem>) {
 }
 
 fn check_length(source: &TemplateSource, rules: &Rules, renders: &[(String, Rendered)], problems: &mut Vec<Problem>) {
-    let (limit, code, what) = match source.kind {
-        Kind::PriorityPretext => (rules.pretext_max_segments, ProblemCode::PretextTooLong, "a pre-text"),
-        Kind::InformationPack => {
-            (rules.information_pack_max_segments, ProblemCode::SmsTooLong, "an information-pack SMS")
-        }
+    let limit = rules.max_segments(source.kind);
+    let (code, what) = match source.kind {
+        Kind::PriorityPretext => (ProblemCode::PretextTooLong, "a pre-text"),
+        Kind::InformationPack => (ProblemCode::SmsTooLong, "an information-pack SMS"),
+        Kind::SatisfactionSurvey => (ProblemCode::SmsTooLong, "a survey SMS"),
     };
     // The worst case decides; one problem is enough.
     let worst =

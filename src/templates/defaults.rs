@@ -26,6 +26,12 @@ defaults!(
     "priority_pretext.sms.txt",
     "priority_pretext_discreet.sms.cy.txt",
     "priority_pretext_discreet.sms.txt",
+    "satisfaction_survey.email.cy.txt",
+    "satisfaction_survey.email.txt",
+    "satisfaction_survey.sms.cy.txt",
+    "satisfaction_survey.sms.txt",
+    "satisfaction_survey_discreet.sms.cy.txt",
+    "satisfaction_survey_discreet.sms.txt",
 );
 
 /// The built-in sources, read as `load_dir` reads a directory.

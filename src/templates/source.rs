@@ -205,8 +205,9 @@ impl Settings {
                 replace(&mut self.channel, channel).ok_or_else(duplicate)
             }
             "kind" => {
-                let kind = Kind::parse(&value.to_ascii_lowercase())
-                    .ok_or_else(|| format!("kind must be priority_pretext or information_pack (found `{value}`)"))?;
+                let kind = Kind::parse(&value.to_ascii_lowercase()).ok_or_else(|| {
+                    format!("kind must be priority_pretext, information_pack or satisfaction_survey (found `{value}`)")
+                })?;
                 replace(&mut self.kind, kind).ok_or_else(duplicate)
             }
             "discreet" => {

@@ -45,6 +45,9 @@ fn every_contract_template_is_there_and_nothing_else() {
         (INFORMATION_PACK_DISCREET, Channel::Sms),
         (PRIORITY_PRETEXT, Channel::Sms),
         (PRIORITY_PRETEXT_DISCREET, Channel::Sms),
+        (SATISFACTION_SURVEY, Channel::Email),
+        (SATISFACTION_SURVEY, Channel::Sms),
+        (SATISFACTION_SURVEY_DISCREET, Channel::Sms),
     ]
     .into_iter()
     .flat_map(|(n, c)| ["en", "cy"].map(|l| (n.to_string(), c, l.to_string())))
@@ -136,11 +139,15 @@ fn discreet_defaults_contain_no_forbidden_word() {
             ] {
                 assert!(!lower.contains(word), "{}: {word} in {}", template.name, out.text);
             }
-            assert!(lower.contains("time") || lower.contains("call"), "{} still asks about a call", template.name);
+            if template.kind == Kind::SatisfactionSurvey {
+                assert!(lower.contains("1") && lower.contains("5"), "{} still asks for a score", template.name);
+            } else {
+                assert!(lower.contains("time") || lower.contains("call"), "{} still asks about a call", template.name);
+            }
         }
         assert!(check(&template, &rules).is_empty());
     }
-    assert_eq!(defaults().iter().filter(|t| t.discreet).count(), 4, "two in English, two in Welsh");
+    assert_eq!(defaults().iter().filter(|t| t.discreet).count(), 6, "three in English, three in Welsh");
 }
 
 #[test]
@@ -218,6 +225,46 @@ fn email_text_is_not_escaped_and_html_is() {
     assert!(html.contains("Dear Ann &amp; &lt;O&#x27;Neil&gt;,"), "{html}");
     assert!(!html.contains("<O'Neil>"));
     assert!(html.contains("<li>"), "the template's own markup is kept");
+}
+
+/// The survey asks one question and for one digit from 1 to 5, in every language and on every
+/// channel; its texts stay GSM-7 and within two segments even with long names.
+#[test]
+fn the_survey_asks_one_question_answered_with_a_digit_from_1_to_5() {
+    let surveys: Vec<TemplateSource> = defaults().into_iter().filter(|t| t.kind == Kind::SatisfactionSurvey).collect();
+    assert_eq!(surveys.len(), 6, "sms, email and discreet sms, in English and Welsh");
+    for template in surveys {
+        let out = render(template.channel, &template.content, &long_sample_vars(20)).unwrap();
+        assert_eq!(
+            out.text.matches('?').count(),
+            1,
+            "{} ({}): one question: {}",
+            template.name,
+            template.language,
+            out.text
+        );
+        for score in ["1", "5"] {
+            assert!(
+                out.text.contains(score),
+                "{} ({}) names the scale: {}",
+                template.name,
+                template.language,
+                out.text
+            );
+        }
+        if let Some(info) = out.sms {
+            assert_eq!(info.encoding, Encoding::Gsm7, "{} ({})", template.name, template.language);
+            assert!(
+                info.segments <= Rules::default().survey_max_segments,
+                "{} ({}): {info:?}",
+                template.name,
+                template.language
+            );
+        }
+    }
+    // Only the discreet one is for safety-sensitive cases, and it does not name the service.
+    let discreet = default(SATISFACTION_SURVEY_DISCREET, Channel::Sms);
+    assert!(discreet.discreet && !default(SATISFACTION_SURVEY, Channel::Sms).discreet);
 }
 
 #[test]

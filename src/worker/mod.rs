@@ -1,6 +1,7 @@
 //! The worker: a thin adapter between the queue (apalis) and the delivery use case
-//! (`service::deliver`): each job off the queue is one `Delivery::process`; a failure (the
-//! database away) goes back to the queue to be retried.
+//! (`service::deliver`): each job off the queue is one `Delivery::process`, or, for on-call work
+//! (`oncall_…` notifications, `urgent_…` escalations), one `service::oncall::process`; a failure
+//! (the database away) goes back to the queue to be retried.
 
 use apalis::prelude::BoxDynError;
 
@@ -14,7 +15,12 @@ pub use crate::service::deliver::{
 #[async_trait::async_trait]
 impl JobHandler for Delivery {
     async fn handle(&self, job: OutreachJob) -> Result<(), BoxDynError> {
-        match self.process(&job.outreach_id).await {
+        let done = if crate::service::oncall::is_job(&job.outreach_id) {
+            crate::service::oncall::process(self, &job.outreach_id).await
+        } else {
+            self.process(&job.outreach_id).await
+        };
+        match done {
             Ok(done) => {
                 tracing::debug!(outreach_id = %job.outreach_id, outcome = ?outcome_name(&done), "job processed");
                 Ok(())

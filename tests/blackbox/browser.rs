@@ -1,6 +1,6 @@
 //! The staff pages in a real headless Chromium, driven through WebDriver (chromedriver, started
-//! by scripts/test.sh): the approval flow, the review queue, login failures, lock-out, CSRF and
-//! the admin page, as a person uses them. Screenshots of the main pages go to
+//! by scripts/test.sh): the approval flow, the review queue, login failures, lock-out, CSRF,
+//! the admin page and the second factor, as a person uses them. Screenshots of the main pages go to
 //! `<target dir>/screenshots/`.
 
 use std::path::PathBuf;
@@ -549,6 +549,47 @@ async fn the_report_page_shows_the_month_in_tables_and_charts() {
     app.stop().await;
 }
 
+/// The satisfaction survey on the report page: two surveys sent, one answered 5 by a text through
+/// the sandbox callback, read by a person in Chromium as the commissioner's figures.
+#[tokio::test]
+async fn the_report_page_shows_the_satisfaction_survey() {
+    let app = spawn_at(MONDAY_10AM).await;
+    let Some(b) = Browser::start(&app).await else { return };
+    for (case, number) in [("SURVEY-1", "+447700900301"), ("SURVEY-2", "+447700900302")] {
+        let mut survey = pretext(&format!("{case}-survey"), case);
+        survey["kind"] = json!("satisfaction_survey");
+        survey["consent"] = json!({"survey": true});
+        survey["contact"]["phones"][0]["number"] = json!(number);
+        let (status, answer) = app.post_outreach(&survey).await;
+        assert_eq!(
+            (status, answer["decision"]["template"].as_str()),
+            (StatusCode::ACCEPTED, Some("satisfaction_survey"))
+        );
+        app.wait_for_message(case, "sent").await;
+    }
+    let (_, answer) =
+        app.webhook("/webhooks/sandbox/inbound", &json!({"from": "07700 900301", "to": "60000", "body": "5"})).await;
+    assert_eq!(answer["classification"], "survey_answer");
+
+    b.login(AUTHOR, PASSWORD).await;
+    b.click("nav a[href='/staff/reports']").await;
+    b.wait_for("h1", "Performance report 2026-11").await;
+    b.scroll_to("[data-test=survey]").await;
+    assert_eq!(b.text("[data-test=survey-sent]").await, "2");
+    assert_eq!(b.text("[data-test=survey-answered]").await, "1");
+    assert_eq!(b.text("[data-test=survey-answered-percent]").await, "50.0%");
+    assert_eq!(b.text("[data-test=survey-satisfied]").await, "1");
+    assert_eq!(b.text("[data-test=survey-satisfied-percent]").await, "50.0%");
+    let survey = b.text("[data-test=survey]").await;
+    assert!(survey.contains("answered 4 or 5"), "{survey}");
+    // The 2015 report's first line heads the headings: nobody was reached within 24 hours yet
+    // (the surveys are not contact).
+    assert_eq!(b.text("[data-test=within-24h-percent]").await, "0.0%");
+    b.screenshot("report-survey").await;
+    b.close().await;
+    app.stop().await;
+}
+
 /// A Welsh version of a template, written and approved through the pages: the author picks the
 /// language in the draft form, the list shows the versions per language, another person approves
 /// it (the English one stays in use for everyone else), and a Welsh speaker's pre-text uses it.
@@ -610,5 +651,78 @@ async fn a_welsh_version_is_written_and_approved_four_eyes_and_sent_in_welsh() {
     assert!(message["body"].as_str().unwrap().starts_with("Helo Robin, dyma Northgate"), "{message}");
     let message = app.wait_for_message("ENGLISH-1", "sent").await;
     assert_eq!((message["language"].as_str(), message["template_version"].as_i64()), (Some("en"), Some(1)));
+    app.stop().await;
+}
+
+/// Type the password and wait for the second-factor page.
+async fn password_step(b: &Browser, username: &str) {
+    b.goto("/staff/login").await;
+    b.fill("#username", username).await;
+    b.fill("#password", PASSWORD).await;
+    b.click("form[action='/staff/login'] button[type=submit]").await;
+    b.wait_for_path("/staff/login/code").await;
+}
+
+async fn type_code(b: &Browser, code: &str) {
+    b.fill("#code", code).await;
+    b.click("form[action='/staff/login/code'] button[type=submit]").await;
+}
+
+#[tokio::test]
+async fn a_second_factor_is_set_up_asked_at_sign_in_and_a_recovery_code_works_once() {
+    use crate::two_factor::{app_time, totp_code};
+    let app = spawn_with(Options {
+        clock: Some(MONDAY_10AM.into()),
+        configure: Box::new(|c| c.staff_2fa = safereach::config::TwoFactor::Required),
+        ..Options::default()
+    })
+    .await;
+    let Some(b) = Browser::start(&app).await else { return };
+    // An approver who has none is taken to set it up, and nothing else opens meanwhile.
+    b.login(APPROVER, PASSWORD).await;
+    b.wait_for_path("/staff/two-factor").await;
+    b.wait_for("[data-test=must-enrol]", "must sign in with a second factor").await;
+    b.goto("/staff/review").await;
+    b.wait_for_path("/staff/two-factor").await;
+    assert!(b.exists("figure.qr svg").await, "a QR code to scan");
+    b.screenshot("two-factor-enrol").await;
+    let secret = b.text("[data-test=secret]").await;
+    b.fill("#enrol-code", "12345").await;
+    b.click("form[action='/staff/two-factor/enrol'] button").await;
+    b.wait_for("main", "That code was not right").await;
+    b.fill("#enrol-code", &totp_code(&secret, app_time(&app, 0))).await;
+    b.click("form[action='/staff/two-factor/enrol'] button").await;
+    b.wait_for("h1", "Your second factor is on").await;
+    let mut codes = Vec::new();
+    for element in b.client.find_all(Locator::Css("[data-test=recovery-codes] code")).await.unwrap() {
+        codes.push(element.text().await.unwrap());
+    }
+    assert_eq!(codes.len(), 10);
+    b.screenshot("two-factor-recovery-codes").await;
+    b.goto("/staff/review").await;
+    b.wait_for("h1", "Review queue").await;
+    b.logout().await;
+
+    // The password, then the code the app shows.
+    password_step(&b, APPROVER).await;
+    b.screenshot("two-factor-code").await;
+    type_code(&b, "000000").await;
+    b.wait_for("#code-error", "not right").await;
+    type_code(&b, &totp_code(&secret, app_time(&app, 30))).await;
+    b.wait_for_path("/staff/").await;
+    b.wait_for("main", &format!("Hello, {APPROVER}")).await;
+    b.logout().await;
+
+    // No phone: a recovery code, once.
+    password_step(&b, APPROVER).await;
+    type_code(&b, &codes[0]).await;
+    b.wait_for_path("/staff/").await;
+    b.wait_for(".flash", "9 recovery code(s) left").await;
+    b.logout().await;
+    password_step(&b, APPROVER).await;
+    type_code(&b, &codes[0]).await;
+    b.wait_for("#code-error", "not right").await;
+    assert!(b.path().await.starts_with("/staff/login/code"));
+    b.close().await;
     app.stop().await;
 }

@@ -3,7 +3,8 @@
 //! through the real gateway (the API, the sandbox webhook, the worker) and through a second
 //! implementation of SAFE-CONTACT.md v2 written here from the specification's text: it tracks each
 //! case (categories, priority, calls, cancels), the suppressed numbers and the numbers that are
-//! someone else's, and predicts every decision. It does not call `decide` or any helper of the
+//! someone else's, and predicts every decision (satisfaction surveys too, and whether a reply is
+//! read as a survey's answer). It does not call `decide` or any helper of the
 //! policy or of contact normalisation; it shares only the request's JSON shape.
 //!
 //! Every decision is compared: the answer to each accepted job, each decision the worker takes,
@@ -98,6 +99,7 @@ const KEYWORDS: &[&str] = &[
 enum Kind {
     Pretext,
     Pack,
+    Survey,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -158,6 +160,7 @@ struct Request {
     safe_times: Vec<Window>,
     do_not_contact: bool,
     consent: bool,
+    survey_consent: bool,
 }
 
 fn day_name(d: Weekday) -> &'static str {
@@ -169,7 +172,11 @@ impl Request {
         json!({
             "request_id": self.request_id,
             "case_ref": self.case_ref,
-            "kind": match self.kind { Kind::Pretext => "priority_pretext", Kind::Pack => "information_pack" },
+            "kind": match self.kind {
+                Kind::Pretext => "priority_pretext",
+                Kind::Pack => "information_pack",
+                Kind::Survey => "satisfaction_survey",
+            },
             "priority": self.priority,
             "referral": {"source": "police", "referred_at": self.referred_at.map(|t| t.to_rfc3339())},
             "crime": {"categories": self.categories, "summary": self.summary},
@@ -186,7 +193,7 @@ impl Request {
                 })).collect::<Vec<_>>(),
                 "do_not_contact": self.do_not_contact
             },
-            "consent": {"information_pack": self.consent}
+            "consent": {"information_pack": self.consent, "survey": self.survey_consent}
         })
     }
 }
@@ -328,8 +335,18 @@ fn next_allowed(req: &Request, channel: Channel, now: DateTime<Utc>) -> Option<D
 
 #[derive(Debug, Clone, PartialEq)]
 enum Want {
-    Send { channel: Channel, template: &'static str },
-    Defer { reason: &'static str, until: DateTime<Utc>, channel: Channel, template: &'static str },
+    /// `to`: the number a text goes to.
+    Send {
+        channel: Channel,
+        template: &'static str,
+        to: Option<String>,
+    },
+    Defer {
+        reason: &'static str,
+        until: DateTime<Utc>,
+        channel: Channel,
+        template: &'static str,
+    },
     Hold(&'static str),
     Block(&'static str),
 }
@@ -419,6 +436,8 @@ struct Model {
     suppressed: BTreeMap<String, Suppression>,
     /// Numbers recorded on any case as someone other than the victim's.
     others: BTreeSet<String>,
+    /// The kind of the latest text sent to each number: a reply to a survey may be its answer.
+    last_text: BTreeMap<String, Kind>,
 }
 
 /// Why a job has no address to go to.
@@ -491,12 +510,35 @@ fn route(req: &Request, sensitive: bool) -> Result<(Channel, &'static str, Optio
             let order = preferred_written(req).into_iter().chain([Channel::Sms, Channel::Email, Channel::Letter]);
             order.filter_map(|c| usable(req, c, false).map(|n| (c, n))).next().ok_or(NoRoute::Insufficient)?
         }
+        // The survey (issue 15): "only the victim's preferred written method (sms or email), marked
+        // safe, else written_unsafe; marked safe but invalid: insufficient_contact_info".
+        Kind::Survey if sensitive => {
+            let channel = preferred_written(req).filter(|c| *c != Channel::Letter).ok_or(NoRoute::WrittenUnsafe)?;
+            match usable(req, channel, true) {
+                Some(number) => (channel, number),
+                None if marked_safe(req, channel) => return Err(NoRoute::Insufficient),
+                None => return Err(NoRoute::WrittenUnsafe),
+            }
+        }
+        // "email if preferred and usable, else the first textable number, else
+        // insufficient_contact_info".
+        Kind::Survey => {
+            let email = (preferred_written(req) == Some(Channel::Email))
+                .then(|| usable(req, Channel::Email, false))
+                .flatten()
+                .map(|n| (Channel::Email, n));
+            email
+                .or_else(|| usable(req, Channel::Sms, false).map(|n| (Channel::Sms, n)))
+                .ok_or(NoRoute::Insufficient)?
+        }
     };
     let template = match (req.kind, channel, sensitive) {
         (Kind::Pretext, _, true) => "priority_pretext_discreet",
         (Kind::Pretext, _, false) => "priority_pretext",
         (Kind::Pack, Channel::Sms, true) => "information_pack_discreet",
         (Kind::Pack, _, _) => "information_pack",
+        (Kind::Survey, Channel::Sms, true) => "satisfaction_survey_discreet",
+        (Kind::Survey, _, _) => "satisfaction_survey",
     };
     Ok((channel, template, number))
 }
@@ -522,7 +564,7 @@ impl Model {
             return Want::Block("declined");
         }
         // 2
-        if req.kind == Kind::Pack && !req.consent {
+        if (req.kind == Kind::Pack && !req.consent) || (req.kind == Kind::Survey && !req.survey_consent) {
             return Want::Block("no_consent");
         }
         let route = route(req, sensitive);
@@ -587,7 +629,7 @@ impl Model {
             };
         }
         // 14: every template is approved in this test. 15:
-        Want::Send { channel, template }
+        Want::Send { channel, template, to: number }
     }
 
     /// The store's side of accepting: the case remembers, the numbers are recorded.
@@ -641,6 +683,7 @@ struct Stats {
     calls: usize,
     stopped_by_calls: usize,
     replies: usize,
+    survey_answers: usize,
     cancels: usize,
     final_checked: usize,
     sent: usize,
@@ -701,7 +744,11 @@ impl World {
         };
         self.next_request += 1;
         let r = &mut self.rng;
-        let kind = if r.random_bool(0.4) { Kind::Pretext } else { Kind::Pack };
+        let kind = match r.random_range(0..20) {
+            0..7 => Kind::Pretext,
+            7..17 => Kind::Pack,
+            _ => Kind::Survey,
+        };
         let categories_pool = [
             "burglary",
             "burglary",
@@ -812,6 +859,7 @@ impl World {
             safe_times,
             do_not_contact: r.random_bool(0.02),
             consent: r.random_bool(0.92),
+            survey_consent: r.random_bool(0.9),
         }
     }
 
@@ -825,7 +873,7 @@ impl World {
     fn compare(&mut self, what: &str, want: &Want, got: Got<'_>, loose_until: bool) {
         let (outcome, reason, channel, template, until) = got;
         let (want_channel, want_template, want_until) = match want {
-            Want::Send { channel, template } => (Some(channel.name()), Some(*template), None),
+            Want::Send { channel, template, .. } => (Some(channel.name()), Some(*template), None),
             Want::Defer { channel, template, until, .. } => (Some(channel.name()), Some(*template), Some(*until)),
             _ => (None, None, None),
         };
@@ -877,6 +925,9 @@ async fn step(app: &TestApp, w: &mut World) {
             d.push_str(&format!("\n    request: {}", req.json()));
         }
         *w.outcomes.entry(format!("{} {}", want.outcome(), want.reason().unwrap_or("-"))).or_default() += 1;
+        if req.kind == Kind::Survey {
+            *w.outcomes.entry(format!("survey:{} {}", want.outcome(), want.reason().unwrap_or("-"))).or_default() += 1;
+        }
         let index = w.model.jobs.len();
         let id = answer["outreach_id"].as_str().unwrap().to_string();
         w.model.cases.get_mut(&req.case_ref).unwrap().jobs.push(index);
@@ -924,6 +975,9 @@ async fn step(app: &TestApp, w: &mut World) {
                 w.compare(&label, &want, got, req.referred_at.is_none());
             }
             other => w.disagree(format!("{label}: the model says {want:?}; the worker {other:?}")),
+        }
+        if let Want::Send { to: Some(number), .. } = &want {
+            w.model.last_text.insert(number.clone(), req.kind);
         }
         w.model.jobs[i].status = if matches!(want, Want::Send { .. }) { Status::Sent } else { want.status() };
         w.stats.worker += 1;
@@ -1001,8 +1055,6 @@ async fn call(app: &TestApp, w: &mut World, now: DateTime<Utc>) {
 }
 
 async fn reply(app: &TestApp, w: &mut World) {
-    let n = w.number();
-    let from = written(&mut w.rng, &n);
     // The reply table's examples, with the class and the suppression each leads to.
     let (body, class, suppression, lifts) = pick(
         &mut w.rng,
@@ -1018,14 +1070,31 @@ async fn reply(app: &TestApp, w: &mut World) {
             ("help", "distress", None, false),
             ("after 5", "time_preference", None, false),
             ("thanks", "other", None, false),
+            // "a digit 1–5 alone or first" is an answer when the latest text was a survey.
+            ("5", "survey_answer", None, false),
+            ("2 thanks", "survey_answer", None, false),
         ],
     );
+    // Mostly from a number that was sent a survey last, when the body could answer one.
+    let surveyed: Vec<String> =
+        w.model.last_text.iter().filter(|(_, kind)| **kind == Kind::Survey).map(|(n, _)| n.clone()).collect();
+    let n = if class == "survey_answer" && !surveyed.is_empty() && w.rng.random_bool(0.7) {
+        surveyed[w.rng.random_range(0..surveyed.len())].clone()
+    } else {
+        w.number()
+    };
+    let from = written(&mut w.rng, &n);
+    let class = match class {
+        "survey_answer" if w.model.last_text.get(&n) != Some(&Kind::Survey) => "other",
+        class => class,
+    };
     let (status, answer) =
         app.webhook("/webhooks/sandbox/inbound", &json!({"from": from, "to": "60000", "body": body})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     if answer["classification"] != class {
         w.disagree(format!("reply {body:?}: the model says {class}; the gateway {answer}"));
     }
+    w.stats.survey_answers += usize::from(class == "survey_answer");
     if let Some(kind) = suppression {
         w.model.suppress(n.clone(), kind);
     }
@@ -1124,7 +1193,7 @@ async fn differential(jobs: usize, worlds: usize) {
         .filter(|v| v.state == "approved")
         .map(|v| (v.name, v.channel))
         .collect();
-    assert_eq!(approved.len(), 6, "{approved:?}");
+    assert_eq!(approved.len(), 9, "{approved:?}");
     let per_world = jobs.div_ceil(worlds);
     let runs = (0..worlds).map(|id| {
         let app = app.clone();
@@ -1159,6 +1228,7 @@ async fn differential(jobs: usize, worlds: usize) {
         total.calls += s.calls;
         total.stopped_by_calls += s.stopped_by_calls;
         total.replies += s.replies;
+        total.survey_answers += s.survey_answers;
         total.cancels += s.cancels;
         total.final_checked += s.final_checked;
         total.sent += s.sent;
@@ -1166,7 +1236,8 @@ async fn differential(jobs: usize, worlds: usize) {
     }
     println!(
         "differential (seed {seed}, {worlds} worlds, {:.1} s): {} jobs accepted and compared, {} worker decisions \
-         ({} sent), {} calls (stopping {} jobs), {} replies, {} cancels, {} final statuses; {} disagreements",
+         ({} sent), {} calls (stopping {} jobs), {} replies ({} survey answers), {} cancels, {} final statuses; \
+         {} disagreements",
         started.elapsed().as_secs_f64(),
         total.accepted,
         total.worker,
@@ -1174,6 +1245,7 @@ async fn differential(jobs: usize, worlds: usize) {
         total.calls,
         total.stopped_by_calls,
         total.replies,
+        total.survey_answers,
         total.cancels,
         total.final_checked,
         disagreements.len()
@@ -1192,6 +1264,11 @@ async fn differential(jobs: usize, worlds: usize) {
         }
     }
     assert!(outcomes.contains_key("hold outside_safe_hours") && outcomes.contains_key("defer outside_safe_hours"));
+    for survey in ["send -", "block no_consent", "block duplicate", "block written_unsafe", "defer outside_safe_hours"]
+    {
+        assert!(outcomes.contains_key(&format!("survey:{survey}")), "no survey {survey}: {outcomes:?}");
+    }
+    assert!(total.survey_answers > 0, "no reply was read as a survey's answer: {total:?}");
     assert!(total.accepted >= jobs && total.sent > jobs / 20 && total.stopped_by_calls > 0, "{total:?}");
     if let Ok(app) = Arc::try_unwrap(app) {
         app.stop().await;

@@ -253,9 +253,20 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
         ("OutreachStatusView", "messages"),
         ("OutreachView", "test"),
         ("Victim", "language"),
+        // The survey and the report as the commissioner reads it.
+        ("Consent", "survey"),
+        ("Report", "contacted_within_24h"),
+        ("Report", "declined"),
+        ("Report", "survey"),
+        ("Heading", "percent"),
+        ("CountPercent", "percent"),
+        ("DeclinedCounts", "reasons"),
+        ("SurveyCounts", "answered_percent"),
+        ("SurveyCounts", "satisfied_percent"),
     ] {
         assert!(schemas[schema]["properties"][field].is_object(), "{schema}.{field} in the document");
     }
+    assert!(schemas["Kind"]["enum"].as_array().unwrap().contains(&json!("satisfaction_survey")), "{}", schemas["Kind"]);
     let get_outreach = &doc["paths"]["/v1/outreach/{outreach_id}"]["get"];
     assert_eq!(get_outreach["security"][0]["api_key"][0], "cases:read");
     assert!(get_outreach["responses"]["404"].is_object() && get_outreach["responses"]["429"].is_object());

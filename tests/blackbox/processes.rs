@@ -487,3 +487,93 @@ async fn a_killed_worker_loses_nothing_and_sends_nothing_twice_and_sigterm_finis
     assert_eq!((lines.len(), ids.len()), (jobs.len(), jobs.len()), "every job reached the provider exactly once");
     deployment.assert_no_personal_data_logged();
 }
+
+/// Issue 18: the process that recorded an urgent reply is killed before anything was sent (the
+/// `api` role alone: no worker); a worker started afterwards notifies the on-call number, once.
+async fn an_urgent_reply_recorded_just_before_a_kill_still_notifies_on_call_once(mut deployment: Deployment) {
+    const ONCALL: &str = "+447700900971";
+    const NEXT: &str = "+447700900972";
+    deployment.extra.push(("SAFEREACH_ONCALL_SMS", format!("{ONCALL},{NEXT}")));
+    deployment.extra.push(("RUST_LOG", "info".into()));
+    let key = deployment.set_up();
+    // The victim was texted first, so that the reply finds its case.
+    let serve = deployment.start("serve");
+    let job = json!({
+        "request_id": "kill-oncall-1", "case_ref": "KILL-OC-1", "kind": "priority_pretext",
+        "crime": {"categories": ["robbery"]},
+        "contact": {"phones": [{"number": "+447700900555", "belongs_to": "victim", "safe_to_text": true}]}
+    });
+    let http = reqwest::Client::new();
+    let base = deployment.bases()[0].clone();
+    let (status, _) =
+        read(http.post(format!("{base}/v1/outreach")).bearer_auth(&key).json(&job).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while deployment.sms_lines().is_empty() {
+        assert!(Instant::now() < deadline, "the pre-text was never sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    deployment.signal(serve, "-TERM");
+    assert!(deployment.wait_exit(serve, Duration::from_secs(30)).success());
+
+    // Only the HTTP side: the reply is recorded, and killed at once after the answer.
+    let api = deployment.start("api");
+    let base = deployment.bases().last().unwrap().clone();
+    let url = format!("{base}/webhooks/sandbox/inbound?token={}", deployment.token);
+    let (status, reply) =
+        read(http.post(url).json(&json!({"from": "07700 900555", "body": "help he's here"})).send().await.unwrap())
+            .await;
+    deployment.signal(api, "-KILL");
+    deployment.wait_exit(api, Duration::from_secs(10));
+    assert_eq!(
+        (status, reply["classification"].as_str(), reply["matched"].as_bool()),
+        (StatusCode::OK, Some("distress"), Some(true))
+    );
+    let outbox = deployment.outbox();
+    let to = |number: &str| read_sms(&outbox).into_iter().filter(|l| l["to"] == number).count();
+    assert_eq!(to(ONCALL), 0, "nothing was sent before the kill");
+
+    deployment.start("worker");
+    let started = Instant::now();
+    // Within a second, unless the kill caught the api's relay between claiming the outbox row
+    // and handing it to the queue: then the row waits out the relay's 15-second lease.
+    while to(ONCALL) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the on-call number was never notified");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("KILL-ONCALL: notified {:.2} s after the worker started", started.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!((to(ONCALL), to(NEXT)), (1, 0), "notified exactly once; the escalation waits 15 minutes");
+    let line = deployment.sms_lines().into_iter().find(|l| l["to"] == ONCALL).unwrap();
+    assert!(line["body"].as_str().unwrap().contains("Case KILL-OC-1. Review: "), "{line}");
+    let store = deployment.store().await;
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM oncall_notifications").fetch_all(store.pool()).await.unwrap();
+    assert_eq!(statuses, ["sent"]);
+    // The on-call numbers are staff data: in no log.
+    for entry in std::fs::read_dir(deployment.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let log = std::fs::read_to_string(&path).unwrap();
+            assert!(!log.contains("900971") && !log.contains("900972"), "an on-call number in {}", path.display());
+            assert!(!log.contains("he's here"), "the reply in {}", path.display());
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_urgent_reply_survives_a_kill_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = Deployment::new(format!("sqlite://{}", dir.path().join("kill.db").display()), None);
+    an_urgent_reply_recorded_just_before_a_kill_still_notifies_on_call_once(deployment).await;
+}
+
+#[tokio::test]
+async fn an_urgent_reply_survives_a_kill_on_postgres_and_redis() {
+    let (Some(admin), Some(redis)) = (service("SAFEREACH_TEST_POSTGRES_URL"), service("SAFEREACH_TEST_REDIS_URL"))
+    else {
+        return;
+    };
+    let deployment = Deployment::new(fresh_postgres_database(&admin).await, Some(redis));
+    an_urgent_reply_recorded_just_before_a_kill_still_notifies_on_call_once(deployment).await;
+}

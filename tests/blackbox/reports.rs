@@ -216,7 +216,7 @@ async fn a_month_of_known_events_gives_every_figure() {
         r["outreach"],
         json!({
             "total": 7,
-            "by_kind": {"priority_pretext": 3, "information_pack": 4},
+            "by_kind": {"priority_pretext": 3, "information_pack": 4, "satisfaction_survey": 0},
             "by_referral_source": {"police": 4, "self": 2, "unknown": 1},
             "by_category_group": {"safety_sensitive": 1, "other_priority": 1, "non_priority": 5},
             "by_category": {"robbery": 2, "domestic_abuse": 1, "burglary": 2, "criminal_damage": 1, "kidnap": 1, "theft": 1},
@@ -258,6 +258,17 @@ async fn a_month_of_known_events_gives_every_figure() {
     .into();
     assert_eq!(headings, want);
     assert_eq!(r["headings"][0]["title"], "No contacts – safe phone contact for DV and hate referrals not provided");
+    // Each heading also as a percent of the 7 cases referred, one decimal.
+    let percents: Vec<f64> = r["headings"].as_array().unwrap().iter().map(|h| h["percent"].as_f64().unwrap()).collect();
+    assert_eq!(percents, [14.3, 0.0, 14.3, 0.0, 14.3, 0.0, 0.0, 0.0, 14.3, 14.3]);
+    // The 2015 report's first line: only A was reached within 24 hours (its pre-text delivered).
+    assert_eq!(r["contacted_within_24h"], json!({"count": 1, "percent": 14.3}));
+    // F declined without giving a reason; no survey went out.
+    assert_eq!(r["declined"], json!({"count": 1, "percent": 14.3, "reasons": {"(none given)": 1}}));
+    assert_eq!(
+        r["survey"],
+        json!({"sent": 0, "answered": 0, "answered_percent": 0.0, "satisfied": 0, "satisfied_percent": 0.0})
+    );
     assert_eq!(
         r["messages"],
         json!({
@@ -275,7 +286,7 @@ async fn a_month_of_known_events_gives_every_figure() {
     assert_eq!(
         r["replies"],
         json!({"total": 4, "unmatched": 1, "by_classification":
-            {"distress": 0, "unsafe": 0, "opt_out": 1, "opt_in": 1, "time_preference": 1, "other": 1}})
+            {"distress": 0, "unsafe": 0, "opt_out": 1, "opt_in": 1, "survey_answer": 0, "time_preference": 1, "other": 1}})
     );
     assert_eq!(r["suppressions"], json!({"opt_outs": 1, "unsafe_numbers": 0, "opt_ins": 1}));
     assert_eq!(
@@ -326,6 +337,11 @@ async fn a_month_of_known_events_gives_every_figure() {
         "headings,no_safe_phone_contact.title,No contacts – safe phone contact for DV and hate referrals not provided",
         "headings,no_safe_phone_contact.counts,no_safe_number",
         "headings,no_safe_phone_contact.count,1",
+        "headings,no_safe_phone_contact.percent,14.3",
+        "contacted_within_24h,count,1",
+        "contacted_within_24h,percent,14.3",
+        "declined,reasons.(none given),1",
+        "survey,answered_percent,0.0",
         "period,label,2026-11",
     ] {
         assert!(lines.contains(&want), "{want:?} not in:\n{csv}");

@@ -210,10 +210,19 @@ on_backends! {
         assert!(page.contains(reason));
         assert!(page.contains("Call attempt"));
 
-        // The reason is personal: retention removes it (the not-taken-up period, 7 days).
+        // The reason is personal, but the report groups the reasons: retention keeps it past
+        // the not-taken-up period (7 days) for SAFEREACH_RETENTION_CALL_REASON_DAYS (100), then
+        // removes it.
         let config = safereach::service::retention::RetentionConfig::from_config(&app.state.config);
-        let later_ms = app.state.clock.now_ms() + 8 * 86_400_000;
-        let swept = safereach::service::retention::sweep(&app.state.store, &config, later_ms, &app.state.metrics).await.unwrap();
+        let sweep_after = |days: i64| {
+            let at = app.state.clock.now_ms() + days * 86_400_000;
+            let (store, config, metrics) = (&app.state.store, &config, &app.state.metrics);
+            async move { safereach::service::retention::sweep(store, config, at, metrics).await.unwrap() }
+        };
+        assert_eq!(sweep_after(8).await.call_reasons, 0);
+        let (_, case) = app.get_case("DEC-1").await;
+        assert_eq!(case["calls"][0]["reason"], reason, "kept for the quarter's report");
+        let swept = sweep_after(101).await;
         assert_eq!(swept.call_reasons, 1, "{swept:?}");
         let (_, case) = app.get_case("DEC-1").await;
         assert_eq!((case["calls"][0]["outcome"].as_str(), case["calls"][0]["reason"].as_str()), (Some("declined"), None));

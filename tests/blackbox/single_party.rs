@@ -231,10 +231,18 @@ fn weak_shared_or_missing_secrets_the_test_clock_and_settings_out_of_range_refus
         ),
         (vec![("SAFEREACH_BREAKER_COOLDOWN_SECS", "99999999999")], "SAFEREACH_BREAKER_COOLDOWN_SECS must be from 1"),
         (vec![("SAFEREACH_WORKER_CONCURRENCY", "0")], "SAFEREACH_WORKER_CONCURRENCY must be from 1"),
+        // An on-call entry that is not a number is named by its place, never its value.
+        (
+            vec![("SAFEREACH_ONCALL_SMS", "07700 900961,0121 496 0999")],
+            "SAFEREACH_ONCALL_SMS: entry 2 is not a mobile number",
+        ),
+        (vec![("SAFEREACH_ONCALL_EMAIL", "duty at example.org")], "SAFEREACH_ONCALL_EMAIL: entry 1 is not an email"),
+        (vec![("SAFEREACH_ONCALL_ESCALATE_MINUTES", "0")], "SAFEREACH_ONCALL_ESCALATE_MINUTES must be from 1"),
     ];
     for (env, expected) in &cases {
         let reason = refused(dir, &["serve"], env);
         assert!(reason.contains(expected), "{env:?}: {reason}");
+        assert!(!reason.contains("496") && !reason.contains("duty"), "no staff contact in the error: {reason}");
     }
     // One token for two providers.
     let shared = [kannel.as_slice(), &[("SAFEREACH_KANNEL_WEBHOOK_TOKEN", a.as_str())]].concat();
@@ -426,7 +434,7 @@ fn the_command_line_approves_only_with_the_approvers_password_and_asks_before_al
     assert!(!ran.ok, "an author is not an approver: {}", ran.out);
     // --all asks; anything but yes approves nothing.
     let ran = run(dir, &["templates", "approve", "--all", "--as", "bo.approver"], &[], "the approver's password\nn\n");
-    assert!(!ran.ok && ran.out.contains("approve these 12 version(s)? [y/N]"), "{}", ran.out);
+    assert!(!ran.ok && ran.out.contains("approve these 18 version(s)? [y/N]"), "{}", ran.out);
     assert!(ran.err.contains("not confirmed: nothing was approved"), "{}", ran.err);
     assert_eq!(approved(), 0);
     // One template by name: no question.
@@ -438,7 +446,7 @@ fn the_command_line_approves_only_with_the_approvers_password_and_asks_before_al
     let out =
         ok(run(dir, &["templates", "approve", "--all", "--as", "bo.approver"], &[], "the approver's password\ny\n"));
     assert!(out.contains("approved by bo.approver"), "{out}");
-    assert_eq!(approved(), 12, "six templates, each in English and Welsh");
+    assert_eq!(approved(), 18, "nine templates, each in English and Welsh");
 }
 
 #[tokio::test]

@@ -254,6 +254,8 @@ async fn every_post_needs_the_sessions_csrf_token() {
         "/staff/admin/staff".into(),
         format!("/staff/admin/staff/{AUTHOR}/unlock"),
         "/staff/admin/keys".into(),
+        "/staff/two-factor/enrol".into(),
+        "/staff/admin/staff/someone/two-factor/reset".into(),
     ];
     let wrong = "0".repeat(64);
     for route in &routes {
@@ -277,6 +279,9 @@ async fn every_post_needs_the_sessions_csrf_token() {
         stranger.post_raw("/staff/login", &[("username", AUTHOR), ("password", PASSWORD), ("csrf", &wrong)]).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(!stranger.has_cookie("safereach_session"));
+    // So has the second-factor step after it.
+    let page = stranger.post_raw("/staff/login/code", &[("code", "123456"), ("csrf", &wrong)]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
     app.stop().await;
 }
 

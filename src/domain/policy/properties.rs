@@ -80,7 +80,7 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
 
 prop_compose! {
     fn request()(
-        kind in one_of(vec![Kind::PriorityPretext, Kind::InformationPack]),
+        kind in one_of(vec![Kind::PriorityPretext, Kind::InformationPack, Kind::SatisfactionSurvey]),
         priority in prop_oneof![5 => Just(Some(true)), 3 => Just(None), 2 => Just(Some(false))],
         categories in prop::sample::subsequence(
             vec!["burglary", "theft", "criminal_damage", "domestic_abuse", "hate_crime", "stalking", "terrorism"], 1..=2),
@@ -95,7 +95,7 @@ prop_compose! {
         preferred_method in prop::option::of(one_of(vec![Method::Phone, Method::Sms, Method::Email, Method::Letter])),
         safe_times in prop::collection::vec(safe_time(), 0..=2),
         do_not_contact in prop::bool::weighted(0.04),
-        consent in prop::bool::weighted(0.9),
+        (consent, survey_consent) in (prop::bool::weighted(0.9), prop::bool::weighted(0.9)),
         referred_hours_ago in prop::option::of(0i64..72),
     ) -> (OutreachRequest, Option<i64>) {
         let owned = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
@@ -113,7 +113,7 @@ prop_compose! {
                 ..Victim::default()
             },
             contact: Contact { phones, email, postal, preferred_method, safe_times, do_not_contact },
-            consent: Consent { information_pack: consent, recorded_at: None },
+            consent: Consent { information_pack: consent, survey: survey_consent, recorded_at: None },
             personalisation: Default::default(),
         };
         (request, referred_hours_ago)
@@ -126,6 +126,8 @@ fn all_template_pairs() -> Vec<(String, Channel)> {
         template_names::PRIORITY_PRETEXT_DISCREET,
         template_names::INFORMATION_PACK,
         template_names::INFORMATION_PACK_DISCREET,
+        template_names::SATISFACTION_SURVEY,
+        template_names::SATISFACTION_SURVEY_DISCREET,
     ]
     .iter()
     .flat_map(|n| Channel::ALL.map(|c| (n.to_string(), c)))
@@ -156,12 +158,11 @@ fn case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)
         prop::bool::weighted(0.02),
         prop::bool::weighted(0.02),
         0u32..4,
-        prop::bool::weighted(0.1),
-        prop::bool::weighted(0.1),
+        (prop::bool::weighted(0.1), prop::bool::weighted(0.1), prop::bool::weighted(0.1)),
         prop::collection::vec(prop::bool::weighted(0.2), 8),
         prop::collection::vec(prop::bool::weighted(0.15), 8),
         prop::bool::weighted(0.8),
-        prop::collection::vec(any::<bool>(), 15),
+        prop::collection::vec(any::<bool>(), 18),
         (prop::option::of(0i64..72), memory()),
     )
         .prop_map(
@@ -171,8 +172,7 @@ fn case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)
                 case_cancelled,
                 outreach_cancelled,
                 call_attempts,
-                other_pretext_active,
-                other_information_pack_active,
+                (other_pretext_active, other_information_pack_active, other_survey_active),
                 suppress_mask,
                 others_mask,
                 approve_all,
@@ -207,6 +207,7 @@ fn case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)
                     case_safety_sensitive,
                     other_pretext_active,
                     other_information_pack_active,
+                    other_survey_active,
                     suppressed: pick(&suppress_mask, false),
                     numbers_of_others: pick(&others_mask, true),
                     approved_templates,
@@ -214,11 +215,23 @@ fn case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)
                 (job, history, now)
             },
         )
+        // Boxed: the value trees of the strategies built on this one are large, and unboxed they
+        // overflow a test thread's stack.
+        .boxed()
 }
 
 /// A safety-sensitive information pack that gets past rules 1, 2, 4 and 5, so that the choice of
 /// channel and address is what is tested.
 fn sensitive_pack() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)> {
+    sensitive_written(Kind::InformationPack)
+}
+
+/// The same for a satisfaction survey (with its consent).
+fn sensitive_survey() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)> {
+    sensitive_written(Kind::SatisfactionSurvey)
+}
+
+fn sensitive_written(kind: Kind) -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)> {
     let preferred = prop_oneof![
         3 => Just(Some(Method::Sms)),
         3 => Just(Some(Method::Email)),
@@ -227,16 +240,34 @@ fn sensitive_pack() -> impl Strategy<Value = (OutreachRequest, CaseHistory, Date
         1 => Just(None),
     ];
     let category = one_of(vec!["domestic_abuse", "stalking", "hate_crime"]);
-    (case(), category, preferred).prop_map(|((mut job, mut history, now), category, preferred)| {
-        job.kind = Kind::InformationPack;
-        job.contact.preferred_method = preferred;
-        job.priority = Some(true);
-        job.consent.information_pack = true;
-        job.crime.categories = vec![category.to_string()];
-        job.contact.do_not_contact = false;
-        job.victim = Victim::default();
-        history.case_cancelled = false;
-        history.outreach_cancelled = false;
+    (case(), category, preferred)
+        .prop_map(move |((mut job, mut history, now), category, preferred)| {
+            job.kind = kind;
+            job.contact.preferred_method = preferred;
+            job.priority = Some(true);
+            job.consent.information_pack = true;
+            job.consent.survey = true;
+            job.crime.categories = vec![category.to_string()];
+            job.contact.do_not_contact = false;
+            job.victim = Victim::default();
+            history.case_cancelled = false;
+            history.outreach_cancelled = false;
+            (job, history, now)
+        })
+        .boxed()
+}
+
+/// A survey on a case that is not safety-sensitive, with its consent: by text or by the preferred
+/// email.
+fn plain_survey() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)> {
+    let own = prop::sample::subsequence(vec!["burglary", "theft", "fraud", "terrorism"], 1..=2);
+    (case(), own).prop_map(|((mut job, mut history, now), own)| {
+        job.kind = Kind::SatisfactionSurvey;
+        job.consent.survey = true;
+        job.crime.categories = own.into_iter().map(str::to_owned).collect();
+        history.case_categories.retain(|c| !PolicyConfig::default().safety_sensitive_categories.contains(c));
+        history.case_categories.extend(job.crime.categories.iter().cloned());
+        history.case_safety_sensitive = false;
         (job, history, now)
     })
 }
@@ -246,7 +277,7 @@ fn sensitive_pack() -> impl Strategy<Value = (OutreachRequest, CaseHistory, Date
 fn remembered_sensitive_case() -> impl Strategy<Value = (OutreachRequest, CaseHistory, DateTime<Utc>)> {
     let own = prop::sample::subsequence(vec!["burglary", "theft", "fraud", "criminal_damage"], 1..=2);
     let remembered = one_of(vec!["domestic_abuse", "stalking", "hate_crime", "modern_slavery", "(flag)"]);
-    (prop_oneof![case(), sensitive_pack()], own, remembered).prop_map(
+    (prop_oneof![case(), sensitive_pack(), sensitive_survey()], own, remembered).prop_map(
         |((mut job, mut history, now), own, remembered)| {
             job.crime.categories = own.into_iter().map(str::to_owned).collect();
             history.case_categories.retain(|c| !PolicyConfig::default().safety_sensitive_categories.contains(c));
@@ -297,13 +328,13 @@ proptest! {
     /// or at an address not explicitly marked safe; and their SMS are discreet.
     #[test]
     fn safety_sensitive_cases_only_get_chosen_safe_discreet_contact(
-        (job, history, now) in prop_oneof![case(), sensitive_pack()]
+        (job, history, now) in prop_oneof![case(), sensitive_pack(), sensitive_survey()]
     ) {
         let config = PolicyConfig::default();
         let decision = decide(&job, &history, now, &config);
         if is_case_safety_sensitive(&job, &history, &config) && let Some(route) = decision.route() {
             prop_assert!(explicitly_safe(&job, route), "{:?}", decision);
-            if job.kind == Kind::InformationPack {
+            if job.kind != Kind::PriorityPretext {
                 prop_assert_eq!(job.contact.preferred_method, Some(written_method(route.channel)));
             }
             if route.channel == Channel::Sms {
@@ -326,8 +357,12 @@ proptest! {
                 !(route.channel == Channel::Sms && route.template == template_names::INFORMATION_PACK),
                 "{:?}", decision
             );
+            prop_assert!(
+                !(route.channel == Channel::Sms && route.template == template_names::SATISFACTION_SURVEY),
+                "{:?}", decision
+            );
             prop_assert!(explicitly_safe(&job, route), "{:?}", decision);
-            if job.kind == Kind::InformationPack {
+            if job.kind != Kind::PriorityPretext {
                 prop_assert_eq!(job.contact.preferred_method, Some(written_method(route.channel)));
             }
         }
@@ -351,7 +386,45 @@ proptest! {
     }
 
     #[test]
-    fn a_suppressed_or_others_address_is_never_used((job, history, now) in prop_oneof![case(), sensitive_pack()]) {
+    fn a_survey_is_never_sent_without_consent((job, history, now) in case()) {
+        let decision = decide(&job, &history, now, &PolicyConfig::default());
+        if job.kind == Kind::SatisfactionSurvey && !job.consent.survey {
+            prop_assert!(decision.route().is_none(), "{:?}", decision);
+        }
+    }
+
+    /// A survey never goes by letter, and by email only when email is the preferred method; a
+    /// safety-sensitive one is only ever the discreet text or the plain email, by the preferred
+    /// method, to an address marked safe.
+    #[test]
+    fn a_survey_goes_by_text_or_by_the_preferred_email_and_discreetly_when_sensitive(
+        (job, history, now) in prop_oneof![case(), sensitive_survey(), plain_survey()]
+    ) {
+        let config = PolicyConfig::default();
+        let decision = decide(&job, &history, now, &config);
+        if job.kind == Kind::SatisfactionSurvey && let Some(route) = decision.route() {
+            prop_assert!(route.channel != Channel::Letter, "{:?}", decision);
+            if route.channel == Channel::Email {
+                prop_assert_eq!(job.contact.preferred_method, Some(Method::Email));
+            }
+            if is_case_safety_sensitive(&job, &history, &config) {
+                let allowed = [
+                    (Channel::Sms, template_names::SATISFACTION_SURVEY_DISCREET),
+                    (Channel::Email, template_names::SATISFACTION_SURVEY),
+                ];
+                prop_assert!(allowed.contains(&(route.channel, route.template)), "{:?}", decision);
+                prop_assert_eq!(job.contact.preferred_method, Some(written_method(route.channel)));
+                prop_assert!(explicitly_safe(&job, route), "{:?}", decision);
+            } else {
+                prop_assert_eq!(route.template, template_names::SATISFACTION_SURVEY);
+            }
+        }
+    }
+
+    #[test]
+    fn a_suppressed_or_others_address_is_never_used(
+        (job, history, now) in prop_oneof![case(), sensitive_pack(), sensitive_survey()]
+    ) {
         let decision = decide(&job, &history, now, &PolicyConfig::default());
         if let Some(route) = decision.route() {
             let key = crate::domain::contact::recipient_key(&route.recipient);
@@ -462,9 +535,9 @@ fn generated_cases_reach_every_rule() {
 
     let config = PolicyConfig::default();
     let mut runner = TestRunner::deterministic();
-    let strategy = prop_oneof![case(), sensitive_pack(), remembered_sensitive_case()];
+    let strategy = prop_oneof![3 => case(), 1 => sensitive_pack(), 1 => sensitive_survey(), 1 => plain_survey(), 1 => remembered_sensitive_case()];
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for _ in 0..3000 {
+    for _ in 0..4000 {
         let Ok(tree) = strategy.new_tree(&mut runner) else { continue };
         let (job, history, now) = tree.current();
         let decision = decide(&job, &history, now, &config);
@@ -472,6 +545,13 @@ fn generated_cases_reach_every_rule() {
             Some(reason) => format!("{} {reason}", decision.outcome().as_str()),
             None => "send".to_string(),
         };
+        if job.kind == Kind::SatisfactionSurvey {
+            *seen.entry(format!("survey {label}")).or_default() += 1;
+            if let Decision::Send(route) = &decision {
+                let sensitive = if is_case_safety_sensitive(&job, &history, &config) { "sensitive " } else { "" };
+                *seen.entry(format!("{sensitive}survey by {}", route.channel.as_str())).or_default() += 1;
+            }
+        }
         *seen.entry(label).or_default() += 1;
         if let Decision::Send(route) = &decision
             && is_case_safety_sensitive(&job, &history, &config)
@@ -492,6 +572,18 @@ fn generated_cases_reach_every_rule() {
         "sensitive pack by email".into(),
         "sensitive pack by letter".into(),
         "remembered sensitive pack sent".into(),
+        "survey by sms".into(),
+        "survey by email".into(),
+        "sensitive survey by sms".into(),
+        "sensitive survey by email".into(),
+        "survey block no_consent".into(),
+        "survey block duplicate".into(),
+        "survey block written_unsafe".into(),
+        "survey block insufficient_contact_info".into(),
+        "survey block suppressed".into(),
+        "survey hold minor".into(),
+        "survey hold number_conflict".into(),
+        "survey defer outside_safe_hours".into(),
     ];
     for code in ReasonCode::ALL {
         if !matches!(code, ReasonCode::CallsFirst | ReasonCode::OutsideSafeHours) {

@@ -47,6 +47,11 @@ fn pack(category: &str) -> Job {
     job(Kind::InformationPack, category).consent(true)
 }
 
+/// A satisfaction survey the victim consented to.
+fn survey(category: &str) -> Job {
+    job(Kind::SatisfactionSurvey, category).survey_consent(true)
+}
+
 const MOBILE: &str = "+447700900001";
 const MOBILE_2: &str = "+447700900002";
 const LANDLINE: &str = "+441214960000";
@@ -87,6 +92,10 @@ impl Job {
     }
     fn consent(mut self, given: bool) -> Self {
         self.0.consent.information_pack = given;
+        self
+    }
+    fn survey_consent(mut self, given: bool) -> Self {
+        self.0.consent.survey = given;
         self
     }
     fn priority(mut self, priority: Option<bool>) -> Self {
@@ -135,6 +144,8 @@ fn history() -> CaseHistory {
         template_names::PRIORITY_PRETEXT_DISCREET,
         template_names::INFORMATION_PACK,
         template_names::INFORMATION_PACK_DISCREET,
+        template_names::SATISFACTION_SURVEY,
+        template_names::SATISFACTION_SURVEY_DISCREET,
     ];
     let approved = names.iter().flat_map(|n| Channel::ALL.map(|c| (n.to_string(), c))).collect();
     CaseHistory { approved_templates: approved, ..CaseHistory::default() }
@@ -217,6 +228,8 @@ const PRETEXT: &str = template_names::PRIORITY_PRETEXT;
 const PRETEXT_DISCREET: &str = template_names::PRIORITY_PRETEXT_DISCREET;
 const PACK: &str = template_names::INFORMATION_PACK;
 const PACK_DISCREET: &str = template_names::INFORMATION_PACK_DISCREET;
+const SURVEY: &str = template_names::SATISFACTION_SURVEY;
+const SURVEY_DISCREET: &str = template_names::SATISFACTION_SURVEY_DISCREET;
 
 struct Row {
     name: &'static str,
@@ -1298,6 +1311,271 @@ fn the_table_covers_every_reason_code_and_outcome() {
             "no row for rule {rule}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The satisfaction survey (issue 15): the rules that apply to it, and those that do not
+
+fn survey_rows() -> Vec<Row> {
+    use Channel::{Email as Mail, Letter, Sms};
+    use ReasonCode::*;
+    let h = history;
+    vec![
+        row(
+            "1: do_not_contact blocks a survey",
+            survey("burglary").safe_mobile().do_not_contact(),
+            h(),
+            NOW,
+            B(DoNotContact),
+        ),
+        row(
+            "1: a cancelled case gets no survey",
+            survey("burglary").safe_mobile(),
+            h().with(|h| h.case_cancelled = true),
+            NOW,
+            B(DoNotContact),
+        ),
+        row(
+            "1a: a victim who declined gets no survey",
+            survey("burglary").safe_mobile(),
+            h().with(|h| h.declined = true),
+            NOW,
+            B(Declined),
+        ),
+        row(
+            "1a before 2: declined beats no_consent",
+            survey("burglary").safe_mobile().survey_consent(false),
+            h().with(|h| h.declined = true),
+            NOW,
+            B(Declined),
+        ),
+        row("2: a survey without consent", survey("theft").safe_mobile().survey_consent(false), h(), NOW, B(NoConsent)),
+        row(
+            "2: consent to the pack is not consent to the survey",
+            job(Kind::SatisfactionSurvey, "theft").consent(true).safe_mobile(),
+            h(),
+            NOW,
+            B(NoConsent),
+        ),
+        row(
+            "2 before 3: no_consent beats suppressed",
+            survey("theft").safe_mobile().survey_consent(false),
+            h().suppressing(MOBILE),
+            NOW,
+            B(NoConsent),
+        ),
+        row(
+            "3: the survey's number is suppressed",
+            survey("theft").safe_mobile(),
+            h().suppressing(MOBILE),
+            NOW,
+            B(Suppressed),
+        ),
+        row(
+            "3: a suppressed preferred email is not fallen back around",
+            survey("theft").safe_mobile().email("lee@example.org", None).prefers(Method::Email),
+            h().suppressing("lee@example.org"),
+            NOW,
+            B(Suppressed),
+        ),
+        row(
+            "4 does not apply: a survey that reads like domestic abuse is not held",
+            survey("theft").priority(Some(false)).safe_mobile().summary("her ex-partner"),
+            h(),
+            NOW,
+            S(Sms, SURVEY, phone_to(MOBILE)),
+        ),
+        row("5: a minor's survey is held", survey("theft").safe_mobile().under_18(true), h(), NOW, H(Minor)),
+        row(
+            "6 does not apply: no mobile is insufficient contact information",
+            survey("burglary").phone(LANDLINE, Some("victim"), None),
+            h(),
+            NOW,
+            B(InsufficientContactInfo),
+        ),
+        row(
+            "6 does not apply: a safety-sensitive survey without a safe number is written_unsafe",
+            survey("domestic_abuse").phone(MOBILE, Some("victim"), None).prefers(Method::Sms),
+            h(),
+            NOW,
+            B(WrittenUnsafe),
+        ),
+        row(
+            "7: the survey's number is someone else's",
+            survey("theft").safe_mobile(),
+            h().with(|h| {
+                h.numbers_of_others.insert(MOBILE.into());
+            }),
+            NOW,
+            H(NumberConflict),
+        ),
+        row(
+            "8: safety-sensitive, preferred email not marked safe",
+            survey("stalking").safe_mobile().email("lee@example.org", None).prefers(Method::Email),
+            h(),
+            NOW,
+            B(WrittenUnsafe),
+        ),
+        row(
+            "8: safety-sensitive, no preferred written method: no falling back to the safe mobile",
+            survey("stalking").safe_mobile().prefers(Method::Phone),
+            h(),
+            NOW,
+            B(WrittenUnsafe),
+        ),
+        row(
+            "8: safety-sensitive, letters preferred: a survey never goes by letter",
+            survey("hate_crime").safe_mobile().full_postal(Some(true)).prefers(Method::Letter),
+            h(),
+            NOW,
+            B(WrittenUnsafe),
+        ),
+        row(
+            "10: safety-sensitive, preferred email marked safe but invalid",
+            survey("domestic_abuse").email("not-an-email", Some(true)).prefers(Method::Email),
+            h(),
+            NOW,
+            B(InsufficientContactInfo),
+        ),
+        row(
+            "10: not safety-sensitive, letters preferred and no mobile: never a letter",
+            survey("theft").full_postal(None).email("lee@example.org", None).prefers(Method::Letter),
+            h(),
+            NOW,
+            B(InsufficientContactInfo),
+        ),
+        row(
+            "10: an invalid preferred email falls back to the textable number",
+            survey("theft").safe_mobile().email("not-an-email", None).prefers(Method::Email),
+            h(),
+            NOW,
+            S(Sms, SURVEY, phone_to(MOBILE)),
+        ),
+        row(
+            "11: one survey per case",
+            survey("theft").safe_mobile(),
+            h().with(|h| h.other_survey_active = true),
+            NOW,
+            B(Duplicate),
+        ),
+        row(
+            "11: a pre-text and a pack on the case are not a survey",
+            survey("theft").safe_mobile(),
+            h().with(|h| {
+                h.other_pretext_active = true;
+                h.other_information_pack_active = true;
+            }),
+            NOW,
+            S(Sms, SURVEY, phone_to(MOBILE)),
+        ),
+        row(
+            "12 does not apply: a priority survey does not wait for calls",
+            survey("serious_violence").priority(Some(true)).safe_mobile().referred("2026-11-23T09:00:00Z"),
+            h(),
+            NOW,
+            S(Sms, SURVEY, phone_to(MOBILE)),
+        ),
+        row(
+            "13: a survey text at 22:30 waits for the morning",
+            survey("theft").safe_mobile(),
+            h(),
+            "2026-11-23T22:30:00Z",
+            defer(OutsideSafeHours, "2026-11-24T08:00:00Z", Sms),
+        ),
+        row(
+            "13: a survey email is exempt from quiet hours",
+            survey("theft").email("lee@example.org", None).prefers(Method::Email),
+            h(),
+            "2026-11-23T22:30:00Z",
+            S(Mail, SURVEY, email_to("lee@example.org")),
+        ),
+        row(
+            "13: but not from the victim's safe times",
+            survey("theft").email("lee@example.org", None).prefers(Method::Email).safe_time(
+                &[Day::Mon],
+                "18:00",
+                "20:00",
+            ),
+            h(),
+            NOW,
+            defer(OutsideSafeHours, "2026-11-23T18:00:00Z", Mail),
+        ),
+        row(
+            "14: no approved survey wording",
+            survey("theft").safe_mobile(),
+            h().approving_only(&[(PACK, Sms), (SURVEY, Mail)]),
+            NOW,
+            H(NoApprovedTemplate),
+        ),
+        row(
+            "14: the plain survey does not stand in for the discreet one",
+            survey("domestic_abuse").safe_mobile().prefers(Method::Sms),
+            h().approving_only(&[(SURVEY, Sms)]),
+            NOW,
+            H(NoApprovedTemplate),
+        ),
+        row(
+            "15: not safety-sensitive, by text when email is not preferred",
+            survey("theft").safe_mobile().email("lee@example.org", Some(true)),
+            h(),
+            NOW,
+            S(Sms, SURVEY, phone_to(MOBILE)),
+        ),
+        row(
+            "15: not safety-sensitive, email preferred",
+            survey("theft").safe_mobile().email("Lee@Example.org", None).prefers(Method::Email),
+            h(),
+            NOW,
+            S(Mail, SURVEY, email_to("lee@example.org")),
+        ),
+        row(
+            "15: safety-sensitive by text: the discreet survey",
+            survey("domestic_abuse").safe_mobile().prefers(Method::Sms),
+            h(),
+            NOW,
+            S(Sms, SURVEY_DISCREET, phone_to(MOBILE)),
+        ),
+        row(
+            "15: safety-sensitive by the preferred safe email: the plain survey",
+            survey("sexual_violence").safe_mobile().email("lee@example.org", Some(true)).prefers(Method::Email),
+            h(),
+            NOW,
+            S(Mail, SURVEY, email_to("lee@example.org")),
+        ),
+        row(
+            "15: a burglary survey on a domestic-abuse case is discreet",
+            survey("burglary").safe_mobile().prefers(Method::Sms),
+            h().remembering(&["domestic_abuse"]),
+            NOW,
+            S(Sms, SURVEY_DISCREET, phone_to(MOBILE)),
+        ),
+        row(
+            "15: the letter channel's wording is never chosen",
+            survey("theft").safe_mobile().full_postal(Some(true)),
+            h().approving_only(&[(SURVEY, Sms), (SURVEY, Letter)]),
+            NOW,
+            S(Sms, SURVEY, phone_to(MOBILE)),
+        ),
+    ]
+}
+
+#[test]
+fn every_survey_rule_decides_as_the_table_says() {
+    let failures: Vec<String> = survey_rows().iter().filter_map(mismatch).collect();
+    assert!(failures.is_empty(), "{} rows decided otherwise:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Every rule that applies to a survey has rows, and so do the three that do not (4, 6, 12).
+#[test]
+fn the_survey_table_covers_every_rule_that_applies_and_those_that_do_not() {
+    let rows = survey_rows();
+    for rule in ["1", "1a", "2", "3", "5", "7", "8", "10", "11", "13", "14", "15"] {
+        assert!(rows.iter().any(|r| r.name.starts_with(&format!("{rule}:"))), "no survey row for rule {rule}");
+    }
+    for rule in ["4", "6", "12"] {
+        assert!(rows.iter().any(|r| r.name.starts_with(&format!("{rule} does not apply"))), "rule {rule}");
+    }
+    assert!(rows.iter().all(|r| r.job.0.kind == Kind::SatisfactionSurvey));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
     require_admin(&staff)?;
     let now = state.clock.now_ms();
     let mut accounts = Vec::new();
+    let with_two_factor = state.store.staff_with_two_factor().await?;
     for a in state.store.staff_accounts().await? {
         let slowed = state.store.login_slowed_until(&a.username, now).await?;
         accounts.push(json!({
@@ -35,6 +36,8 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff) -> PageResul
             "slowed_until": when_opt(slowed),
             "unlock_url": format!("/staff/admin/staff/{}/unlock", view::path_segment(&a.username)),
             "is_self": a.username == staff.username,
+            "two_factor": with_two_factor.contains(&a.username),
+            "reset_two_factor_url": format!("/staff/admin/staff/{}/two-factor/reset", view::path_segment(&a.username)),
             "toggle_url": format!(
                 "/staff/admin/staff/{}/{}",
                 view::path_segment(&a.username),

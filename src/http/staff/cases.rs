@@ -53,6 +53,9 @@ fn event_label(kind: &str) -> &'static str {
         "staff_action" => "Staff action",
         "redacted" => "Personal details removed",
         "expired" => "Closed: nobody acted on it in time",
+        "oncall_notified" => "On-call staff notified",
+        "oncall_failed" => "On-call notification not sent",
+        "oncall_acknowledged" => "Urgent reply acknowledged",
         _ => "Event",
     }
 }

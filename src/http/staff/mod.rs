@@ -14,6 +14,7 @@ mod review;
 pub mod session;
 mod templates;
 mod versions;
+mod two_factor;
 mod view;
 
 use std::sync::Arc;
@@ -146,10 +147,14 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/staff/admin/staff/{username}/enable", post(admin::enable))
         .route("/staff/reports", get(reports::page))
         .route("/staff/reports.csv", get(reports::csv))
+        .route("/staff/two-factor", get(two_factor::page))
+        .route("/staff/two-factor/enrol", post(two_factor::enrol))
+        .route("/staff/admin/staff/{username}/two-factor/reset", post(two_factor::reset))
         .route_layer(middleware::from_fn_with_state(state, session::require_staff));
     Router::new()
         .route("/staff", get(|| async { Redirect::to("/staff/") }))
         .route("/staff/login", get(session::login_page).post(session::login))
+        .route("/staff/login/code", get(two_factor::code_page).post(two_factor::code_submit))
         .route("/staff/static/style.css", get(|| async { asset("text/css", include_str!("pages/style.css")) }))
         .route("/staff/static/preview.js", get(|| async { asset("text/javascript", include_str!("pages/preview.js")) }))
         .merge(protected)

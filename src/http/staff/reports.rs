@@ -35,7 +35,8 @@ fn period(state: &AppState, q: &ReportQuery) -> Result<Period, StaffError> {
 
 pub async fn page(State(state): State<Arc<AppState>>, staff: Staff, Query(q): Query<ReportQuery>) -> PageResult {
     let period = period(&state, &q)?;
-    let report = reports::report(&state.store, &state.policy, period).await?;
+    let report =
+        reports::report_with_staffed_hours(&state.store, &state.policy, &state.config.staffed_hours, period).await?;
     let label = period.label();
     let decisions: Vec<(String, u64)> = ["send", "defer", "hold", "block"]
         .iter()
@@ -52,7 +53,8 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff, Query(q): Qu
         "summary": summary(&report),
         "decisions_chart": bar_chart("First decisions by outcome", &decisions),
         "not_contacted_chart": bar_chart("Why victims were not contacted", &not_contacted),
-        "headings": report.headings.iter().map(|h| json!({ "title": h.title, "codes": h.counts.join(", "), "count": h.count })).collect::<Vec<_>>(),
+        "headings": report.headings.iter().map(|h| json!({ "title": h.title, "codes": h.counts.join(", "), "count": h.count, "percent": one_decimal(h.percent) })).collect::<Vec<_>>(),
+        "commissioner": commissioner(&report),
         "outcomes": rows(&report.decisions.by_outcome),
         "reasons": rows(&report.decisions.by_reason),
         "redecisions": rows(&report.redecisions.by_outcome),
@@ -72,14 +74,43 @@ pub async fn page(State(state): State<Arc<AppState>>, staff: Staff, Query(q): Qu
         "replies_unmatched": report.replies.unmatched,
         "suppressions": report.suppressions,
         "calls": rows(&report.calls.by_outcome),
+        "staffed_hours": report.staffed_hours.as_ref().map(staffed_hours),
     });
     view::page("reports", &staff, data)
+}
+
+/// Urgent replies outside staffed hours and their waits (issue 18), each with its case.
+fn staffed_hours(r: &reports::StaffedHoursReport) -> Value {
+    let items: Vec<Value> = r
+        .items
+        .iter()
+        .map(|i| {
+            let arrived = i.arrived_at.parse::<chrono::DateTime<chrono::Utc>>().map(|t| t.timestamp_millis());
+            json!({
+                "arrived": arrived.map(view::when).unwrap_or_default(),
+                "classification": i.classification,
+                "case_ref": i.case_ref,
+                "case_url": i.case_ref.as_deref().map(view::case_url),
+                "waited": i.waited_seconds.map(duration),
+            })
+        })
+        .collect();
+    json!({
+        "hours": r.hours,
+        "urgent_items": r.urgent_items,
+        "outside": r.outside_staffed_hours,
+        "acknowledged": r.acknowledged,
+        "median": r.median_wait_seconds.map(duration),
+        "max": r.max_wait_seconds.map(duration),
+        "items": items,
+    })
 }
 
 /// The same figures as `GET /v1/reports/monthly?format=csv`, for a spreadsheet.
 pub async fn csv(State(state): State<Arc<AppState>>, _staff: Staff, Query(q): Query<ReportQuery>) -> PageResult {
     let period = period(&state, &q)?;
-    let report = reports::report(&state.store, &state.policy, period).await?;
+    let report =
+        reports::report_with_staffed_hours(&state.store, &state.policy, &state.config.staffed_hours, period).await?;
     let disposition = format!("attachment; filename=\"safereach-report-{}.csv\"", period.label());
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
@@ -101,6 +132,32 @@ fn summary(report: &Report) -> Value {
         "phone_unsuccessful": report.contact.phone_unsuccessful_no_other_contact,
         "declined": report.contact.declined,
     })
+}
+
+/// The report as the commissioner reads it: the first line (contacted within 24 hours), why
+/// victims declined, and the satisfaction survey.
+fn commissioner(report: &Report) -> Value {
+    let survey = &report.survey;
+    json!({
+        "within_24h": report.contacted_within_24h.count,
+        "within_24h_percent": one_decimal(report.contacted_within_24h.percent),
+        "cases": report.contact.cases_referred,
+        "declined": report.declined.count,
+        "declined_percent": one_decimal(report.declined.percent),
+        "declined_reasons": rows(&report.declined.reasons),
+        "survey": {
+            "sent": survey.sent,
+            "answered": survey.answered,
+            "answered_percent": one_decimal(survey.answered_percent),
+            "satisfied": survey.satisfied,
+            "satisfied_percent": one_decimal(survey.satisfied_percent),
+        },
+    })
+}
+
+/// A percent as the 2015 report prints it: "14.3%".
+fn one_decimal(percent: f64) -> String {
+    format!("{percent:.1}%")
 }
 
 fn rows(counts: &Counts) -> Vec<Value> {

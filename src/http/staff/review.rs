@@ -83,6 +83,11 @@ fn alert_reason(code: &str) -> (&'static str, &'static str, usize) {
             "The victim said when suits them for a call; it is recorded on the case. Pass it to the advocate.",
             2,
         ),
+        crate::service::survey::COMMENT_ALERT => (
+            "Survey answer with a comment",
+            "The victim answered the satisfaction survey and wrote more than the score. Read it in case it asks for anything.",
+            2,
+        ),
         _ => ("Reply to read", "A reply the gateway could not classify. Read it and decide what to do.", 2),
     }
 }
@@ -91,6 +96,7 @@ fn kind_label(kind: &str) -> &'static str {
     match kind {
         "priority_pretext" => "Pre-text",
         "information_pack" => "Information pack",
+        "satisfaction_survey" => "Satisfaction survey",
         _ => "Job",
     }
 }

@@ -35,7 +35,7 @@ use crate::service::sessions::{self, LogIn};
 use crate::store::random_token;
 
 pub const SESSION_COOKIE: &str = "safereach_session";
-const LOGIN_COOKIE: &str = "safereach_login";
+pub(super) const LOGIN_COOKIE: &str = "safereach_login";
 const FLASH_COOKIE: &str = "safereach_flash";
 /// The logged-in member of staff, for handlers.
 #[derive(Debug, Clone)]
@@ -86,7 +86,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// A `Set-Cookie` for the staff pages. `max_age` None: until the browser closes; Some(0): delete.
-fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
+pub(super) fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
     let mut c = format!("{name}={value}; Path=/staff; HttpOnly; SameSite=Strict");
     if secure {
         c.push_str("; Secure");
@@ -97,11 +97,11 @@ fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> He
     HeaderValue::from_str(&c).expect("cookie values are hex or base64")
 }
 
-fn secure(state: &AppState) -> bool {
+pub(super) fn secure(state: &AppState) -> bool {
     state.config.public_url.starts_with("https://")
 }
 
-fn tokens_match(a: &str, b: &str) -> bool {
+pub(super) fn tokens_match(a: &str, b: &str) -> bool {
     !a.is_empty() && a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
@@ -125,6 +125,17 @@ pub async fn require_staff(State(state): State<Arc<AppState>>, request: Request,
         }
         return StaffError::Csrf.into_response();
     };
+    // SAFEREACH_STAFF_2FA=required: an approver or admin without a second factor may only set one
+    // up (or log out).
+    if crate::service::two_factor::required_for(&session.role, state.config.staff_2fa)
+        && !session.two_factor.0
+        && !super::two_factor::ENROLMENT_PATHS.contains(&request.uri().path())
+    {
+        if request.method() == Method::GET {
+            return Redirect::to(super::two_factor::ENROLMENT_PATHS[0]).into_response();
+        }
+        return StaffError::Forbidden("set up your second factor first (Second factor page)".into()).into_response();
+    }
     let (mut parts, body) = request.into_parts();
     let body = if parts.method == Method::GET || parts.method == Method::HEAD {
         body
@@ -154,7 +165,7 @@ pub async fn require_staff(State(state): State<Arc<AppState>>, request: Request,
 }
 
 /// The message a previous POST left, if any.
-fn flash(headers: &HeaderMap) -> Option<String> {
+pub(super) fn flash(headers: &HeaderMap) -> Option<String> {
     cookie(headers, FLASH_COOKIE).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok()).and_then(|b| String::from_utf8(b).ok())
 }
 
@@ -172,7 +183,7 @@ pub struct NextQuery {
 }
 
 /// Only our own pages are places to go after login.
-fn safe_next(next: Option<&str>) -> &str {
+pub(super) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with("/staff/") && !n.contains("//") && !n.contains('\\') => n,
         _ => "/staff/",
@@ -278,7 +289,7 @@ pub async fn login(
     };
     let username = form.username.trim().to_lowercase();
     let wait = |until: i64, now: i64| (until - now + 999) / 1000;
-    match sessions::log_in(&state, &username, &form.password, &address).await? {
+    match sessions::log_in(&state, &username, &form.password, &address, safe_next(next)).await? {
         // Known or not, a username is slowed down alike: the answers never tell them apart.
         LogIn::Slowed { until, now } => refuse(
             StatusCode::TOO_MANY_REQUESTS,
@@ -295,14 +306,19 @@ pub async fn login(
             }
             refuse(StatusCode::UNAUTHORIZED, message)
         }
-        LogIn::LoggedIn { session_id } => {
-            let mut response = Redirect::to(safe_next(next)).into_response();
-            let headers = response.headers_mut();
-            headers.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session_id, None, secure(&state)));
-            headers.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0), secure(&state)));
-            Ok(response)
-        }
+        LogIn::LoggedIn { session_id } => Ok(session_started(&state, &session_id, safe_next(next))),
+        LogIn::SecondFactor { challenge_id } => Ok(super::two_factor::ask_for_code(&state, &challenge_id)),
     }
+}
+
+/// Every factor was right: the session's cookie, the login's double-submit cookie gone, and on
+/// to `next` (one of our own pages).
+pub(super) fn session_started(state: &AppState, session_id: &str, next: &str) -> Response {
+    let mut response = Redirect::to(safe_next(Some(next))).into_response();
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, session_id, None, secure(state)));
+    headers.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0), secure(state)));
+    response
 }
 
 pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap, staff: Staff) -> PageResult {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::view::{self, when, when_opt};
 use super::{PageResult, Staff, StaffError, done};
-use crate::domain::{Channel, Kind, language};
+use crate::domain::{Channel, language};
 use crate::service::AppState;
 use crate::service::templates::{self as workflow, WorkflowError};
 use crate::store::TemplateVersion;
@@ -203,10 +203,7 @@ pub(super) fn source_with(v: &TemplateVersion, content: TemplateContent) -> Resu
 pub(super) fn preview_json(source: &TemplateSource, letter_url: Option<String>) -> Value {
     let rules = Rules::default();
     let found = review(source, &rules);
-    let limit = match source.kind {
-        Kind::PriorityPretext => rules.pretext_max_segments,
-        Kind::InformationPack => rules.information_pack_max_segments,
-    };
+    let limit = rules.max_segments(source.kind);
     let rendered = found.preview.as_ref().map(|r| {
         json!({
             "subject": r.subject,

@@ -27,6 +27,9 @@ const PAGES: &[(&str, &str)] = &[
     ("admin", include_str!("pages/admin.hbs")),
     ("key_created", include_str!("pages/key_created.hbs")),
     ("reports", include_str!("pages/reports.hbs")),
+    ("login_code", include_str!("pages/login_code.hbs")),
+    ("two_factor", include_str!("pages/two_factor.hbs")),
+    ("recovery_codes", include_str!("pages/recovery_codes.hbs")),
 ];
 
 static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {

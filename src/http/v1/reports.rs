@@ -136,7 +136,8 @@ async fn respond(
         Some(_) => return Err(invalid("format", "json or csv")),
         None => headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")),
     };
-    let report: Report = crate::reports::report(&state.store, &state.policy, period).await?;
+    let hours = &state.config.staffed_hours;
+    let report: Report = crate::reports::report_with_staffed_hours(&state.store, &state.policy, hours, period).await?;
     tracing::info!(period = %period.label(), csv = wants_csv, "report produced");
     if wants_csv {
         let disposition = format!("attachment; filename=\"safereach-report-{}.csv\"", period.label());
