@@ -9,6 +9,7 @@
 //! `scripts/reliability.sh` turns them into RELIABILITY.md's table. Figures are written before
 //! the test asserts on them, so that a failing run is in the table too.
 
+mod access_matrix;
 mod backend_restarts;
 mod gateway;
 mod load;
