@@ -11,6 +11,7 @@
 
 mod access_matrix;
 mod backend_restarts;
+mod hostile_input;
 mod gateway;
 mod load;
 
