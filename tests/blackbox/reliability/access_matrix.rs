@@ -158,8 +158,8 @@ async fn staff_matrix(app: TestApp) -> (u64, BTreeMap<u16, u64>, Vec<String>) {
             let page = client.get(path).await;
             let admin_page = path.starts_with("/staff/admin");
             let admin_only_let_through = admin_page && role != "admin" && page.status.is_success();
-            let right = !(page.status.is_server_error() || admin_only_let_through)
-                && page.status != StatusCode::UNAUTHORIZED;
+            let right =
+                !(page.status.is_server_error() || admin_only_let_through) && page.status != StatusCode::UNAUTHORIZED;
             note(role, "GET", path, page.status, right);
             for (what, csrf) in [("no CSRF token", None), ("a wrong CSRF token", Some("0".repeat(64)))] {
                 let mut fields = vec![("reason", "checked"), ("comment", "ok")];

@@ -17,6 +17,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_safereach");
 
 /// Where the deployment keeps its data.
 pub enum Storage<'a> {
+    /// The embedded default: an SQLite file, the queue in it.
+    Sqlite,
     /// A fresh database on the Postgres server of this admin URL, and maybe the queue in Redis.
     Postgres { admin_url: &'a str, redis_url: Option<String> },
 }
@@ -48,6 +50,7 @@ impl Gateway {
         safereach::channels::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let (database_url, redis_url) = match storage {
+            Storage::Sqlite => (format!("sqlite://{}", dir.path().join("gateway.db").display()), None),
             Storage::Postgres { admin_url, redis_url } => (fresh_postgres_database(admin_url).await, redis_url),
         };
         let hash_key = safereach::secrets::generate();
@@ -78,6 +81,12 @@ impl Gateway {
             env.push(("SAFEREACH_REDIS_URL".into(), redis));
         }
         Gateway { name: name.to_string(), dir, store, key, port, env, processes: Vec::new() }
+    }
+
+    /// Set a variable for the processes started from now on.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_string(), value.into()));
     }
 
     pub fn outbox(&self) -> PathBuf {
@@ -146,6 +155,12 @@ impl Gateway {
             assert!(started.elapsed() < within, "{path} of {} not 200 within {within:?}", self.processes[i].role);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// `kill -9`: the process ends at once, mid-whatever it was doing.
+    pub fn kill(&mut self, i: usize) {
+        let _ = self.processes[i].child.kill();
+        self.processes[i].child.wait().unwrap();
     }
 
     /// SIGTERM, and wait for the exit.

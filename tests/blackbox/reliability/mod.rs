@@ -11,9 +11,10 @@
 
 mod access_matrix;
 mod backend_restarts;
-mod hostile_input;
 mod gateway;
+mod hostile_input;
 mod load;
+mod worker_crash;
 
 use std::io::Write;
 use std::path::PathBuf;
