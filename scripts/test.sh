@@ -29,9 +29,16 @@ for start in "${STARTERS[@]}"; do
   "$start"
 done
 export SAFEREACH_TEST_REQUIRE_SERVICES=1
+# Every app the tests start logs here (tests/blackbox/common.rs); scanned for personal data below.
+export SAFEREACH_TEST_LOG_DIR="$SERVICES_DIR/logs"
+mkdir -p "$SAFEREACH_TEST_LOG_DIR"
 
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --no-fail-fast "$@"
+  cargo nextest run --no-fail-fast "$@" || status=$?
 else
-  cargo test --no-fail-fast "$@"
+  cargo test --no-fail-fast "$@" || status=$?
 fi
+# The whole suite (no arguments) must have logged; a filtered run scans what it ran.
+scripts/scan-logs.sh "$SAFEREACH_TEST_LOG_DIR" $([[ $# -eq 0 ]] && echo --require-logs) || status=1
+exit "$status"

@@ -367,9 +367,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// Listen at once, then connect: a database or queue that is down is waited for (503 meanwhile).
+/// The "listening" line is printed once the process serves (scripts and tests wait for it).
 async fn serve(config: Config, role: Role, args: RunArgs) -> Result<(), CliError> {
-    let running = app::start(config, role, !args.no_migrate).await?;
-    if let Some(addr) = running.addr {
+    let starting = app::Starting::listen(config, role).await?;
+    let addr = starting.addr;
+    let running = tokio::select! {
+        running = starting.run_when_ready(!args.no_migrate) => running?,
+        _ = app::wait_for_signal() => return Ok(()),
+    };
+    if let Some(addr) = addr {
         println!("safereach listening on http://{addr}");
     }
     running.until_signal().await;

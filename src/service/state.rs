@@ -39,6 +39,20 @@ pub enum AppError {
     Bind { addr: String, source: std::io::Error },
 }
 
+impl AppError {
+    /// The database or the queue could not be reached: waiting may mend it (unlike a setting,
+    /// a migration or a key that is wrong).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            AppError::Store(e) => e.is_unavailable(),
+            // Connecting to the queue's storage (Redis, or the database's pool) is all the queue
+            // does at start.
+            AppError::Queue(_) => true,
+            _ => false,
+        }
+    }
+}
+
 /// What every handler and the worker share.
 pub struct AppState {
     pub config: Config,

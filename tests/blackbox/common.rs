@@ -167,8 +167,10 @@ pub async fn spawn_at(clock: &str) -> TestApp {
 }
 
 pub async fn spawn_with(options: Options) -> TestApp {
-    // RUST_LOG=… shows the app's logs with a failing test's output.
-    if std::env::var("RUST_LOG").is_ok() {
+    if let Some(dir) = log_dir() {
+        log_to(&dir);
+    } else if std::env::var("RUST_LOG").is_ok() {
+        // RUST_LOG=… shows the app's logs with a failing test's output.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -224,6 +226,32 @@ pub async fn spawn_with(options: Options) -> TestApp {
         config,
         running: Some(running),
     }
+}
+
+/// The suite's log directory (`SAFEREACH_TEST_LOG_DIR`, set by scripts/test.sh): every app a test
+/// starts, in this process or as the binary, logs there, and the last step of scripts/test.sh
+/// scans all of it for the test data's personal data (`scripts/scan-logs.sh`).
+pub fn log_dir() -> Option<PathBuf> {
+    std::env::var_os("SAFEREACH_TEST_LOG_DIR").filter(|d| !d.is_empty()).map(PathBuf::from)
+}
+
+/// The apps of this test process log to a file of their own in `dir`, named after the test
+/// (nextest runs each test in a process of its own), at debug level for our own code and the
+/// HTTP layers: more than production logs, so that a leak at any level is seen.
+fn log_to(dir: &std::path::Path) {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let test = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_else(|| "tests".into());
+        let name: String = test.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '.' }).collect();
+        let path = dir.join(format!("{name}-{}.log", std::process::id()));
+        let file = std::fs::File::create(&path).expect("the suite's log directory is writable");
+        let filter = tracing_subscriber::EnvFilter::new("info,safereach=debug,tower_http=debug,reqwest=debug");
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .with_env_filter(filter)
+            .try_init();
+    });
 }
 
 /// A loopback port nothing listens on now.

@@ -14,25 +14,25 @@ use serde_json::Value;
 use crate::common::{Backend, Options, TestApp, fresh_postgres_database, pretext, read, service, spawn_with};
 
 /// A Redis server of this test's own, on a port that stays the same across restarts.
-struct OwnRedis {
+pub struct OwnRedis {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
 impl OwnRedis {
-    fn start(binary: &str) -> OwnRedis {
+    pub fn start(binary: &str) -> OwnRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut redis = OwnRedis { port, dir: tempfile::tempdir().unwrap(), child: None };
         redis.restart(binary);
         redis
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn restart(&mut self, binary: &str) {
+    pub fn restart(&mut self, binary: &str) {
         let child = Command::new(binary)
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--appendonly", "yes", "--save", ""])
             .arg("--dir")
@@ -47,7 +47,7 @@ impl OwnRedis {
     }
 
     /// SIGTERM: Redis writes its append-only file and exits.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
             child.wait().unwrap();

@@ -27,7 +27,7 @@ fn documented() -> BTreeSet<String> {
 }
 
 /// `table.column` of every column of the app's own tables (not the migrator's bookkeeping).
-async fn schema(store: &Store) -> BTreeSet<String> {
+pub async fn schema(store: &Store) -> BTreeSet<String> {
     let sql = match store.dialect() {
         safereach::store::Dialect::Sqlite => {
             "SELECT m.name || '.' || p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p

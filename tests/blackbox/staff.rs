@@ -129,6 +129,17 @@ impl StaffClient {
     pub fn has_cookie(&self, name: &str) -> bool {
         self.cookies.contains_key(name)
     }
+
+    /// Send cookie `name` with `value` from now on (as a forger would).
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_string(), value.to_string());
+    }
+
+    /// The same browser (cookies, token), talking to the app now at `base` (restarted).
+    pub fn moved_to(mut self, base: &str) -> StaffClient {
+        self.base = base.to_string();
+        self
+    }
 }
 
 async fn app() -> TestApp {

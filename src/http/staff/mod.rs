@@ -13,8 +13,8 @@ mod reports;
 mod review;
 pub mod session;
 mod templates;
-mod versions;
 mod two_factor;
+mod versions;
 mod view;
 
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Router, middleware};
 use serde_json::json;
 
@@ -115,41 +115,56 @@ impl IntoResponse for StaffError {
 
 pub type PageResult = Result<Response, StaffError>;
 
+/// Every page behind the login: the router mounts exactly these, behind the session check, and
+/// the access-matrix test (tests/blackbox/reliability/access_matrix.rs) walks the same list, so
+/// that a page added here cannot be left out of it.
+fn protected_routes() -> Vec<(&'static str, MethodRouter<Arc<AppState>>)> {
+    vec![
+        ("/staff/", get(home)),
+        ("/staff/logout", post(session::logout)),
+        ("/staff/templates", get(templates::list)),
+        ("/staff/templates/{name}/{channel}", get(templates::history)),
+        ("/staff/templates/{name}/{channel}/draft", get(templates::edit_draft).post(templates::save_draft)),
+        ("/staff/versions/{id}", get(versions::version)),
+        ("/staff/versions/{id}/letter.pdf", get(preview::version_letter)),
+        ("/staff/versions/{id}/submit", post(versions::submit)),
+        ("/staff/versions/{id}/approve", post(versions::approve)),
+        ("/staff/versions/{id}/reject", post(versions::reject)),
+        ("/staff/preview", post(preview::preview)),
+        ("/staff/preview/letter.pdf", post(preview::preview_letter)),
+        ("/staff/review", get(review::queue)),
+        ("/staff/review/outreach/{id}/release", post(review::release)),
+        ("/staff/review/outreach/{id}/cancel", post(review::cancel)),
+        ("/staff/review/outreach/{id}/unsafe", post(review::job_unsafe)),
+        ("/staff/review/alerts/{id}/acknowledge", post(review::acknowledge)),
+        ("/staff/review/alerts/{id}/unsafe", post(review::alert_unsafe)),
+        ("/staff/review/replies/{id}/acknowledge", post(review::acknowledge_unmatched_reply)),
+        ("/staff/cases", get(cases::find)),
+        ("/staff/cases/{case_ref}", get(cases::case)),
+        ("/staff/admin", get(admin::page)),
+        ("/staff/admin/staff", post(admin::create_staff)),
+        ("/staff/admin/staff/{username}/unlock", post(admin::unlock)),
+        ("/staff/admin/keys", post(admin::create_key)),
+        ("/staff/admin/keys/{id}/revoke", post(admin::revoke_key)),
+        ("/staff/admin/staff/{username}/disable", post(admin::disable)),
+        ("/staff/admin/staff/{username}/enable", post(admin::enable)),
+        ("/staff/reports", get(reports::page)),
+        ("/staff/reports.csv", get(reports::csv)),
+        ("/staff/two-factor", get(two_factor::page)),
+        ("/staff/two-factor/enrol", post(two_factor::enrol)),
+        ("/staff/admin/staff/{username}/two-factor/reset", post(two_factor::reset)),
+    ]
+}
+
+/// The paths of [`protected_routes`].
+pub fn protected_paths() -> Vec<&'static str> {
+    protected_routes().into_iter().map(|(path, _)| path).collect()
+}
+
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
-    let protected = Router::new()
-        .route("/staff/", get(home))
-        .route("/staff/logout", post(session::logout))
-        .route("/staff/templates", get(templates::list))
-        .route("/staff/templates/{name}/{channel}", get(templates::history))
-        .route("/staff/templates/{name}/{channel}/draft", get(templates::edit_draft).post(templates::save_draft))
-        .route("/staff/versions/{id}", get(versions::version))
-        .route("/staff/versions/{id}/letter.pdf", get(preview::version_letter))
-        .route("/staff/versions/{id}/submit", post(versions::submit))
-        .route("/staff/versions/{id}/approve", post(versions::approve))
-        .route("/staff/versions/{id}/reject", post(versions::reject))
-        .route("/staff/preview", post(preview::preview))
-        .route("/staff/preview/letter.pdf", post(preview::preview_letter))
-        .route("/staff/review", get(review::queue))
-        .route("/staff/review/outreach/{id}/release", post(review::release))
-        .route("/staff/review/outreach/{id}/cancel", post(review::cancel))
-        .route("/staff/review/outreach/{id}/unsafe", post(review::job_unsafe))
-        .route("/staff/review/alerts/{id}/acknowledge", post(review::acknowledge))
-        .route("/staff/review/alerts/{id}/unsafe", post(review::alert_unsafe))
-        .route("/staff/review/replies/{id}/acknowledge", post(review::acknowledge_unmatched_reply))
-        .route("/staff/cases", get(cases::find))
-        .route("/staff/cases/{case_ref}", get(cases::case))
-        .route("/staff/admin", get(admin::page))
-        .route("/staff/admin/staff", post(admin::create_staff))
-        .route("/staff/admin/staff/{username}/unlock", post(admin::unlock))
-        .route("/staff/admin/keys", post(admin::create_key))
-        .route("/staff/admin/keys/{id}/revoke", post(admin::revoke_key))
-        .route("/staff/admin/staff/{username}/disable", post(admin::disable))
-        .route("/staff/admin/staff/{username}/enable", post(admin::enable))
-        .route("/staff/reports", get(reports::page))
-        .route("/staff/reports.csv", get(reports::csv))
-        .route("/staff/two-factor", get(two_factor::page))
-        .route("/staff/two-factor/enrol", post(two_factor::enrol))
-        .route("/staff/admin/staff/{username}/two-factor/reset", post(two_factor::reset))
+    let protected = protected_routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| router.route(path, methods))
         .route_layer(middleware::from_fn_with_state(state, session::require_staff));
     Router::new()
         .route("/staff", get(|| async { Redirect::to("/staff/") }))

@@ -117,10 +117,12 @@ async fn record_call(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(case_ref): Path<String>,
-    body: JsonBody<CallRequest>,
+    // Read after the key's checks: a key that may not call learns nothing of the body's checks.
+    body: Result<JsonBody<CallRequest>, Problem>,
 ) -> Result<Response, Problem> {
     caller.require(OUTREACH_WRITE)?;
     caller.require_live()?;
+    let body = body?;
     let call = body.value;
     call.validate(state.clock.now()).map_err(Problem::validation)?;
     let input = crate::service::calls::CallInput {

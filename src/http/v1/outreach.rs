@@ -111,9 +111,11 @@ fn outreach_example() -> Value {
 async fn create_outreach(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    body: JsonBody<OutreachRequest>,
+    // Read after the scope check: a key without the scope learns nothing of the body's checks.
+    body: Result<JsonBody<OutreachRequest>, Problem>,
 ) -> Result<Response, Problem> {
     caller.require(OUTREACH_WRITE)?;
+    let body = body?;
     let request = body.value.validate().map_err(Problem::validation)?;
     Ok(match crate::service::accept::accept(&state, &request, &body.raw, caller.actor(), caller.0.test).await? {
         AcceptResult::Created { answer, .. } => (StatusCode::ACCEPTED, Json(answer)).into_response(),
