@@ -263,6 +263,15 @@ impl Config {
             return Err(ConfigError::ClockNotAllowed);
         }
         self.oncall_contacts()?;
+        // A Redis URL that does not parse would never connect: refuse the start rather than
+        // wait for it for ever. (The URL is not echoed: it may hold a password.)
+        if let Some(url) = &self.redis_url
+            && redis::Client::open(url.as_str()).is_err()
+        {
+            return Err(ConfigError::Invalid(
+                "SAFEREACH_REDIS_URL is not a Redis URL (redis://host:port/db or rediss://…)".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -336,6 +345,12 @@ mod tests {
         );
         c.retention_call_reason_days = 3_651;
         assert!(c.check().unwrap_err().to_string().starts_with("SAFEREACH_RETENTION_CALL_REASON_DAYS"));
+        let mut c = ok.clone();
+        c.redis_url = Some("redis://127.0.0.1:6379/0".into());
+        c.check().unwrap();
+        c.redis_url = Some("redis://:secret@[::1".into());
+        let refused = c.check().unwrap_err().to_string();
+        assert!(refused.starts_with("SAFEREACH_REDIS_URL is not a Redis URL") && !refused.contains("secret"), "{refused}");
     }
 
     #[test]

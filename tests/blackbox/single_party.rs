@@ -238,6 +238,8 @@ fn weak_shared_or_missing_secrets_the_test_clock_and_settings_out_of_range_refus
         ),
         (vec![("SAFEREACH_ONCALL_EMAIL", "duty at example.org")], "SAFEREACH_ONCALL_EMAIL: entry 1 is not an email"),
         (vec![("SAFEREACH_ONCALL_ESCALATE_MINUTES", "0")], "SAFEREACH_ONCALL_ESCALATE_MINUTES must be from 1"),
+        // A backend that is down is waited for; a URL that cannot parse never will be.
+        (vec![("SAFEREACH_REDIS_URL", "nonsense")], "SAFEREACH_REDIS_URL is not a Redis URL"),
     ];
     for (env, expected) in &cases {
         let reason = refused(dir, &["serve"], env);
