@@ -119,38 +119,40 @@ async fn an_outage_of_every_provider_is_retried_later() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_twilio_server_error_is_in_doubt_and_not_failed_over() {
-    let Some(kannel) = kannel_env() else { return };
-    // Twilio answers 503 after our request reached it: it may have created the message.
-    let twilio = TwilioStandIn::start().await;
-    twilio.shared.failing.store(true, std::sync::atomic::Ordering::SeqCst);
-    let base = twilio.base_url();
-    let app = spawn_with(Options {
-        clock: Some("2026-11-23T10:00:00Z".into()),
-        role: Role::Api,
-        configure: Box::new(move |c| twilio_then_kannel(c, base, &kannel)),
-        ..Options::default()
-    })
-    .await;
-    let kannel = kannel_env().unwrap();
-    let number = "+447700900781";
-    let (processed, message) = send(&app, 1, number).await;
-    assert_eq!(processed, Processed::DeadLettered);
-    assert_eq!(twilio.requests(), 1, "asked once, not again");
-    assert_eq!((message["status"].as_str(), message["provider"].as_str()), (Some("sending"), Some("twilio")));
-    let (_, case) = app.get_case("FO-1").await;
-    assert_eq!(case["outreach"][0]["status"], "dead_lettered");
-    let dead = case["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "dead_lettered").unwrap();
-    assert_eq!((dead["reason"].as_str(), dead["detail"]["provider"].as_str()), (Some("send_in_doubt"), Some("twilio")));
-    // Kannel was never asked: at most one text, from one sender.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(kannel.received(number).is_empty());
-    // The worker running the job again does not send it either.
-    let again = app.state.worker().process(case["outreach"][0]["outreach_id"].as_str().unwrap()).await.unwrap();
-    assert_eq!(again, Processed::Skipped);
-    assert_eq!(twilio.requests(), 1);
-    app.stop().await;
+on_backends! {
+    sqlite, postgres_redis;
+    async fn a_twilio_server_error_is_in_doubt_and_not_failed_over() {
+        let Some(kannel) = kannel_env() else { return };
+        // Twilio answers 503 after our request reached it: it may have created the message.
+        let twilio = TwilioStandIn::start().await;
+        twilio.shared.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+        let base = twilio.base_url();
+        let app = spawn_with(Options {
+            clock: Some("2026-11-23T10:00:00Z".into()),
+            role: Role::Api,
+            configure: Box::new(move |c| twilio_then_kannel(c, base, &kannel)),
+            ..Options::default()
+        })
+        .await;
+        let kannel = kannel_env().unwrap();
+        let number = "+447700900781";
+        let (processed, message) = send(&app, 1, number).await;
+        assert_eq!(processed, Processed::DeadLettered);
+        assert_eq!(twilio.requests(), 1, "asked once, not again");
+        assert_eq!((message["status"].as_str(), message["provider"].as_str()), (Some("sending"), Some("twilio")));
+        let (_, case) = app.get_case("FO-1").await;
+        assert_eq!(case["outreach"][0]["status"], "dead_lettered");
+        let dead = case["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "dead_lettered").unwrap();
+        assert_eq!((dead["reason"].as_str(), dead["detail"]["provider"].as_str()), (Some("send_in_doubt"), Some("twilio")));
+        // Kannel was never asked: at most one text, from one sender.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(kannel.received(number).is_empty());
+        // The worker running the job again does not send it either.
+        let again = app.state.worker().process(case["outreach"][0]["outreach_id"].as_str().unwrap()).await.unwrap();
+        assert_eq!(again, Processed::Skipped);
+        assert_eq!(twilio.requests(), 1);
+        app.stop().await;
+    }
 }
 
 #[tokio::test]

@@ -369,7 +369,7 @@ fn pause_with(
 }
 
 on_backends! {
-    sqlite, postgres;
+    sqlite, postgres, postgres_redis;
     async fn an_opt_out_a_cancel_or_a_decline_between_decide_and_claim_cannot_slip_through() {
         let app = spawn(Role::Api).await;
         // The worker is another process on the same database (its own pool, and on SQLite its own
@@ -446,7 +446,7 @@ on_backends! {
 }
 
 on_backends! {
-    sqlite, postgres;
+    sqlite, postgres, postgres_redis;
     async fn a_cancel_says_too_late_for_a_message_being_handed_to_a_provider() {
         let app = spawn(Role::Api).await;
         let (_, first) = app.post_outreach(&pretext("late-1", "LATE-1")).await;
@@ -476,66 +476,68 @@ on_backends! {
     }
 }
 
-#[tokio::test]
-async fn a_retry_renders_the_wording_approved_now() {
-    // Twilio cannot be reached at first: nothing is sent, the job is retried.
-    let twilio = TwilioStandIn::start().await;
-    let (base, port) = (twilio.base_url(), twilio.addr.port());
-    let shared = twilio.stop().await;
-    let app = spawn_with(Options {
-        clock: Some(MONDAY_10AM.into()),
-        role: Role::Api,
-        configure: Box::new(move |c| {
-            c.sms_provider = "twilio".into();
-            c.twilio_account_sid = Some(standin::ACCOUNT_SID.into());
-            c.twilio_auth_token = Some(standin::AUTH_TOKEN.into());
-            c.twilio_from = Some(standin::FROM.into());
-            c.twilio_base_url = base;
-        }),
-        ..Options::default()
-    })
-    .await;
-    let (_, answer) = app.post_outreach(&pretext("retry-1", "RETRY-1")).await;
-    let id = id_of(&answer);
-    assert!(matches!(app.state.worker().process(&id).await.unwrap(), Processed::Retrying { .. }));
-    let (_, case) = app.get_case("RETRY-1").await;
-    assert_eq!(
-        (case["messages"][0]["status"].as_str(), case["messages"][0]["template_version"].as_i64()),
-        (Some("queued"), Some(1))
-    );
+on_backends! {
+    sqlite, postgres_redis;
+    async fn a_retry_renders_the_wording_approved_now() {
+        // Twilio cannot be reached at first: nothing is sent, the job is retried.
+        let twilio = TwilioStandIn::start().await;
+        let (base, port) = (twilio.base_url(), twilio.addr.port());
+        let shared = twilio.stop().await;
+        let app = spawn_with(Options {
+            clock: Some(MONDAY_10AM.into()),
+            role: Role::Api,
+            configure: Box::new(move |c| {
+                c.sms_provider = "twilio".into();
+                c.twilio_account_sid = Some(standin::ACCOUNT_SID.into());
+                c.twilio_auth_token = Some(standin::AUTH_TOKEN.into());
+                c.twilio_from = Some(standin::FROM.into());
+                c.twilio_base_url = base;
+            }),
+            ..Options::default()
+        })
+        .await;
+        let (_, answer) = app.post_outreach(&pretext("retry-1", "RETRY-1")).await;
+        let id = id_of(&answer);
+        assert!(matches!(app.state.worker().process(&id).await.unwrap(), Processed::Retrying { .. }));
+        let (_, case) = app.get_case("RETRY-1").await;
+        assert_eq!(
+            (case["messages"][0]["status"].as_str(), case["messages"][0]["template_version"].as_i64()),
+            (Some("queued"), Some(1))
+        );
 
-    // Meanwhile staff approve new wording; version 1 is retired.
-    let store = &app.state.store;
-    let now = app.state.clock.now_ms();
-    let v1 = store
-        .template_versions()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|v| v.name == "priority_pretext" && v.state == "approved")
-        .unwrap();
-    let mut source = safereach::service::templates::source_of(&v1).unwrap();
-    source.content.body = "Hello{{#if first_name}} {{first_name}}{{/if}}, Northgate Victim Care here: we will ring you soon. When suits you? Reply any time.".into();
-    let v2 = safereach::service::templates::save_draft(store, &source, AUTHOR, now).await.unwrap();
-    safereach::service::templates::submit(store, &v2.id, AUTHOR, now).await.unwrap();
-    safereach::service::templates::approve(store, &v2.id, APPROVER, None, now).await.unwrap();
+        // Meanwhile staff approve new wording; version 1 is retired.
+        let store = &app.state.store;
+        let now = app.state.clock.now_ms();
+        let v1 = store
+            .template_versions()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "priority_pretext" && v.state == "approved")
+            .unwrap();
+        let mut source = safereach::service::templates::source_of(&v1).unwrap();
+        source.content.body = "Hello{{#if first_name}} {{first_name}}{{/if}}, Northgate Victim Care here: we will ring you soon. When suits you? Reply any time.".into();
+        let v2 = safereach::service::templates::save_draft(store, &source, AUTHOR, now).await.unwrap();
+        safereach::service::templates::submit(store, &v2.id, AUTHOR, now).await.unwrap();
+        safereach::service::templates::approve(store, &v2.id, APPROVER, None, now).await.unwrap();
 
-    // Twilio is back: the retry sends version 2's wording, never the retired one.
-    let twilio = TwilioStandIn::start_on(port, shared).await;
-    assert!(matches!(app.state.worker().process(&id).await.unwrap(), Processed::Sent { .. }));
-    let created = twilio.created();
-    assert_eq!(created.len(), 1);
-    assert_eq!(
-        created[0].form["Body"],
-        "Hello Robin, Northgate Victim Care here: we will ring you soon. When suits you? Reply any time."
-    );
-    let (_, case) = app.get_case("RETRY-1").await;
-    let message = &case["messages"][0];
-    assert_eq!(
-        (message["template_version"].as_i64(), message["body"].as_str()),
-        (Some(2), created[0].form.get("Body").map(String::as_str))
-    );
-    let sent = message["events"].as_array().unwrap().iter().find(|e| e["type"] == "sent").unwrap();
-    assert_eq!(sent["detail"]["template_version"], 2);
-    app.stop().await;
+        // Twilio is back: the retry sends version 2's wording, never the retired one.
+        let twilio = TwilioStandIn::start_on(port, shared).await;
+        assert!(matches!(app.state.worker().process(&id).await.unwrap(), Processed::Sent { .. }));
+        let created = twilio.created();
+        assert_eq!(created.len(), 1);
+        assert_eq!(
+            created[0].form["Body"],
+            "Hello Robin, Northgate Victim Care here: we will ring you soon. When suits you? Reply any time."
+        );
+        let (_, case) = app.get_case("RETRY-1").await;
+        let message = &case["messages"][0];
+        assert_eq!(
+            (message["template_version"].as_i64(), message["body"].as_str()),
+            (Some(2), created[0].form.get("Body").map(String::as_str))
+        );
+        let sent = message["events"].as_array().unwrap().iter().find(|e| e["type"] == "sent").unwrap();
+        assert_eq!(sent["detail"]["template_version"], 2);
+        app.stop().await;
+    }
 }
