@@ -292,3 +292,52 @@ async fn staff_notes_go_with_retention_and_with_erasure() {
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM staff_notes WHERE case_ref = 'NOTE-4'").await, 0);
     app.stop().await;
 }
+
+on_backends! {
+    sqlite, postgres_redis;
+    async fn deferred_and_dead_lettered_jobs_nobody_acts_on_are_closed_and_lose_their_request() {
+        use crate::common::{Options, pretext, spawn_with};
+        use safereach::app::Role;
+        // A dead letter: the only attempt fails (a file where the outbox should be, as a full disk).
+        let app = spawn_with(Options {
+            clock: Some("2026-11-23T10:00:00Z".into()),
+            role: Role::Api,
+            configure: Box::new(|c| {
+                c.max_attempts = 1;
+                c.outbox_dir = "/dev/null/outbox".into();
+            }),
+            ..Options::default()
+        })
+        .await;
+        let (_, answer) = app.post_outreach(&pretext("dl-1", "STALE-DL")).await;
+        let dead = answer["outreach_id"].as_str().unwrap().to_string();
+        assert_eq!(app.state.worker().process(&dead).await.unwrap(), Processed::DeadLettered);
+        // A deferral: a pre-text at night waits for the morning (nobody runs the worker here).
+        let app = app.restart_as(Role::Api, "2026-11-23T22:30:00Z", |_| {}).await;
+        let (_, answer) = app.post_outreach(&pretext("night-1", "STALE-NIGHT")).await;
+        assert_eq!(answer["decision"]["outcome"], "defer", "{answer}");
+        let deferred = answer["outreach_id"].as_str().unwrap().to_string();
+        let names = "SELECT COUNT(*) FROM outreach WHERE request_json LIKE '%Robin%'";
+        assert_eq!(scalar(&app, names).await, 2);
+
+        let store = &app.state.store;
+        let config = safereach::service::retention::RetentionConfig::from_config(&app.state.config);
+        let now = app.state.clock.now_ms();
+        let swept = safereach::service::retention::sweep(store, &config, now, &app.state.metrics).await.unwrap();
+        assert_eq!(swept.expired, 0, "not yet: {swept:?}");
+        let days = i64::from(app.state.config.retention_never_reached_days);
+        let later = now + (days + 1) * 86_400_000;
+        let swept = safereach::service::retention::sweep(store, &config, later, &app.state.metrics).await.unwrap();
+        assert_eq!(swept.expired, 2, "{swept:?}");
+        assert_eq!(scalar(&app, names).await, 0, "both requests reduced");
+        for (case_ref, id, last) in [("STALE-DL", &dead, "dead_lettered"), ("STALE-NIGHT", &deferred, "accepted")] {
+            let (_, case) = app.get_case(case_ref).await;
+            assert_eq!(case["outreach"][0]["status"], "cancelled", "{case}");
+            let types: Vec<&str> = case["timeline"].as_array().unwrap().iter().filter_map(|e| e["type"].as_str()).collect();
+            assert!(types.contains(&last) && types.contains(&"expired"), "{case_ref}: {types:?}");
+            // Closed means closed: the worker does not take it up again.
+            assert_eq!(app.state.worker().process(id).await.unwrap(), Processed::Skipped);
+        }
+        app.stop().await;
+    }
+}
