@@ -25,6 +25,21 @@ for line in open(sys.argv[1]):
 for (fault, backend), r in rows.items():
     comb = "" if r["comb"] is None else f'{r["comb"]:,}'
     print(f'| {fault} | {backend} | {r["size"]:,} {r["unit"]} | {r["runs"]} | {r["lost"]} | {r["doubled"]} | {r["5xx"]} | {comb} |')
+# The soak's figures (never asserted): latency p99 of the first and the last window, RSS growth
+# from after the first window to the end. The goals: p99 within 20 %, RSS growth under 10 %.
+soaks = [f for f in map(json.loads, open(sys.argv[1])) if "p99_first_ms" in f["detail"]]
+if soaks:
+    print()
+    print("| soak | backend | rate | length | p99 first / last window | p99 change | RSS growth api / worker | within 20 % / 10 % |")
+    print("|---|---|---|---|---|---|---|---|")
+for f in soaks:
+    d = f["detail"]
+    rss = d["rss_growth_pct"]
+    flat = "yes" if abs(d["p99_change_pct"]) <= 20 else ("no (lower)" if d["p99_change_pct"] < 0 else "no")
+    within = flat + " / " + ("yes" if max(rss.values()) < 10 else "no")
+    print(f'| {f["fault"]} | {f["backend"]} | {d["rate_per_s"]}/s (max {min(d["burst_intake_per_s"], d["burst_sends_per_s"]):g}/s) | '
+          f'{d["soak_s"]:g} s, windows {d["window_s"]:g} s | {d["p99_first_ms"]:g} / {d["p99_last_ms"]:g} ms | '
+          f'{d["p99_change_pct"]:+g} % | {rss["api"]:+g} % / {rss["worker"]:+g} % | {within} |')
 PY
 }
 

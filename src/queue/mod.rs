@@ -62,6 +62,15 @@ const BATCH: usize = 4;
 const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 /// How long a worker whose queue failed (Redis or Postgres down) waits before starting again.
 const RESTART_AFTER: Duration = Duration::from_secs(1);
+/// The most jobs left waiting on a Redis queue (due or scheduled, not yet taken by a worker);
+/// the rest wait in the database's outbox until there is room (`Queue::room`). apalis's Redis
+/// poll script (`fetch_next.lua`) moves every due job of its scheduled set to the active list
+/// with one `unpack` of them all, and Redis's Lua fails that with `too many results to unpack`
+/// from about 8,000 (LUAI_MAXCSTACK): with that many waiting, no worker could take any job again.
+/// Every push lands in that set (apalis gives each job a run time), so a backlog built while no
+/// worker runs reaches it whole. Half the limit leaves room for several relays filling at once
+/// (each pushes at most its batch after looking).
+pub const REDIS_BACKLOG: u64 = 4_000;
 
 impl Queue {
     /// The queue for this configuration: Redis when `redis_url` is given, else in the database.
@@ -137,6 +146,35 @@ impl Queue {
                     redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ()).map_err(storage_error)
                 }
             }
+        })
+        .await
+    }
+
+    /// How many more jobs the queue should take now: `None` when it has no limit (SQLite and
+    /// Postgres), else what is left of `REDIS_BACKLOG` after the jobs waiting on it.
+    pub async fn room(&self) -> Result<Option<u64>, QueueError> {
+        match self {
+            Queue::Sqlite(_) | Queue::Postgres(_) => Ok(None),
+            Queue::Redis(_) => Ok(Some(REDIS_BACKLOG.saturating_sub(self.waiting().await?))),
+        }
+    }
+
+    /// Jobs waiting on a Redis queue: scheduled (apalis puts every push there first) or due on
+    /// its active list, not yet taken by a worker. 0 for the other queues (not counted).
+    pub async fn waiting(&self) -> Result<u64, QueueError> {
+        let Queue::Redis(storage) = self else { return Ok(0) };
+        within(async {
+            let config = storage.get_config();
+            let mut conn = storage.clone().get_connection().clone();
+            let (scheduled, active): (u64, u64) = redis::pipe()
+                .cmd("ZCARD")
+                .arg(config.scheduled_jobs_set())
+                .cmd("LLEN")
+                .arg(config.active_jobs_list())
+                .query_async(&mut conn)
+                .await
+                .map_err(storage_error)?;
+            Ok(scheduled + active)
         })
         .await
     }

@@ -71,9 +71,17 @@ impl Relay {
 
     /// One pass: claim due rows, push them, delete them. Returns how many moved. When the queue
     /// fails midway, the rows not pushed are given back at once, so they move as soon as it
-    /// answers again rather than when the lease runs out.
+    /// answers again rather than when the lease runs out. A queue with a limit (Redis:
+    /// `Queue::room`) gets no more than it has room for; the rest stays in the outbox.
     pub async fn pass(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
-        let due = self.store.claim_due_jobs(self.clock.now_ms(), LEASE_MS, BATCH).await?;
+        let limit = match self.queue.room().await? {
+            None => BATCH,
+            Some(room) => BATCH.min(room as i64),
+        };
+        if limit == 0 {
+            return Ok(0);
+        }
+        let due = self.store.claim_due_jobs(self.clock.now_ms(), LEASE_MS, limit).await?;
         let mut pushed = Vec::with_capacity(due.len());
         let mut failed = None;
         for job in &due {

@@ -72,6 +72,18 @@ impl KannelEnv {
             .collect()
     }
 
+    /// How many messages (parts) the fake SMSC received for each number, in one read of its log.
+    pub fn received_by_number(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for line in std::fs::read_to_string(&self.mt_log).unwrap_or_default().lines() {
+            let to = line.split_once("Got message ").and_then(|(_, m)| m.split_once(": <")?.1.split(' ').nth(1));
+            if let Some(to) = to {
+                *counts.entry(to.to_string()).or_default() += 1;
+            }
+        }
+        counts
+    }
+
     /// Wait (up to 10 s) until the fake SMSC got `parts` parts for `number`, and return them.
     pub async fn wait_received(&self, number: &str, parts: usize) -> Vec<(String, String)> {
         for _ in 0..100 {

@@ -17,6 +17,7 @@ mod oncall;
 mod outage;
 mod print;
 mod processes;
+mod queue_backlog;
 mod reliability;
 mod replies;
 mod reports;

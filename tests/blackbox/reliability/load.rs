@@ -84,6 +84,33 @@ impl Load {
         Load { tasks, ..load }
     }
 
+    /// Open load: job after job at `rate` a second, each posted as its time comes, however long
+    /// the ones before take (so a slow answer does not slow the load down), until `stop`.
+    pub fn paced(url: String, key: &str, jobs: Jobs, rate: f64) -> Load {
+        let load = Load::empty();
+        let (http, key) = (reqwest::Client::new(), key.to_string());
+        let (stats, stopping, started) = (load.stats.clone(), load.stopping.clone(), load.started);
+        let pacer = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+            let mut posts = tokio::task::JoinSet::new();
+            let mut n = 0;
+            while !stopping.load(Ordering::SeqCst) {
+                tick.tick().await;
+                let (http, url, key, body) = (http.clone(), url.clone(), key.clone(), jobs(n));
+                let (stats, stopping) = (stats.clone(), stopping.clone());
+                posts.spawn(async move { submit(&http, &url, &key, n, &body, &stats, &stopping, started).await });
+                n += 1;
+                while let Some(done) = posts.try_join_next() {
+                    done.unwrap();
+                }
+            }
+            while let Some(done) = posts.join_next().await {
+                done.unwrap();
+            }
+        });
+        Load { tasks: vec![pacer], ..load }
+    }
+
     fn empty() -> Load {
         Load { stats: Arc::default(), stopping: Arc::default(), tasks: Vec::new(), started: Instant::now() }
     }

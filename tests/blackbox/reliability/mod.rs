@@ -14,6 +14,7 @@ mod backend_restarts;
 mod gateway;
 mod hostile_input;
 mod load;
+mod soak;
 mod worker_crash;
 
 use std::io::Write;
