@@ -72,6 +72,21 @@ impl KannelEnv {
             .collect()
     }
 
+    /// How many messages (parts) the fake SMSC received for each number, from one read of its log.
+    pub fn received_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let log = std::fs::read_to_string(&self.mt_log).unwrap_or_default();
+        let mut counts = std::collections::BTreeMap::new();
+        for line in log.lines() {
+            let Some((_, rest)) = line.split_once("Got message ").and_then(|(_, r)| r.split_once(": <")) else {
+                continue;
+            };
+            if let Some(to) = rest.split(' ').nth(1) {
+                *counts.entry(to.to_string()).or_default() += 1;
+            }
+        }
+        counts
+    }
+
     /// Wait (up to 10 s) until the fake SMSC got `parts` parts for `number`, and return them.
     pub async fn wait_received(&self, number: &str, parts: usize) -> Vec<(String, String)> {
         for _ in 0..100 {

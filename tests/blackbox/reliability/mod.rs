@@ -11,9 +11,11 @@
 
 mod access_matrix;
 mod backend_restarts;
+mod fault_proxy;
 mod gateway;
 mod hostile_input;
 mod load;
+mod provider_outage;
 mod worker_crash;
 
 use std::io::Write;
