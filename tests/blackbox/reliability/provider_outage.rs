@@ -117,7 +117,9 @@ async fn kannel_refusing_failing_and_hanging_fails_over_to_twilio_and_loses_or_d
     let Some(kannel) = kannel_env() else { return };
     // Each phase, the jobs a second, the breaker's cool-down.
     let (phase, rate, cooldown) = (sized(8u64, 60), sized(8u64, 10), sized(2u64, 10));
-    let (threshold, concurrency, timeout) = (3u64, 4u64, 2u64);
+    // A provider timeout with room for a busy machine: a slow answer in a normal phase would be in
+    // doubt too (and fail the check that only the hang is).
+    let (threshold, concurrency, timeout) = (3u64, 4u64, 3u64);
     not_near_midnight(15).await;
     let twilio = TwilioStandIn::start().await;
     let mut proxy = FaultProxy::start(&kannel.sendsms_url).await;
