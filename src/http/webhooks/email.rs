@@ -11,11 +11,11 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::routing::{MethodRouter, post};
 use serde_json::{Value, json};
 
 use super::super::json::read_body;
@@ -30,8 +30,8 @@ use crate::store::MessageKey;
 /// Bounces come back for what the SMTP provider sent.
 const PROVIDER: &str = "smtp";
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/webhooks/email/bounce", post(bounce))
+pub fn routes() -> Vec<(&'static str, MethodRouter<Arc<AppState>>)> {
+    vec![("/webhooks/email/bounce", post(bounce))]
 }
 
 /// The raw message: `message/rfc822` or `text/plain` (415 otherwise), within the body limit.

@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -29,8 +29,8 @@ use crate::store::MessageKey;
 
 const PROVIDER: &str = "kannel";
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/webhooks/kannel/dlr", get(dlr)).route("/webhooks/kannel/inbound", get(inbound))
+pub fn routes() -> Vec<(&'static str, MethodRouter<Arc<AppState>>)> {
+    vec![("/webhooks/kannel/dlr", get(dlr)), ("/webhooks/kannel/inbound", get(inbound))]
 }
 
 /// Every field optional, so that a missing one is answered by us (without echoing values). The

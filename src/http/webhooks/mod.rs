@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::post;
+use axum::routing::{MethodRouter, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -31,29 +31,61 @@ use crate::service::AppState;
 use crate::service::statuses::{StatusChange, report_status};
 use crate::store::MessageKey;
 
+/// Whose secret opens a callback route: its provider's own token in the URL, or for Twilio its
+/// request signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Sandbox,
+    Kannel,
+    Twilio,
+    Print,
+    Bounce,
+}
+
+impl Owner {
+    fn configured(self, on: &Configured) -> bool {
+        match self {
+            Owner::Sandbox => on.sandbox,
+            Owner::Kannel => on.kannel,
+            Owner::Twilio => on.twilio,
+            Owner::Print => on.print,
+            Owner::Bounce => on.bounce,
+        }
+    }
+}
+
+/// Every callback route with its owner. The router mounts those of the configured providers, and
+/// the access matrix (tests/blackbox/reliability/access_matrix.rs) walks the same list with each
+/// provider's secret, so that a callback added here cannot be left out of it.
+fn routes() -> Vec<(Owner, &'static str, MethodRouter<Arc<AppState>>)> {
+    let mut routes = vec![
+        (Owner::Sandbox, "/webhooks/sandbox/status", post(sandbox_status)),
+        (Owner::Sandbox, "/webhooks/sandbox/inbound", post(sandbox_inbound)),
+    ];
+    for (owner, theirs) in [
+        (Owner::Kannel, kannel::routes()),
+        (Owner::Twilio, twilio::routes()),
+        (Owner::Print, print::routes()),
+        (Owner::Bounce, email::routes()),
+    ] {
+        routes.extend(theirs.into_iter().map(|(path, methods)| (owner, path, methods)));
+    }
+    routes
+}
+
+/// The paths of [`routes`] and their owners.
+pub fn callback_paths() -> Vec<(Owner, &'static str)> {
+    routes().into_iter().map(|(owner, path, _)| (owner, path)).collect()
+}
+
 /// The callback routes of the providers the configuration uses; the others are not mounted
 /// (404), so a token or signature of a provider we don't use opens nothing.
 pub fn router(state: &AppState) -> Router<Arc<AppState>> {
     let on = Configured::from_config(&state.config);
-    let mut router = Router::new();
-    if on.sandbox {
-        router = router
-            .route("/webhooks/sandbox/status", post(sandbox_status))
-            .route("/webhooks/sandbox/inbound", post(sandbox_inbound));
-    }
-    if on.kannel {
-        router = router.merge(kannel::router());
-    }
-    if on.twilio {
-        router = router.merge(twilio::router());
-    }
-    if on.print {
-        router = router.merge(print::router());
-    }
-    if on.bounce {
-        router = router.merge(email::router());
-    }
-    router
+    routes()
+        .into_iter()
+        .filter(|(owner, _, _)| owner.configured(&on))
+        .fold(Router::new(), |router, (_, path, methods)| router.route(path, methods))
 }
 
 /// 403 for a callback that did not prove where it came from; `why` names the check, never a value.

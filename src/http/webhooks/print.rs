@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::routing::{MethodRouter, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,8 +28,8 @@ const PROVIDER: &str = "print";
 /// How far a report's time may be from ours.
 pub const REPLAY_WINDOW: chrono::Duration = chrono::Duration::minutes(5);
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/webhooks/print/status", post(status))
+pub fn routes() -> Vec<(&'static str, MethodRouter<Arc<AppState>>)> {
+    vec![("/webhooks/print/status", post(status))]
 }
 
 #[derive(Deserialize)]

@@ -11,12 +11,12 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::routing::{MethodRouter, post};
 use serde_json::{Value, json};
 
 use super::{Problem, count_status, forbidden, status_answer};
@@ -30,8 +30,8 @@ use crate::store::MessageKey;
 
 const PROVIDER: &str = "twilio";
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/webhooks/twilio/status", post(status)).route("/webhooks/twilio/inbound", post(inbound))
+pub fn routes() -> Vec<(&'static str, MethodRouter<Arc<AppState>>)> {
+    vec![("/webhooks/twilio/status", post(status)), ("/webhooks/twilio/inbound", post(inbound))]
 }
 
 /// A verified callback's parameters.

@@ -9,8 +9,9 @@
 //! (idle past its limit), and a logged-in author, approver and admin posting without or with a
 //! wrong CSRF token, and reading every page (`/staff/admin…` is for admins only).
 //!
-//! Not covered here (see docs/reliability.md): webhooks × provider secrets, and which staff role
-//! may take which action with a valid CSRF token (staff.rs checks those one by one).
+//! And two halves of their own: every provider callback route × every provider's secret
+//! (`access_webhooks.rs`), and every staff form × each role with a valid session and CSRF token
+//! (`access_staff_roles.rs`).
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,8 @@ use safereach::store::KeyOptions;
 use serde_json::{Value, json};
 
 use super::Figures;
+use super::access_staff_roles::role_matrix;
+use super::access_webhooks::webhook_matrix;
 use crate::common::{APPROVER, AUTHOR, Options, PASSWORD, TestApp, spawn_with};
 use crate::staff::StaffClient;
 
@@ -206,18 +209,30 @@ async fn every_route_lets_exactly_the_allowed_callers_through() {
     let (v1_checked, v1_statuses, mut wrong) = v1_matrix(&app).await;
     let (staff_checked, staff_statuses, staff_wrong) = staff_matrix(app).await;
     wrong.extend(staff_wrong);
-    let server_errors = v1_statuses.iter().chain(&staff_statuses).filter(|(s, _)| **s >= 500).map(|(_, n)| n).sum();
+    let (webhook_checked, webhook_statuses, webhook_wrong) = webhook_matrix().await;
+    wrong.extend(webhook_wrong);
+    let (role_checked, role_statuses, role_wrong) = role_matrix().await;
+    wrong.extend(role_wrong);
+    let server_errors = [&v1_statuses, &staff_statuses, &webhook_statuses, &role_statuses]
+        .into_iter()
+        .flatten()
+        .filter(|(s, _)| **s >= 500)
+        .map(|(_, n)| n)
+        .sum();
+    let checked = v1_checked + staff_checked + webhook_checked + role_checked;
     Figures {
         fault: "access matrix (route × caller)",
         backend: "SQLite",
-        size: v1_checked + staff_checked,
+        size: checked,
         unit: "requests",
         lost: 0,
         doubled: 0,
         server_errors,
-        combinations: Some(v1_checked + staff_checked),
-        detail: json!({"v1": v1_checked, "staff": staff_checked, "v1_statuses": v1_statuses,
-                       "staff_statuses": staff_statuses, "wrong": wrong.len()}),
+        combinations: Some(checked),
+        detail: json!({"v1": v1_checked, "staff": staff_checked, "webhooks": webhook_checked,
+                       "staff_roles": role_checked, "v1_statuses": v1_statuses, "staff_statuses": staff_statuses,
+                       "webhook_statuses": webhook_statuses, "staff_role_statuses": role_statuses,
+                       "wrong": wrong.len()}),
     }
     .record();
     assert!(wrong.is_empty(), "{} wrong combinations:\n{}", wrong.len(), wrong.join("\n"));

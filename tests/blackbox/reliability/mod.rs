@@ -10,10 +10,14 @@
 //! the test asserts on them, so that a failing run is in the table too.
 
 mod access_matrix;
+mod access_staff_roles;
+mod access_webhooks;
 mod backend_restarts;
+mod fault_proxy;
 mod gateway;
 mod hostile_input;
 mod load;
+mod provider_outage;
 mod soak;
 mod worker_crash;
 
