@@ -73,9 +73,10 @@ pub struct StatusReports(Batcher<StatusReport, Result<StatusChange>>);
 
 impl StatusReports {
     /// Batches run one at a time on SQLite (one writer), two side by side on Postgres.
-    pub fn start(store: Store) -> StatusReports {
+    pub fn start(store: Store, metrics: crate::telemetry::Metrics) -> StatusReports {
         let in_flight = if store.dialect() == Dialect::Sqlite { 1 } else { 2 };
         StatusReports(Batcher::start(BATCH, in_flight, move |reports: Vec<StatusReport>| {
+            metrics.batch("status", reports.len());
             let store = store.clone();
             async move { apply_statuses(&store, &reports).await }
         }))
