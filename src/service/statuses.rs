@@ -228,3 +228,46 @@ fn net_moves<'a>(
     }
     net.into_iter().map(|(at, status, now, final_at)| (messages[at].id.as_str(), status, now, final_at)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ReportedMessage;
+
+    fn message(id: &str) -> ReportedMessage {
+        ReportedMessage {
+            id: id.into(),
+            case_ref: "C".into(),
+            status: "sent".into(),
+            channel: "sms".into(),
+            provider: Some("kannel".into()),
+            provider_ref: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_leaves_each_message_where_its_moves_one_after_the_other_would() {
+        let messages = [message("a"), message("b"), message("c"), message("d")];
+        let moved = [
+            (0, MessageStatus::Undelivered, 10),
+            (1, MessageStatus::Delivered, 11),
+            (0, MessageStatus::Delivered, 12),
+            (2, MessageStatus::Sent, 13),
+            (3, MessageStatus::Sent, 14),
+            (2, MessageStatus::Delivered, 15),
+        ];
+        let net = net_moves(&messages, &moved);
+        assert_eq!(
+            net,
+            [
+                // One move per message: the last one's status and time; final_at is the time of
+                // the last move to a final status, None (left as it is) when there was none.
+                ("a", MessageStatus::Delivered, 12, Some(12)),
+                ("b", MessageStatus::Delivered, 11, Some(11)),
+                ("c", MessageStatus::Delivered, 15, Some(15)),
+                ("d", MessageStatus::Sent, 14, None),
+            ]
+        );
+        assert!(net_moves(&messages, &[]).is_empty());
+    }
+}

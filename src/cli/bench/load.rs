@@ -272,3 +272,26 @@ mod tests {
         assert_eq!(sendable, 6);
     }
 }
+
+#[cfg(test)]
+mod batch_tests {
+    use super::Batches;
+
+    #[test]
+    fn batch_sizes_are_read_from_prometheus_text_and_differenced() {
+        let text = |sum: u32, count: u32, ones: u32| {
+            format!(
+                "safereach_batch_size_bucket{{batch=\"accept\",le=\"1\"}} {ones}\n\
+                 safereach_batch_size_bucket{{batch=\"accept\",le=\"+Inf\"}} {count}\n\
+                 safereach_batch_size_sum{{batch=\"accept\"}} {sum}\n\
+                 safereach_batch_size_count{{batch=\"accept\"}} {count}\n\
+                 safereach_batch_size_sum{{batch=\"status\"}} 999\n"
+            )
+        };
+        let before = Batches::read(&text(10, 5, 3), "accept");
+        let after = Batches::read(&text(70, 15, 4), "accept").since(before);
+        assert_eq!((after.transactions, after.items, after.mean_size), (10.0, 60.0, 6.0));
+        assert_eq!(after.at_most, [(1.0, 1.0), (f64::INFINITY, 10.0)]);
+        assert_eq!(Batches::read("", "accept").since(Batches::default()).mean_size, 0.0);
+    }
+}
