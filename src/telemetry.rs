@@ -36,9 +36,12 @@ pub const QUEUE_OLDEST: &str = "safereach_queue_oldest_due_seconds";
 pub const DEAD_LETTERS: &str = "safereach_dead_letters";
 pub const URGENT_OPEN: &str = "safereach_urgent_items_open";
 pub const URGENT_OLDEST: &str = "safereach_urgent_oldest_age_seconds";
+pub const BATCH_SIZE: &str = "safereach_batch_size";
 
 /// Provider call latency buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+/// Group-commit batch sizes (items per transaction; at most 64).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
@@ -58,6 +61,8 @@ impl Metrics {
     pub fn new() -> Metrics {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(PROVIDER_SECONDS.into()), LATENCY_BUCKETS)
+            .expect("the bucket list is not empty")
+            .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), BATCH_BUCKETS)
             .expect("the bucket list is not empty")
             .build_recorder();
         let m = Metrics { recorder: Arc::new(recorder) };
@@ -96,6 +101,11 @@ impl Metrics {
             Some(metrics::Unit::Seconds),
             "How long a provider took to take or refuse a message".into(),
         );
+        self.recorder.describe_histogram(
+            BATCH_SIZE.into(),
+            None,
+            "Items committed together by a group commit (`batch`: accept, status), per transaction".into(),
+        );
     }
 
     fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
@@ -129,6 +139,11 @@ impl Metrics {
     /// A login's password check `waited` for one of the few places, or was `refused_busy`.
     pub fn password_check(&self, result: &'static str) {
         self.count(PASSWORD_CHECKS, &[("result", result)]);
+    }
+
+    /// A group commit (`batch`: `accept` or `status`) ran `size` items in one transaction.
+    pub fn batch(&self, batch: &'static str, size: usize) {
+        self.recorder.register_histogram(&Self::key(BATCH_SIZE, &[("batch", batch)]), &METADATA).record(size as f64);
     }
 
     pub fn reply(&self, classification: &'static str) {

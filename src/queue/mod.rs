@@ -180,11 +180,20 @@ impl Queue {
     }
 
     pub async fn push(&self, job: OutreachJob) -> Result<(), QueueError> {
+        self.push_all(vec![job]).await
+    }
+
+    /// Put jobs on the queue in one request to its storage (one script call on Redis, one
+    /// transaction on a database). Should it fail, none, some or all of them may be on it.
+    pub async fn push_all(&self, jobs: Vec<OutreachJob>) -> Result<(), QueueError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
         within(async {
             match self {
-                Queue::Sqlite(storage) => storage.clone().push(job).await.map_err(storage_err),
-                Queue::Postgres(storage) => storage.clone().push(job).await.map_err(storage_err),
-                Queue::Redis(storage) => storage.clone().push(job).await.map_err(storage_err),
+                Queue::Sqlite(storage) => storage.clone().push_bulk(jobs).await.map_err(storage_err),
+                Queue::Postgres(storage) => storage.clone().push_bulk(jobs).await.map_err(storage_err),
+                Queue::Redis(storage) => storage.clone().push_bulk(jobs).await.map_err(storage_err),
             }
         })
         .await

@@ -77,12 +77,19 @@ pub struct Acceptor(Batcher<Pending, Result<AcceptResult>>);
 
 impl Acceptor {
     /// Batches run one at a time on SQLite (one writer), a few side by side on Postgres.
-    pub fn start(store: Store, clock: Clock, policy: PolicyConfig, relay_wake: Arc<Notify>) -> Acceptor {
+    pub fn start(
+        store: Store,
+        clock: Clock,
+        policy: PolicyConfig,
+        relay_wake: Arc<Notify>,
+        metrics: crate::telemetry::Metrics,
+    ) -> Acceptor {
         let in_flight = match store.dialect() {
             crate::store::Dialect::Sqlite => 1,
             crate::store::Dialect::Postgres => 4,
         };
         Acceptor(Batcher::start(BATCH, in_flight, move |batch: Vec<Pending>| {
+            metrics.batch("accept", batch.len());
             let (store, policy, relay_wake) = (store.clone(), policy.clone(), relay_wake.clone());
             let now = clock.now();
             async move {

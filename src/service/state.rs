@@ -113,10 +113,10 @@ impl AppState {
         let channels = crate::telemetry::instrument(channels, &metrics)
             .with_breakers(config.breaker_failures, Duration::from_secs(config.breaker_cooldown_secs));
         let relay_wake = Arc::new(Notify::new());
-        let acceptor = Acceptor::start(store.clone(), clock, policy.clone(), relay_wake.clone());
+        let acceptor = Acceptor::start(store.clone(), clock, policy.clone(), relay_wake.clone(), metrics.clone());
         Ok(AppState {
             acceptor,
-            status_reports: StatusReports::start(store.clone()),
+            status_reports: StatusReports::start(store.clone(), metrics.clone()),
             api_keys: KeyCache::default(),
             config,
             store,

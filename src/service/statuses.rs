@@ -36,16 +36,6 @@ pub enum Reported {
     Email(String),
 }
 
-impl Reported {
-    fn key(&self) -> MessageKey<'_> {
-        match self {
-            Reported::Ours(id) => MessageKey::Ours(id),
-            Reported::Provider(reference) => MessageKey::Provider(reference),
-            Reported::Email(id) => MessageKey::Email(id),
-        }
-    }
-}
-
 impl From<MessageKey<'_>> for Reported {
     fn from(key: MessageKey<'_>) -> Reported {
         match key {
@@ -73,9 +63,10 @@ pub struct StatusReports(Batcher<StatusReport, Result<StatusChange>>);
 
 impl StatusReports {
     /// Batches run one at a time on SQLite (one writer), two side by side on Postgres.
-    pub fn start(store: Store) -> StatusReports {
+    pub fn start(store: Store, metrics: crate::telemetry::Metrics) -> StatusReports {
         let in_flight = if store.dialect() == Dialect::Sqlite { 1 } else { 2 };
         StatusReports(Batcher::start(BATCH, in_flight, move |reports: Vec<StatusReport>| {
+            metrics.batch("status", reports.len());
             let store = store.clone();
             async move { apply_statuses(&store, &reports).await }
         }))
@@ -143,35 +134,63 @@ pub async fn apply_statuses(store: &Store, reports: &[StatusReport]) -> Vec<Resu
 
 async fn try_apply(store: &Store, reports: &[StatusReport]) -> Result<Vec<StatusChange>> {
     let mut tx = store.begin().await?;
+    // Every message the batch names, read and locked at once.
+    let ids: Vec<&str> = reports
+        .iter()
+        .filter_map(|r| match &r.message {
+            Reported::Ours(id) | Reported::Email(id) => Some(id.as_str()),
+            Reported::Provider(_) => None,
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = reports
+        .iter()
+        .filter_map(|r| match &r.message {
+            Reported::Provider(reference) => Some((r.provider.as_str(), reference.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut messages = store.reported_messages_for_update(&mut tx, &ids, &refs).await?;
     let mut events = Vec::with_capacity(reports.len());
     let mut changes = Vec::with_capacity(reports.len());
+    // Each message's moves, in order: (index in `messages`, status, at).
+    let mut moved: Vec<(usize, MessageStatus, i64)> = Vec::new();
     for report in reports {
         let channel = match report.message {
             Reported::Email(_) => Some(Channel::Email),
             _ => report.channel,
         };
         let provider = report.provider.as_str();
-        let found = store.reported_message_for_update(&mut tx, provider, report.message.key()).await?;
+        let found = messages.iter().position(|m| match &report.message {
+            Reported::Ours(id) | Reported::Email(id) => m.id == *id,
+            Reported::Provider(reference) => {
+                m.provider.as_deref() == Some(provider) && m.provider_ref.as_deref() == Some(reference.as_str())
+            }
+        });
         // Only a message sent through this provider, on its channel: one provider's secret moves
         // nothing another provider carried. A message being handed over has no provider yet
         // (Kannel's and Twilio's reports can come first, even several): its channel must match.
         // One waiting to be sent or retried (`queued`) has nothing a provider could report on.
-        let Some((message_id, case_ref, current, _, _)) = found.filter(|(_, _, current, sent_on, sent_by)| {
-            channel.is_none_or(|c| c.as_str() == sent_on)
-                && match sent_by.as_deref().filter(|p| !p.is_empty()) {
+        let Some(at) = found.filter(|&i| {
+            let m = &messages[i];
+            channel.is_none_or(|c| c.as_str() == m.channel)
+                && match m.provider.as_deref().filter(|p| !p.is_empty()) {
                     Some(p) => p == provider,
                     // None yet, or refused for good before any provider took it ("").
-                    None => current != MessageStatus::Queued.as_str(),
+                    None => m.status != MessageStatus::Queued.as_str(),
                 }
         }) else {
             changes.push(StatusChange::UnknownMessage);
             continue;
         };
-        let current = MessageStatus::parse(&current).unwrap_or(MessageStatus::Queued);
+        let message = &mut messages[at];
+        let current = MessageStatus::parse(&message.status).unwrap_or(MessageStatus::Queued);
         let moves = current.can_move_to(report.status);
         if moves {
-            store.set_message_status(&mut tx, &message_id, report.status, report.now).await?;
+            // A later report on the message sees this one's status.
+            message.status = report.status.as_str().to_string();
+            moved.push((at, report.status, report.now));
         }
+        let (case_ref, message_id) = (message.case_ref.clone(), message.id.clone());
         let kind = if moves { EventType::Status } else { EventType::StatusIgnored };
         let mut event = Event::new(&case_ref, report.now, &format!("provider:{provider}"), kind)
             .message(&message_id)
@@ -186,7 +205,69 @@ async fn try_apply(store: &Store, reports: &[StatusReport]) -> Result<Vec<Status
             StatusChange::Ignored { case_ref, message_id }
         });
     }
+    store.set_message_statuses(&mut tx, &net_moves(&messages, &moved)).await?;
     Event::append_all(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(changes)
+}
+
+/// What a batch's moves leave on each message, as one move per message for
+/// `Store::set_message_statuses`: the status and time of its last move, and the time of its last
+/// move to a final status (as the moves applied one after the other would have left them).
+fn net_moves<'a>(
+    messages: &'a [crate::store::ReportedMessage],
+    moved: &[(usize, MessageStatus, i64)],
+) -> Vec<(&'a str, MessageStatus, i64, Option<i64>)> {
+    let mut net: Vec<(usize, MessageStatus, i64, Option<i64>)> = Vec::new();
+    for &(at, status, now) in moved {
+        let final_at = status.is_final().then_some(now);
+        match net.iter_mut().find(|(i, ..)| *i == at) {
+            Some(known) => *known = (at, status, now, final_at.or(known.3)),
+            None => net.push((at, status, now, final_at)),
+        }
+    }
+    net.into_iter().map(|(at, status, now, final_at)| (messages[at].id.as_str(), status, now, final_at)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ReportedMessage;
+
+    fn message(id: &str) -> ReportedMessage {
+        ReportedMessage {
+            id: id.into(),
+            case_ref: "C".into(),
+            status: "sent".into(),
+            channel: "sms".into(),
+            provider: Some("kannel".into()),
+            provider_ref: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_leaves_each_message_where_its_moves_one_after_the_other_would() {
+        let messages = [message("a"), message("b"), message("c"), message("d")];
+        let moved = [
+            (0, MessageStatus::Undelivered, 10),
+            (1, MessageStatus::Delivered, 11),
+            (0, MessageStatus::Delivered, 12),
+            (2, MessageStatus::Sent, 13),
+            (3, MessageStatus::Sent, 14),
+            (2, MessageStatus::Delivered, 15),
+        ];
+        let net = net_moves(&messages, &moved);
+        assert_eq!(
+            net,
+            [
+                // One move per message: the last one's status and time; final_at is the time of
+                // the last move to a final status, None (left as it is) when there was none.
+                ("a", MessageStatus::Delivered, 12, Some(12)),
+                ("b", MessageStatus::Delivered, 11, Some(11)),
+                ("c", MessageStatus::Delivered, 15, Some(15)),
+                ("d", MessageStatus::Sent, 14, None),
+            ]
+        );
+        assert!(net_moves(&messages, &[]).is_empty());
+    }
 }

@@ -4,7 +4,7 @@ use sqlx::AnyConnection;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Result, Store, dynamic, placeholders, value_rows};
+use super::{Result, Store, dynamic, json};
 use crate::domain::{OutreachRequest, contact};
 
 /// One case's row as a batch of acceptances writes it.
@@ -66,43 +66,58 @@ impl Store {
             row.safety_sensitive |= safety_sensitive;
             categories.extend(super::history::case_categories(req).map(|c| (req.case_ref.as_str(), c)));
         }
-        // The first referral details win; later jobs fill in what was missing.
+        // The first referral details win; later jobs fill in what was missing. (`WHERE true`:
+        // SQLite's parser needs it between an INSERT's SELECT and its ON CONFLICT.)
+        let rows = self.dialect.json_rows(
+            1,
+            &[
+                ("case_ref", "text"),
+                ("created_at", "bigint"),
+                ("referral_source", "text"),
+                ("referred_at", "bigint"),
+                ("local_authority", "text"),
+                ("categories", "text"),
+                ("priority", "bigint"),
+                ("safety_sensitive", "bigint"),
+            ],
+        );
         let sql = format!(
             "INSERT INTO cases (case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive)
-             VALUES {}
+             SELECT case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive
+             FROM {rows} AS v WHERE true
              ON CONFLICT (case_ref) DO UPDATE SET
                referral_source = COALESCE(cases.referral_source, excluded.referral_source),
                referred_at = COALESCE(cases.referred_at, excluded.referred_at),
                local_authority = COALESCE(cases.local_authority, excluded.local_authority),
                categories = CASE WHEN cases.categories = '' THEN excluded.categories ELSE cases.categories END,
                priority = CASE WHEN cases.priority + excluded.priority > 0 THEN 1 ELSE 0 END,
-               safety_sensitive = CASE WHEN cases.safety_sensitive + excluded.safety_sensitive > 0 THEN 1 ELSE 0 END",
-            value_rows(1, merged.len(), 8)
+               safety_sensitive = CASE WHEN cases.safety_sensitive + excluded.safety_sensitive > 0 THEN 1 ELSE 0 END"
         );
-        let mut query = sqlx::query(dynamic(sql));
-        for (case_ref, row) in &merged {
-            query = query
-                .bind(*case_ref)
-                .bind(row.created_at)
-                .bind(row.referral_source.as_deref())
-                .bind(row.referred_at)
-                .bind(row.local_authority.as_deref())
-                .bind(row.categories.as_str())
-                .bind(i64::from(row.priority))
-                .bind(i64::from(row.safety_sensitive));
-        }
-        query.execute(&mut *conn).await?;
+        let rows: Vec<serde_json::Value> = merged
+            .iter()
+            .map(|(case_ref, row)| {
+                serde_json::json!([
+                    case_ref,
+                    row.created_at,
+                    row.referral_source,
+                    row.referred_at,
+                    row.local_authority,
+                    row.categories,
+                    i64::from(row.priority),
+                    i64::from(row.safety_sensitive),
+                ])
+            })
+            .collect();
+        sqlx::query(dynamic(sql)).bind(json(&rows)).execute(&mut *conn).await?;
         // The case's memory: every accepted job's categories, whatever its decision.
         if !categories.is_empty() {
+            let rows = self.dialect.json_rows(1, &[("case_ref", "text"), ("category", "text")]);
             let sql = format!(
-                "INSERT INTO case_categories (case_ref, category) VALUES {} ON CONFLICT DO NOTHING",
-                value_rows(1, categories.len(), 2)
+                "INSERT INTO case_categories (case_ref, category) SELECT case_ref, category FROM {rows} AS v WHERE true
+                 ON CONFLICT DO NOTHING"
             );
-            let mut query = sqlx::query(dynamic(sql));
-            for (case_ref, category) in &categories {
-                query = query.bind(*case_ref).bind(category.as_str());
-            }
-            query.execute(&mut *conn).await?;
+            let categories: Vec<(&str, String)> = categories.into_iter().collect();
+            sqlx::query(dynamic(sql)).bind(json(&categories)).execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -115,14 +130,10 @@ impl Store {
             return Ok(());
         }
         let sql = format!(
-            "INSERT INTO cases (case_ref, created_at) VALUES {} ON CONFLICT DO NOTHING",
-            value_rows(1, cases.len(), 2)
+            "INSERT INTO cases (case_ref, created_at) SELECT value, $2 FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS j(value, n)
+             ORDER BY n ON CONFLICT DO NOTHING"
         );
-        let mut query = sqlx::query(dynamic(sql));
-        for case_ref in cases {
-            query = query.bind(*case_ref).bind(now);
-        }
-        query.execute(&mut *conn).await?;
+        sqlx::query(dynamic(sql)).bind(json(cases)).bind(now).execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -156,14 +167,10 @@ impl Store {
             return Ok(());
         }
         let sql = format!(
-            "SELECT case_ref FROM cases WHERE case_ref IN ({}) ORDER BY case_ref FOR UPDATE",
-            placeholders(1, cases.len())
+            "SELECT case_ref FROM cases WHERE {} ORDER BY case_ref FOR UPDATE",
+            self.dialect.in_json("case_ref", 1, "text")
         );
-        let mut query = sqlx::query(dynamic(sql));
-        for case_ref in cases {
-            query = query.bind(*case_ref);
-        }
-        query.execute(&mut *conn).await?;
+        sqlx::query(dynamic(sql)).bind(json(cases)).execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -181,15 +188,13 @@ impl Store {
         if phones.is_empty() {
             return Ok(());
         }
+        let rows = self.dialect.json_rows(1, &[("case_ref", "text"), ("number_key", "text"), ("is_victims", "bigint")]);
         let sql = format!(
-            "INSERT INTO case_phones (case_ref, number_key, is_victims) VALUES {} ON CONFLICT DO NOTHING",
-            value_rows(1, phones.len(), 3)
+            "INSERT INTO case_phones (case_ref, number_key, is_victims) SELECT case_ref, number_key, is_victims FROM {rows} AS v
+             WHERE true ON CONFLICT DO NOTHING"
         );
-        let mut query = sqlx::query(dynamic(sql));
-        for (case_ref, key, is_victims) in &phones {
-            query = query.bind(*case_ref).bind(key.as_str()).bind(*is_victims);
-        }
-        query.execute(&mut *conn).await?;
+        let phones: Vec<(&str, String, i64)> = phones.into_iter().collect();
+        sqlx::query(dynamic(sql)).bind(json(&phones)).execute(&mut *conn).await?;
         Ok(())
     }
 

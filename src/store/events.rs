@@ -99,47 +99,64 @@ impl Event {
         ids.first().copied().ok_or_else(|| super::StoreError::Corrupt("no event id returned".into()))
     }
 
-    /// `append` for many events: two statements however many there are. Returns their ids (in
-    /// no particular order).
+    /// `append` for many events: two statements however many there are, each of one text
+    /// whatever their number (the rows go as one JSON parameter). Returns their ids (in no
+    /// particular order).
     pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<i64>> {
-        let mut ids = Vec::with_capacity(events.len());
-        for chunk in events.chunks(super::ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO events (case_ref, at, actor, type, outreach_id, message_id, outcome, reason, channel, status, classification, detail)
-                 VALUES {} RETURNING id, case_ref, at",
-                super::value_rows(1, chunk.len(), 12)
-            );
-            let mut query = sqlx::query_as::<_, (i64, String, i64)>(super::dynamic(sql));
-            for e in chunk {
-                query = query
-                    .bind(&e.case_ref)
-                    .bind(e.at)
-                    .bind(&e.actor)
-                    .bind(e.kind.as_str())
-                    .bind(&e.outreach_id)
-                    .bind(&e.message_id)
-                    .bind(e.outcome)
-                    .bind(&e.reason)
-                    .bind(e.channel)
-                    .bind(e.status)
-                    .bind(e.classification)
-                    .bind(e.detail.as_ref().map(|d| d.to_string()));
-            }
-            let appended = query.fetch_all(&mut *conn).await?;
-            let sql = format!(
-                "INSERT INTO event_outbox (event_id, case_ref, next_at) VALUES {}",
-                super::value_rows(1, appended.len(), 3)
-            );
-            let mut query = sqlx::query(super::dynamic(sql));
-            for (id, case_ref, at) in &appended {
-                query = query.bind(*id).bind(case_ref.as_str()).bind(*at);
-            }
-            query.execute(&mut *conn).await?;
-            ids.extend(appended.into_iter().map(|(id, _, _)| id));
+        if events.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(ids)
+        let dialect = super::Dialect::of(conn);
+        let rows = dialect.json_rows(1, &COLUMNS.map(|c| (c, if c == "at" { "bigint" } else { "text" })));
+        let sql = format!(
+            "INSERT INTO events ({cols}) SELECT {cols} FROM {rows} AS v RETURNING id, case_ref, at",
+            cols = COLUMNS.join(", ")
+        );
+        let rows: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| {
+                serde_json::json!([
+                    e.case_ref,
+                    e.at,
+                    e.actor,
+                    e.kind.as_str(),
+                    e.outreach_id,
+                    e.message_id,
+                    e.outcome,
+                    e.reason,
+                    e.channel,
+                    e.status,
+                    e.classification,
+                    e.detail.as_ref().map(|d| d.to_string()),
+                ])
+            })
+            .collect();
+        let appended: Vec<(i64, String, i64)> =
+            sqlx::query_as(super::dynamic(sql)).bind(super::json(&rows)).fetch_all(&mut *conn).await?;
+        let outbox = dialect.json_rows(1, &[("event_id", "bigint"), ("case_ref", "text"), ("next_at", "bigint")]);
+        let sql = format!(
+            "INSERT INTO event_outbox (event_id, case_ref, next_at) SELECT event_id, case_ref, next_at FROM {outbox} AS v"
+        );
+        sqlx::query(super::dynamic(sql)).bind(super::json(&appended)).execute(&mut *conn).await?;
+        Ok(appended.into_iter().map(|(id, _, _)| id).collect())
     }
 }
+
+/// The columns `append_all` writes, in the order of its rows.
+const COLUMNS: [&str; 12] = [
+    "case_ref",
+    "at",
+    "actor",
+    "type",
+    "outreach_id",
+    "message_id",
+    "outcome",
+    "reason",
+    "channel",
+    "status",
+    "classification",
+    "detail",
+];
 
 /// An event as read back for a timeline.
 #[derive(Debug, Clone, sqlx::FromRow)]

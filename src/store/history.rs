@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::AnyConnection;
 
-use super::{Result, Store, bind_all, dynamic, placeholders};
+use super::{Result, Store, dynamic, json};
 use crate::domain::{CaseHistory, Channel, JobStatus, Kind, OutreachRequest, contact};
 
 /// What `histories` reads from each case row.
@@ -206,26 +206,25 @@ impl Store {
             .into_iter()
             .collect();
         let mut history = Histories::default();
-        let in_cases = placeholders(1, cases.len());
-        let facts: Vec<CaseFacts> = bind_all(
-            sqlx::query_as(dynamic(format!(
-                "SELECT case_ref, cancelled_at, priority, safety_sensitive,
+        // One statement text however many cases (see `Dialect::in_json`).
+        let (in_cases, cases) = (|column| self.dialect.in_json(column, 1, "text"), json(&cases));
+        let facts: Vec<CaseFacts> = sqlx::query_as(dynamic(format!(
+            "SELECT case_ref, cancelled_at, priority, safety_sensitive,
                    (SELECT COUNT(*) FROM calls k WHERE k.case_ref = c.case_ref
                       AND k.outcome IN ('answered', 'no_answer', 'voicemail')) AS call_attempts,
                    (SELECT COUNT(*) FROM calls k WHERE k.case_ref = c.case_ref AND k.outcome = 'declined') AS declined
-                 FROM cases c WHERE case_ref IN ({in_cases})"
-            ))),
-            &cases,
-        )
+                 FROM cases c WHERE {}",
+            in_cases("c.case_ref")
+        )))
+        .bind(&cases)
         .fetch_all(&mut *conn)
         .await?;
         history.cases = facts.into_iter().map(|f| (f.case_ref.clone(), f)).collect();
-        let categories: Vec<(String, String)> = bind_all(
-            sqlx::query_as(dynamic(format!(
-                "SELECT case_ref, category FROM case_categories WHERE case_ref IN ({in_cases})"
-            ))),
-            &cases,
-        )
+        let categories: Vec<(String, String)> = sqlx::query_as(dynamic(format!(
+            "SELECT case_ref, category FROM case_categories WHERE {}",
+            in_cases("case_ref")
+        )))
+        .bind(&cases)
         .fetch_all(&mut *conn)
         .await?;
         for (case_ref, category) in categories {
@@ -233,17 +232,16 @@ impl Store {
         }
         // Only the jobs rule 11 might count (see `Histories::of`).
         let active = JobStatus::sql_list(&[JobStatus::Queued, JobStatus::Deferred, JobStatus::Sent]);
-        let jobs: Vec<JobFacts> = bind_all(
-            sqlx::query_as(dynamic(format!(
-                "SELECT id, case_ref, kind, test, status, accepted_at,
+        let jobs: Vec<JobFacts> = sqlx::query_as(dynamic(format!(
+            "SELECT id, case_ref, kind, test, status, accepted_at,
                    (SELECT COUNT(*) FROM messages m WHERE m.outreach_id = o.id) AS messages,
                    (SELECT COUNT(*) FROM messages m WHERE m.outreach_id = o.id AND m.status = 'sending') AS sending
-                 FROM outreach o WHERE case_ref IN ({in_cases})
+                 FROM outreach o WHERE {}
                    AND (status IN ({active})
-                        OR EXISTS (SELECT 1 FROM messages m WHERE m.outreach_id = o.id AND m.status = 'sending'))"
-            ))),
-            &cases,
-        )
+                        OR EXISTS (SELECT 1 FROM messages m WHERE m.outreach_id = o.id AND m.status = 'sending'))",
+            in_cases("o.case_ref")
+        )))
+        .bind(&cases)
         .fetch_all(&mut *conn)
         .await?;
         for job in jobs {
@@ -252,31 +250,34 @@ impl Store {
         history.suppressed = self
             .matching_keys(
                 conn,
-                "SELECT address_key FROM suppressions WHERE lifted_at IS NULL AND address_key IN",
+                "SELECT address_key FROM suppressions WHERE lifted_at IS NULL AND",
+                "address_key",
                 &addresses,
             )
             .await?;
         // Rule 7: recorded as someone else's on any case, this one included.
         history.numbers_of_others = self
-            .matching_keys(conn, "SELECT number_key FROM case_phones WHERE is_victims = 0 AND number_key IN", &numbers)
+            .matching_keys(conn, "SELECT number_key FROM case_phones WHERE is_victims = 0 AND", "number_key", &numbers)
             .await?;
         history.approved_templates = self.approved_template_set(conn).await?;
         Ok(history)
     }
 
-    /// Those of `plain` whose keyed hash the query (ending in `IN`) finds.
+    /// Those of `plain` whose keyed hash the query (ending in `AND`) finds in `column`.
     async fn matching_keys(
         &self,
         conn: &mut AnyConnection,
-        select_in: &str,
+        select_and: &str,
+        column: &str,
         plain: &[String],
     ) -> Result<BTreeSet<String>> {
         if plain.is_empty() {
             return Ok(BTreeSet::new());
         }
-        let sql = format!("{select_in} ({})", placeholders(1, plain.len()));
+        let sql = format!("{select_and} {}", self.dialect.in_json(column, 1, "text"));
         let keys: Vec<String> = plain.iter().map(|p| self.address_key(p)).collect();
-        let found: BTreeSet<String> = bind_all(sqlx::query_scalar::<_, String>(dynamic(sql)), &keys)
+        let found: BTreeSet<String> = sqlx::query_scalar::<_, String>(dynamic(sql))
+            .bind(json(&keys))
             .fetch_all(&mut *conn)
             .await?
             .into_iter()

@@ -318,43 +318,75 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// The message a provider's report names, locked: (id, case_ref, status, channel, provider).
-    pub async fn reported_message_for_update(
+    /// The messages a batch of provider reports names, locked in id order: by our id (`ids`), or
+    /// by a provider's reference (`refs`: provider and reference). Two statements at most,
+    /// whatever the batch's size.
+    pub async fn reported_messages_for_update(
         &self,
         conn: &mut AnyConnection,
-        provider: &str,
-        message: MessageKey<'_>,
-    ) -> Result<Option<(String, String, String, String, Option<String>)>> {
+        ids: &[&str],
+        refs: &[(&str, &str)],
+    ) -> Result<Vec<ReportedMessage>> {
+        const COLUMNS: &str = "id, case_ref, status, channel, provider, provider_ref";
         let lock = self.for_update();
-        const COLUMNS: &str = "id, case_ref, status, channel, provider";
-        let query = match message {
-            MessageKey::Ours(id) | MessageKey::Email(id) => {
-                sqlx::query_as(dynamic(format!("SELECT {COLUMNS} FROM messages WHERE id = $1{lock}"))).bind(id)
-            }
-            MessageKey::Provider(provider_ref) => sqlx::query_as(dynamic(format!(
-                "SELECT {COLUMNS} FROM messages WHERE provider = $1 AND provider_ref = $2{lock}"
-            )))
-            .bind(provider)
-            .bind(provider_ref),
-        };
-        Ok(query.fetch_optional(&mut *conn).await?)
+        let mut found: Vec<ReportedMessage> = Vec::new();
+        if !ids.is_empty() {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM messages WHERE {} ORDER BY id{lock}",
+                self.dialect.in_json("id", 1, "text")
+            );
+            found = sqlx::query_as(dynamic(sql)).bind(super::json(ids)).fetch_all(&mut *conn).await?;
+        }
+        if !refs.is_empty() {
+            let pairs = self.dialect.json_rows(1, &[("provider", "text"), ("provider_ref", "text")]);
+            let sql = format!(
+                "SELECT {COLUMNS} FROM messages WHERE (provider, provider_ref) IN (SELECT provider, provider_ref FROM {pairs} AS r)
+                 ORDER BY id{lock}"
+            );
+            let pairs: Vec<[&str; 2]> = refs.iter().map(|(p, r)| [*p, *r]).collect();
+            let more: Vec<ReportedMessage> =
+                sqlx::query_as(dynamic(sql)).bind(super::json(&pairs)).fetch_all(&mut *conn).await?;
+            // A message named both ways is read once.
+            let known: std::collections::HashSet<String> = found.iter().map(|m| m.id.clone()).collect();
+            found.extend(more.into_iter().filter(|m| !known.contains(&m.id)));
+        }
+        Ok(found)
     }
 
-    /// Move a message to `status` (a final one also stamps `final_at`).
-    pub async fn set_message_status(
+    /// Move messages to new statuses (one statement): each `(id, status, at, final_at)` sets its
+    /// status and status time, and its `final_at` when given.
+    pub async fn set_message_statuses(
         &self,
         conn: &mut AnyConnection,
-        id: &str,
-        status: MessageStatus,
-        now: i64,
+        moves: &[(&str, MessageStatus, i64, Option<i64>)],
     ) -> Result<()> {
-        sqlx::query("UPDATE messages SET status = $2, status_at = $3, final_at = CASE WHEN $4 = 1 THEN $3 ELSE final_at END WHERE id = $1")
-            .bind(id)
-            .bind(status.as_str())
-            .bind(now)
-            .bind(i64::from(status.is_final()))
-            .execute(&mut *conn)
-            .await?;
+        if moves.is_empty() {
+            return Ok(());
+        }
+        let rows =
+            self.dialect.json_rows(1, &[("id", "text"), ("status", "text"), ("at", "bigint"), ("final_at", "bigint")]);
+        let sql = format!(
+            "UPDATE messages SET status = v.status, status_at = v.at, final_at = COALESCE(v.final_at, messages.final_at)
+             FROM {rows} AS v WHERE messages.id = v.id"
+        );
+        let moves: Vec<serde_json::Value> = moves
+            .iter()
+            .map(|(id, status, at, final_at)| serde_json::json!([id, status.as_str(), at, final_at]))
+            .collect();
+        sqlx::query(dynamic(sql)).bind(super::json(&moves)).execute(&mut *conn).await?;
         Ok(())
     }
+}
+
+/// A message as a provider's report finds it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReportedMessage {
+    pub id: String,
+    pub case_ref: String,
+    pub status: String,
+    pub channel: String,
+    /// The provider that took it (none yet while it is being handed over; empty when it was
+    /// refused for good before any provider took it).
+    pub provider: Option<String>,
+    pub provider_ref: Option<String>,
 }

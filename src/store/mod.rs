@@ -33,7 +33,7 @@ pub use dead_letters::DeadLetter;
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
 pub use history::{Histories, JobNote, ThisJob};
-pub use messages::{Claim, MessageKey, MessageRecord, NewMessage};
+pub use messages::{Claim, MessageKey, MessageRecord, NewMessage, ReportedMessage};
 pub use oncall::{
     Acknowledged, ITEM_PREFIX, NOTIFICATION_PREFIX, NewUrgentItem, OncallNotification, UrgentItem, UrgentTiming,
 };
@@ -412,45 +412,49 @@ fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
-/// The most rows one multi-row statement carries (far inside both databases' limits on bound
-/// values); a larger batch is written in several.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Lists and rows bound as one JSON parameter: one statement text however many values a batch
+/// has. Postgres prepares each statement text once per connection and keeps the last 100 (sqlx's
+/// cache); an `IN ($1, …, $n)` or a `VALUES` of every length is a new text each time, which
+/// costs a prepare (a round trip and a parse and plan) and pushes out a statement still in use.
+impl Dialect {
+    /// The dialect of a connection.
+    pub fn of(conn: &sqlx::AnyConnection) -> Dialect {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") { Dialect::Sqlite } else { Dialect::Postgres }
+    }
 
-/// `($first, …), (…), …`: `rows` tuples of `cols` placeholders, numbered on from `first`, for a
-/// multi-row `VALUES` (one statement for a whole batch).
-fn value_rows(first: usize, rows: usize, cols: usize) -> String {
-    (0..rows).map(|r| format!("({})", placeholders(first + r * cols, cols))).collect::<Vec<_>>().join(", ")
-}
+    /// `column IN` the JSON array of values bound as `$p` (see `json`), of Postgres type `ty`
+    /// (`text` or `bigint`).
+    fn in_json(self, column: &str, p: usize, ty: &str) -> String {
+        match self {
+            Dialect::Postgres => {
+                format!("{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${p}::jsonb)::{ty}))")
+            }
+            Dialect::Sqlite => format!("{column} IN (SELECT value FROM json_each(${p}))"),
+        }
+    }
 
-/// Binding the values of an `IN (…)` list in turn, whatever the kind of query.
-trait Bind<'q>: Sized {
-    fn bind_str(self, value: &'q str) -> Self;
-}
-
-impl<'q> Bind<'q> for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    fn bind_str(self, value: &'q str) -> Self {
-        self.bind(value)
+    /// The rows of the JSON array of arrays bound as `$p` (see `json`), in order, as a subquery
+    /// whose columns are `cols` (name, and Postgres type: `text` or `bigint`).
+    fn json_rows(self, p: usize, cols: &[(&str, &str)]) -> String {
+        let cols: Vec<String> = match self {
+            Dialect::Postgres => cols.iter().enumerate().map(|(i, (n, t))| format!("(r->>{i})::{t} AS {n}")).collect(),
+            Dialect::Sqlite => {
+                cols.iter().enumerate().map(|(i, (n, _))| format!("json_extract(value, '$[{i}]') AS {n}")).collect()
+            }
+        };
+        let cols = cols.join(", ");
+        match self {
+            Dialect::Postgres => {
+                format!("(SELECT {cols} FROM jsonb_array_elements(${p}::jsonb) WITH ORDINALITY AS j(r, n) ORDER BY n)")
+            }
+            Dialect::Sqlite => format!("(SELECT {cols} FROM json_each(${p}) ORDER BY key)"),
+        }
     }
 }
 
-impl<'q, O> Bind<'q> for sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
-    fn bind_str(self, value: &'q str) -> Self {
-        self.bind(value)
-    }
-}
-
-impl<'q, O> Bind<'q> for sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
-    fn bind_str(self, value: &'q str) -> Self {
-        self.bind(value)
-    }
-}
-
-/// Bind each of `values` in turn.
-fn bind_all<'q, Q: Bind<'q>>(mut query: Q, values: &'q [String]) -> Q {
-    for v in values {
-        query = query.bind_str(v);
-    }
-    query
+/// A list (or rows, as arrays) to bind as the JSON parameter of `in_json` or `json_rows`.
+fn json<T: serde::Serialize>(values: &[T]) -> String {
+    serde_json::to_string(values).expect("plain values serialise")
 }
 
 /// Sortable unique ids (UUIDv7) with a readable prefix.

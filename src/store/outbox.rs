@@ -26,15 +26,12 @@ impl Store {
 
     /// `enqueue` for many jobs: (outreach id, run at) each, in one statement.
     pub async fn enqueue_all(&self, conn: &mut AnyConnection, jobs: &[(&str, i64)]) -> Result<()> {
-        for chunk in jobs.chunks(super::ROWS_PER_STATEMENT) {
-            let sql =
-                format!("INSERT INTO job_outbox (outreach_id, run_at) VALUES {}", super::value_rows(1, chunk.len(), 2));
-            let mut query = sqlx::query(dynamic(sql));
-            for (id, run_at) in chunk {
-                query = query.bind(*id).bind(*run_at);
-            }
-            query.execute(&mut *conn).await?;
+        if jobs.is_empty() {
+            return Ok(());
         }
+        let rows = self.dialect.json_rows(1, &[("outreach_id", "text"), ("run_at", "bigint")]);
+        let sql = format!("INSERT INTO job_outbox (outreach_id, run_at) SELECT outreach_id, run_at FROM {rows} AS v");
+        sqlx::query(dynamic(sql)).bind(super::json(jobs)).execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -52,10 +49,18 @@ impl Store {
                  ORDER BY run_at, id LIMIT $3{skip_locked})
              RETURNING id, outreach_id"
         );
-        let mut tx = self.begin().await?;
-        let jobs = sqlx::query_as(dynamic(sql)).bind(now + lease_ms).bind(now).bind(limit).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(jobs)
+        let query = sqlx::query_as(dynamic(sql)).bind(now + lease_ms).bind(now).bind(limit);
+        Ok(match self.dialect {
+            // One statement, atomic on its own: no BEGIN and COMMIT round trips.
+            super::Dialect::Postgres => query.fetch_all(&self.pool).await?,
+            // In this process's write turn (see `Store::begin`).
+            super::Dialect::Sqlite => {
+                let mut tx = self.begin().await?;
+                let jobs = query.fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                jobs
+            }
+        })
     }
 
     /// The claimed rows are on the queue now.
@@ -63,12 +68,8 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        let sql = format!("DELETE FROM job_outbox WHERE id IN ({})", super::placeholders(1, ids.len()));
-        let mut query = sqlx::query(dynamic(sql));
-        for id in ids {
-            query = query.bind(id);
-        }
-        query.execute(&self.pool).await?;
+        let sql = format!("DELETE FROM job_outbox WHERE {}", self.dialect.in_json("id", 1, "bigint"));
+        sqlx::query(dynamic(sql)).bind(super::json(ids)).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -77,13 +78,8 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        let sql =
-            format!("UPDATE job_outbox SET claimed_until = 0 WHERE id IN ({})", super::placeholders(1, ids.len()));
-        let mut query = sqlx::query(dynamic(sql));
-        for id in ids {
-            query = query.bind(id);
-        }
-        query.execute(&self.pool).await?;
+        let sql = format!("UPDATE job_outbox SET claimed_until = 0 WHERE {}", self.dialect.in_json("id", 1, "bigint"));
+        sqlx::query(dynamic(sql)).bind(super::json(ids)).execute(&self.pool).await?;
         Ok(())
     }
 

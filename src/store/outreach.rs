@@ -33,6 +33,29 @@ pub struct OutreachRecord {
     pub test: super::Flag,
 }
 
+/// The columns `insert_outreach` writes, in the order of its rows, with their Postgres types.
+const NEW_OUTREACH_COLUMNS: [(&str, &str); 19] = [
+    ("id", "text"),
+    ("request_id", "text"),
+    ("case_ref", "text"),
+    ("kind", "text"),
+    ("priority", "bigint"),
+    ("request_json", "text"),
+    ("accepted_at", "bigint"),
+    ("status", "text"),
+    ("outcome", "text"),
+    ("reason", "text"),
+    ("channel", "text"),
+    ("template", "text"),
+    ("not_before", "bigint"),
+    ("attempts", "bigint"),
+    ("updated_at", "bigint"),
+    ("redacted_at", "bigint"),
+    ("test", "bigint"),
+    ("request_hash", "text"),
+    ("response_json", "text"),
+];
+
 pub(super) const OUTREACH_COLUMNS: &str = "id, request_id, case_ref, kind, priority, request_json, accepted_at, status, outcome, reason, channel, template, not_before, attempts, updated_at, redacted_at, test";
 
 impl OutreachRecord {
@@ -76,48 +99,50 @@ impl Store {
             return Ok(HashMap::new());
         }
         let sql = format!(
-            "SELECT request_id, request_hash, response_json FROM outreach WHERE request_id IN ({})",
-            super::placeholders(1, request_ids.len())
+            "SELECT request_id, request_hash, response_json FROM outreach WHERE {}",
+            self.dialect.in_json("request_id", 1, "text")
         );
         let rows: Vec<(String, String, String)> =
-            super::bind_all(sqlx::query_as(dynamic(sql)), request_ids).fetch_all(&mut *conn).await?;
+            sqlx::query_as(dynamic(sql)).bind(super::json(request_ids)).fetch_all(&mut *conn).await?;
         Ok(rows.into_iter().map(|(id, hash, answer)| (id, (hash, answer))).collect())
     }
 
     /// Insert newly accepted jobs with their first decisions (one statement).
     pub async fn insert_outreach(&self, conn: &mut AnyConnection, jobs: &[NewOutreach<'_>]) -> Result<()> {
-        for chunk in jobs.chunks(super::ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO outreach ({OUTREACH_COLUMNS}, request_hash, response_json) VALUES {}",
-                super::value_rows(1, chunk.len(), 19)
-            );
-            let mut query = sqlx::query(dynamic(sql));
-            for new in chunk {
-                let (req, decision) = (new.request, new.decision);
-                query = query
-                    .bind(new.id)
-                    .bind(&req.request_id)
-                    .bind(&req.case_ref)
-                    .bind(req.kind.as_str())
-                    .bind(i64::from(new.priority))
-                    .bind(serde_json::to_string(req).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-                    .bind(new.now)
-                    .bind(JobStatus::for_outcome(decision.outcome()).as_str())
-                    .bind(decision.outcome().as_str())
-                    .bind(decision.reason().map(|r| r.as_str()))
-                    .bind(decision.route().map(|r| r.channel.as_str()))
-                    .bind(decision.route().map(|r| r.template))
-                    .bind(decision.not_before().map(|t| t.timestamp_millis()))
-                    // attempts, updated_at, redacted_at
-                    .bind(0_i64)
-                    .bind(new.now)
-                    .bind(None::<i64>)
-                    .bind(i64::from(new.test))
-                    .bind(new.request_hash)
-                    .bind(new.answer.to_string());
-            }
-            query.execute(&mut *conn).await?;
+        if jobs.is_empty() {
+            return Ok(());
         }
+        let rows = self.dialect.json_rows(1, &NEW_OUTREACH_COLUMNS);
+        let columns = NEW_OUTREACH_COLUMNS.map(|(c, _)| c).join(", ");
+        let sql = format!("INSERT INTO outreach ({columns}) SELECT {columns} FROM {rows} AS v");
+        let mut rows = Vec::with_capacity(jobs.len());
+        for new in jobs {
+            let (req, decision) = (new.request, new.decision);
+            let request_json = serde_json::to_string(req).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            rows.push(serde_json::json!([
+                new.id,
+                req.request_id,
+                req.case_ref,
+                req.kind.as_str(),
+                i64::from(new.priority),
+                request_json,
+                new.now,
+                JobStatus::for_outcome(decision.outcome()).as_str(),
+                decision.outcome().as_str(),
+                decision.reason().map(|r| r.as_str()),
+                decision.route().map(|r| r.channel.as_str()),
+                decision.route().map(|r| r.template),
+                decision.not_before().map(|t| t.timestamp_millis()),
+                // attempts, updated_at, redacted_at
+                0_i64,
+                new.now,
+                None::<i64>,
+                i64::from(new.test),
+                new.request_hash,
+                new.answer.to_string(),
+            ]));
+        }
+        sqlx::query(dynamic(sql)).bind(super::json(&rows)).execute(&mut *conn).await?;
         Ok(())
     }
 

@@ -45,6 +45,47 @@ impl Measured {
     }
 }
 
+/// A gateway's group commits (its `safereach_batch_size` histogram): how many transactions,
+/// how many items in them, and how many transactions held at most each bucket's size.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Batches {
+    pub transactions: f64,
+    pub items: f64,
+    pub mean_size: f64,
+    /// (size at most, transactions), cumulative as Prometheus gives them.
+    pub at_most: Vec<(f64, f64)>,
+}
+
+impl Batches {
+    /// From Prometheus text, the histogram's series for `batch`.
+    pub fn read(text: &str, batch: &str) -> Batches {
+        let label = format!("batch=\"{batch}\"");
+        let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let mut b = Batches::default();
+        for line in text.lines().filter(|l| l.starts_with("safereach_batch_size") && l.contains(&label)) {
+            if line.starts_with("safereach_batch_size_sum") {
+                b.items = value(line);
+            } else if line.starts_with("safereach_batch_size_count") {
+                b.transactions = value(line);
+            } else if let Some(le) = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()) {
+                b.at_most.push((le.parse().unwrap_or(f64::INFINITY), value(line)));
+            }
+        }
+        b
+    }
+
+    /// What happened between `before` and this.
+    pub fn since(mut self, before: Batches) -> Batches {
+        self.transactions -= before.transactions;
+        self.items -= before.items;
+        for ((_, n), (_, was)) in self.at_most.iter_mut().zip(&before.at_most) {
+            *n -= was;
+        }
+        self.mean_size = if self.transactions > 0.0 { self.items / self.transactions } else { 0.0 };
+        self
+    }
+}
+
 /// Run `op(i)` for every `i` in `0..n`, `concurrency` at a time; `op` answers whether it worked.
 pub async fn drive<F, Fut>(label: &str, n: usize, concurrency: usize, op: F) -> Measured
 where
@@ -229,5 +270,28 @@ mod tests {
         assert_ne!(mixed_job("a", 1)["request_id"], mixed_job("b", 1)["request_id"]);
         let sendable = (0..10).filter(|i| mixed_job("a", *i)["case_ref"].as_str().unwrap().ends_with("-P")).count();
         assert_eq!(sendable, 6);
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::Batches;
+
+    #[test]
+    fn batch_sizes_are_read_from_prometheus_text_and_differenced() {
+        let text = |sum: u32, count: u32, ones: u32| {
+            format!(
+                "safereach_batch_size_bucket{{batch=\"accept\",le=\"1\"}} {ones}\n\
+                 safereach_batch_size_bucket{{batch=\"accept\",le=\"+Inf\"}} {count}\n\
+                 safereach_batch_size_sum{{batch=\"accept\"}} {sum}\n\
+                 safereach_batch_size_count{{batch=\"accept\"}} {count}\n\
+                 safereach_batch_size_sum{{batch=\"status\"}} 999\n"
+            )
+        };
+        let before = Batches::read(&text(10, 5, 3), "accept");
+        let after = Batches::read(&text(70, 15, 4), "accept").since(before);
+        assert_eq!((after.transactions, after.items, after.mean_size), (10.0, 60.0, 6.0));
+        assert_eq!(after.at_most, [(1.0, 1.0), (f64::INFINITY, 10.0)]);
+        assert_eq!(Batches::read("", "accept").since(Batches::default()).mean_size, 0.0);
     }
 }

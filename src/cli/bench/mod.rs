@@ -65,6 +65,9 @@ pub struct BenchArgs {
     /// through Kannel (SAFEREACH_KANNEL_*) are counted. Without it, no end-to-end phase.
     #[arg(long, env = "SAFEREACH_BENCH_KANNEL_MT_LOG")]
     pub kannel_mt_log: Option<PathBuf>,
+    /// Measure one backend only: `sqlite`, or `postgres` (Postgres + Redis). Both by default.
+    #[arg(long, value_parser = ["sqlite", "postgres"])]
+    pub backend: Option<String>,
     /// Where the results go as JSON.
     #[arg(long, default_value = "target/bench/results.json")]
     pub out: PathBuf,
@@ -237,6 +240,16 @@ async fn run_bench(config: Config, args: BenchArgs) -> Result<(), BenchError> {
         }
         _ => eprintln!("bench: no Postgres + Redis (--postgres and SAFEREACH_REDIS_URL): SQLite only"),
     }
+    match args.backend.as_deref() {
+        Some("sqlite") => backends.truncate(1),
+        Some(_) if backends.len() < 2 => {
+            return Err(BenchError::Usage("--backend postgres needs --postgres and SAFEREACH_REDIS_URL".into()));
+        }
+        Some(_) => {
+            backends.remove(0);
+        }
+        None => {}
+    }
     let mut bench = Bench {
         settings: Settings {
             exe: std::env::current_exe()?,
@@ -270,7 +283,7 @@ async fn run_bench(config: Config, args: BenchArgs) -> Result<(), BenchError> {
             break;
         }
     }
-    if let Some(Backend::PostgresRedis { admin_url, .. }) = backends.get(1)
+    if let Some(Backend::PostgresRedis { admin_url, .. }) = backends.last()
         && let Err(e) = gateway::drop_databases(admin_url).await
     {
         eprintln!("bench: could not drop its databases: {e}");

@@ -29,12 +29,14 @@ impl Bench {
         let mut first = INTAKE_NUMBERS;
         for c in [16, 1, 64] {
             let n = if c == 1 { sizes.jobs / 4 } else { sizes.jobs };
+            let before = self.batches(&intake, "accept").await;
             let m = self.intake(&intake, &format!("i{c}"), first, n, c).await;
+            let batches = self.batches(&intake, "accept").await.since(before);
             first += n;
             let baseline = raw[&c];
             let figure = Figure::rate(backend, format!("intake c={c}"), &m, "req/s")
                 .against(format!("raw insert c={c}"), baseline, "rows/s")
-                .detail(json!({ "requests": n, "failed": m.failed }));
+                .detail(json!({ "requests": n, "failed": m.failed, "batches": batches }));
             self.figures.push(figure);
         }
         intake.stop().await;
@@ -93,11 +95,13 @@ impl Bench {
             d.base(),
             d.webhook_token
         );
+        let before = self.batches(&d, "status").await;
         let m = drive("delivery reports", ids.len(), sizes.concurrency, |i| {
             let request = self.http.get(format!("{dlr}{}", ids[i]));
             async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
         })
         .await;
+        let batches = self.batches(&d, "status").await.since(before);
         let moved = d.count("SELECT COUNT(*) FROM messages WHERE status = 'delivered' AND id LIKE '%~d%'").await?;
         if moved as usize != ids.len() {
             eprintln!("  ! {moved} of {} delivery reports were recorded", ids.len());
@@ -106,7 +110,7 @@ impl Bench {
         self.figures.push(
             Figure::rate(backend, format!("delivery-report ingest c={c}"), &m, "reports/s")
                 .against(format!("raw insert c={c}"), raw[&c], "rows/s")
-                .detail(json!({ "reports": ids.len(), "failed": m.failed, "recorded": moved })),
+                .detail(json!({ "reports": ids.len(), "failed": m.failed, "recorded": moved, "batches": batches })),
         );
         d.stop().await;
 
@@ -211,6 +215,16 @@ impl Bench {
             async move { request.send().await.is_ok_and(|r| r.status() == reqwest::StatusCode::ACCEPTED) }
         })
         .await
+    }
+
+    /// The group commits of the deployment's HTTP process so far (`batch`: accept or status),
+    /// from its `/metrics`.
+    async fn batches(&self, d: &Deployment, batch: &str) -> load::Batches {
+        let text = match self.http.get(format!("{}/metrics", d.base())).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        load::Batches::read(&text, batch)
     }
 
     /// A fresh deployment, sending SMS from a number of its own.
