@@ -56,8 +56,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// another worker puts the jobs it held back on the queue (Postgres and Redis storages).
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const MISSED_HEARTBEATS: usize = 3;
-/// Jobs a worker takes from the queue at once (it runs `concurrency` of them at a time).
-const BATCH: usize = 4;
+/// Jobs a worker takes from the queue at once (it runs `concurrency` of them at a time; with
+/// the default concurrency of 64, four fetches fill it).
+const BATCH: usize = 16;
 /// The longest a health check or a push waits for the queue's storage.
 const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 /// How long a worker whose queue failed (Redis or Postgres down) waits before starting again.
@@ -147,6 +148,23 @@ impl Queue {
                 Queue::Sqlite(storage) => storage.clone().push(job).await.map_err(storage_err),
                 Queue::Postgres(storage) => storage.clone().push(job).await.map_err(storage_err),
                 Queue::Redis(storage) => storage.clone().push(job).await.map_err(storage_err),
+            }
+        })
+        .await
+    }
+
+    /// Push several jobs in one go (one transaction, or one round trip, for the lot). When it
+    /// fails, some may have been pushed: the caller may push them again (the worker tolerates a
+    /// job on the queue twice).
+    pub async fn push_all(&self, jobs: Vec<OutreachJob>) -> Result<(), QueueError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        within(async {
+            match self {
+                Queue::Sqlite(storage) => storage.clone().push_bulk(jobs).await.map_err(storage_err),
+                Queue::Postgres(storage) => storage.clone().push_bulk(jobs).await.map_err(storage_err),
+                Queue::Redis(storage) => storage.clone().push_bulk(jobs).await.map_err(storage_err),
             }
         })
         .await

@@ -69,29 +69,22 @@ impl Relay {
         }
     }
 
-    /// One pass: claim due rows, push them, delete them. Returns how many moved. When the queue
-    /// fails midway, the rows not pushed are given back at once, so they move as soon as it
-    /// answers again rather than when the lease runs out.
+    /// One pass: claim due rows, push them (all in one go), delete them. Returns how many moved.
+    /// When the queue fails, the rows are given back at once, so they move as soon as it answers
+    /// again rather than when the lease runs out (some may then be pushed twice, which the
+    /// worker tolerates).
     pub async fn pass(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
         let due = self.store.claim_due_jobs(self.clock.now_ms(), LEASE_MS, BATCH).await?;
-        let mut pushed = Vec::with_capacity(due.len());
-        let mut failed = None;
-        for job in &due {
-            if let Err(e) = self.queue.push(OutreachJob { outreach_id: job.outreach_id.clone() }).await {
-                failed = Some(e);
-                break;
-            }
-            pushed.push(job.id);
-        }
-        self.store.delete_jobs(&pushed).await?;
-        if let Some(e) = failed {
-            let rest: Vec<i64> = due.iter().map(|j| j.id).filter(|id| !pushed.contains(id)).collect();
-            self.store.release_jobs(&rest).await?;
+        let ids: Vec<i64> = due.iter().map(|j| j.id).collect();
+        let jobs = due.into_iter().map(|j| OutreachJob { outreach_id: j.outreach_id }).collect();
+        if let Err(e) = self.queue.push_all(jobs).await {
+            self.store.release_jobs(&ids).await?;
             return Err(e.into());
         }
-        if !pushed.is_empty() {
-            tracing::debug!(jobs = pushed.len(), "relay moved jobs onto the queue");
+        self.store.delete_jobs(&ids).await?;
+        if !ids.is_empty() {
+            tracing::debug!(jobs = ids.len(), "relay moved jobs onto the queue");
         }
-        Ok(pushed.len())
+        Ok(ids.len())
     }
 }

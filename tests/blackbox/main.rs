@@ -33,3 +33,4 @@ mod survey;
 mod triage;
 mod twilio;
 mod two_factor;
+mod worker_batch;

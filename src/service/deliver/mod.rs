@@ -146,14 +146,41 @@ fn one<T>(mut answers: Vec<Result<T, WorkerError>>) -> Result<T, WorkerError> {
 }
 
 impl Delivery {
-    /// Deliver one job on its own: its decide-and-claim and its record are batches of one. The
-    /// worker goes through a `Pipeline` instead, which groups them with other jobs'.
+    /// Deliver one job on its own (a batch of one). The worker goes through a `Pipeline`
+    /// instead, which batches the jobs that arrive together.
     pub async fn process(&self, outreach_id: &str) -> Result<Processed, WorkerError> {
-        let claimed = one(claim::decide_and_claim(self, &[outreach_id.to_string()]).await)?;
-        match self.send_claimed(claimed).await? {
-            Step::Done(done) => Ok(done),
-            Step::Sent(sent) => one(record::record_sends(self, std::slice::from_ref(&sent)).await),
+        one(self.process_together(&[outreach_id.to_string()]).await)
+    }
+
+    /// Deliver these jobs together: decide again and claim them all in one transaction, send
+    /// each (side by side), record all the results in one. One answer per job, in order.
+    pub async fn process_together(&self, outreach_ids: &[String]) -> Vec<Result<Processed, WorkerError>> {
+        let claimed = claim::decide_and_claim(self, outreach_ids).await;
+        let steps = futures::future::join_all(claimed.into_iter().map(|c| async move {
+            match c {
+                Ok(claimed) => self.send_claimed(claimed).await,
+                Err(e) => Err(e),
+            }
+        }))
+        .await;
+        let (mut answers, mut sends, mut sent_at) = (Vec::new(), Vec::new(), Vec::new());
+        for (at, step) in steps.into_iter().enumerate() {
+            answers.push(match step {
+                Ok(Step::Done(done)) => Some(Ok(done)),
+                Ok(Step::Sent(sent)) => {
+                    sends.push(sent);
+                    sent_at.push(at);
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            });
         }
+        if !sends.is_empty() {
+            for (at, recorded) in sent_at.into_iter().zip(record::record_sends(self, &sends).await) {
+                answers[at] = Some(recorded);
+            }
+        }
+        answers.into_iter().map(|a| a.unwrap_or_else(|| Err(WorkerError::unavailable("no answer")))).collect()
     }
 
     /// What follows the claim: hand a message we hold to its provider; or, when another worker
