@@ -137,7 +137,8 @@ struct Prepared {
 /// Where a job is after its claim: finished, or sent and waiting for its result to be recorded.
 enum Step {
     Done(Processed),
-    Sent(Sent),
+    /// Boxed: a job's message and request are large beside the other answers.
+    Sent(Box<Sent>),
 }
 
 /// The one answer of a batch of one.
@@ -168,7 +169,7 @@ impl Delivery {
             answers.push(match step {
                 Ok(Step::Done(done)) => Some(Ok(done)),
                 Ok(Step::Sent(sent)) => {
-                    sends.push(sent);
+                    sends.push(*sent);
                     sent_at.push(at);
                     None
                 }
@@ -199,7 +200,7 @@ impl Delivery {
         let outbound = outbound(&prepared.message, &prepared.route.recipient);
         let channels = if prepared.job.test.0 { &self.test_channels } else { &self.channels };
         let result = channels.send(prepared.route.channel, &outbound).await;
-        Ok(Step::Sent(Sent { prepared, result }))
+        Ok(Step::Sent(Box::new(Sent { prepared, result })))
     }
 
     /// Another worker holds the message. Should it die mid-send, its job may come back to us

@@ -51,7 +51,7 @@ impl Pipeline {
         let claimed = self.claims.call(outreach_id.to_string()).await.map_err(WorkerError::unavailable)??;
         match self.delivery.send_claimed(claimed).await? {
             Step::Done(done) => Ok(done),
-            Step::Sent(sent) => self.records.call(sent).await.map_err(WorkerError::unavailable)?,
+            Step::Sent(sent) => self.records.call(*sent).await.map_err(WorkerError::unavailable)?,
         }
     }
 }
