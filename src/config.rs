@@ -134,8 +134,10 @@ pub struct Config {
     /// `text` or `json` log lines.
     #[arg(long, env = "SAFEREACH_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
-    /// Jobs one worker process handles at once.
-    #[arg(long, env = "SAFEREACH_WORKER_CONCURRENCY", default_value_t = 4)]
+    /// Jobs one worker process handles at once. Their decide-and-claims, and their results, are
+    /// each written in one transaction for the jobs that arrive together (`service::deliver`),
+    /// so the more at once, the larger those batches: a job mostly waits for its provider.
+    #[arg(long, env = "SAFEREACH_WORKER_CONCURRENCY", default_value_t = 64)]
     pub worker_concurrency: usize,
     /// Transient send failures before a job is dead-lettered for staff.
     #[arg(long, env = "SAFEREACH_MAX_ATTEMPTS", default_value_t = 5)]

@@ -56,8 +56,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// another worker puts the jobs it held back on the queue (Postgres and Redis storages).
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const MISSED_HEARTBEATS: usize = 3;
-/// Jobs a worker takes from the queue at once (it runs `concurrency` of them at a time).
-const BATCH: usize = 4;
+/// Jobs a worker takes from the queue at once (it runs `concurrency` of them at a time; with
+/// the default concurrency of 64, four fetches fill it).
+const BATCH: usize = 16;
 /// The longest a health check or a push waits for the queue's storage.
 const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 /// How long a worker whose queue failed (Redis or Postgres down) waits before starting again.

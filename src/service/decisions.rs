@@ -18,7 +18,7 @@ pub async fn record_decision(
     kind: EventType,
 ) -> Result<()> {
     store.set_decision(conn, &job.id, decision, now).await?;
-    Event::new(&job.case_ref, now, actor, kind).outreach(&job.id).decision(decision).append(conn).await?;
+    decision_event(job, decision, now, actor, kind).append(conn).await?;
     if decision.outcome() == Outcome::Defer
         && let Some(run_at) = run_at(decision, now)
     {
@@ -42,6 +42,17 @@ pub async fn hold_for_staff(
     event.outcome = Some(Outcome::Hold.as_str());
     event.append(conn).await?;
     Ok(())
+}
+
+/// The timeline event of a new decision on a job.
+pub(super) fn decision_event(
+    job: &OutreachRecord,
+    decision: &Decision,
+    now: i64,
+    actor: &str,
+    kind: EventType,
+) -> Event {
+    Event::new(&job.case_ref, now, actor, kind).outreach(&job.id).decision(decision)
 }
 
 /// When the queue should run a job after this decision.

@@ -34,7 +34,7 @@ pub struct MessageRecord {
     pub test: super::Flag,
 }
 
-const MESSAGE_COLUMNS: &str = "id, outreach_id, case_ref, channel, template, template_version, status, provider, provider_ref, to_address, subject, body, html, encoding, segments, created_at, sent_at, status_at, final_at, redacted_at, language, test";
+pub(super) const MESSAGE_COLUMNS: &str = "id, outreach_id, case_ref, channel, template, template_version, status, provider, provider_ref, to_address, subject, body, html, encoding, segments, created_at, sent_at, status_at, final_at, redacted_at, language, test";
 
 impl MessageRecord {
     pub fn status(&self) -> MessageStatus {

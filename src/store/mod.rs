@@ -7,6 +7,7 @@ mod calls;
 mod cases;
 mod commissioner;
 mod dead_letters;
+mod deliveries;
 mod event_outbox;
 mod events;
 mod history;
@@ -30,6 +31,7 @@ pub use calls::{CallRecord, NewCall};
 pub use cases::CaseRecord;
 pub use commissioner::DeclinedRow;
 pub use dead_letters::DeadLetter;
+pub use deliveries::NewMessageRow;
 pub use event_outbox::OutboundEvent;
 pub use events::{Event, EventRow};
 pub use history::{Histories, JobNote, ThisJob};
@@ -455,6 +457,47 @@ impl Dialect {
 /// A list (or rows, as arrays) to bind as the JSON parameter of `in_json` or `json_rows`.
 fn json<T: serde::Serialize>(values: &[T]) -> String {
     serde_json::to_string(values).expect("plain values serialise")
+}
+
+/// The most rows one multi-row statement carries (far inside both databases' limits on bound
+/// values); a larger batch is written in several.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// `($first, …), (…), …`: `rows` tuples of `cols` placeholders, numbered on from `first`, for a
+/// multi-row `VALUES` (one statement for a whole batch).
+fn value_rows(first: usize, rows: usize, cols: usize) -> String {
+    (0..rows).map(|r| format!("({})", placeholders(first + r * cols, cols))).collect::<Vec<_>>().join(", ")
+}
+
+/// Binding the values of an `IN (…)` list in turn, whatever the kind of query.
+trait Bind<'q>: Sized {
+    fn bind_str(self, value: &'q str) -> Self;
+}
+
+impl<'q> Bind<'q> for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    fn bind_str(self, value: &'q str) -> Self {
+        self.bind(value)
+    }
+}
+
+impl<'q, O> Bind<'q> for sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+    fn bind_str(self, value: &'q str) -> Self {
+        self.bind(value)
+    }
+}
+
+impl<'q, O> Bind<'q> for sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+    fn bind_str(self, value: &'q str) -> Self {
+        self.bind(value)
+    }
+}
+
+/// Bind each of `values` in turn.
+fn bind_all<'q, Q: Bind<'q>>(mut query: Q, values: &'q [String]) -> Q {
+    for v in values {
+        query = query.bind_str(v);
+    }
+    query
 }
 
 /// Sortable unique ids (UUIDv7) with a readable prefix.

@@ -48,12 +48,20 @@ impl Store {
         let mut ids: Vec<i64> = keys.iter().map(|k| advisory_lock_id(k)).collect();
         ids.sort_unstable();
         ids.dedup();
-        for id in ids {
-            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+        if ids.is_empty() {
+            return Ok(());
         }
+        // One statement for them all: Postgres evaluates a volatile function of the select list
+        // after the ORDER BY, so the locks are taken in sorted order, one after the other.
+        let sql = format!(
+            "SELECT pg_advisory_xact_lock(column1) FROM (VALUES {}) AS keys ORDER BY column1",
+            super::value_rows(1, ids.len(), 1)
+        );
+        let mut query = sqlx::query(super::dynamic(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -211,7 +219,7 @@ impl Store {
 }
 
 /// The advisory lock id of an address key (hex of a keyed hash): its first 60 bits.
-fn advisory_lock_id(key: &str) -> i64 {
+pub(super) fn advisory_lock_id(key: &str) -> i64 {
     let hex: String = key.chars().take(15).collect();
     i64::from_str_radix(&hex, 16).unwrap_or_else(|_| {
         // Not hex (a key from elsewhere): any stable number will do.

@@ -36,7 +36,7 @@ pub struct TemplateVersion {
     pub language: String,
 }
 
-const VERSION_COLUMNS: &str = "id, name, channel, kind, discreet, version, state, subject, body, html, author, created_at, submitted_at, decided_by, decided_at, comment, language";
+pub(super) const VERSION_COLUMNS: &str = "id, name, channel, kind, discreet, version, state, subject, body, html, author, created_at, submitted_at, decided_by, decided_at, comment, language";
 
 /// The wording of a new version.
 #[derive(Debug, Clone)]

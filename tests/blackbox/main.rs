@@ -34,3 +34,4 @@ mod survey;
 mod triage;
 mod twilio;
 mod two_factor;
+mod worker_batch;
