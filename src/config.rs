@@ -352,7 +352,10 @@ mod tests {
         c.check().unwrap();
         c.redis_url = Some("redis://:secret@[::1".into());
         let refused = c.check().unwrap_err().to_string();
-        assert!(refused.starts_with("SAFEREACH_REDIS_URL is not a Redis URL") && !refused.contains("secret"), "{refused}");
+        assert!(
+            refused.starts_with("SAFEREACH_REDIS_URL is not a Redis URL") && !refused.contains("secret"),
+            "{refused}"
+        );
     }
 
     #[test]

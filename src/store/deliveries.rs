@@ -8,11 +8,9 @@ use sqlx::AnyConnection;
 
 use super::messages::MESSAGE_COLUMNS;
 use super::outreach::OUTREACH_COLUMNS;
+use super::rows::{ROWS_PER_STATEMENT, bind_all, value_rows};
 use super::templates::VERSION_COLUMNS;
-use super::{
-    Claim, MessageRecord, NewMessage, OutreachRecord, ROWS_PER_STATEMENT, Result, Store, TemplateVersion, bind_all,
-    dynamic, placeholders, value_rows,
-};
+use super::{Claim, MessageRecord, NewMessage, OutreachRecord, Result, Store, TemplateVersion, dynamic, placeholders};
 use crate::domain::{Decision, JobStatus};
 
 /// A new message to insert (its id chosen by the caller).

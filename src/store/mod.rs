@@ -19,6 +19,7 @@ mod replies;
 mod reports;
 mod retention;
 mod review;
+mod rows;
 mod sessions;
 mod survey;
 mod templates;
@@ -457,47 +458,6 @@ impl Dialect {
 /// A list (or rows, as arrays) to bind as the JSON parameter of `in_json` or `json_rows`.
 fn json<T: serde::Serialize>(values: &[T]) -> String {
     serde_json::to_string(values).expect("plain values serialise")
-}
-
-/// The most rows one multi-row statement carries (far inside both databases' limits on bound
-/// values); a larger batch is written in several.
-const ROWS_PER_STATEMENT: usize = 500;
-
-/// `($first, …), (…), …`: `rows` tuples of `cols` placeholders, numbered on from `first`, for a
-/// multi-row `VALUES` (one statement for a whole batch).
-fn value_rows(first: usize, rows: usize, cols: usize) -> String {
-    (0..rows).map(|r| format!("({})", placeholders(first + r * cols, cols))).collect::<Vec<_>>().join(", ")
-}
-
-/// Binding the values of an `IN (…)` list in turn, whatever the kind of query.
-trait Bind<'q>: Sized {
-    fn bind_str(self, value: &'q str) -> Self;
-}
-
-impl<'q> Bind<'q> for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    fn bind_str(self, value: &'q str) -> Self {
-        self.bind(value)
-    }
-}
-
-impl<'q, O> Bind<'q> for sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
-    fn bind_str(self, value: &'q str) -> Self {
-        self.bind(value)
-    }
-}
-
-impl<'q, O> Bind<'q> for sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
-    fn bind_str(self, value: &'q str) -> Self {
-        self.bind(value)
-    }
-}
-
-/// Bind each of `values` in turn.
-fn bind_all<'q, Q: Bind<'q>>(mut query: Q, values: &'q [String]) -> Q {
-    for v in values {
-        query = query.bind_str(v);
-    }
-    query
 }
 
 /// Sortable unique ids (UUIDv7) with a readable prefix.

@@ -55,7 +55,7 @@ impl Store {
         // after the ORDER BY, so the locks are taken in sorted order, one after the other.
         let sql = format!(
             "SELECT pg_advisory_xact_lock(column1) FROM (VALUES {}) AS keys ORDER BY column1",
-            super::value_rows(1, ids.len(), 1)
+            super::rows::value_rows(1, ids.len(), 1)
         );
         let mut query = sqlx::query(super::dynamic(sql));
         for id in ids {
