@@ -16,7 +16,19 @@ if [[ ${2:-} == --require-logs && $files -lt 50 ]]; then
   echo "log scan: FAIL: only $files log files: the apps did not log where the scan looks" >&2
   exit 1
 fi
-hits=$(grep -rFoH -f "$patterns" --include='*.log' "$dir" | sort | uniq -c || true)
+# Values made of digits only (a number's national form) count only where they start a number:
+# not inside a longer run of digits or after a decimal point, where a 10-minute soak's millions of
+# timestamps and durations (`1.077009001s`) hold any 8 digits by chance.
+digits=$(grep -E '^[0-9]+$' "$patterns" | paste -sd'|' || true)
+words=$(mktemp)
+trap 'rm -f "$patterns" "$words"' EXIT
+grep -vE '^[0-9]+$' "$patterns" >"$words" || true
+hits=$(
+  {
+    grep -rFoH -f "$words" --include='*.log' "$dir" || true
+    [[ -z $digits ]] || grep -rPoH "(?<![0-9.])($digits)" --include='*.log' "$dir" || true
+  } | sort | uniq -c
+)
 if [[ -n $hits ]]; then
   echo "log scan: FAIL: personal data in the logs (count file:value):" >&2
   echo "$hits" | head -n 40 >&2
