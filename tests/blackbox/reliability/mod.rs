@@ -16,6 +16,7 @@ mod backend_restarts;
 mod fault_proxy;
 mod gateway;
 mod hostile_input;
+mod hostile_values;
 mod load;
 mod provider_outage;
 mod soak;
