@@ -29,6 +29,22 @@ pub struct OutreachJob {
     pub outreach_id: String,
 }
 
+/// apalis-sqlite acknowledges a job with `UPDATE Jobs … FROM json_each(?1) j WHERE Jobs.id =
+/// j.task_id AND Jobs.lock_by = ?2`, and without statistics SQLite plans it as "find the worker's
+/// jobs by `lock_by`, then scan the batch's JSON for each": finished jobs keep their `lock_by`
+/// until `tidy` removes them, so every acknowledgement cost more the more jobs the worker had
+/// done (BENCHMARKS.md: a fifth of the embedded default's time end to end went to SQLite's JSON
+/// functions). The statistic says what is true — many jobs share one `lock_by` — and the planner
+/// then looks each acknowledged job up by its id. Only that index gets a statistic, so no other
+/// plan changes (checked for every statement in apalis-sqlite's `queries/`). SQLite's documented
+/// way to steer a plan: <https://sqlite.org/optoverview.html#manual_control_of_query_plans_using_sqlite_stat_tables>.
+/// `ANALYZE Workers` (a table of a few rows) creates `sqlite_stat1` when it is not there yet.
+const SQLITE_PLANNER_HINT: &str = "BEGIN IMMEDIATE;
+    ANALYZE Workers;
+    DELETE FROM sqlite_stat1 WHERE tbl = 'Jobs' AND idx = 'LIdx';
+    INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('Jobs', 'LIdx', '1000000 100000');
+    COMMIT;";
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("queue storage: {0}")]
@@ -119,8 +135,13 @@ impl Queue {
             .map_err(storage_error)?
             .create_if_missing(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(storage_error)?;
-        SqliteStorage::setup(&pool).await.map_err(storage_error)?;
+        let pool = SqlitePoolOptions::new().max_connections(4);
+        let setup = pool.clone().connect_with(options.clone()).await.map_err(storage_error)?;
+        SqliteStorage::setup(&setup).await.map_err(storage_error)?;
+        sqlx::raw_sql(SQLITE_PLANNER_HINT).execute(&setup).await.map_err(storage_error)?;
+        // SQLite reads its statistics when a connection opens: the queue's own pool opens after.
+        setup.close().await;
+        let pool = pool.connect_with(options).await.map_err(storage_error)?;
         Ok(Queue::Sqlite(SqliteStorage::new(&pool)))
     }
 

@@ -252,6 +252,32 @@ on_backends! {
     }
 }
 
+/// apalis-sqlite's acknowledgement (its `queries/task/ack.sql`, version 1.0.0): planned by
+/// `lock_by` it would read the batch's JSON once for every job the worker ever locked; the queue
+/// tells SQLite that `lock_by` is not selective (`queue::SQLITE_PLANNER_HINT`), so each job is
+/// looked up by id.
+#[tokio::test]
+async fn the_sqlite_queue_acknowledges_each_job_by_its_id() {
+    let app = spawn_at(MONDAY_10AM).await;
+    let safereach::queue::Queue::Sqlite(storage) = &app.state.queue else { panic!("the embedded default") };
+    let explain_ack =
+        "EXPLAIN QUERY PLAN WITH j AS (SELECT value ->> 'task_id' AS task_id, value ->> 'attempt' AS attempt,
+                   value ->> 'result' AS result, value ->> 'status' AS status FROM json_each(?1))
+               UPDATE Jobs SET status = j.status, attempts = j.attempt, last_result = j.result,
+                   done_at = strftime('%s', 'now')
+               FROM j WHERE Jobs.id = j.task_id AND Jobs.lock_by = ?2";
+    let plan: Vec<String> = sqlx::query(explain_ack)
+        .fetch_all(storage.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+        .collect();
+    assert!(plan.iter().any(|step| step.contains("Jobs USING INDEX sqlite_autoindex_Jobs_1 (id=?)")), "{plan:?}");
+    assert!(!plan.iter().any(|step| step.contains("LIdx")), "{plan:?}");
+    app.stop().await;
+}
+
 on_backends! {
     async fn finished_jobs_are_tidied_from_the_queue() {
         let app = spawn_at(MONDAY_10AM).await;
