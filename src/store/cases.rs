@@ -129,11 +129,9 @@ impl Store {
         if self.dialect != super::Dialect::Postgres || cases.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "INSERT INTO cases (case_ref, created_at) SELECT value, $2 FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS j(value, n)
-             ORDER BY n ON CONFLICT DO NOTHING"
-        );
-        sqlx::query(dynamic(sql)).bind(json(cases)).bind(now).execute(&mut *conn).await?;
+        let sql = "INSERT INTO cases (case_ref, created_at) SELECT value, $2 FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS j(value, n)
+             ORDER BY n ON CONFLICT DO NOTHING";
+        sqlx::query(sql).bind(json(cases)).bind(now).execute(&mut *conn).await?;
         Ok(())
     }
 

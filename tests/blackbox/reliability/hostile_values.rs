@@ -110,7 +110,8 @@ fn parts(eml: &str) -> (String, String, String, usize) {
 async fn approve_wording(app: &TestApp) {
     let mut sources = safereach::templates::load_dir(&templates_dir()).unwrap();
     sources.retain(|s| s.language == "en");
-    let pack = sources.iter_mut().find(|s| s.name == "information_pack" && s.channel == safereach::domain::Channel::Email);
+    let pack =
+        sources.iter_mut().find(|s| s.name == "information_pack" && s.channel == safereach::domain::Channel::Email);
     pack.unwrap().content.subject = Some("Your information pack{{#if first_name}}, {{first_name}}{{/if}}".into());
     let (store, now) = (&app.state.store, app.state.clock.now_ms());
     safereach::service::templates::load_sources(store, &sources, AUTHOR, now).await.unwrap();
@@ -231,6 +232,10 @@ async fn hostile_values_in_accepted_jobs_are_sent_literally_and_add_no_header() 
     // Values are at most 61 characters, well inside the request's limits: all are taken.
     assert_eq!(accepted.len() as u64, jobs, "answers: {answers:?}");
     assert_eq!(header_sets, emails, "every email has exactly the reference's headers");
-    assert_eq!(literal, accepted.len() as u64, "every message is the wording with the values put in literally: {mismatches:?}");
+    assert_eq!(
+        literal,
+        accepted.len() as u64,
+        "every message is the wording with the values put in literally: {mismatches:?}"
+    );
     app.stop().await;
 }
