@@ -438,6 +438,11 @@ impl Dialect {
 
     /// The rows of the JSON array of arrays bound as `$p` (see `json`), in order, as a subquery
     /// whose columns are `cols` (name, and Postgres type: `text` or `bigint`).
+    ///
+    /// On Postgres the rows go through an array: the planner takes `jsonb_array_elements` for 100
+    /// rows, and joined to a table of a few thousand rows (`UPDATE messages … FROM` these rows)
+    /// it then scans the whole table instead of looking each row up by its key (2.2 ms against
+    /// 0.4 ms for 4 rows among 6,000, `EXPLAIN ANALYZE`); it takes `unnest` of an array for 10.
     fn json_rows(self, p: usize, cols: &[(&str, &str)]) -> String {
         let cols: Vec<String> = match self {
             Dialect::Postgres => cols.iter().enumerate().map(|(i, (n, t))| format!("(r->>{i})::{t} AS {n}")).collect(),
@@ -448,7 +453,10 @@ impl Dialect {
         let cols = cols.join(", ");
         match self {
             Dialect::Postgres => {
-                format!("(SELECT {cols} FROM jsonb_array_elements(${p}::jsonb) WITH ORDINALITY AS j(r, n) ORDER BY n)")
+                let elements = format!(
+                    "ARRAY(SELECT e FROM jsonb_array_elements(${p}::jsonb) WITH ORDINALITY AS a(e, n) ORDER BY n)"
+                );
+                format!("(SELECT {cols} FROM unnest({elements}) WITH ORDINALITY AS j(r, n) ORDER BY n)")
             }
             Dialect::Sqlite => format!("(SELECT {cols} FROM json_each(${p}) ORDER BY key)"),
         }
