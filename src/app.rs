@@ -135,7 +135,8 @@ impl Starting {
                 target: events_target,
             });
             tasks.push(tokio::spawn(events.run(shutdown.clone())));
-            let handler: Arc<dyn crate::queue::JobHandler> = Arc::new(crate::worker::Pipeline::start(state.worker()));
+            let handler: Arc<dyn crate::queue::JobHandler> =
+                Arc::new(crate::worker::Pipeline::start(state.worker(), state.metrics.clone()));
             let queue = state.queue.clone();
             let (concurrency, grace) =
                 (state.config.worker_concurrency.max(1), Duration::from_secs(state.config.shutdown_timeout_secs));

@@ -141,7 +141,8 @@ impl Metrics {
         self.count(PASSWORD_CHECKS, &[("result", result)]);
     }
 
-    /// A group commit (`batch`: `accept` or `status`) ran `size` items in one transaction.
+    /// A group commit (`batch`: `accept`, `status`, the worker's `claim` or `record`) ran `size`
+    /// items in one transaction.
     pub fn batch(&self, batch: &'static str, size: usize) {
         self.recorder.register_histogram(&Self::key(BATCH_SIZE, &[("batch", batch)]), &METADATA).record(size as f64);
     }

@@ -325,6 +325,13 @@ impl Bench {
         // A little longer, for any message sent twice to show.
         tokio::time::sleep(Duration::from_millis(500)).await;
         watching.abort();
+        // The worker's batches, where its metrics are served (`serve`: one process does it all).
+        let worker_batches = if layout == "serve" {
+            let fresh = |b: load::Batches| b.since(load::Batches::default());
+            json!({"claim": fresh(self.batches(d, "claim").await), "record": fresh(self.batches(d, "record").await)})
+        } else {
+            Value::Null
+        };
         let tally = tally.lock().expect("not poisoned");
         let delivery = tally.check(&numbers);
         let posted = posted.lock().expect("not poisoned");
@@ -351,6 +358,7 @@ impl Bench {
                 "reports_recorded": recorded,
                 "reports_recorded_after_s": reports_done.as_secs_f64(),
                 "submit_rate": submitted.rate(),
+                "worker_batches": worker_batches,
             })))
     }
 

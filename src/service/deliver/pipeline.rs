@@ -25,16 +25,18 @@ pub struct Pipeline {
 impl Pipeline {
     /// Start the two batchers (needs a Tokio runtime). Their batches run one at a time on SQLite
     /// (one writer), two side by side on Postgres.
-    pub fn start(delivery: Delivery) -> Pipeline {
+    pub fn start(delivery: Delivery, metrics: crate::telemetry::Metrics) -> Pipeline {
         let delivery = Arc::new(delivery);
         let in_flight = if delivery.store.dialect() == Dialect::Sqlite { 1 } else { 2 };
-        let d = delivery.clone();
+        let (d, m) = (delivery.clone(), metrics.clone());
         let claims = Batcher::start(BATCH, in_flight, move |ids: Vec<String>| {
+            m.batch("claim", ids.len());
             let d = d.clone();
             async move { decide_and_claim(&d, &ids).await }
         });
         let d = delivery.clone();
         let records = Batcher::start(BATCH, in_flight, move |sends: Vec<Sent>| {
+            metrics.batch("record", sends.len());
             let d = d.clone();
             async move { record_sends(&d, &sends).await }
         });
