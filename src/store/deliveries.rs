@@ -1,6 +1,7 @@
 //! The worker's reads and writes for a batch of jobs (`service::deliver`): one statement for the
 //! lot wherever one row each would cost a statement (a round trip, or a hop to SQLite's thread)
-//! each. Called inside the batch's transaction.
+//! each. Called inside the batch's transaction. Lists and rows are bound as one JSON parameter
+//! (`Dialect::in_json`, `json_rows`), so each statement has one text whatever the batch's size.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,9 +9,8 @@ use sqlx::AnyConnection;
 
 use super::messages::MESSAGE_COLUMNS;
 use super::outreach::OUTREACH_COLUMNS;
-use super::rows::{ROWS_PER_STATEMENT, bind_all, value_rows};
 use super::templates::VERSION_COLUMNS;
-use super::{Claim, MessageRecord, NewMessage, OutreachRecord, Result, Store, TemplateVersion, dynamic, placeholders};
+use super::{Claim, MessageRecord, NewMessage, OutreachRecord, Result, Store, TemplateVersion, dynamic, json};
 use crate::domain::{Decision, JobStatus};
 
 /// A new message to insert (its id chosen by the caller).
@@ -27,10 +27,10 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT DISTINCT case_ref FROM outreach WHERE id IN ({}) ORDER BY case_ref",
-            placeholders(1, ids.len())
+            "SELECT DISTINCT case_ref FROM outreach WHERE {} ORDER BY case_ref",
+            self.dialect.in_json("id", 1, "text")
         );
-        Ok(bind_all(sqlx::query_scalar(dynamic(sql)), ids).fetch_all(&mut *conn).await?)
+        Ok(sqlx::query_scalar(dynamic(sql)).bind(json(ids)).fetch_all(&mut *conn).await?)
     }
 
     /// These jobs, read and locked (in id order), by id.
@@ -43,11 +43,11 @@ impl Store {
             return Ok(HashMap::new());
         }
         let sql = format!(
-            "SELECT {OUTREACH_COLUMNS} FROM outreach WHERE id IN ({}) ORDER BY id{}",
-            placeholders(1, ids.len()),
+            "SELECT {OUTREACH_COLUMNS} FROM outreach WHERE {} ORDER BY id{}",
+            self.dialect.in_json("id", 1, "text"),
             self.for_update()
         );
-        let jobs: Vec<OutreachRecord> = bind_all(sqlx::query_as(dynamic(sql)), ids).fetch_all(&mut *conn).await?;
+        let jobs: Vec<OutreachRecord> = sqlx::query_as(dynamic(sql)).bind(json(ids)).fetch_all(&mut *conn).await?;
         Ok(jobs.into_iter().map(|j| (j.id.clone(), j)).collect())
     }
 
@@ -62,10 +62,10 @@ impl Store {
             return Ok(HashMap::new());
         }
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE outreach_id IN ({}) ORDER BY created_at DESC, id DESC",
-            placeholders(1, ids.len())
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE {} ORDER BY created_at DESC, id DESC",
+            self.dialect.in_json("outreach_id", 1, "text")
         );
-        let messages: Vec<MessageRecord> = bind_all(sqlx::query_as(dynamic(sql)), ids).fetch_all(&mut *conn).await?;
+        let messages: Vec<MessageRecord> = sqlx::query_as(dynamic(sql)).bind(json(ids)).fetch_all(&mut *conn).await?;
         // Newest first, so the oldest is inserted last and stays.
         Ok(messages.into_iter().map(|m| (m.outreach_id.clone(), m)).collect())
     }
@@ -97,8 +97,8 @@ impl Store {
         for ((status, outcome, reason, channel, template, not_before), ids) in &groups {
             let sql = format!(
                 "UPDATE outreach SET status = $1, outcome = $2, reason = $3, channel = $4, template = $5, not_before = $6,
-                   updated_at = $7 WHERE id IN ({})",
-                placeholders(8, ids.len())
+                   updated_at = $7 WHERE {}",
+                self.dialect.in_json("id", 8, "text")
             );
             let query = sqlx::query(dynamic(sql))
                 .bind(*status)
@@ -107,45 +107,64 @@ impl Store {
                 .bind(*channel)
                 .bind(template.as_deref())
                 .bind(*not_before)
-                .bind(now);
-            bind_all(query, ids).execute(&mut *conn).await?;
+                .bind(now)
+                .bind(json(ids));
+            query.execute(&mut *conn).await?;
         }
         Ok(())
     }
 
     /// Insert new messages (`queued`) in one statement.
     pub async fn insert_messages(&self, conn: &mut AnyConnection, rows: &[NewMessageRow<'_>], now: i64) -> Result<()> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO messages (id, outreach_id, case_ref, channel, template, template_version, status, to_key, to_address,
-                   subject, body, html, encoding, segments, created_at, status_at, language, test)
-                 VALUES {}",
-                value_rows(1, chunk.len(), 18)
-            );
-            let mut query = sqlx::query(dynamic(sql));
-            for NewMessageRow { id, new } in chunk {
-                query = query
-                    .bind(*id)
-                    .bind(&new.outreach_id)
-                    .bind(&new.case_ref)
-                    .bind(new.channel)
-                    .bind(&new.template)
-                    .bind(new.template_version)
-                    .bind("queued")
-                    .bind(self.address_key(&new.to_normalised))
-                    .bind(&new.to_address)
-                    .bind(&new.subject)
-                    .bind(&new.body)
-                    .bind(&new.html)
-                    .bind(new.encoding)
-                    .bind(new.segments)
-                    .bind(now)
-                    .bind(now)
-                    .bind(&new.language)
-                    .bind(i64::from(new.test));
-            }
-            query.execute(&mut *conn).await?;
+        if rows.is_empty() {
+            return Ok(());
         }
+        const COLUMNS: [(&str, &str); 15] = [
+            ("id", "text"),
+            ("outreach_id", "text"),
+            ("case_ref", "text"),
+            ("channel", "text"),
+            ("template", "text"),
+            ("template_version", "bigint"),
+            ("to_key", "text"),
+            ("to_address", "text"),
+            ("subject", "text"),
+            ("body", "text"),
+            ("html", "text"),
+            ("encoding", "text"),
+            ("segments", "bigint"),
+            ("language", "text"),
+            ("test", "bigint"),
+        ];
+        let names = COLUMNS.map(|(name, _)| name).join(", ");
+        let sql = format!(
+            "INSERT INTO messages ({names}, status, created_at, status_at)
+             SELECT {names}, 'queued', $2, $2 FROM {} AS v",
+            self.dialect.json_rows(1, &COLUMNS)
+        );
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|NewMessageRow { id, new }| {
+                serde_json::json!([
+                    id,
+                    new.outreach_id,
+                    new.case_ref,
+                    new.channel,
+                    new.template,
+                    new.template_version,
+                    self.address_key(&new.to_normalised),
+                    new.to_address,
+                    new.subject,
+                    new.body,
+                    new.html,
+                    new.encoding,
+                    new.segments,
+                    new.language,
+                    i64::from(new.test),
+                ])
+            })
+            .collect();
+        sqlx::query(dynamic(sql)).bind(json(&rows)).bind(now).execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -164,20 +183,22 @@ impl Store {
         }
         let sql = format!(
             "UPDATE messages SET status = 'sending', claimed_until = $1, status_at = $2
-             WHERE status = 'queued' AND id IN ({})
+             WHERE status = 'queued' AND {}
                AND EXISTS (SELECT 1 FROM outreach o WHERE o.id = messages.outreach_id AND o.status = 'queued')
              RETURNING id",
-            placeholders(3, ids.len())
+            self.dialect.in_json("id", 3, "text")
         );
-        let query = sqlx::query_scalar::<_, String>(dynamic(sql)).bind(now + lease_ms).bind(now);
-        let claimed: Vec<String> = bind_all(query, ids).fetch_all(&mut *conn).await?;
+        let query = sqlx::query_scalar::<_, String>(dynamic(sql)).bind(now + lease_ms).bind(now).bind(json(ids));
+        let claimed: Vec<String> = query.fetch_all(&mut *conn).await?;
         let mut claims: HashMap<String, Claim> = claimed.into_iter().map(|id| (id, Claim::Claimed)).collect();
         let rest: Vec<String> = ids.iter().filter(|id| !claims.contains_key(*id)).cloned().collect();
         if !rest.is_empty() {
-            let sql =
-                format!("SELECT id, status, claimed_until FROM messages WHERE id IN ({})", placeholders(1, rest.len()));
+            let sql = format!(
+                "SELECT id, status, claimed_until FROM messages WHERE {}",
+                self.dialect.in_json("id", 1, "text")
+            );
             let found: Vec<(String, String, Option<i64>)> =
-                bind_all(sqlx::query_as(dynamic(sql)), &rest).fetch_all(&mut *conn).await?;
+                sqlx::query_as(dynamic(sql)).bind(json(&rest)).fetch_all(&mut *conn).await?;
             for (id, status, until) in found {
                 let claim = match (status.as_str(), until) {
                     ("sending", Some(until)) if until >= now => Claim::Busy { until },
@@ -192,21 +213,19 @@ impl Store {
 
     /// `mark_sent` for many messages (id, provider, provider's reference), in one statement.
     pub async fn mark_sent_all(&self, conn: &mut AnyConnection, sent: &[(&str, &str, &str)], now: i64) -> Result<()> {
-        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE messages SET
-                   status = CASE WHEN messages.status IN ('queued', 'sending') THEN 'sent' ELSE messages.status END,
-                   status_at = CASE WHEN messages.status IN ('queued', 'sending') THEN $1 ELSE messages.status_at END,
-                   provider = v.column2, provider_ref = v.column3, sent_at = $1, claimed_until = NULL
-                 FROM (VALUES {}) AS v WHERE messages.id = v.column1",
-                value_rows(2, chunk.len(), 3)
-            );
-            let mut query = sqlx::query(dynamic(sql)).bind(now);
-            for (id, provider, reference) in chunk {
-                query = query.bind(*id).bind(*provider).bind(*reference);
-            }
-            query.execute(&mut *conn).await?;
+        if sent.is_empty() {
+            return Ok(());
         }
+        let rows = self.dialect.json_rows(2, &[("id", "text"), ("provider", "text"), ("provider_ref", "text")]);
+        let sql = format!(
+            "UPDATE messages SET
+               status = CASE WHEN messages.status IN ('queued', 'sending') THEN 'sent' ELSE messages.status END,
+               status_at = CASE WHEN messages.status IN ('queued', 'sending') THEN $1 ELSE messages.status_at END,
+               provider = v.provider, provider_ref = v.provider_ref, sent_at = $1, claimed_until = NULL
+             FROM {rows} AS v WHERE messages.id = v.id"
+        );
+        let sent: Vec<[&str; 3]> = sent.iter().map(|(id, provider, reference)| [*id, *provider, *reference]).collect();
+        sqlx::query(dynamic(sql)).bind(now).bind(json(&sent)).execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -223,10 +242,10 @@ impl Store {
         }
         for (status, ids) in &groups {
             let sql = format!(
-                "UPDATE outreach SET status = $1, updated_at = $2 WHERE id IN ({})",
-                placeholders(3, ids.len())
+                "UPDATE outreach SET status = $1, updated_at = $2 WHERE {}",
+                self.dialect.in_json("id", 3, "text")
             );
-            bind_all(sqlx::query(dynamic(sql)).bind(*status).bind(now), ids).execute(&mut *conn).await?;
+            sqlx::query(dynamic(sql)).bind(*status).bind(now).bind(json(ids)).execute(&mut *conn).await?;
         }
         Ok(())
     }

@@ -19,7 +19,6 @@ mod replies;
 mod reports;
 mod retention;
 mod review;
-mod rows;
 mod sessions;
 mod survey;
 mod templates;

@@ -54,14 +54,11 @@ impl Store {
         // One statement for them all: Postgres evaluates a volatile function of the select list
         // after the ORDER BY, so the locks are taken in sorted order, one after the other.
         let sql = format!(
-            "SELECT pg_advisory_xact_lock(column1) FROM (VALUES {}) AS keys ORDER BY column1",
-            super::rows::value_rows(1, ids.len(), 1)
+            "SELECT pg_advisory_xact_lock(k) FROM {} AS keys ORDER BY k",
+            self.dialect.json_rows(1, &[("k", "bigint")])
         );
-        let mut query = sqlx::query(super::dynamic(sql));
-        for id in ids {
-            query = query.bind(id);
-        }
-        query.execute(&mut *conn).await?;
+        let ids: Vec<[i64; 1]> = ids.into_iter().map(|id| [id]).collect();
+        sqlx::query(super::dynamic(sql)).bind(super::json(&ids)).execute(&mut *conn).await?;
         Ok(())
     }
 
