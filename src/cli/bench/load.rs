@@ -71,7 +71,12 @@ impl Batches {
                 b.at_most.push((le.parse().unwrap_or(f64::INFINITY), value(line)));
             }
         }
+        b.mean_size = b.mean();
         b
+    }
+
+    fn mean(&self) -> f64 {
+        if self.transactions > 0.0 { self.items / self.transactions } else { 0.0 }
     }
 
     /// What happened between `before` and this.
@@ -81,7 +86,7 @@ impl Batches {
         for ((_, n), (_, was)) in self.at_most.iter_mut().zip(&before.at_most) {
             *n -= was;
         }
-        self.mean_size = if self.transactions > 0.0 { self.items / self.transactions } else { 0.0 };
+        self.mean_size = self.mean();
         self
     }
 }
@@ -289,6 +294,7 @@ mod batch_tests {
             )
         };
         let before = Batches::read(&text(10, 5, 3), "accept");
+        assert_eq!(before.mean_size, 2.0, "a fresh reading has its mean");
         let after = Batches::read(&text(70, 15, 4), "accept").since(before);
         assert_eq!((after.transactions, after.items, after.mean_size), (10.0, 60.0, 6.0));
         assert_eq!(after.at_most, [(1.0, 1.0), (f64::INFINITY, 10.0)]);
