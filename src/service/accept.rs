@@ -215,8 +215,7 @@ async fn accept_in(
         let cases: Vec<&str> =
             requests.iter().map(|r| r.case_ref.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
         // The batch's cases exist and are ours (Postgres), in case_ref order, before anything is read.
-        store.ensure_cases(&mut *tx, &cases, new[0].now).await?;
-        store.lock_cases(&mut *tx, &cases).await?;
+        store.ensure_and_lock_cases(&mut *tx, &cases, new[0].now).await?;
         let mut histories = store.histories(&mut *tx, &requests).await?;
         let (mut jobs, mut events, mut work) = (Vec::new(), Vec::new(), Vec::new());
         let ids: Vec<String> = new.iter().map(|_| new_id("out")).collect();
@@ -261,11 +260,13 @@ async fn accept_in(
             });
         }
         let cases: Vec<_> = new.iter().map(|i| (i.request, i.now, i.priority, i.safety_sensitive)).collect();
-        store.upsert_cases(&mut *tx, &cases).await?;
-        store.record_phones(&mut *tx, &requests).await?;
-        store.insert_outreach(&mut *tx, &jobs).await?;
-        Event::append_all(&mut *tx, &events).await?;
-        store.enqueue_all(&mut *tx, &work).await?;
+        let mut writes = store.writes();
+        store.upsert_cases(&mut writes, &cases);
+        store.record_phones(&mut writes, &requests);
+        store.insert_outreach(&mut writes, &jobs)?;
+        Event::write_all(&mut writes, &events);
+        store.enqueue_all(&mut writes, &work);
+        writes.run(&mut *tx).await?;
         for (input, answer) in new.iter().zip(decisions) {
             created.insert(input.request.request_id.as_str(), answer);
         }

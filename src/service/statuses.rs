@@ -205,8 +205,10 @@ async fn try_apply(store: &Store, reports: &[StatusReport]) -> Result<Vec<Status
             StatusChange::Ignored { case_ref, message_id }
         });
     }
-    store.set_message_statuses(&mut tx, &net_moves(&messages, &moved)).await?;
-    Event::append_all(&mut tx, &events).await?;
+    let mut writes = store.writes();
+    store.set_message_statuses(&mut writes, &net_moves(&messages, &moved));
+    Event::write_all(&mut writes, &events);
+    writes.run(&mut tx).await?;
     tx.commit().await?;
     Ok(changes)
 }

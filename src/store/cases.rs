@@ -4,7 +4,7 @@ use sqlx::AnyConnection;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Result, Store, dynamic, json};
+use super::{Result, Store, Writes, dynamic, json};
 use crate::domain::{OutreachRequest, contact};
 
 /// One case's row as a batch of acceptances writes it.
@@ -41,14 +41,10 @@ impl Store {
     /// joins the case's memory. `accepted` is in the order the requests were accepted, each with
     /// its time, priority and safety-sensitivity; several of one case are merged in that order
     /// (one row per case, in case_ref order, in one statement). Takes the cases' row locks on
-    /// Postgres, which `lock_cases` has already taken.
-    pub async fn upsert_cases(
-        &self,
-        conn: &mut AnyConnection,
-        accepted: &[(&OutreachRequest, i64, bool, bool)],
-    ) -> Result<()> {
+    /// Postgres, which `ensure_and_lock_cases` has already taken.
+    pub fn upsert_cases(&self, writes: &mut Writes, accepted: &[(&OutreachRequest, i64, bool, bool)]) {
         if accepted.is_empty() {
-            return Ok(());
+            return;
         }
         let mut merged: BTreeMap<&str, CaseRow> = BTreeMap::new();
         let mut categories = BTreeSet::new();
@@ -68,31 +64,34 @@ impl Store {
         }
         // The first referral details win; later jobs fill in what was missing. (`WHERE true`:
         // SQLite's parser needs it between an INSERT's SELECT and its ON CONFLICT.)
-        let rows = self.dialect.json_rows(
-            1,
-            &[
-                ("case_ref", "text"),
-                ("created_at", "bigint"),
-                ("referral_source", "text"),
-                ("referred_at", "bigint"),
-                ("local_authority", "text"),
-                ("categories", "text"),
-                ("priority", "bigint"),
-                ("safety_sensitive", "bigint"),
-            ],
-        );
-        let sql = format!(
-            "INSERT INTO cases (case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive)
-             SELECT case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive
-             FROM {rows} AS v WHERE true
-             ON CONFLICT (case_ref) DO UPDATE SET
-               referral_source = COALESCE(cases.referral_source, excluded.referral_source),
-               referred_at = COALESCE(cases.referred_at, excluded.referred_at),
-               local_authority = COALESCE(cases.local_authority, excluded.local_authority),
-               categories = CASE WHEN cases.categories = '' THEN excluded.categories ELSE cases.categories END,
-               priority = CASE WHEN cases.priority + excluded.priority > 0 THEN 1 ELSE 0 END,
-               safety_sensitive = CASE WHEN cases.safety_sensitive + excluded.safety_sensitive > 0 THEN 1 ELSE 0 END"
-        );
+        let dialect = self.dialect;
+        let sql = move |p| {
+            let rows = dialect.json_rows(
+                p,
+                &[
+                    ("case_ref", "text"),
+                    ("created_at", "bigint"),
+                    ("referral_source", "text"),
+                    ("referred_at", "bigint"),
+                    ("local_authority", "text"),
+                    ("categories", "text"),
+                    ("priority", "bigint"),
+                    ("safety_sensitive", "bigint"),
+                ],
+            );
+            format!(
+                "INSERT INTO cases (case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive)
+                 SELECT case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive
+                 FROM {rows} AS v WHERE true
+                 ON CONFLICT (case_ref) DO UPDATE SET
+                   referral_source = COALESCE(cases.referral_source, excluded.referral_source),
+                   referred_at = COALESCE(cases.referred_at, excluded.referred_at),
+                   local_authority = COALESCE(cases.local_authority, excluded.local_authority),
+                   categories = CASE WHEN cases.categories = '' THEN excluded.categories ELSE cases.categories END,
+                   priority = CASE WHEN cases.priority + excluded.priority > 0 THEN 1 ELSE 0 END,
+                   safety_sensitive = CASE WHEN cases.safety_sensitive + excluded.safety_sensitive > 0 THEN 1 ELSE 0 END"
+            )
+        };
         let rows: Vec<serde_json::Value> = merged
             .iter()
             .map(|(case_ref, row)| {
@@ -108,29 +107,34 @@ impl Store {
                 ])
             })
             .collect();
-        sqlx::query(dynamic(sql)).bind(json(&rows)).execute(&mut *conn).await?;
+        writes.push(sql, json(&rows));
         // The case's memory: every accepted job's categories, whatever its decision.
         if !categories.is_empty() {
-            let rows = self.dialect.json_rows(1, &[("case_ref", "text"), ("category", "text")]);
-            let sql = format!(
-                "INSERT INTO case_categories (case_ref, category) SELECT case_ref, category FROM {rows} AS v WHERE true
-                 ON CONFLICT DO NOTHING"
-            );
             let categories: Vec<(&str, String)> = categories.into_iter().collect();
-            sqlx::query(dynamic(sql)).bind(json(&categories)).execute(&mut *conn).await?;
+            writes.push(
+                |p| {
+                    let rows = dialect.json_rows(p, &[("case_ref", "text"), ("category", "text")]);
+                    format!(
+                        "INSERT INTO case_categories (case_ref, category) SELECT case_ref, category FROM {rows} AS v WHERE true
+                         ON CONFLICT DO NOTHING"
+                    )
+                },
+                json(&categories),
+            );
         }
-        Ok(())
     }
 
     /// Make sure the cases exist (a bare row, filled in by `upsert_cases` in the same
-    /// transaction), so that `lock_cases` can lock them before anything is read. Postgres only:
-    /// SQLite's single writer already serialises. `cases` in case_ref order.
-    pub async fn ensure_cases(&self, conn: &mut AnyConnection, cases: &[&str], now: i64) -> Result<()> {
+    /// transaction) and lock them (see `lock_case`), before anything is read: one statement, in
+    /// case_ref order (`cases` is), so that two batches never wait for each other. Postgres only:
+    /// SQLite's single writer already serialises.
+    pub async fn ensure_and_lock_cases(&self, conn: &mut AnyConnection, cases: &[&str], now: i64) -> Result<()> {
         if self.dialect != super::Dialect::Postgres || cases.is_empty() {
             return Ok(());
         }
+        // `DO UPDATE` of a column no index has: the row is locked as by `FOR UPDATE`.
         let sql = "INSERT INTO cases (case_ref, created_at) SELECT value, $2 FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS j(value, n)
-             ORDER BY n ON CONFLICT DO NOTHING";
+             ORDER BY n ON CONFLICT (case_ref) DO UPDATE SET created_at = cases.created_at";
         sqlx::query(sql).bind(json(cases)).bind(now).execute(&mut *conn).await?;
         Ok(())
     }
@@ -173,7 +177,7 @@ impl Store {
     }
 
     /// Remember whose each number is, so that rule 7 can spot a suspect's number on another case.
-    pub async fn record_phones(&self, conn: &mut AnyConnection, requests: &[&OutreachRequest]) -> Result<()> {
+    pub fn record_phones(&self, writes: &mut Writes, requests: &[&OutreachRequest]) {
         let phones: BTreeSet<(&str, String, i64)> = requests
             .iter()
             .flat_map(|req| {
@@ -184,16 +188,20 @@ impl Store {
             })
             .collect();
         if phones.is_empty() {
-            return Ok(());
+            return;
         }
-        let rows = self.dialect.json_rows(1, &[("case_ref", "text"), ("number_key", "text"), ("is_victims", "bigint")]);
-        let sql = format!(
-            "INSERT INTO case_phones (case_ref, number_key, is_victims) SELECT case_ref, number_key, is_victims FROM {rows} AS v
-             WHERE true ON CONFLICT DO NOTHING"
-        );
+        let dialect = self.dialect;
         let phones: Vec<(&str, String, i64)> = phones.into_iter().collect();
-        sqlx::query(dynamic(sql)).bind(json(&phones)).execute(&mut *conn).await?;
-        Ok(())
+        writes.push(
+            |p| {
+                let rows = dialect.json_rows(p, &[("case_ref", "text"), ("number_key", "text"), ("is_victims", "bigint")]);
+                format!(
+                    "INSERT INTO case_phones (case_ref, number_key, is_victims) SELECT case_ref, number_key, is_victims FROM {rows} AS v
+                     WHERE true ON CONFLICT DO NOTHING"
+                )
+            },
+            json(&phones),
+        );
     }
 
     pub async fn case(&self, case_ref: &str) -> Result<Option<CaseRecord>> {

@@ -3,14 +3,14 @@
 //! each. Called inside the batch's transaction. Lists and rows are bound as one JSON parameter
 //! (`Dialect::in_json`, `json_rows`), so each statement has one text whatever the batch's size.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use sqlx::AnyConnection;
 
 use super::messages::MESSAGE_COLUMNS;
 use super::outreach::OUTREACH_COLUMNS;
 use super::templates::VERSION_COLUMNS;
-use super::{Claim, MessageRecord, NewMessage, OutreachRecord, Result, Store, TemplateVersion, dynamic, json};
+use super::{Claim, MessageRecord, NewMessage, OutreachRecord, Result, Store, TemplateVersion, Writes, dynamic, json};
 use crate::domain::{Decision, JobStatus};
 
 /// A new message to insert (its id chosen by the caller).
@@ -77,49 +77,56 @@ impl Store {
             .await?)
     }
 
-    /// `set_decision` for many jobs: one `UPDATE` per distinct decision (a batch of sends to the
-    /// same channel and template is one statement).
-    pub async fn set_decisions(&self, conn: &mut AnyConnection, decided: &[(&str, &Decision)], now: i64) -> Result<()> {
-        type Key =
-            (&'static str, &'static str, Option<&'static str>, Option<&'static str>, Option<String>, Option<i64>);
-        let mut groups: BTreeMap<Key, Vec<String>> = BTreeMap::new();
-        for (id, decision) in decided {
-            let key = (
-                JobStatus::for_outcome(decision.outcome()).as_str(),
-                decision.outcome().as_str(),
-                decision.reason().map(|r| r.as_str()),
-                decision.route().map(|r| r.channel.as_str()),
-                decision.route().map(|r| r.template.to_string()),
-                decision.not_before().map(|t| t.timestamp_millis()),
-            );
-            groups.entry(key).or_default().push(id.to_string());
+    /// `set_decision` for many jobs, in one statement.
+    pub fn set_decisions(&self, writes: &mut Writes, decided: &[(&str, &Decision)], now: i64) {
+        if decided.is_empty() {
+            return;
         }
-        for ((status, outcome, reason, channel, template, not_before), ids) in &groups {
-            let sql = format!(
-                "UPDATE outreach SET status = $1, outcome = $2, reason = $3, channel = $4, template = $5, not_before = $6,
-                   updated_at = $7 WHERE {}",
-                self.dialect.in_json("id", 8, "text")
+        let dialect = self.dialect;
+        let sql = move |p| {
+            let rows = dialect.json_rows(
+                p,
+                &[
+                    ("id", "text"),
+                    ("status", "text"),
+                    ("outcome", "text"),
+                    ("reason", "text"),
+                    ("channel", "text"),
+                    ("template", "text"),
+                    ("not_before", "bigint"),
+                    ("updated_at", "bigint"),
+                ],
             );
-            let query = sqlx::query(dynamic(sql))
-                .bind(*status)
-                .bind(*outcome)
-                .bind(*reason)
-                .bind(*channel)
-                .bind(template.as_deref())
-                .bind(*not_before)
-                .bind(now)
-                .bind(json(ids));
-            query.execute(&mut *conn).await?;
-        }
-        Ok(())
+            format!(
+                "UPDATE outreach SET status = v.status, outcome = v.outcome, reason = v.reason, channel = v.channel,
+                   template = v.template, not_before = v.not_before, updated_at = v.updated_at
+                 FROM {rows} AS v WHERE outreach.id = v.id"
+            )
+        };
+        let rows: Vec<serde_json::Value> = decided
+            .iter()
+            .map(|(id, decision)| {
+                serde_json::json!([
+                    id,
+                    JobStatus::for_outcome(decision.outcome()).as_str(),
+                    decision.outcome().as_str(),
+                    decision.reason().map(|r| r.as_str()),
+                    decision.route().map(|r| r.channel.as_str()),
+                    decision.route().map(|r| r.template),
+                    decision.not_before().map(|t| t.timestamp_millis()),
+                    now,
+                ])
+            })
+            .collect();
+        writes.push(sql, json(&rows));
     }
 
     /// Insert new messages (`queued`) in one statement.
-    pub async fn insert_messages(&self, conn: &mut AnyConnection, rows: &[NewMessageRow<'_>], now: i64) -> Result<()> {
+    pub fn insert_messages(&self, writes: &mut Writes, rows: &[NewMessageRow<'_>], now: i64) {
         if rows.is_empty() {
-            return Ok(());
+            return;
         }
-        const COLUMNS: [(&str, &str); 15] = [
+        const COLUMNS: [(&str, &str); 17] = [
             ("id", "text"),
             ("outreach_id", "text"),
             ("case_ref", "text"),
@@ -135,13 +142,17 @@ impl Store {
             ("segments", "bigint"),
             ("language", "text"),
             ("test", "bigint"),
+            ("created_at", "bigint"),
+            ("status_at", "bigint"),
         ];
-        let names = COLUMNS.map(|(name, _)| name).join(", ");
-        let sql = format!(
-            "INSERT INTO messages ({names}, status, created_at, status_at)
-             SELECT {names}, 'queued', $2, $2 FROM {} AS v",
-            self.dialect.json_rows(1, &COLUMNS)
-        );
+        let dialect = self.dialect;
+        let sql = move |p| {
+            let names = COLUMNS.map(|(name, _)| name).join(", ");
+            format!(
+                "INSERT INTO messages ({names}, status) SELECT {names}, 'queued' FROM {} AS v",
+                dialect.json_rows(p, &COLUMNS)
+            )
+        };
         let rows: Vec<serde_json::Value> = rows
             .iter()
             .map(|NewMessageRow { id, new }| {
@@ -161,11 +172,12 @@ impl Store {
                     new.segments,
                     new.language,
                     i64::from(new.test),
+                    now,
+                    now,
                 ])
             })
             .collect();
-        sqlx::query(dynamic(sql)).bind(json(&rows)).bind(now).execute(&mut *conn).await?;
-        Ok(())
+        writes.push(sql, json(&rows));
     }
 
     /// `claim_in` for many messages at once: each is claimed only while it is `queued` and its
@@ -212,41 +224,41 @@ impl Store {
     }
 
     /// `mark_sent` for many messages (id, provider, provider's reference), in one statement.
-    pub async fn mark_sent_all(&self, conn: &mut AnyConnection, sent: &[(&str, &str, &str)], now: i64) -> Result<()> {
+    pub fn mark_sent_all(&self, writes: &mut Writes, sent: &[(&str, &str, &str)], now: i64) {
         if sent.is_empty() {
-            return Ok(());
+            return;
         }
-        let rows = self.dialect.json_rows(2, &[("id", "text"), ("provider", "text"), ("provider_ref", "text")]);
-        let sql = format!(
-            "UPDATE messages SET
-               status = CASE WHEN messages.status IN ('queued', 'sending') THEN 'sent' ELSE messages.status END,
-               status_at = CASE WHEN messages.status IN ('queued', 'sending') THEN $1 ELSE messages.status_at END,
-               provider = v.provider, provider_ref = v.provider_ref, sent_at = $1, claimed_until = NULL
-             FROM {rows} AS v WHERE messages.id = v.id"
-        );
-        let sent: Vec<[&str; 3]> = sent.iter().map(|(id, provider, reference)| [*id, *provider, *reference]).collect();
-        sqlx::query(dynamic(sql)).bind(now).bind(json(&sent)).execute(&mut *conn).await?;
-        Ok(())
+        let dialect = self.dialect;
+        let sql = move |p| {
+            let rows = dialect
+                .json_rows(p, &[("id", "text"), ("provider", "text"), ("provider_ref", "text"), ("sent_at", "bigint")]);
+            format!(
+                "UPDATE messages SET
+                   status = CASE WHEN messages.status IN ('queued', 'sending') THEN 'sent' ELSE messages.status END,
+                   status_at = CASE WHEN messages.status IN ('queued', 'sending') THEN v.sent_at ELSE messages.status_at END,
+                   provider = v.provider, provider_ref = v.provider_ref, sent_at = v.sent_at, claimed_until = NULL
+                 FROM {rows} AS v WHERE messages.id = v.id"
+            )
+        };
+        let sent: Vec<serde_json::Value> =
+            sent.iter().map(|(id, provider, reference)| serde_json::json!([id, provider, reference, now])).collect();
+        writes.push(sql, json(&sent));
     }
 
-    /// `set_outreach_status` for many jobs: one `UPDATE` per status.
-    pub async fn set_outreach_statuses(
-        &self,
-        conn: &mut AnyConnection,
-        jobs: &[(&str, JobStatus)],
-        now: i64,
-    ) -> Result<()> {
-        let mut groups: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-        for (id, status) in jobs {
-            groups.entry(status.as_str()).or_default().push(id.to_string());
+    /// `set_outreach_status` for many jobs, in one statement.
+    pub fn set_outreach_statuses(&self, writes: &mut Writes, jobs: &[(&str, JobStatus)], now: i64) {
+        if jobs.is_empty() {
+            return;
         }
-        for (status, ids) in &groups {
-            let sql = format!(
-                "UPDATE outreach SET status = $1, updated_at = $2 WHERE {}",
-                self.dialect.in_json("id", 3, "text")
-            );
-            sqlx::query(dynamic(sql)).bind(*status).bind(now).bind(json(ids)).execute(&mut *conn).await?;
-        }
-        Ok(())
+        let dialect = self.dialect;
+        let sql = move |p| {
+            let rows = dialect.json_rows(p, &[("id", "text"), ("status", "text"), ("updated_at", "bigint")]);
+            format!(
+                "UPDATE outreach SET status = v.status, updated_at = v.updated_at FROM {rows} AS v WHERE outreach.id = v.id"
+            )
+        };
+        let jobs: Vec<serde_json::Value> =
+            jobs.iter().map(|(id, status)| serde_json::json!([id, status.as_str(), now])).collect();
+        writes.push(sql, json(&jobs));
     }
 }

@@ -92,54 +92,54 @@ impl Event {
         self
     }
 
-    /// Append to the timeline, and to the outbox of case events to send (`event_outbox`) in the
-    /// same transaction, so that no event is lost between the two. Returns the event's id.
+    /// Append to the timeline. The database adds its row to the outbox of case events to send
+    /// (`event_outbox`, by trigger) in the same statement, so that no event is lost between the
+    /// two. Returns the event's id.
     pub async fn append(&self, conn: &mut AnyConnection) -> Result<i64> {
-        let ids = Event::append_all(conn, std::slice::from_ref(self)).await?;
-        ids.first().copied().ok_or_else(|| super::StoreError::Corrupt("no event id returned".into()))
+        let sql = format!("{} RETURNING id", insert_sql(super::Dialect::of(conn), 1));
+        Ok(sqlx::query_scalar(super::dynamic(sql)).bind(super::json(&[self.row()])).fetch_one(&mut *conn).await?)
     }
 
-    /// `append` for many events: two statements however many there are, each of one text
-    /// whatever their number (the rows go as one JSON parameter). Returns their ids (in no
-    /// particular order).
-    pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<i64>> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let dialect = super::Dialect::of(conn);
-        let rows = dialect.json_rows(1, &COLUMNS.map(|c| (c, if c == "at" { "bigint" } else { "text" })));
-        let sql = format!(
-            "INSERT INTO events ({cols}) SELECT {cols} FROM {rows} AS v RETURNING id, case_ref, at",
-            cols = COLUMNS.join(", ")
-        );
-        let rows: Vec<serde_json::Value> = events
-            .iter()
-            .map(|e| {
-                serde_json::json!([
-                    e.case_ref,
-                    e.at,
-                    e.actor,
-                    e.kind.as_str(),
-                    e.outreach_id,
-                    e.message_id,
-                    e.outcome,
-                    e.reason,
-                    e.channel,
-                    e.status,
-                    e.classification,
-                    e.detail.as_ref().map(|d| d.to_string()),
-                ])
-            })
-            .collect();
-        let appended: Vec<(i64, String, i64)> =
-            sqlx::query_as(super::dynamic(sql)).bind(super::json(&rows)).fetch_all(&mut *conn).await?;
-        let outbox = dialect.json_rows(1, &[("event_id", "bigint"), ("case_ref", "text"), ("next_at", "bigint")]);
-        let sql = format!(
-            "INSERT INTO event_outbox (event_id, case_ref, next_at) SELECT event_id, case_ref, next_at FROM {outbox} AS v"
-        );
-        sqlx::query(super::dynamic(sql)).bind(super::json(&appended)).execute(&mut *conn).await?;
-        Ok(appended.into_iter().map(|(id, _, _)| id).collect())
+    /// `append` for many events: one statement however many there are.
+    pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<()> {
+        let mut writes = super::Writes::new(super::Dialect::of(conn));
+        Event::write_all(&mut writes, events);
+        writes.run(conn).await
     }
+
+    /// `append_all` as one of a transaction's `Writes`.
+    pub fn write_all(writes: &mut super::Writes, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        let rows: Vec<serde_json::Value> = events.iter().map(Event::row).collect();
+        let dialect = writes.dialect();
+        writes.push(|p| insert_sql(dialect, p), super::json(&rows));
+    }
+
+    /// The event as a row of `insert_sql`.
+    fn row(&self) -> serde_json::Value {
+        serde_json::json!([
+            self.case_ref,
+            self.at,
+            self.actor,
+            self.kind.as_str(),
+            self.outreach_id,
+            self.message_id,
+            self.outcome,
+            self.reason,
+            self.channel,
+            self.status,
+            self.classification,
+            self.detail.as_ref().map(|d| d.to_string()),
+        ])
+    }
+}
+
+/// Insert the events of the JSON rows bound as `$p` (see `Event::row`).
+fn insert_sql(dialect: super::Dialect, p: usize) -> String {
+    let rows = dialect.json_rows(p, &COLUMNS.map(|c| (c, if c == "at" { "bigint" } else { "text" })));
+    format!("INSERT INTO events ({cols}) SELECT {cols} FROM {rows} AS v", cols = COLUMNS.join(", "))
 }
 
 /// The columns `append_all` writes, in the order of its rows.

@@ -8,31 +8,28 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::AnyConnection;
 
-use super::{Result, Store, dynamic, json};
+use super::statements::from_json;
+use super::{Flag, Result, Store, StoreError, dynamic, json};
 use crate::domain::{CaseHistory, Channel, JobStatus, Kind, OutreachRequest, contact};
 
 /// What `histories` reads from each case row.
-#[derive(Debug, Default, Clone, sqlx::FromRow)]
+#[derive(Debug, Default, Clone)]
 struct CaseFacts {
     case_ref: String,
     cancelled_at: Option<i64>,
-    #[sqlx(try_from = "i64")]
-    priority: super::Flag,
-    #[sqlx(try_from = "i64")]
-    safety_sensitive: super::Flag,
+    priority: Flag,
+    safety_sensitive: Flag,
     call_attempts: i64,
     declined: i64,
 }
 
 /// A job of the case that rule 11 may count: still to be sent, sent, or with a message in flight.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct JobFacts {
     id: String,
     case_ref: String,
     kind: String,
-    #[sqlx(try_from = "i64")]
-    test: super::Flag,
-    #[sqlx(try_from = "String")]
+    test: Flag,
     status: JobStatus,
     accepted_at: i64,
     /// It has a message (prepared, in flight or handed over).
@@ -139,7 +136,7 @@ impl Histories {
             id: job.id.to_string(),
             case_ref: case_ref.to_string(),
             kind: job.kind.to_string(),
-            test: super::Flag(job.test),
+            test: Flag(job.test),
             status: job.status,
             accepted_at: job.accepted_at,
             messages: i64::from(job.message),
@@ -188,7 +185,7 @@ impl Store {
         Ok(self.histories(conn, std::slice::from_ref(&req)).await?.of(req, this, now, false))
     }
 
-    /// What the policy needs about the cases and addresses of `requests`, in six queries however
+    /// What the policy needs about the cases and addresses of `requests`, in one statement however
     /// many there are. Read inside the transaction that decides, after the cases are locked.
     pub async fn histories(&self, conn: &mut AnyConnection, requests: &[&OutreachRequest]) -> Result<Histories> {
         let cases: Vec<String> =
@@ -205,93 +202,96 @@ impl Store {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut history = Histories::default();
-        // One statement text however many cases (see `Dialect::in_json`).
-        let (in_cases, cases) = (|column| self.dialect.in_json(column, 1, "text"), json(&cases));
-        let facts: Vec<CaseFacts> = sqlx::query_as(dynamic(format!(
-            "SELECT case_ref, cancelled_at, priority, safety_sensitive,
+        let address_keys: Vec<String> = addresses.iter().map(|a| self.address_key(a)).collect();
+        let number_keys: Vec<String> = numbers.iter().map(|n| self.address_key(n)).collect();
+        // Six reads, one statement (see `Dialect::json_of`): $1 the cases, $2 the address keys,
+        // $3 the number keys, each one JSON list (see `Dialect::in_json`).
+        let d = self.dialect;
+        let active = JobStatus::sql_list(&[JobStatus::Queued, JobStatus::Deferred, JobStatus::Sent]);
+        let facts = d.json_of(
+            &format!(
+                "SELECT case_ref, cancelled_at, priority, safety_sensitive,
                    (SELECT COUNT(*) FROM calls k WHERE k.case_ref = c.case_ref
                       AND k.outcome IN ('answered', 'no_answer', 'voicemail')) AS call_attempts,
                    (SELECT COUNT(*) FROM calls k WHERE k.case_ref = c.case_ref AND k.outcome = 'declined') AS declined
                  FROM cases c WHERE {}",
-            in_cases("c.case_ref")
-        )))
-        .bind(&cases)
-        .fetch_all(&mut *conn)
-        .await?;
-        history.cases = facts.into_iter().map(|f| (f.case_ref.clone(), f)).collect();
-        let categories: Vec<(String, String)> = sqlx::query_as(dynamic(format!(
-            "SELECT case_ref, category FROM case_categories WHERE {}",
-            in_cases("case_ref")
-        )))
-        .bind(&cases)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (case_ref, category) in categories {
-            history.categories.entry(case_ref).or_default().insert(category);
-        }
+                d.in_json("c.case_ref", 1, "text")
+            ),
+            &["case_ref", "cancelled_at", "priority", "safety_sensitive", "call_attempts", "declined"],
+        );
+        let categories = d.json_of(
+            &format!("SELECT case_ref, category FROM case_categories WHERE {}", d.in_json("case_ref", 1, "text")),
+            &["case_ref", "category"],
+        );
         // Only the jobs rule 11 might count (see `Histories::of`).
-        let active = JobStatus::sql_list(&[JobStatus::Queued, JobStatus::Deferred, JobStatus::Sent]);
-        let jobs: Vec<JobFacts> = sqlx::query_as(dynamic(format!(
-            "SELECT id, case_ref, kind, test, status, accepted_at,
+        let jobs = d.json_of(
+            &format!(
+                "SELECT id, case_ref, kind, test, status, accepted_at,
                    (SELECT COUNT(*) FROM messages m WHERE m.outreach_id = o.id) AS messages,
                    (SELECT COUNT(*) FROM messages m WHERE m.outreach_id = o.id AND m.status = 'sending') AS sending
                  FROM outreach o WHERE {}
                    AND (status IN ({active})
                         OR EXISTS (SELECT 1 FROM messages m WHERE m.outreach_id = o.id AND m.status = 'sending'))",
-            in_cases("o.case_ref")
-        )))
-        .bind(&cases)
-        .fetch_all(&mut *conn)
-        .await?;
-        for job in jobs {
+                d.in_json("o.case_ref", 1, "text")
+            ),
+            &["id", "case_ref", "kind", "test", "status", "accepted_at", "messages", "sending"],
+        );
+        let suppressed = d.json_of(
+            &format!(
+                "SELECT address_key FROM suppressions WHERE lifted_at IS NULL AND {}",
+                d.in_json("address_key", 2, "text")
+            ),
+            &["address_key"],
+        );
+        // Rule 7: recorded as someone else's on any case, this one included.
+        let numbers_of_others = d.json_of(
+            &format!(
+                "SELECT number_key FROM case_phones WHERE is_victims = 0 AND {}",
+                d.in_json("number_key", 3, "text")
+            ),
+            &["number_key"],
+        );
+        // Rule 14 is about English: a job in another language without its own approved version
+        // is sent the English one.
+        let templates = d.json_of(
+            "SELECT name, channel FROM template_versions WHERE state = 'approved' AND language = 'en'",
+            &["name", "channel"],
+        );
+        let sql = format!("SELECT {facts}, {categories}, {jobs}, {suppressed}, {numbers_of_others}, {templates}");
+        let read: (String, String, String, String, String, String) = sqlx::query_as(dynamic(sql))
+            .bind(json(&cases))
+            .bind(json(&address_keys))
+            .bind(json(&number_keys))
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut history = Histories::default();
+        for (case_ref, cancelled_at, priority, safety_sensitive, call_attempts, declined) in
+            from_json::<(String, Option<i64>, i64, i64, i64, i64)>(&read.0)?
+        {
+            let (priority, safety_sensitive) = (Flag::from(priority), Flag::from(safety_sensitive));
+            let facts = CaseFacts { case_ref, cancelled_at, priority, safety_sensitive, call_attempts, declined };
+            history.cases.insert(facts.case_ref.clone(), facts);
+        }
+        for (case_ref, category) in from_json::<(String, String)>(&read.1)? {
+            history.categories.entry(case_ref).or_default().insert(category);
+        }
+        for (id, case_ref, kind, test, status, accepted_at, messages, sending) in
+            from_json::<(String, String, String, i64, String, i64, i64, i64)>(&read.2)?
+        {
+            let status = JobStatus::try_from(status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let job = JobFacts { id, case_ref, kind, test: Flag::from(test), status, accepted_at, messages, sending };
             history.jobs.entry(job.case_ref.clone()).or_default().push(job);
         }
-        history.suppressed = self
-            .matching_keys(
-                conn,
-                "SELECT address_key FROM suppressions WHERE lifted_at IS NULL AND",
-                "address_key",
-                &addresses,
-            )
-            .await?;
-        // Rule 7: recorded as someone else's on any case, this one included.
-        history.numbers_of_others = self
-            .matching_keys(conn, "SELECT number_key FROM case_phones WHERE is_victims = 0 AND", "number_key", &numbers)
-            .await?;
-        history.approved_templates = self.approved_template_set(conn).await?;
-        Ok(history)
-    }
-
-    /// Those of `plain` whose keyed hash the query (ending in `AND`) finds in `column`.
-    async fn matching_keys(
-        &self,
-        conn: &mut AnyConnection,
-        select_and: &str,
-        column: &str,
-        plain: &[String],
-    ) -> Result<BTreeSet<String>> {
-        if plain.is_empty() {
-            return Ok(BTreeSet::new());
-        }
-        let sql = format!("{select_and} {}", self.dialect.in_json(column, 1, "text"));
-        let keys: Vec<String> = plain.iter().map(|p| self.address_key(p)).collect();
-        let found: BTreeSet<String> = sqlx::query_scalar::<_, String>(dynamic(sql))
-            .bind(json(&keys))
-            .fetch_all(&mut *conn)
-            .await?
+        let found = |text: &str, plain: &[String], keys: &[String]| -> Result<BTreeSet<String>> {
+            let found: BTreeSet<String> = from_json::<(String,)>(text)?.into_iter().map(|(k,)| k).collect();
+            Ok(plain.iter().zip(keys).filter(|(_, k)| found.contains(*k)).map(|(p, _)| p.clone()).collect())
+        };
+        history.suppressed = found(&read.3, &addresses, &address_keys)?;
+        history.numbers_of_others = found(&read.4, &numbers, &number_keys)?;
+        history.approved_templates = from_json::<(String, String)>(&read.5)?
             .into_iter()
+            .filter_map(|(n, c)| Some((n, Channel::parse(&c)?)))
             .collect();
-        Ok(plain.iter().zip(&keys).filter(|(_, k)| found.contains(*k)).map(|(p, _)| p.clone()).collect())
-    }
-
-    async fn approved_template_set(&self, conn: &mut AnyConnection) -> Result<BTreeSet<(String, Channel)>> {
-        let rows: Vec<(String, String)> =
-            // Rule 14 is about English: a job in another language without its own approved
-            // version is sent the English one.
-            sqlx::query_as("SELECT name, channel FROM template_versions WHERE state = 'approved' AND language = 'en'")
-                .fetch_all(&mut *conn)
-                .await?;
-        Ok(rows.into_iter().filter_map(|(n, c)| Some((n, Channel::parse(&c)?))).collect())
+        Ok(history)
     }
 }

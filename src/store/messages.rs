@@ -2,7 +2,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{Result, Store, dynamic, new_id};
+use super::{Result, Store, Writes, dynamic, new_id};
 use crate::domain::{JobStatus, MessageStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -355,26 +355,24 @@ impl Store {
 
     /// Move messages to new statuses (one statement): each `(id, status, at, final_at)` sets its
     /// status and status time, and its `final_at` when given.
-    pub async fn set_message_statuses(
-        &self,
-        conn: &mut AnyConnection,
-        moves: &[(&str, MessageStatus, i64, Option<i64>)],
-    ) -> Result<()> {
+    pub fn set_message_statuses(&self, writes: &mut Writes, moves: &[(&str, MessageStatus, i64, Option<i64>)]) {
         if moves.is_empty() {
-            return Ok(());
+            return;
         }
-        let rows =
-            self.dialect.json_rows(1, &[("id", "text"), ("status", "text"), ("at", "bigint"), ("final_at", "bigint")]);
-        let sql = format!(
-            "UPDATE messages SET status = v.status, status_at = v.at, final_at = COALESCE(v.final_at, messages.final_at)
-             FROM {rows} AS v WHERE messages.id = v.id"
-        );
+        let dialect = self.dialect;
+        let sql = move |p| {
+            let rows =
+                dialect.json_rows(p, &[("id", "text"), ("status", "text"), ("at", "bigint"), ("final_at", "bigint")]);
+            format!(
+                "UPDATE messages SET status = v.status, status_at = v.at, final_at = COALESCE(v.final_at, messages.final_at)
+                 FROM {rows} AS v WHERE messages.id = v.id"
+            )
+        };
         let moves: Vec<serde_json::Value> = moves
             .iter()
             .map(|(id, status, at, final_at)| serde_json::json!([id, status.as_str(), at, final_at]))
             .collect();
-        sqlx::query(dynamic(sql)).bind(super::json(&moves)).execute(&mut *conn).await?;
-        Ok(())
+        writes.push(sql, super::json(&moves));
     }
 }
 

@@ -20,6 +20,7 @@ mod reports;
 mod retention;
 mod review;
 mod sessions;
+mod statements;
 mod survey;
 mod templates;
 mod two_factor;
@@ -46,6 +47,8 @@ pub use reports::{AcceptedRow, CaseRow, MessageRow};
 pub use retention::{Cursor, DueCallReason, DueMessage, DueNote, DueReply, FinishedJob, StaleJob};
 pub use review::{OpenAlert, StaffNote, UnmatchedReply, Waiting, WaitingItem, review_code};
 pub use sessions::{LOGIN_FAILURES_FORGOTTEN_MS, SessionLimits, StaffSession};
+pub use statements::Writes;
+use statements::json;
 pub use templates::{NewVersion, TemplateState, TemplateVersion};
 pub use two_factor::{LoginChallenge, TwoFactor};
 
@@ -268,6 +271,11 @@ impl Store {
         self.dialect
     }
 
+    /// Writes to run as one (see `Writes`).
+    pub fn writes(&self) -> Writes {
+        Writes::new(self.dialect)
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -412,59 +420,6 @@ fn dynamic(sql: String) -> sqlx::AssertSqlSafe<String> {
 /// `$first, $first+1, …` placeholders for an `IN (…)` list of `n` values.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
-/// Lists and rows bound as one JSON parameter: one statement text however many values a batch
-/// has. Postgres prepares each statement text once per connection and keeps the last 100 (sqlx's
-/// cache); an `IN ($1, …, $n)` or a `VALUES` of every length is a new text each time, which
-/// costs a prepare (a round trip and a parse and plan) and pushes out a statement still in use.
-impl Dialect {
-    /// The dialect of a connection.
-    pub fn of(conn: &sqlx::AnyConnection) -> Dialect {
-        if conn.backend_name().eq_ignore_ascii_case("sqlite") { Dialect::Sqlite } else { Dialect::Postgres }
-    }
-
-    /// `column IN` the JSON array of values bound as `$p` (see `json`), of Postgres type `ty`
-    /// (`text` or `bigint`).
-    fn in_json(self, column: &str, p: usize, ty: &str) -> String {
-        match self {
-            Dialect::Postgres => {
-                format!("{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${p}::jsonb)::{ty}))")
-            }
-            Dialect::Sqlite => format!("{column} IN (SELECT value FROM json_each(${p}))"),
-        }
-    }
-
-    /// The rows of the JSON array of arrays bound as `$p` (see `json`), in order, as a subquery
-    /// whose columns are `cols` (name, and Postgres type: `text` or `bigint`).
-    ///
-    /// On Postgres the rows go through an array: the planner takes `jsonb_array_elements` for 100
-    /// rows, and joined to a table of a few thousand rows (`UPDATE messages … FROM` these rows)
-    /// it then scans the whole table instead of looking each row up by its key (2.2 ms against
-    /// 0.4 ms for 4 rows among 6,000, `EXPLAIN ANALYZE`); it takes `unnest` of an array for 10.
-    fn json_rows(self, p: usize, cols: &[(&str, &str)]) -> String {
-        let cols: Vec<String> = match self {
-            Dialect::Postgres => cols.iter().enumerate().map(|(i, (n, t))| format!("(r->>{i})::{t} AS {n}")).collect(),
-            Dialect::Sqlite => {
-                cols.iter().enumerate().map(|(i, (n, _))| format!("json_extract(value, '$[{i}]') AS {n}")).collect()
-            }
-        };
-        let cols = cols.join(", ");
-        match self {
-            Dialect::Postgres => {
-                let elements = format!(
-                    "ARRAY(SELECT e FROM jsonb_array_elements(${p}::jsonb) WITH ORDINALITY AS a(e, n) ORDER BY n)"
-                );
-                format!("(SELECT {cols} FROM unnest({elements}) WITH ORDINALITY AS j(r, n) ORDER BY n)")
-            }
-            Dialect::Sqlite => format!("(SELECT {cols} FROM json_each(${p}) ORDER BY key)"),
-        }
-    }
-}
-
-/// A list (or rows, as arrays) to bind as the JSON parameter of `in_json` or `json_rows`.
-fn json<T: serde::Serialize>(values: &[T]) -> String {
-    serde_json::to_string(values).expect("plain values serialise")
 }
 
 /// Sortable unique ids (UUIDv7) with a readable prefix.

@@ -5,7 +5,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{Result, Store, dynamic};
+use super::{Result, Store, Writes, dynamic};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DueJob {
@@ -25,14 +25,18 @@ impl Store {
     }
 
     /// `enqueue` for many jobs: (outreach id, run at) each, in one statement.
-    pub async fn enqueue_all(&self, conn: &mut AnyConnection, jobs: &[(&str, i64)]) -> Result<()> {
+    pub fn enqueue_all(&self, writes: &mut Writes, jobs: &[(&str, i64)]) {
         if jobs.is_empty() {
-            return Ok(());
+            return;
         }
-        let rows = self.dialect.json_rows(1, &[("outreach_id", "text"), ("run_at", "bigint")]);
-        let sql = format!("INSERT INTO job_outbox (outreach_id, run_at) SELECT outreach_id, run_at FROM {rows} AS v");
-        sqlx::query(dynamic(sql)).bind(super::json(jobs)).execute(&mut *conn).await?;
-        Ok(())
+        let dialect = self.dialect;
+        writes.push(
+            |p| {
+                let rows = dialect.json_rows(p, &[("outreach_id", "text"), ("run_at", "bigint")]);
+                format!("INSERT INTO job_outbox (outreach_id, run_at) SELECT outreach_id, run_at FROM {rows} AS v")
+            },
+            super::json(jobs),
+        );
     }
 
     /// Claim up to `limit` due rows for `lease_ms`. Two relays never claim the same row while a

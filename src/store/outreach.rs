@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::AnyConnection;
 
-use super::{Result, Store, StoreError, dynamic};
+use super::{Result, Store, StoreError, Writes, dynamic};
 use crate::domain::{Decision, JobStatus, OutreachRequest};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -108,13 +108,16 @@ impl Store {
     }
 
     /// Insert newly accepted jobs with their first decisions (one statement).
-    pub async fn insert_outreach(&self, conn: &mut AnyConnection, jobs: &[NewOutreach<'_>]) -> Result<()> {
+    pub fn insert_outreach(&self, writes: &mut Writes, jobs: &[NewOutreach<'_>]) -> Result<()> {
         if jobs.is_empty() {
             return Ok(());
         }
-        let rows = self.dialect.json_rows(1, &NEW_OUTREACH_COLUMNS);
-        let columns = NEW_OUTREACH_COLUMNS.map(|(c, _)| c).join(", ");
-        let sql = format!("INSERT INTO outreach ({columns}) SELECT {columns} FROM {rows} AS v");
+        let dialect = self.dialect;
+        let sql = move |p| {
+            let rows = dialect.json_rows(p, &NEW_OUTREACH_COLUMNS);
+            let columns = NEW_OUTREACH_COLUMNS.map(|(c, _)| c).join(", ");
+            format!("INSERT INTO outreach ({columns}) SELECT {columns} FROM {rows} AS v")
+        };
         let mut rows = Vec::with_capacity(jobs.len());
         for new in jobs {
             let (req, decision) = (new.request, new.decision);
@@ -142,7 +145,7 @@ impl Store {
                 new.answer.to_string(),
             ]));
         }
-        sqlx::query(dynamic(sql)).bind(super::json(&rows)).execute(&mut *conn).await?;
+        writes.push(sql, super::json(&rows));
         Ok(())
     }
 

@@ -59,7 +59,9 @@ async fn twelve_thousand_jobs_waiting_for_a_redis_queue_are_all_worked_through()
     let ids: Vec<String> = (0..JOBS).map(|n| format!("out_backlog_{n:05}")).collect();
     let mut tx = store.begin().await.unwrap();
     let rows: Vec<(&str, i64)> = ids.iter().map(|id| (id.as_str(), clock.now_ms())).collect();
-    store.enqueue_all(&mut tx, &rows).await.unwrap();
+    let mut writes = store.writes();
+    store.enqueue_all(&mut writes, &rows);
+    writes.run(&mut tx).await.unwrap();
     tx.commit().await.unwrap();
 
     // The relay alone, as while no worker runs: it fills the queue to the bound, no further.

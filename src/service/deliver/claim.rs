@@ -91,7 +91,9 @@ async fn try_decide_and_claim(d: &Delivery, ids: &[String]) -> Result<Vec<Claime
         to_decide.push(ToDecide { at, job, request });
     }
     let handed_over: Vec<(&str, JobStatus)> = handed_over.iter().map(|(id, s)| (id.as_str(), *s)).collect();
-    store.set_outreach_statuses(&mut tx, &handed_over, now_ms).await?;
+    let mut writes = store.writes();
+    store.set_outreach_statuses(&mut writes, &handed_over, now_ms);
+    writes.run(&mut tx).await?;
 
     // Whoever suppresses one of these addresses waits for our claim, or we see it.
     let keys: Vec<String> = to_decide
@@ -186,12 +188,14 @@ async fn try_decide_and_claim(d: &Delivery, ids: &[String]) -> Result<Vec<Claime
     }
 
     let decided: Vec<(&str, &Decision)> = decided.iter().map(|(id, d)| (id.as_str(), d)).collect();
-    store.set_decisions(&mut tx, &decided, now_ms).await?;
     let rows: Vec<NewMessageRow<'_>> = new_messages.iter().map(|(id, new)| NewMessageRow { id, new }).collect();
-    store.insert_messages(&mut tx, &rows, now_ms).await?;
-    Event::append_all(&mut tx, &events).await?;
     let work: Vec<(&str, i64)> = work.iter().map(|(id, at)| (id.as_str(), *at)).collect();
-    store.enqueue_all(&mut tx, &work).await?;
+    let mut writes = store.writes();
+    store.set_decisions(&mut writes, &decided, now_ms);
+    store.insert_messages(&mut writes, &rows, now_ms);
+    Event::write_all(&mut writes, &events);
+    store.enqueue_all(&mut writes, &work);
+    writes.run(&mut tx).await?;
     if let Some(hook) = &d.before_claim {
         for (_, prepared) in &to_claim {
             hook(prepared.job.id.clone()).await;

@@ -137,10 +137,12 @@ async fn try_record(d: &Delivery, sends: &[Sent]) -> Result<Vec<Processed>, Work
             }
         });
     }
-    store.mark_sent_all(&mut tx, &handed_over, now).await?;
-    store.set_outreach_statuses(&mut tx, &statuses, now).await?;
-    Event::append_all(&mut tx, &events).await?;
-    store.enqueue_all(&mut tx, &retries).await?;
+    let mut writes = store.writes();
+    store.mark_sent_all(&mut writes, &handed_over, now);
+    store.set_outreach_statuses(&mut writes, &statuses, now);
+    Event::write_all(&mut writes, &events);
+    store.enqueue_all(&mut writes, &retries);
+    writes.run(&mut tx).await?;
     tx.commit().await?;
     Ok(done)
 }
