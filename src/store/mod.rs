@@ -191,6 +191,8 @@ impl HashKeySource {
 pub const HASH_KEY_VAR: &str = "SAFEREACH_HASH_KEY";
 /// Where versions before 0.2 kept the hash key: in the database, beside the hashes.
 const LEGACY_KEY_SETTING: &str = "address_key";
+/// A pooled connection idle this long is pinged before use (see `connect`).
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 /// A check value of the key (an HMAC of a constant), so that a process started with another
 /// key refuses to start instead of silently matching no suppression.
 const KEY_CHECK_SETTING: &str = "hash_key_check";
@@ -236,6 +238,18 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx pings a connection on every acquire (a round trip per transaction on
+            // Postgres) and again when it comes back; one back a moment ago is alive. Only one
+            // that sat idle is pinged (and replaced when the server went away meanwhile).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
