@@ -64,34 +64,6 @@ impl Store {
         }
         // The first referral details win; later jobs fill in what was missing. (`WHERE true`:
         // SQLite's parser needs it between an INSERT's SELECT and its ON CONFLICT.)
-        let dialect = self.dialect;
-        let sql = move |p| {
-            let rows = dialect.json_rows(
-                p,
-                &[
-                    ("case_ref", "text"),
-                    ("created_at", "bigint"),
-                    ("referral_source", "text"),
-                    ("referred_at", "bigint"),
-                    ("local_authority", "text"),
-                    ("categories", "text"),
-                    ("priority", "bigint"),
-                    ("safety_sensitive", "bigint"),
-                ],
-            );
-            format!(
-                "INSERT INTO cases (case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive)
-                 SELECT case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive
-                 FROM {rows} AS v WHERE true
-                 ON CONFLICT (case_ref) DO UPDATE SET
-                   referral_source = COALESCE(cases.referral_source, excluded.referral_source),
-                   referred_at = COALESCE(cases.referred_at, excluded.referred_at),
-                   local_authority = COALESCE(cases.local_authority, excluded.local_authority),
-                   categories = CASE WHEN cases.categories = '' THEN excluded.categories ELSE cases.categories END,
-                   priority = CASE WHEN cases.priority + excluded.priority > 0 THEN 1 ELSE 0 END,
-                   safety_sensitive = CASE WHEN cases.safety_sensitive + excluded.safety_sensitive > 0 THEN 1 ELSE 0 END"
-            )
-        };
         let rows: Vec<serde_json::Value> = merged
             .iter()
             .map(|(case_ref, row)| {
@@ -107,18 +79,36 @@ impl Store {
                 ])
             })
             .collect();
-        writes.push(sql, json(&rows));
+        writes.push(
+            "INSERT INTO cases (case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive)
+             SELECT case_ref, created_at, referral_source, referred_at, local_authority, categories, priority, safety_sensitive
+             FROM $rows AS v WHERE true
+             ON CONFLICT (case_ref) DO UPDATE SET
+               referral_source = COALESCE(cases.referral_source, excluded.referral_source),
+               referred_at = COALESCE(cases.referred_at, excluded.referred_at),
+               local_authority = COALESCE(cases.local_authority, excluded.local_authority),
+               categories = CASE WHEN cases.categories = '' THEN excluded.categories ELSE cases.categories END,
+               priority = CASE WHEN cases.priority + excluded.priority > 0 THEN 1 ELSE 0 END,
+               safety_sensitive = CASE WHEN cases.safety_sensitive + excluded.safety_sensitive > 0 THEN 1 ELSE 0 END",
+            &[
+                ("case_ref", "text"),
+                ("created_at", "bigint"),
+                ("referral_source", "text"),
+                ("referred_at", "bigint"),
+                ("local_authority", "text"),
+                ("categories", "text"),
+                ("priority", "bigint"),
+                ("safety_sensitive", "bigint"),
+            ],
+            json(&rows),
+        );
         // The case's memory: every accepted job's categories, whatever its decision.
         if !categories.is_empty() {
             let categories: Vec<(&str, String)> = categories.into_iter().collect();
             writes.push(
-                |p| {
-                    let rows = dialect.json_rows(p, &[("case_ref", "text"), ("category", "text")]);
-                    format!(
-                        "INSERT INTO case_categories (case_ref, category) SELECT case_ref, category FROM {rows} AS v WHERE true
-                         ON CONFLICT DO NOTHING"
-                    )
-                },
+                "INSERT INTO case_categories (case_ref, category) SELECT case_ref, category FROM $rows AS v WHERE true
+                 ON CONFLICT DO NOTHING",
+                &[("case_ref", "text"), ("category", "text")],
                 json(&categories),
             );
         }
@@ -190,16 +180,11 @@ impl Store {
         if phones.is_empty() {
             return;
         }
-        let dialect = self.dialect;
         let phones: Vec<(&str, String, i64)> = phones.into_iter().collect();
         writes.push(
-            |p| {
-                let rows = dialect.json_rows(p, &[("case_ref", "text"), ("number_key", "text"), ("is_victims", "bigint")]);
-                format!(
-                    "INSERT INTO case_phones (case_ref, number_key, is_victims) SELECT case_ref, number_key, is_victims FROM {rows} AS v
-                     WHERE true ON CONFLICT DO NOTHING"
-                )
-            },
+            "INSERT INTO case_phones (case_ref, number_key, is_victims) SELECT case_ref, number_key, is_victims FROM $rows AS v
+             WHERE true ON CONFLICT DO NOTHING",
+            &[("case_ref", "text"), ("number_key", "text"), ("is_victims", "bigint")],
             json(&phones),
         );
     }

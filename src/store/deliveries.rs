@@ -82,27 +82,6 @@ impl Store {
         if decided.is_empty() {
             return;
         }
-        let dialect = self.dialect;
-        let sql = move |p| {
-            let rows = dialect.json_rows(
-                p,
-                &[
-                    ("id", "text"),
-                    ("status", "text"),
-                    ("outcome", "text"),
-                    ("reason", "text"),
-                    ("channel", "text"),
-                    ("template", "text"),
-                    ("not_before", "bigint"),
-                    ("updated_at", "bigint"),
-                ],
-            );
-            format!(
-                "UPDATE outreach SET status = v.status, outcome = v.outcome, reason = v.reason, channel = v.channel,
-                   template = v.template, not_before = v.not_before, updated_at = v.updated_at
-                 FROM {rows} AS v WHERE outreach.id = v.id"
-            )
-        };
         let rows: Vec<serde_json::Value> = decided
             .iter()
             .map(|(id, decision)| {
@@ -118,7 +97,22 @@ impl Store {
                 ])
             })
             .collect();
-        writes.push(sql, json(&rows));
+        writes.push(
+            "UPDATE outreach SET status = v.status, outcome = v.outcome, reason = v.reason, channel = v.channel,
+               template = v.template, not_before = v.not_before, updated_at = v.updated_at
+             FROM $rows AS v WHERE outreach.id = v.id",
+            &[
+                ("id", "text"),
+                ("status", "text"),
+                ("outcome", "text"),
+                ("reason", "text"),
+                ("channel", "text"),
+                ("template", "text"),
+                ("not_before", "bigint"),
+                ("updated_at", "bigint"),
+            ],
+            json(&rows),
+        );
     }
 
     /// Insert new messages (`queued`) in one statement.
@@ -145,14 +139,8 @@ impl Store {
             ("created_at", "bigint"),
             ("status_at", "bigint"),
         ];
-        let dialect = self.dialect;
-        let sql = move |p| {
-            let names = COLUMNS.map(|(name, _)| name).join(", ");
-            format!(
-                "INSERT INTO messages ({names}, status) SELECT {names}, 'queued' FROM {} AS v",
-                dialect.json_rows(p, &COLUMNS)
-            )
-        };
+        let names = COLUMNS.map(|(name, _)| name).join(", ");
+        let sql = format!("INSERT INTO messages ({names}, status) SELECT {names}, 'queued' FROM $rows AS v");
         let rows: Vec<serde_json::Value> = rows
             .iter()
             .map(|NewMessageRow { id, new }| {
@@ -177,7 +165,7 @@ impl Store {
                 ])
             })
             .collect();
-        writes.push(sql, json(&rows));
+        writes.push(&sql, &COLUMNS, json(&rows));
     }
 
     /// `claim_in` for many messages at once: each is claimed only while it is `queued` and its
@@ -228,21 +216,17 @@ impl Store {
         if sent.is_empty() {
             return;
         }
-        let dialect = self.dialect;
-        let sql = move |p| {
-            let rows = dialect
-                .json_rows(p, &[("id", "text"), ("provider", "text"), ("provider_ref", "text"), ("sent_at", "bigint")]);
-            format!(
-                "UPDATE messages SET
-                   status = CASE WHEN messages.status IN ('queued', 'sending') THEN 'sent' ELSE messages.status END,
-                   status_at = CASE WHEN messages.status IN ('queued', 'sending') THEN v.sent_at ELSE messages.status_at END,
-                   provider = v.provider, provider_ref = v.provider_ref, sent_at = v.sent_at, claimed_until = NULL
-                 FROM {rows} AS v WHERE messages.id = v.id"
-            )
-        };
         let sent: Vec<serde_json::Value> =
             sent.iter().map(|(id, provider, reference)| serde_json::json!([id, provider, reference, now])).collect();
-        writes.push(sql, json(&sent));
+        writes.push(
+            "UPDATE messages SET
+               status = CASE WHEN messages.status IN ('queued', 'sending') THEN 'sent' ELSE messages.status END,
+               status_at = CASE WHEN messages.status IN ('queued', 'sending') THEN v.sent_at ELSE messages.status_at END,
+               provider = v.provider, provider_ref = v.provider_ref, sent_at = v.sent_at, claimed_until = NULL
+             FROM $rows AS v WHERE messages.id = v.id",
+            &[("id", "text"), ("provider", "text"), ("provider_ref", "text"), ("sent_at", "bigint")],
+            json(&sent),
+        );
     }
 
     /// `set_outreach_status` for many jobs, in one statement.
@@ -250,15 +234,12 @@ impl Store {
         if jobs.is_empty() {
             return;
         }
-        let dialect = self.dialect;
-        let sql = move |p| {
-            let rows = dialect.json_rows(p, &[("id", "text"), ("status", "text"), ("updated_at", "bigint")]);
-            format!(
-                "UPDATE outreach SET status = v.status, updated_at = v.updated_at FROM {rows} AS v WHERE outreach.id = v.id"
-            )
-        };
         let jobs: Vec<serde_json::Value> =
             jobs.iter().map(|(id, status)| serde_json::json!([id, status.as_str(), now])).collect();
-        writes.push(sql, json(&jobs));
+        writes.push(
+            "UPDATE outreach SET status = v.status, updated_at = v.updated_at FROM $rows AS v WHERE outreach.id = v.id",
+            &[("id", "text"), ("status", "text"), ("updated_at", "bigint")],
+            json(&jobs),
+        );
     }
 }

@@ -96,7 +96,7 @@ impl Event {
     /// (`event_outbox`, by trigger) in the same statement, so that no event is lost between the
     /// two. Returns the event's id.
     pub async fn append(&self, conn: &mut AnyConnection) -> Result<i64> {
-        let sql = format!("{} RETURNING id", insert_sql(super::Dialect::of(conn), 1));
+        let sql = format!("{} RETURNING id", super::Dialect::of(conn).with_rows(&insert_sql(), 1, &event_columns()));
         Ok(sqlx::query_scalar(super::dynamic(sql)).bind(super::json(&[self.row()])).fetch_one(&mut *conn).await?)
     }
 
@@ -113,8 +113,7 @@ impl Event {
             return;
         }
         let rows: Vec<serde_json::Value> = events.iter().map(Event::row).collect();
-        let dialect = writes.dialect();
-        writes.push(|p| insert_sql(dialect, p), super::json(&rows));
+        writes.push(&insert_sql(), &event_columns(), super::json(&rows));
     }
 
     /// The event as a row of `insert_sql`.
@@ -136,10 +135,14 @@ impl Event {
     }
 }
 
-/// Insert the events of the JSON rows bound as `$p` (see `Event::row`).
-fn insert_sql(dialect: super::Dialect, p: usize) -> String {
-    let rows = dialect.json_rows(p, &COLUMNS.map(|c| (c, if c == "at" { "bigint" } else { "text" })));
-    format!("INSERT INTO events ({cols}) SELECT {cols} FROM {rows} AS v", cols = COLUMNS.join(", "))
+/// Insert the events of `$rows` (see `Event::row`).
+fn insert_sql() -> String {
+    format!("INSERT INTO events ({cols}) SELECT {cols} FROM $rows AS v", cols = COLUMNS.join(", "))
+}
+
+/// `COLUMNS` with their Postgres types.
+fn event_columns() -> [(&'static str, &'static str); 12] {
+    COLUMNS.map(|c| (c, if c == "at" { "bigint" } else { "text" }))
 }
 
 /// The columns `append_all` writes, in the order of its rows.

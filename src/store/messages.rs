@@ -359,20 +359,16 @@ impl Store {
         if moves.is_empty() {
             return;
         }
-        let dialect = self.dialect;
-        let sql = move |p| {
-            let rows =
-                dialect.json_rows(p, &[("id", "text"), ("status", "text"), ("at", "bigint"), ("final_at", "bigint")]);
-            format!(
-                "UPDATE messages SET status = v.status, status_at = v.at, final_at = COALESCE(v.final_at, messages.final_at)
-                 FROM {rows} AS v WHERE messages.id = v.id"
-            )
-        };
         let moves: Vec<serde_json::Value> = moves
             .iter()
             .map(|(id, status, at, final_at)| serde_json::json!([id, status.as_str(), at, final_at]))
             .collect();
-        writes.push(sql, super::json(&moves));
+        writes.push(
+            "UPDATE messages SET status = v.status, status_at = v.at, final_at = COALESCE(v.final_at, messages.final_at)
+             FROM $rows AS v WHERE messages.id = v.id",
+            &[("id", "text"), ("status", "text"), ("at", "bigint"), ("final_at", "bigint")],
+            super::json(&moves),
+        );
     }
 }
 

@@ -29,12 +29,9 @@ impl Store {
         if jobs.is_empty() {
             return;
         }
-        let dialect = self.dialect;
         writes.push(
-            |p| {
-                let rows = dialect.json_rows(p, &[("outreach_id", "text"), ("run_at", "bigint")]);
-                format!("INSERT INTO job_outbox (outreach_id, run_at) SELECT outreach_id, run_at FROM {rows} AS v")
-            },
+            "INSERT INTO job_outbox (outreach_id, run_at) SELECT outreach_id, run_at FROM $rows AS v",
+            &[("outreach_id", "text"), ("run_at", "bigint")],
             super::json(jobs),
         );
     }

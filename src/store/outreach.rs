@@ -112,12 +112,8 @@ impl Store {
         if jobs.is_empty() {
             return Ok(());
         }
-        let dialect = self.dialect;
-        let sql = move |p| {
-            let rows = dialect.json_rows(p, &NEW_OUTREACH_COLUMNS);
-            let columns = NEW_OUTREACH_COLUMNS.map(|(c, _)| c).join(", ");
-            format!("INSERT INTO outreach ({columns}) SELECT {columns} FROM {rows} AS v")
-        };
+        let columns = NEW_OUTREACH_COLUMNS.map(|(c, _)| c).join(", ");
+        let sql = format!("INSERT INTO outreach ({columns}) SELECT {columns} FROM $rows AS v");
         let mut rows = Vec::with_capacity(jobs.len());
         for new in jobs {
             let (req, decision) = (new.request, new.decision);
@@ -145,7 +141,7 @@ impl Store {
                 new.answer.to_string(),
             ]));
         }
-        writes.push(sql, super::json(&rows));
+        writes.push(&sql, &NEW_OUTREACH_COLUMNS, super::json(&rows));
         Ok(())
     }
 

@@ -53,6 +53,12 @@ impl Dialect {
         }
     }
 
+    /// `sql` with its `$rows` made the subquery of `json_rows(p, cols)`: how a set write names
+    /// the rows it binds.
+    pub(super) fn with_rows(self, sql: &str, p: usize, cols: &[(&str, &str)]) -> String {
+        sql.replace("$rows", &self.json_rows(p, cols))
+    }
+
     /// The rows of `query` as one JSON text (an array of arrays, the columns `cols` in order),
     /// as a scalar subquery: several reads then make one statement, `SELECT json_of(a), json_of(b)`,
     /// whose columns decode with `from_json`.
@@ -77,7 +83,7 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<Ve
     serde_json::from_str(text).map_err(|e| super::StoreError::Corrupt(format!("rows as JSON: {e}")))
 }
 
-/// Writes that each bind one JSON parameter, run in the order given, in the caller's
+/// Writes that each bind one JSON parameter (`$rows`), run in the order given, in the caller's
 /// transaction. On Postgres they go as one statement (each but the last a data-modifying `WITH`),
 /// one round trip instead of one each: they all run under one snapshot, so none may read rows
 /// another writes or write a row another writes (each writes its own table). SQLite, in process,
@@ -92,17 +98,14 @@ impl Writes {
         Writes { dialect, statements: Vec::new() }
     }
 
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
-    /// Add a statement: `sql(p)` is its text, its parameter `$p`, bound to `param`.
-    pub(super) fn push(&mut self, sql: impl FnOnce(usize) -> String, param: String) {
+    /// Add a statement: `sql` reads its rows from `$rows` (see `Dialect::with_rows`), the JSON
+    /// rows `rows` of the columns `cols`.
+    pub(super) fn push(&mut self, sql: &str, cols: &[(&str, &str)], rows: String) {
         let p = match self.dialect {
             Dialect::Postgres => self.statements.len() + 1,
             Dialect::Sqlite => 1,
         };
-        self.statements.push((sql(p), param));
+        self.statements.push((self.dialect.with_rows(sql, p, cols), rows));
     }
 
     pub async fn run(self, conn: &mut AnyConnection) -> Result<()> {
