@@ -211,6 +211,21 @@ impl Store {
         Ok(claims)
     }
 
+    /// Lock these messages in id order, the order a batch of provider reports locks them in
+    /// (`reported_messages_for_update`). A report can come while its send is being recorded;
+    /// had the record's writes taken the rows in another order, the two transactions could
+    /// deadlock, and Postgres finds that only after `deadlock_timeout` (a second) and then fails
+    /// one of them. Postgres only: SQLite's single writer serialises.
+    pub async fn lock_messages(&self, conn: &mut AnyConnection, ids: &[&str]) -> Result<()> {
+        if self.dialect != super::Dialect::Postgres || ids.is_empty() {
+            return Ok(());
+        }
+        let sql =
+            format!("SELECT id FROM messages WHERE {} ORDER BY id FOR UPDATE", self.dialect.in_json("id", 1, "text"));
+        sqlx::query(dynamic(sql)).bind(json(ids)).execute(&mut *conn).await?;
+        Ok(())
+    }
+
     /// `mark_sent` for many messages (id, provider, provider's reference), in one statement.
     pub fn mark_sent_all(&self, writes: &mut Writes, sent: &[(&str, &str, &str)], now: i64) {
         if sent.is_empty() {

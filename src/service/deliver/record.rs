@@ -42,6 +42,9 @@ async fn try_record(d: &Delivery, sends: &[Sent]) -> Result<Vec<Processed>, Work
     let store = &d.store;
     let now = d.clock.now_ms();
     let mut tx = store.begin().await?;
+    // In the order a batch of reports takes them: see `lock_messages`.
+    let ids: Vec<&str> = sends.iter().map(|s| s.prepared.message.id.as_str()).collect();
+    store.lock_messages(&mut tx, &ids).await?;
     let (mut handed_over, mut statuses, mut events, mut retries) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut done = Vec::with_capacity(sends.len());
     for Sent { prepared, result } in sends {
