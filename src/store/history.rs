@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 
 use super::statements::from_json;
 use super::{Flag, Result, Store, StoreError, dynamic, json};
-use crate::domain::{CaseHistory, Channel, JobStatus, Kind, OutreachRequest, contact};
+use crate::domain::{CaseHistory, Channel, JobStatus, Kind, MessageStatus, OutreachRequest, contact};
 
 /// What `histories` reads from each case row.
 #[derive(Debug, Default, Clone)]
@@ -223,18 +223,20 @@ impl Store {
             &format!("SELECT case_ref, category FROM case_categories WHERE {}", d.in_json("case_ref", 1, "text")),
             &["case_ref", "category"],
         );
-        // Only the jobs rule 11 might count (see `Histories::of`).
+        // Only the jobs rule 11 might count (see `Histories::of`), each with the status of its
+        // message if it has one (`outreach_id` is unique). A scalar subquery, so each job's message
+        // is looked up by its key: an `EXISTS` here lets Postgres plan, on a young table, a
+        // hashed scan of every sending message, and a join a hashed scan of all of `messages`.
         let jobs = d.json_of(
             &format!(
-                "SELECT id, case_ref, kind, test, status, accepted_at,
-                   (SELECT COUNT(*) FROM messages m WHERE m.outreach_id = o.id) AS messages,
-                   (SELECT COUNT(*) FROM messages m WHERE m.outreach_id = o.id AND m.status = 'sending') AS sending
-                 FROM outreach o WHERE {}
-                   AND (status IN ({active})
-                        OR EXISTS (SELECT 1 FROM messages m WHERE m.outreach_id = o.id AND m.status = 'sending'))",
+                "SELECT id, case_ref, kind, test, status, accepted_at, message_status
+                 FROM (SELECT o.id, o.case_ref, o.kind, o.test, o.status, o.accepted_at,
+                         (SELECT m.status FROM messages m WHERE m.outreach_id = o.id) AS message_status
+                       FROM outreach o WHERE {}) AS j
+                 WHERE status IN ({active}) OR message_status = 'sending'",
                 d.in_json("o.case_ref", 1, "text")
             ),
-            &["id", "case_ref", "kind", "test", "status", "accepted_at", "messages", "sending"],
+            &["id", "case_ref", "kind", "test", "status", "accepted_at", "message_status"],
         );
         let suppressed = d.json_of(
             &format!(
@@ -275,10 +277,12 @@ impl Store {
         for (case_ref, category) in from_json::<(String, String)>(&read.1)? {
             history.categories.entry(case_ref).or_default().insert(category);
         }
-        for (id, case_ref, kind, test, status, accepted_at, messages, sending) in
-            from_json::<(String, String, String, i64, String, i64, i64, i64)>(&read.2)?
+        for (id, case_ref, kind, test, status, accepted_at, message_status) in
+            from_json::<(String, String, String, i64, String, i64, Option<String>)>(&read.2)?
         {
             let status = JobStatus::try_from(status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let messages = i64::from(message_status.is_some());
+            let sending = i64::from(message_status.as_deref() == Some(MessageStatus::Sending.as_str()));
             let job = JobFacts { id, case_ref, kind, test: Flag::from(test), status, accepted_at, messages, sending };
             history.jobs.entry(job.case_ref.clone()).or_default().push(job);
         }
