@@ -2,7 +2,7 @@
 //! writes a row here with each event, in the same transaction; deliverers claim the oldest row of
 //! each case (so a case's events go out in order), and delete it once delivered.
 
-use super::{EventRow, Result, Store, dynamic, placeholders};
+use super::{EventRow, Result, Store, dynamic, json};
 
 /// A claimed event, with what the receiver is told about it (never personal data).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -49,14 +49,10 @@ impl Store {
                                 OR EXISTS (SELECT 1 FROM messages t WHERE t.id = e.message_id AND t.test = 1)
                          THEN 1 ELSE 0 END AS BIGINT) AS test
              FROM event_outbox o JOIN events e ON e.id = o.event_id
-             WHERE o.event_id IN ({}) ORDER BY o.event_id",
-            placeholders(1, ids.len())
+             WHERE {} ORDER BY o.event_id",
+            self.dialect.in_json("o.event_id", 1, "bigint")
         );
-        let mut query = sqlx::query_as(dynamic(read));
-        for id in &ids {
-            query = query.bind(id);
-        }
-        let events = query.fetch_all(&mut *tx).await?;
+        let events = sqlx::query_as(dynamic(read)).bind(json(&ids)).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(events)
     }

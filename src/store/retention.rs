@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::AnyConnection;
 
-use super::{Result, Store, dynamic, placeholders};
+use super::{Result, Store, dynamic, json};
 use crate::domain::JobStatus;
 
 /// Job statuses that are an end: nothing more will happen to the job (`JobStatus::is_finished`).
@@ -256,22 +256,17 @@ impl Store {
     /// When each of `case_refs` stopped being taken up: the first `declined` call, or the case's
     /// cancellation, whichever came first. Cases still being taken up are absent.
     pub async fn not_taken_up_since(&self, case_refs: &[&str]) -> Result<BTreeMap<String, i64>> {
+        let listed = self.dialect.in_json("case_ref", 1, "text");
+        let sql = format!(
+            "SELECT case_ref, MIN(at) FROM calls WHERE outcome = 'declined' AND {listed} GROUP BY case_ref
+             UNION ALL
+             SELECT case_ref, cancelled_at FROM cases WHERE cancelled_at IS NOT NULL AND {listed}"
+        );
+        let rows: Vec<(String, i64)> = sqlx::query_as(dynamic(sql)).bind(json(case_refs)).fetch_all(&self.pool).await?;
         let mut found = BTreeMap::new();
-        for chunk in case_refs.chunks(200) {
-            let list = placeholders(1, chunk.len());
-            let sql = format!(
-                "SELECT case_ref, MIN(at) FROM calls WHERE outcome = 'declined' AND case_ref IN ({list}) GROUP BY case_ref
-                 UNION ALL
-                 SELECT case_ref, cancelled_at FROM cases WHERE cancelled_at IS NOT NULL AND case_ref IN ({list})"
-            );
-            let mut query = sqlx::query_as::<_, (String, i64)>(dynamic(sql));
-            for c in chunk {
-                query = query.bind(*c);
-            }
-            for (case_ref, at) in query.fetch_all(&self.pool).await? {
-                let entry = found.entry(case_ref).or_insert(at);
-                *entry = (*entry).min(at);
-            }
+        for (case_ref, at) in rows {
+            let entry = found.entry(case_ref).or_insert(at);
+            *entry = (*entry).min(at);
         }
         Ok(found)
     }
