@@ -90,6 +90,8 @@ async fn try_decide_and_claim(d: &Delivery, ids: &[String]) -> Result<Vec<Claime
         let request = job.request()?;
         to_decide.push(ToDecide { at, job, request });
     }
+    // Written before the history is read, not with the batch's other writes: a job of the same
+    // case decided below must see these as sent (rule 11), whatever status they had.
     let handed_over: Vec<(&str, JobStatus)> = handed_over.iter().map(|(id, s)| (id.as_str(), *s)).collect();
     let mut writes = store.writes();
     store.set_outreach_statuses(&mut writes, &handed_over, now_ms);
