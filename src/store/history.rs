@@ -33,9 +33,9 @@ struct JobFacts {
     status: JobStatus,
     accepted_at: i64,
     /// It has a message (prepared, in flight or handed over).
-    messages: i64,
+    message: bool,
     /// Its message is being handed over, or was cut off mid-way (in doubt).
-    sending: i64,
+    sending: bool,
 }
 
 /// The job being decided, when it is stored already (the worker, a call deciding again).
@@ -86,8 +86,8 @@ impl Histories {
                     && ((matches!(j.status, JobStatus::Queued | JobStatus::Deferred | JobStatus::Sent)
                         && before_this(j))
                         || j.status == JobStatus::Sent
-                        || (j.messages > 0 && j.status == JobStatus::Queued)
-                        || j.sending > 0)
+                        || (j.message && j.status == JobStatus::Queued)
+                        || j.sending)
             })
         };
         let numbers: BTreeSet<String> =
@@ -139,14 +139,14 @@ impl Histories {
             test: Flag(job.test),
             status: job.status,
             accepted_at: job.accepted_at,
-            messages: i64::from(job.message),
-            sending: i64::from(job.sending),
+            message: job.message,
+            sending: job.sending,
         };
         match jobs.iter_mut().find(|j| j.id == job.id) {
             Some(known) => {
                 // A message, once made, stays; so does a send in flight.
-                let (messages, sending) = (known.messages.max(note.messages), known.sending.max(note.sending));
-                *known = JobFacts { messages, sending, ..note };
+                let (message, sending) = (known.message || note.message, known.sending || note.sending);
+                *known = JobFacts { message, sending, ..note };
             }
             None => jobs.push(note),
         }
@@ -281,9 +281,9 @@ impl Store {
             from_json::<(String, String, String, i64, String, i64, Option<String>)>(&read.2)?
         {
             let status = JobStatus::try_from(status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let messages = i64::from(message_status.is_some());
-            let sending = i64::from(message_status.as_deref() == Some(MessageStatus::Sending.as_str()));
-            let job = JobFacts { id, case_ref, kind, test: Flag::from(test), status, accepted_at, messages, sending };
+            let message = message_status.is_some();
+            let sending = message_status.as_deref() == Some(MessageStatus::Sending.as_str());
+            let job = JobFacts { id, case_ref, kind, test: Flag::from(test), status, accepted_at, message, sending };
             history.jobs.entry(job.case_ref.clone()).or_default().push(job);
         }
         let found = |text: &str, plain: &[String], keys: &[String]| -> Result<BTreeSet<String>> {
